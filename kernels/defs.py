@@ -1,0 +1,263 @@
+"""The one table: activations, loss heads and optimizers, listed once.
+
+This module is installed as ``fastnet._kernels.defs`` and is pure Python (no
+compiled code), so it can always be imported.  It is the single source of:
+
+* the integer codes that cross the backend contract (activation, head,
+  optimizer, layer-spec columns, hyper-parameter slots), and
+* the per-element formulas of the activations and optimizers, from which
+  ``setup.py`` renders the elementwise kernels of the two compiled twins
+  (``kernels/templates/*.tp`` -> ``kernels/cython/_generated_elementwise.pyx`` and
+  ``kernels/numba/_generated_elementwise.py``).
+
+The NumPy reference backend (``fastnet/backends/numpy_ref.py``) does NOT use the
+formula strings: it is written by hand, independently, so that a wrong formula
+here cannot pass the parity tests everywhere at once.
+
+Formula syntax
+--------------
+Every expression is valid both as Python (numba) and as Cython, using only
+``exp``, ``log``, ``log1p``, ``tanh``, ``sqrt``, ``fabs``, ``fmin``, ``fmax``
+(the template imports them from ``math`` for numba and ``libc.math`` for
+Cython) and the conditional expression ``x if cond else y``.
+
+Activation entries:
+  ``forward``   expression of ``z`` (pre-activation, bias included) and ``alpha``
+  ``backward``  g'(z) as an expression of ``a`` (the stored output), ``z`` and
+                ``alpha``; written from the output wherever the activation allows
+                (sigmoid: a*(1-a), tanh: 1-a*a, relu: a > 0)
+  ``rowwise``   True for softmax: not elementwise; both twins special-case it.
+
+Optimizer entries (PyTorch ``torch.optim`` single-tensor rules):
+  ``slots``     names of the state slots (rows of the ``state`` array)
+  ``scalars``   ordered ``name = expression`` lines computed once per step from the
+                hyper-parameters (names in ``HYPER``) and ``t`` (1-based step)
+  ``element``   statement lines run per element; ``p`` is the parameter, ``g`` the
+                gradient, slot names are the state values; the template loads them
+                before and stores them after.  Only ``if``/``else`` blocks and
+                assignments are used.
+"""
+
+# --------------------------------------------------------------------------
+# Layer spec: ``ispec`` int64 (L, NI) and ``fspec`` float64 (L, NF), one row per
+# Dense layer.
+# --------------------------------------------------------------------------
+I_IN = 0        # input width of the layer
+I_OUT = 1       # output width (units)
+I_ACT = 2       # activation code (ACT_*)
+I_W = 3         # offset of W (in, out), row-major, in the flat parameter buffer
+I_B = 4         # offset of b (out,) or -1 when use_bias=False
+I_KIND = 5      # layer kind (KIND_*)
+I_TOPK = 6      # meProp k (0 = off); reserved for the meProp issue
+NI = 8          # columns (two reserved)
+
+F_ALPHA = 0     # activation parameter (leaky slope, elu alpha)
+F_DROP = 1      # dropout rate applied to this layer's output during training
+F_L1 = 2        # L1 coefficient on W (Keras: l1 * sum|W|)
+F_L2 = 3        # L2 coefficient on W (Keras: l2 * sum W^2)
+NF = 6          # columns (two reserved)
+
+KIND_DENSE = 0
+
+# --------------------------------------------------------------------------
+# Activations
+# --------------------------------------------------------------------------
+ACTIVATIONS = [
+    dict(name="linear", code=0,
+         forward="z",
+         backward="1.0"),
+    dict(name="sigmoid", code=1,
+         # stable for both signs of z
+         forward="1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))",
+         backward="a * (1.0 - a)"),
+    dict(name="tanh", code=2,
+         forward="tanh(z)",
+         backward="1.0 - a * a"),
+    dict(name="relu", code=3,
+         forward="z if z > 0 else 0.0",
+         backward="1.0 if a > 0 else 0.0"),
+    dict(name="leaky_relu", code=4,
+         forward="z if z > 0 else alpha * z",
+         backward="1.0 if z > 0 else alpha"),
+    dict(name="relu6", code=5,
+         forward="fmin(fmax(z, 0.0), 6.0)",
+         backward="1.0 if (z > 0 and z < 6.0) else 0.0"),
+    dict(name="elu", code=6,
+         forward="z if z > 0 else alpha * (exp(z) - 1.0)",
+         backward="1.0 if z > 0 else a + alpha"),
+    dict(name="swish", code=7,
+         # z * sigmoid(z); derivative s + z s (1 - s) = a + s (1 - a), s = sigmoid(z)
+         forward="z / (1.0 + exp(-z)) if z >= 0 else z * exp(z) / (1.0 + exp(z))",
+         backward="a + (1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))) * (1.0 - a)"),
+    dict(name="softmax", code=8, rowwise=True,
+         forward=None,   # row-wise: p = exp(z - max) / sum(exp(z - max))
+         backward=None),  # dz = a * (da - sum(da * a))
+    dict(name="step", code=9,
+         forward="1.0 if z >= 0 else 0.0",
+         backward="0.0"),
+]
+ACT = {d["name"]: d["code"] for d in ACTIVATIONS}
+ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2, 3, 4
+ACT_RELU6, ACT_ELU, ACT_SWISH, ACT_SOFTMAX, ACT_STEP = 5, 6, 7, 8, 9
+
+# --------------------------------------------------------------------------
+# Loss heads (how the last layer meets the loss in training)
+# --------------------------------------------------------------------------
+HEAD_MSE = 0            # loss on a = act(z): mean_j (a - y)^2; delta through g'
+HEAD_MAE = 1            # loss on a: mean_j |a - y|; delta sign(a - y) through g'
+HEAD_SOFTMAX_XENT = 2   # fused softmax + cross-entropy on logits z; delta p - y
+HEAD_SIGMOID_BCE = 3    # fused sigmoid + binary cross-entropy on logits z; delta sigmoid(z) - y
+HEADS = {"mse": HEAD_MSE, "mae": HEAD_MAE,
+         "softmax_xent": HEAD_SOFTMAX_XENT, "sigmoid_bce": HEAD_SIGMOID_BCE}
+
+# --------------------------------------------------------------------------
+# Optimizers
+# --------------------------------------------------------------------------
+OPT_NONE, OPT_SGD, OPT_ADAGRAD, OPT_RMSPROP, OPT_ADAM, OPT_ADAMW = 0, 1, 2, 3, 4, 5
+
+# hyper-parameter vector (float64), one layout for every optimizer
+H_LR = 0
+H_MOMENTUM = 1
+H_DAMPENING = 2
+H_NESTEROV = 3
+H_WEIGHT_DECAY = 4
+H_MAXIMIZE = 5
+H_BETA1 = 6
+H_BETA2 = 7
+H_EPS = 8
+H_AMSGRAD = 9
+H_ALPHA = 10            # RMSprop smoothing constant
+H_CENTERED = 11
+H_LR_DECAY = 12         # Adagrad
+H_INITIAL_ACC = 13      # Adagrad initial_accumulator_value (used only at state init)
+H_CLIPNORM = 14         # reserved for gradient clipping (0 = off)
+H_CLIPVALUE = 15
+H_GLOBAL_CLIPNORM = 16
+NH = 20
+HYPER = {
+    "lr": H_LR, "momentum": H_MOMENTUM, "dampening": H_DAMPENING,
+    "nesterov": H_NESTEROV, "weight_decay": H_WEIGHT_DECAY, "maximize": H_MAXIMIZE,
+    "beta1": H_BETA1, "beta2": H_BETA2, "eps": H_EPS, "amsgrad": H_AMSGRAD,
+    "alpha": H_ALPHA, "centered": H_CENTERED, "lr_decay": H_LR_DECAY,
+    "initial_accumulator_value": H_INITIAL_ACC, "clipnorm": H_CLIPNORM,
+    "clipvalue": H_CLIPVALUE, "global_clipnorm": H_GLOBAL_CLIPNORM,
+}
+N_STATE = 3             # rows of the state array (max slots over optimizers)
+
+OPTIMIZERS = [
+    dict(name="none", code=OPT_NONE, slots=[], scalars=[], element=[]),
+    dict(
+        name="sgd", code=OPT_SGD, slots=["buf"],
+        scalars=["first = 1.0 if t == 1 else 0.0"],
+        element=[
+            "if maximize != 0.0:",
+            "    g = -g",
+            "if weight_decay != 0.0:",
+            "    g = g + weight_decay * p",
+            "if momentum != 0.0:",
+            "    if first != 0.0:",
+            "        buf = g",
+            "    else:",
+            "        buf = momentum * buf + (1.0 - dampening) * g",
+            "    if nesterov != 0.0:",
+            "        g = g + momentum * buf",
+            "    else:",
+            "        g = buf",
+            "p = p - lr * g",
+        ]),
+    dict(
+        name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
+        scalars=["clr = lr / (1.0 + (t - 1) * lr_decay)"],
+        element=[
+            "if maximize != 0.0:",
+            "    g = -g",
+            "if weight_decay != 0.0:",
+            "    g = g + weight_decay * p",
+            "acc = acc + g * g",
+            "p = p - clr * g / (sqrt(acc) + eps)",
+        ]),
+    dict(
+        name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
+        scalars=[],
+        element=[
+            "if maximize != 0.0:",
+            "    g = -g",
+            "if weight_decay != 0.0:",
+            "    g = g + weight_decay * p",
+            "sq = alpha * sq + (1.0 - alpha) * g * g",
+            "if centered != 0.0:",
+            "    gavg = alpha * gavg + (1.0 - alpha) * g",
+            "    den = sqrt(sq - gavg * gavg) + eps",
+            "else:",
+            "    den = sqrt(sq) + eps",
+            "if momentum > 0.0:",
+            "    buf = momentum * buf + g / den",
+            "    p = p - lr * buf",
+            "else:",
+            "    p = p - lr * g / den",
+        ]),
+    dict(
+        name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
+        scalars=["bc1 = 1.0 - beta1 ** t",
+                 "bc2 = 1.0 - beta2 ** t",
+                 "step_size = lr / bc1",
+                 "bc2_sqrt = sqrt(bc2)"],
+        element=[
+            "if maximize != 0.0:",
+            "    g = -g",
+            "if weight_decay != 0.0:",
+            "    g = g + weight_decay * p",
+            "m = m + (1.0 - beta1) * (g - m)",
+            "v = beta2 * v + (1.0 - beta2) * g * g",
+            "if amsgrad != 0.0:",
+            "    vmax = fmax(vmax, v)",
+            "    den = sqrt(vmax) / bc2_sqrt + eps",
+            "else:",
+            "    den = sqrt(v) / bc2_sqrt + eps",
+            "p = p - step_size * m / den",
+        ]),
+    dict(
+        name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
+        scalars=["bc1 = 1.0 - beta1 ** t",
+                 "bc2 = 1.0 - beta2 ** t",
+                 "step_size = lr / bc1",
+                 "bc2_sqrt = sqrt(bc2)",
+                 "decay = 1.0 - lr * weight_decay"],
+        element=[
+            "if maximize != 0.0:",
+            "    g = -g",
+            "p = p * decay",
+            "m = m + (1.0 - beta1) * (g - m)",
+            "v = beta2 * v + (1.0 - beta2) * g * g",
+            "if amsgrad != 0.0:",
+            "    vmax = fmax(vmax, v)",
+            "    den = sqrt(vmax) / bc2_sqrt + eps",
+            "else:",
+            "    den = sqrt(v) / bc2_sqrt + eps",
+            "p = p - step_size * m / den",
+        ]),
+]
+OPT = {d["name"]: d["code"] for d in OPTIMIZERS}
+
+# --------------------------------------------------------------------------
+# Dropout mask: a counter-based hash, identical in every backend and
+# independent of the thread count.  For batch ``b`` of a call with key ``key``,
+# layer ``l``, row ``i`` of the batch and column ``j`` (``width`` columns,
+# ``bs`` = the batch_size argument, L layers):
+#     c = ((b * L + l) * bs + i) * width + j            (uint64, wrapping)
+#     u = mix64(key + (c + 1) * 0x9E3779B97F4A7C15)      (uint64, wrapping)
+#     keep  <=>  (u >> 11) * 2**-53 >= rate
+# kept values are scaled by 1 / (1 - rate) (inverted dropout).
+# --------------------------------------------------------------------------
+GOLDEN = 0x9E3779B97F4A7C15
+MIX1 = 0xBF58476D1CE4E5B9
+MIX2 = 0x94D049BB133111EB
+
+
+def mix64(z):
+    """splitmix64 finaliser on a Python int (reference; the kernels inline it)."""
+    m = (1 << 64) - 1
+    z &= m
+    z = ((z ^ (z >> 30)) * MIX1) & m
+    z = ((z ^ (z >> 27)) * MIX2) & m
+    return z ^ (z >> 31)
