@@ -26,11 +26,12 @@ compression from the gzip magic bytes (``1f 8b``), not from the file name.
 
 from __future__ import annotations
 
+import contextlib
 import gzip as _gzip
 import io
 import os
-import tempfile
-from typing import BinaryIO, Iterable, Union
+import secrets
+from typing import BinaryIO, Iterable, Iterator, Union
 
 import numpy as np
 
@@ -115,7 +116,9 @@ def _read_exact_into(stream: BinaryIO, buf: memoryview) -> tuple[int, bool]:
     total = 0
     n_total = len(buf)
     readinto = getattr(stream, "readinto", None)
-    step = 1 << 24  # bounded reads so that a cut-off stream reports progress
+    # Bounded reads from compressed streams, so that a cut-off stream still
+    # reports (to within one step) how much data it held.
+    step = 1 << 20 if isinstance(stream, _gzip.GzipFile) else n_total
     while total < n_total:
         view = buf[total : min(n_total, total + step)]
         try:
@@ -196,11 +199,15 @@ def _read_idx_stream(stream: BinaryIO, name: str, hashers: Iterable = ()) -> np.
 
     got, cut = _read_exact_into(stream, memoryview(buf))
     if got < n_bytes:
-        how = " (the gzip stream ends abruptly)" if cut else ""
+        present = (
+            f"the gzip stream ends abruptly after about {got} byte(s)"
+            if cut
+            else f"only {got} byte(s) are present"
+        )
         raise ValueError(
             f"{name}: truncated IDX data: header declares shape {shape} of "
             f"{dtype.name} ({n_bytes} data bytes after the {header_len}-byte "
-            f"header) but only {got} byte(s) are present{how}"
+            f"header) but {present}"
         )
     _check_trailing(stream, name, n_bytes, shape)
     for h in hashers:
@@ -406,12 +413,33 @@ def write_idx(dest: PathLike | BinaryIO, array, gzip: bool | None = None) -> Non
         _write(dest)
         return
 
-    path = os.fspath(dest)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".idx", dir=directory)
+    with atomic_create(dest) as fh:
+        _write(fh)
+
+
+@contextlib.contextmanager
+def atomic_create(path: PathLike) -> Iterator[BinaryIO]:
+    """Open a temporary file next to *path*; rename it over *path* on success.
+
+    Yields a binary file object whose ``name`` is the temporary path.  The
+    file gets the default permissions (``0o666`` minus the umask), like
+    :func:`open`, and is removed if the ``with`` block raises, so readers
+    never observe a partially written *path*.
+    """
+    path = os.fspath(path)
+    directory, base = os.path.split(os.path.abspath(path))
+    for _ in range(100):
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.part")
+        try:
+            fh = open(tmp, "xb")  # exclusive create; mode 0o666 minus umask
+            break
+        except FileExistsError:
+            continue
+    else:  # pragma: no cover - astronomically unlikely
+        raise FileExistsError(f"could not create a temporary file next to {path}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            _write(fh)
+        with fh:
+            yield fh
         os.replace(tmp, path)
     except BaseException:
         try:
