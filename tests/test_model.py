@@ -1,0 +1,384 @@
+"""The Keras-style API, on every available backend."""
+import io
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet.backends.numpy_ref import _activate
+
+
+def digits_model(backend, seed=0, dtype="float32", lr=1e-3):
+    model = fastnet.Sequential([fastnet.Dense(25, "relu"), fastnet.Dense(15, "relu"), fastnet.Dense(10)],
+                               backend=backend, seed=seed, dtype=dtype)
+    model.compile(optimizer=fastnet.Adam(learning_rate=lr),
+                  loss=fastnet.SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"])
+    return model
+
+
+def manual_forward(model, X):
+    ws = model.get_weights()
+    a = X.astype(np.float64)
+    i = 0
+    for layer in model.layers:
+        if not isinstance(layer, fastnet.Dense):
+            continue
+        z = a @ ws[i].astype(np.float64)
+        i += 1
+        if layer.use_bias:
+            z = z + ws[i]
+            i += 1
+        a = _activate(z, layer.activation.code, layer.activation.alpha)
+    return a
+
+
+def test_backends_reported():
+    status = fastnet.backend_status()
+    assert set(status) == {"numpy", "numba", "cython"}
+    assert status["numpy"] is None
+    avail = fastnet.available_backends()
+    assert "numpy" in avail
+    assert all(status[b] is None for b in avail)
+    assert all(isinstance(status[b], str) for b in status if b not in avail)
+    assert fastnet.Sequential([fastnet.Dense(1)], backend="auto").backend_name in avail
+
+
+def test_fit_on_digits_loss_falls_and_is_deterministic(backend, digits):
+    X, y = digits
+    X, y = X[:600], y[:600]
+    runs = []
+    for _ in range(2):
+        model = digits_model(backend, seed=7, lr=1e-2)
+        hist = model.fit(X, y, epochs=6, batch_size=32, verbose=0)
+        runs.append((model.get_weights(), hist.history["loss"]))
+    (w1, l1), (w2, l2) = runs
+    assert l1[-1] < 0.3 * l1[0]
+    assert l1 == l2
+    for a, b in zip(w1, w2):
+        np.testing.assert_array_equal(a, b)
+    a, b = digits_model(backend, seed=7), digits_model(backend, seed=8)
+    a.build(64)
+    b.build(64)
+    assert not np.array_equal(a.get_weights()[0], b.get_weights()[0])
+
+
+def test_same_seed_same_initial_weights_across_backends():
+    ref = None
+    for b in fastnet.available_backends():
+        m = digits_model(b, seed=42)
+        m.build(64)
+        w = m.get_weights()
+        if ref is None:
+            ref = w
+        for a, c in zip(w, ref):
+            np.testing.assert_array_equal(a, c)
+
+
+def test_history_loss_is_mean_of_pre_update_batch_losses(backend):
+    """Keras 3 semantics: each batch's mean loss from its forward pass before its
+    update, weighted by batch size; the last partial batch is trained on."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((23, 4))
+    y = rng.integers(0, 3, 23)
+
+    def make():
+        m = fastnet.Sequential([fastnet.Dense(5, "tanh"), fastnet.Dense(3)], backend=backend, seed=1,
+                               dtype="float64")
+        m.compile(optimizer=fastnet.SGD(0.3, momentum=0.9),
+                  loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+
+    whole = make()
+    h = whole.fit(X, y, epochs=1, batch_size=5, shuffle=False, verbose=0)
+    stepwise = make()
+    expected, total = 0.0, 0
+    for start in range(0, 23, 5):
+        Xb, yb = X[start:start + 5], y[start:start + 5]
+        stepwise.build(4)
+        expected += len(Xb) * stepwise.evaluate(Xb, yb)["loss"]
+        total += len(Xb)
+        stepwise.fit(Xb, yb, epochs=1, batch_size=len(Xb), shuffle=False, verbose=0)
+    assert total == 23
+    assert h.history["loss"][0] == pytest.approx(expected / 23, rel=1e-10)
+    for a, b in zip(whole.get_weights(), stepwise.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+    assert whole.optimizer.iterations == 5
+
+
+def test_predict_before_compile_returns_last_activations(backend, dtype):
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((9, 6))
+    model = fastnet.Sequential([fastnet.Dense(4, "elu"), fastnet.Dense(3, "softmax")], backend=backend,
+                               dtype=dtype, seed=0)
+    P = model.predict(X)
+    assert P.shape == (9, 3) and P.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(P, manual_forward(model, X), rtol=1e-4 if dtype == "float32" else 1e-10)
+    logits_model = fastnet.Sequential([fastnet.Dense(4, "elu"), fastnet.Dense(3)], backend=backend, seed=0)
+    out = logits_model.predict(X, batch_size=4)
+    np.testing.assert_allclose(out, manual_forward(logits_model, X), rtol=1e-4, atol=1e-5)
+
+
+def test_summary_counts_parameters(backend):
+    model = digits_model(backend)
+    model.build(64)
+    buf = io.StringIO()
+    model.summary(print_fn=lambda s: buf.write(s))
+    text = buf.getvalue()
+    for needle in ["dense (Dense)", "(None, 25)", "1,625", "390", "160", "Total params: 2,175"]:
+        assert needle in text
+    assert model.count_params() == 2175
+
+
+def test_get_set_weights_layout_and_gradients_layout(backend):
+    model = fastnet.Sequential([fastnet.Dense(3, "relu"), fastnet.Dense(2, use_bias=False),
+                                fastnet.Dense(4, "sigmoid")], backend=backend, seed=0)
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    model.build(5)
+    shapes = [w.shape for w in model.get_weights()]
+    assert shapes == [(5, 3), (3,), (3, 2), (2, 4), (4,)]
+    new = [np.full(s, 0.1 * (i + 1)) for i, s in enumerate(shapes)]
+    model.set_weights(new)
+    for a, b in zip(model.get_weights(), new):
+        np.testing.assert_allclose(a, b, rtol=1e-7)
+    got = model.get_weights()
+    got[0][...] = 99  # copies, not views
+    assert model.get_weights()[0][0, 0] == pytest.approx(0.1)
+    X = np.random.default_rng(0).standard_normal((6, 5))
+    y = (X[:, :4] > 0).astype(float)
+    assert [g.shape for g in model.gradients(X, y)] == shapes
+
+
+def test_float64_everywhere(backend):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 3))
+    y = X @ np.array([[1.0], [-2.0], [0.5]]) + 0.3
+    model = fastnet.Sequential([fastnet.Dense(8, "tanh"), fastnet.Dense(1)], backend=backend, dtype="float64",
+                               seed=0)
+    model.compile(optimizer=fastnet.Adam(lr=0.05), loss="mse")
+    h = model.fit(X, y, epochs=40, batch_size=8, verbose=0)
+    assert model.predict(X).dtype == np.float64
+    assert all(w.dtype == np.float64 for w in model.get_weights())
+    assert h.history["loss"][-1] < 0.1 * h.history["loss"][0]
+
+
+def test_classic_keras_lines_run_as_written(backend, digits):
+    X, y = digits
+    model = fastnet.Sequential([fastnet.Dense(25, activation="relu"), fastnet.Dense(15, activation="relu"),
+                                fastnet.Dense(10)], backend=backend, seed=0)
+    model.compile(optimizer=fastnet.Adam(learning_rate=1e-3),
+                  loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(X[:200], y[:200], epochs=1, verbose=0)
+    assert model.optimizer.learning_rate == 1e-3
+
+
+def test_evaluate_returns_loss_and_metrics(backend, digits):
+    X, y = digits
+    model = digits_model(backend, seed=3)
+    model.fit(X[:500], y[:500], epochs=3, verbose=0)
+    res = model.evaluate(X[500:700], y[500:700])
+    assert set(res) == {"loss", "accuracy"}
+    logits = model.predict(X[500:700])
+    expect = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y[500:700], logits)
+    assert res["loss"] == pytest.approx(expect, rel=1e-4)
+    assert res["accuracy"] == pytest.approx(np.mean(np.argmax(logits, 1) == y[500:700]))
+
+
+def test_training_metrics_and_validation(backend, digits):
+    X, y = digits
+    model = digits_model(backend, seed=5)
+    h = model.fit(X[:400], y[:400], epochs=2, batch_size=50, validation_split=0.25, verbose=0)
+    assert set(h.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert len(h.history["loss"]) == 2
+    h2 = digits_model(backend, seed=5).fit(X[:400], y[:400], epochs=2, batch_size=50, validation_split=0.25,
+                                          verbose=0)
+    assert h.history == h2.history
+
+
+def test_validation_split_is_shuffled_stratified_and_seeded():
+    X = np.arange(100, dtype=float)[:, None]
+    y = np.repeat(np.arange(4), 25)
+    m = fastnet.Sequential([fastnet.Dense(4)], backend="numpy", seed=0)
+    m.compile(loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    m.build(1)
+    lab = y.astype(np.int64)
+    tr, va = m._split(lab, np.empty((0, 4)), 100, 0.2)
+    assert len(va) == 20 and len(tr) == 80 and not set(tr) & set(va)
+    assert np.bincount(y[va]).tolist() == [5, 5, 5, 5]
+    assert not np.array_equal(va, np.arange(80, 100))     # not the last rows
+    m2 = fastnet.Sequential([fastnet.Dense(4)], backend="numpy", seed=0)
+    m2.compile(loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    np.testing.assert_array_equal(m2._split(lab, np.empty((0, 4)), 100, 0.2)[1], va)
+
+
+@pytest.mark.parametrize("name,cls,kw", [
+    ("linear", fastnet.activations.Linear, {}), ("sigmoid", fastnet.activations.Sigmoid, {}),
+    ("tanh", fastnet.activations.Tanh, {}), ("relu", fastnet.activations.ReLU, {}),
+    ("leaky_relu", fastnet.activations.LeakyReLU, {}), ("relu6", fastnet.activations.ReLU6, {}),
+    ("elu", fastnet.activations.ELU, {}), ("swish", fastnet.activations.Swish, {}),
+    ("silu", fastnet.activations.Swish, {}), ("softmax", fastnet.activations.Softmax, {}),
+])
+def test_activations_by_name_and_object(backend, name, cls, kw):
+    x = np.linspace(-3, 3, 12).reshape(3, 4)
+    by_name = fastnet.Sequential([fastnet.Dense(4, name)], backend=backend, seed=0, dtype="float64")
+    by_obj = fastnet.Sequential([fastnet.Dense(4, cls(**kw))], backend=backend, seed=0, dtype="float64")
+    np.testing.assert_allclose(by_name.predict(x), by_obj.predict(x), rtol=1e-12)
+
+
+def test_activation_parameters():
+    x = np.array([-2.0, -0.5, 0.5, 7.0])
+    np.testing.assert_allclose(fastnet.activations.get("leaky_relu")(x), [-0.02, -0.005, 0.5, 7.0])
+    np.testing.assert_allclose(fastnet.activations.LeakyReLU(0.2)(x), [-0.4, -0.1, 0.5, 7.0])
+    np.testing.assert_allclose(fastnet.activations.get("elu")(x), [np.expm1(-2), np.expm1(-0.5), 0.5, 7.0])
+    np.testing.assert_allclose(fastnet.activations.ELU(0.5)(x)[:2], 0.5 * np.expm1([-2, -0.5]))
+    np.testing.assert_allclose(fastnet.activations.get("relu6")(x), [0, 0, 0.5, 6.0])
+    np.testing.assert_allclose(fastnet.activations.swish(x), x / (1 + np.exp(-x)))
+    np.testing.assert_allclose(fastnet.activations.softmax(np.array([[1.0, 2.0]])).sum(), 1.0)
+
+
+def test_parametrised_activation_trains_on_every_backend(backend):
+    X = np.random.default_rng(0).standard_normal((20, 3))
+    outs = []
+    for b in [backend, "numpy"]:
+        m = fastnet.Sequential([fastnet.Dense(6, fastnet.activations.LeakyReLU(0.3)),
+                                fastnet.Dense(4, fastnet.activations.ELU(0.7)), fastnet.Dense(1)],
+                               backend=b, seed=2, dtype="float64")
+        m.compile(optimizer=fastnet.SGD(0.05), loss="mse")
+        m.fit(X, X[:, :1] ** 2, epochs=3, batch_size=4, verbose=0)
+        outs.append(m.get_weights())
+    for a, c in zip(*outs):
+        np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("init", ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+                                  "lecun_normal", "random_normal", "zeros", "ones"])
+def test_initializers(init):
+    m = fastnet.Sequential([fastnet.Dense(400, kernel_initializer=init, bias_initializer=init)], seed=0,
+                           backend="numpy")
+    m.build(300)
+    W, b = m.get_weights()
+    fan_in, fan_out = 300, 400
+    expected_std = {"glorot_uniform": np.sqrt(2 / (fan_in + fan_out)), "glorot_normal": np.sqrt(2 / (fan_in + fan_out)),
+                    "he_uniform": np.sqrt(2 / fan_in), "he_normal": np.sqrt(2 / fan_in),
+                    "lecun_normal": np.sqrt(1 / fan_in), "random_normal": 0.05, "zeros": 0.0, "ones": 0.0}[init]
+    assert W.std() == pytest.approx(expected_std, rel=0.03, abs=1e-12)
+    if init == "ones":
+        assert (W == 1).all()
+    if init.endswith("uniform"):
+        assert np.abs(W).max() <= np.sqrt(3) * expected_std * 1.0001
+    if init in ("glorot_normal", "he_normal", "lecun_normal"):  # truncated at 2 stddev
+        assert np.abs(W).max() <= 2 * expected_std / 0.87962566103423978 * 1.0001
+    m2 = fastnet.Sequential([fastnet.Dense(400, kernel_initializer=init, bias_initializer=init)], seed=0,
+                            backend="numpy")
+    m2.build(300)
+    np.testing.assert_array_equal(W, m2.get_weights()[0])
+    fastnet.initializers.get(fastnet.initializers.RandomNormal(stddev=0.5))
+
+
+def test_backend_is_per_model_and_backends_agree(digits):
+    X, y = digits
+    X, y = X[:300], y[:300]
+    results = {}
+    for b in fastnet.available_backends():
+        m = digits_model(b, seed=11, dtype="float64")
+        m.fit(X, y, epochs=2, batch_size=16, verbose=0)
+        results[b] = m.get_weights()
+    for b, w in results.items():
+        for a, c in zip(w, results["numpy"]):
+            np.testing.assert_allclose(a, c, rtol=1e-8, atol=1e-10)
+
+
+def test_thread_count_does_not_change_results(backend, digits):
+    X, y = digits
+    out = []
+    try:
+        for n in (1, 2):
+            fastnet.set_num_threads(n)
+            m = digits_model(backend, seed=4)
+            m.fit(X[:400], y[:400], epochs=2, batch_size=20, verbose=0)
+            out.append(m.get_weights())
+    finally:
+        fastnet.set_num_threads(None)
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_logits_of_1e4_give_finite_loss_and_gradients(backend):
+    for loss, y in [(fastnet.SparseCategoricalCrossentropy(from_logits=True), np.array([0, 1])),
+                    (fastnet.BinaryCrossentropy(from_logits=True), np.array([[0.0, 1.0], [1.0, 0.0]])),
+                    (fastnet.CategoricalCrossentropy(), np.array([[1.0, 0.0], [0.0, 1.0]]))]:
+        act = "softmax" if isinstance(loss, fastnet.CategoricalCrossentropy) else None
+        m = fastnet.Sequential([fastnet.Dense(2, act)], backend=backend, seed=0)
+        m.compile(optimizer="sgd", loss=loss)
+        m.build(1)
+        m.set_weights([np.array([[1e4, -1e4]]), np.zeros(2)])
+        X = np.array([[1.0], [1.0]])
+        res = m.evaluate(X, y)
+        assert np.isfinite(res["loss"]) and res["loss"] > 1000
+        assert all(np.isfinite(g).all() for g in m.gradients(X, y))
+
+
+def test_sample_and_class_weights(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30)
+    m = fastnet.Sequential([fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")
+    m.compile(optimizer="sgd", loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    m.build(4)
+    cw = {0: 2.0, 1: 0.5, 2: 1.0}
+    sw = np.array([cw[c] for c in y])
+    unweighted = m.evaluate(X, y)["loss"]
+    weighted = m.evaluate(X, y, sample_weight=sw)["loss"]
+    per = fastnet.SparseCategoricalCrossentropy(from_logits=True)
+    assert weighted == pytest.approx(per(y, m.predict(X), sample_weight=sw), rel=1e-10)
+    assert weighted != pytest.approx(unweighted)
+    m1 = fastnet.Sequential([fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")
+    m1.compile(optimizer="sgd", loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    m2 = fastnet.Sequential([fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")
+    m2.compile(optimizer="sgd", loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    m1.fit(X, y, class_weight=cw, epochs=2, verbose=0, batch_size=7)
+    m2.fit(X, y, sample_weight=sw, epochs=2, verbose=0, batch_size=7)
+    for a, b in zip(m1.get_weights(), m2.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_dropout_trains_reproducibly_and_is_inactive_in_predict(backend, digits):
+    X, y = digits
+    def make():
+        m = fastnet.Sequential([fastnet.Dense(32, "relu"), fastnet.Dropout(0.3), fastnet.Dense(10)],
+                               backend=backend, seed=9)
+        m.compile(optimizer="adam", loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+    a, b = make(), make()
+    a.fit(X[:300], y[:300], epochs=2, verbose=0)
+    b.fit(X[:300], y[:300], epochs=2, verbose=0)
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+    np.testing.assert_array_equal(a.predict(X[:5]), a.predict(X[:5]))
+    np.testing.assert_allclose(a.predict(X[:5]), manual_forward(a, X[:5]), rtol=1e-4, atol=1e-5)
+
+
+def test_callbacks_and_early_stopping_integration(backend, digits):
+    X, y = digits
+    seen = []
+
+    class Stopper(fastnet.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch, dict(logs)))
+            if epoch == 2:
+                self.model.stop_training = True
+
+    m = digits_model(backend)
+    h = m.fit(X[:200], y[:200], epochs=10, verbose=0, callbacks=[Stopper()])
+    assert len(h.history["loss"]) == 3 and [e for e, _ in seen] == [0, 1, 2]
+    assert m.history is h
+
+
+def test_progress_output_modes(backend, digits, capsys):
+    X, y = digits
+    m = digits_model(backend)
+    m.fit(X[:100], y[:100], epochs=2, verbose=0)
+    assert capsys.readouterr().out == ""
+    m.fit(X[:100], y[:100], epochs=2, verbose=2)
+    out = capsys.readouterr().out
+    assert out.count("Epoch") == 2 and "loss:" in out
