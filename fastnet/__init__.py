@@ -26,6 +26,7 @@ from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRat
 from .regularizers import L1, L2, L1L2
 from .perceptron import Perceptron
 from .multiclass import OneVsRest
+from .gradcheck import gradcheck
 
 __all__ = [
     "Sequential", "Dense", "Dropout", "Layer",
@@ -33,7 +34,7 @@ __all__ = [
     "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
     "SparseCategoricalCrossentropy",
     "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
-    "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest",
+    "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
     "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
     "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",
 ]
