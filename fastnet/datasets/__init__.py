@@ -43,7 +43,10 @@ from ._mnist import (
 )
 from ._split import train_test_split
 
+from ..multiclass import load_iris  # noqa: E402  (Iris, 150 rows, shipped in data/iris.csv)
+
 __all__ = [
+    "load_iris",
     "ChecksumError",
     "DatasetNotFoundError",
     "MNIST_CHECKSUMS",
