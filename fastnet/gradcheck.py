@@ -37,7 +37,7 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     be = model._backend
     work = np.zeros(_api.workspace_size(ispec, fspec, n), dtype=f64)
     grads = np.zeros_like(params)
-    state = np.zeros((defs.N_STATE, 1), dtype=f64)
+    state = np.zeros((defs.N_STATE, params.shape[0]), dtype=f64)  # contract shape; unused by OPT_NONE
     perm = np.arange(n, dtype=np.int64)
     key = np.uint64(dropout_key)
     no_scores = np.empty((0, model.output_dim), dtype=f64)

@@ -604,7 +604,7 @@ class Sequential:
         fspec = self._fspec if training else self._fspec_no_dropout()
         work = np.zeros(_api.workspace_size(self._ispec, fspec, n), dtype=self.dtype)
         grads = np.zeros_like(self._params)
-        state = np.zeros((defs.N_STATE, 1), dtype=self.dtype)
+        state = np.zeros((defs.N_STATE, self._params.shape[0]), dtype=self.dtype)  # contract shape; unused
         loss = np.zeros(1)
         self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, self._ispec,
                                     fspec, self._head, defs.OPT_NONE, np.zeros(defs.NH), 0,

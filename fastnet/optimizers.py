@@ -32,6 +32,13 @@ def _flag(cls, name, value):
     return bool(value)
 
 
+class _Default(float):
+    """A default value that remembers it was not given (prints as the float)."""
+
+    def __repr__(self):
+        return float.__repr__(self)
+
+
 class Optimizer:
     """Base class.  Subclasses set ``name``, ``code``, ``slots`` and fill
     ``self._h`` (name -> value) in ``__init__``."""
@@ -43,7 +50,7 @@ class Optimizer:
     def __init__(self, lr, learning_rate):
         cls = type(self).__name__
         if learning_rate is not None:
-            if lr is not None:
+            if not isinstance(lr, _Default):
                 raise TypeError("%s: give lr or its alias learning_rate, not both" % cls)
             lr = learning_rate
         self._h = {"lr": _num(cls, "lr", lr)}
@@ -108,9 +115,9 @@ class SGD(Optimizer):
     code = defs.OPT_SGD
     slots = ("momentum_buffer",)
 
-    def __init__(self, lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+    def __init__(self, lr=_Default(0.01), momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
                  maximize=False, *, learning_rate=None):
-        super().__init__(None if learning_rate is not None and lr == 0.01 else lr, learning_rate)
+        super().__init__(lr, learning_rate)
         c = type(self).__name__
         self._h.update(momentum=_num(c, "momentum", momentum), dampening=_num(c, "dampening", dampening),
                        nesterov=_flag(c, "nesterov", nesterov),
@@ -127,9 +134,9 @@ class Adagrad(Optimizer):
     code = defs.OPT_ADAGRAD
     slots = ("sum",)
 
-    def __init__(self, lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
+    def __init__(self, lr=_Default(0.01), lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
                  maximize=False, *, learning_rate=None):
-        super().__init__(None if learning_rate is not None and lr == 0.01 else lr, learning_rate)
+        super().__init__(lr, learning_rate)
         c = type(self).__name__
         self._h.update(lr_decay=_num(c, "lr_decay", lr_decay), weight_decay=_num(c, "weight_decay", weight_decay),
                        initial_accumulator_value=_num(c, "initial_accumulator_value", initial_accumulator_value),
@@ -148,9 +155,9 @@ class RMSprop(Optimizer):
     code = defs.OPT_RMSPROP
     slots = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
+    def __init__(self, lr=_Default(0.01), alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
                  maximize=False, *, learning_rate=None):
-        super().__init__(None if learning_rate is not None and lr == 0.01 else lr, learning_rate)
+        super().__init__(lr, learning_rate)
         c = type(self).__name__
         self._h.update(alpha=_num(c, "alpha", alpha), eps=_num(c, "eps", eps),
                        weight_decay=_num(c, "weight_decay", weight_decay),
@@ -164,15 +171,14 @@ class Adam(Optimizer):
     name = "adam"
     code = defs.OPT_ADAM
     slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
-    _default_wd = 0.0
 
-    def __init__(self, lr=0.001, betas=(0.9, 0.999), eps=1e-8, weight_decay=None, amsgrad=False,
+    def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
                  maximize=False, *, learning_rate=None):
-        super().__init__(None if learning_rate is not None and lr == 0.001 else lr, learning_rate)
+        super().__init__(lr, learning_rate)
         c = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError("%s: betas must be a pair (beta1, beta2); got %r" % (c, betas))
-        wd = self._default_wd if weight_decay is None else weight_decay
+        wd = weight_decay
         self._h.update(beta1=_num(c, "betas[0]", betas[0], 0.0, 1.0, True),
                        beta2=_num(c, "betas[1]", betas[1], 0.0, 1.0, True),
                        eps=_num(c, "eps", eps), weight_decay=_num(c, "weight_decay", wd),
@@ -189,7 +195,10 @@ class AdamW(Adam):
 
     name = "adamw"
     code = defs.OPT_ADAMW
-    _default_wd = 0.01
+
+    def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
+                 maximize=False, *, learning_rate=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize, learning_rate=learning_rate)
 
 
 _BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}
