@@ -546,6 +546,25 @@ class Sequential:
             self.build(Xc.shape[1])
         return self._forward(Xc, self._ispec, batch_size)
 
+    def predict_labels(self, X, threshold=0.5, batch_size=None):
+        """Class predictions: argmax for softmax / multi-class outputs (integer
+        labels); for sigmoid or binary-cross-entropy outputs, 0/1 per unit with
+        ``probability > threshold`` (multi-label; shape (n,) for one unit)."""
+        if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 <= threshold <= 1:
+            raise ValueError("threshold must be a number in [0, 1]; got %r" % (threshold,))
+        out = self.predict(X, batch_size=batch_size)
+        last = self._dense()[-1].activation.code
+        bce = isinstance(self.loss, _losses.BinaryCrossentropy)
+        if last == defs.ACT_SIGMOID or bce:
+            if bce and self.loss.from_logits:
+                out = 1.0 / (1.0 + np.exp(-out.astype(np.float64)))
+            labels = (out > threshold).astype(np.int64)
+            return labels[:, 0] if labels.shape[1] == 1 else labels
+        if out.shape[1] == 1:
+            raise ValueError("predict_labels: a single linear/other output unit is not a classifier output; "
+                             "use predict()")
+        return np.argmax(out, axis=1)
+
     def evaluate(self, X, y, batch_size=None, verbose=0, sample_weight=None, return_dict=True):
         """Loss (data loss + regularization penalty) and metrics on (X, y), as a dict."""
         self._require_compiled("evaluate")

@@ -107,3 +107,54 @@ def test_multilabel_sigmoid_bce_with_metrics(backend):
     assert (pred == Y).mean() > 0.9
     res = m.evaluate(X, Y)
     assert res["auc"] > 0.95
+
+
+def test_predict_labels(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((10, 3))
+    ml = fastnet.Sequential([fastnet.Dense(4, "sigmoid")], backend=backend, seed=0)
+    P = ml.predict(X)
+    np.testing.assert_array_equal(ml.predict_labels(X), (P > 0.5).astype(int))
+    np.testing.assert_array_equal(ml.predict_labels(X, threshold=0.7), (P > 0.7).astype(int))
+    logits = fastnet.Sequential([fastnet.Dense(1)], backend=backend, seed=0)
+    logits.compile(loss=fastnet.BinaryCrossentropy(from_logits=True))
+    np.testing.assert_array_equal(logits.predict_labels(X), (logits.predict(X)[:, 0] > 0).astype(int))
+    mc = fastnet.Sequential([fastnet.Dense(5)], backend=backend, seed=0)
+    np.testing.assert_array_equal(mc.predict_labels(X), np.argmax(mc.predict(X), axis=1))
+    with pytest.raises(ValueError, match="threshold"):
+        mc.predict_labels(X, threshold=2)
+
+
+def test_checkpoint_and_csv_logger_integration(backend, tmp_path):
+    X, y = small_problem(n=40)
+    m = fastnet.Sequential([fastnet.Dense(6, "relu"), fastnet.Dense(3)], backend=backend, seed=0)
+    m.compile(optimizer=fastnet.Adam(0.05), loss=fastnet.SparseCategoricalCrossentropy(from_logits=True),
+              metrics=["accuracy"])
+    ck = fastnet.ModelCheckpoint(str(tmp_path / "w-{epoch:02d}.npz"), monitor="loss", save_best_only=False)
+    log = fastnet.CSVLogger(str(tmp_path / "log.csv"))
+    h = m.fit(X, y, epochs=3, verbose=0, callbacks=[ck, log])
+    assert sorted(p.name for p in tmp_path.glob("w-*.npz")) == ["w-01.npz", "w-02.npz", "w-03.npz"]
+    m2 = fastnet.Sequential([fastnet.Dense(6, "relu"), fastnet.Dense(3)], backend=backend, seed=99)
+    m2.build(5)
+    m2.load_weights(str(tmp_path / "w-03.npz"))
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    rows = (tmp_path / "log.csv").read_text().strip().splitlines()
+    assert rows[0].split(",")[0] == "epoch" and len(rows) == 4
+    assert float(rows[-1].split(",")[rows[0].split(",").index("loss")]) == pytest.approx(h.history["loss"][-1])
+
+
+def test_learning_rate_scheduler_changes_updates(backend):
+    X, y = small_problem(n=20)
+
+    def run(cbs):
+        m = fastnet.Sequential([fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")
+        m.compile(optimizer=fastnet.SGD(0.1), loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        h = m.fit(X, y, epochs=3, batch_size=20, shuffle=False, verbose=0, callbacks=cbs)
+        return m, h
+    frozen, h = run([fastnet.LearningRateScheduler(lambda epoch, lr: 0.0)])
+    m0 = fastnet.Sequential([fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")
+    m0.build(5)
+    for a, b in zip(frozen.get_weights(), m0.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert h.history["learning_rate"] == [0.0, 0.0, 0.0]
