@@ -27,18 +27,54 @@ def render_templates():
     mod.render_all()
 
 
+def cython_include_dir():
+    """An include directory in which Cython finds our .pxd files under their
+    installed names.
+
+    The kernel modules cimport each other relatively (``from .matmul cimport
+    matmul_c`` in ``fastnet._kernels.cython.network``).  Cython resolves that by
+    the module's full name, i.e. it looks for ``fastnet/_kernels/cython/matmul.pxd``
+    on its include path, but the sources live in ``kernels/cython/`` (package_dir
+    maps ``kernels`` to ``fastnet._kernels``).  So ``build/cython_include`` gets
+    ``fastnet/_kernels`` -> ``kernels`` as a symlink (a copy of the .pxd files where
+    symlinks are not available; ``fastnet/`` there is a namespace directory).
+    """
+    import shutil
+    root = os.path.join(HERE, "build", "cython_include")
+    link = os.path.join(root, "fastnet", "_kernels")
+    target = os.path.join(HERE, "kernels")
+    if os.path.islink(link) and os.path.realpath(link) == os.path.realpath(target):
+        return root
+    if os.path.islink(link) or os.path.isfile(link):
+        os.remove(link)
+    elif os.path.isdir(link):
+        shutil.rmtree(link)
+    os.makedirs(os.path.dirname(link), exist_ok=True)
+    try:
+        os.symlink(target, link, target_is_directory=True)
+    except (OSError, NotImplementedError, AttributeError):
+        os.makedirs(os.path.join(link, "cython"))
+        for pxd in glob.glob(os.path.join(target, "cython", "*.pxd")):
+            shutil.copy2(pxd, os.path.join(link, "cython"))
+    return root
+
+
 def extensions():
     import numpy
     from Cython.Build import cythonize
 
     openmp = sys.platform.startswith("linux") and not os.environ.get("FASTNET_NO_OPENMP")
-    cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math"]
+    # -g0: no DWARF in the shipped .so (Python's CFLAGS add -g; it was ~80% of their size)
+    cflags = ["-O3", "-fno-math-errno", "-fno-trapping-math", "-g0"]
     lflags = []
     if openmp:
         cflags.append("-fopenmp")
         lflags.append("-fopenmp")
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
     if os.environ.get("FASTNET_NATIVE"):
         cflags.append("-march=native")
+        macros.append(("FASTNET_NATIVE_BUILD", "1"))
+    include = cython_include_dir()
     exts = []
     for pyx in sorted(glob.glob(os.path.join("kernels", "cython", "*.pyx"))):
         name = os.path.splitext(os.path.basename(pyx))[0]
@@ -46,9 +82,9 @@ def extensions():
             "fastnet._kernels.cython." + name, [pyx],
             include_dirs=[numpy.get_include(), os.path.join("kernels", "cython")],
             extra_compile_args=cflags, extra_link_args=lflags,
-            define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+            define_macros=macros,
         ))
-    return cythonize(exts, language_level=3, compiler_directives={
+    return cythonize(exts, language_level=3, include_path=[include], compiler_directives={
         "boundscheck": False, "wraparound": False, "cdivision": True,
         "initializedcheck": False, "nonecheck": False,
     }, annotate=bool(os.environ.get("FASTNET_ANNOTATE")))
@@ -65,5 +101,7 @@ setup(
     package_data={"fastnet.datasets": ["data/*"], "fastnet._kernels.cython": ["*.pxd"]},
     exclude_package_data={"": ["*.c", "*.cpp", "*.html"]},
     ext_modules=extensions(),
+    # compile the extension modules in parallel (pip install / pip wheel too)
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
     zip_safe=False,
 )

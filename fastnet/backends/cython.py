@@ -1,0 +1,174 @@
+"""The Cython backend: a thin adapter over ``fastnet._kernels.cython``.
+
+Every function of the contract (``fastnet/backends/_api.py``) is exposed here
+with the contract's signature.  The compiled kernels (``kernels/cython/*.pyx``,
+built by ``setup.py``) check shapes, dtypes and indices themselves (they run
+with bounds checks off, so they refuse anything that would read or write out
+of bounds) and release the GIL for all their work; this adapter only
+normalises the scalars: ``n_threads`` (>= 1) and the dropout key (wrapped to
+uint64).  Float arrays must share one dtype, float32 or float64 (Cython's
+fused ``floating``: one compiled specialisation each); integer arrays are int64.
+
+Threads
+-------
+Every parallel loop is an OpenMP ``prange(num_threads=n_threads)`` over tiles
+of the output fixed by the shape, so results are bit-identical for any
+``n_threads``.  Tiny shapes run on the calling thread (``use_threads_if``: a
+parallel region costs more than they take).  Without OpenMP (non-Linux builds,
+or ``FASTNET_NO_OPENMP=1``) everything runs serially; :func:`info` says which.
+
+Import never fails: when the extension modules cannot be imported (not built,
+built for another Python, stale), :func:`check` raises with the reason, so
+``fastnet.backend_status()`` reports it instead of breaking ``import fastnet``.
+"""
+import hashlib
+
+from .._kernels import defs
+
+__all__ = [
+    "matmul", "matmul_tn", "matmul_nt", "bias_act_forward", "act_backward",
+    "softmax_xent", "sigmoid_bce", "mse", "mae", "bias_grad", "gather_rows",
+    "regularize", "optimizer_update", "forward", "train_batches",
+    "check", "info",
+]
+
+NAME = "cython"
+_U64 = (1 << 64) - 1
+
+try:
+    from .._kernels.cython import matmul as _mm
+    from .._kernels.cython import _generated_elementwise as _ew
+    from .._kernels.cython import losses as _ls
+    from .._kernels.cython import reduce as _rd
+    from .._kernels.cython import network as _nw
+    from .._kernels.cython import _openmp_helpers as _omp
+except ImportError as exc:  # not built, or built for another interpreter
+    _IMPORT_ERROR = exc
+else:
+    _IMPORT_ERROR = None
+
+
+def _threads(n_threads):
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError("n_threads must be >= 1; got %d" % n)
+    return n
+
+
+# ---------------------------------------------------------------------------
+# contract kernels
+# ---------------------------------------------------------------------------
+def matmul(A, B, C, n_threads):
+    """C = A @ B."""
+    _mm.matmul(A, B, C, _threads(n_threads))
+
+
+def matmul_tn(A, B, C, n_threads):
+    """C = A.T @ B (the weight gradient X^T delta)."""
+    _mm.matmul_tn(A, B, C, _threads(n_threads))
+
+
+def matmul_nt(A, B, C, n_threads):
+    """C = A @ B.T (the back-propagated delta delta W^T)."""
+    _mm.matmul_nt(A, B, C, _threads(n_threads))
+
+
+def bias_act_forward(b, act, alpha, Z, A, n_threads):
+    """Z += b (when b is not empty), then A = act(Z) elementwise (row-wise stable
+    softmax for ACT_SOFTMAX). A may be Z (in place)."""
+    _ew.bias_act_forward(b, act, alpha, Z, A, _threads(n_threads))
+
+
+def act_backward(Z, A, dA, act, alpha, dZ, n_threads):
+    """dZ = dA * g'(Z) elementwise, g' written from A where possible; softmax:
+    dZ = A * (dA - sum_j dA A). dZ may be dA."""
+    _ew.act_backward(Z, A, dA, act, alpha, dZ, _threads(n_threads))
+
+
+def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable softmax + cross-entropy (see _api.KERNEL_DOCS)."""
+    _ls.softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, _threads(n_threads))
+
+
+def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable sigmoid + binary cross-entropy on logits."""
+    _ls.sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, _threads(n_threads))
+
+
+def mse(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j (A - Y)^2; dA = 2 (A - Y) w_i scale / k."""
+    _ls.mse(A, Y, sw, scale, loss, dA, _threads(n_threads))
+
+
+def mae(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j |A - Y|; dA = sign(A - Y) w_i scale / k."""
+    _ls.mae(A, Y, sw, scale, loss, dA, _threads(n_threads))
+
+
+def bias_grad(dZ, db, n_threads):
+    """db[j] = sum_i dZ[i, j], rows summed in order."""
+    _rd.bias_grad(dZ, db, _threads(n_threads))
+
+
+def gather_rows(X, idx, out, n_threads):
+    """out[r] = X[idx[r]]."""
+    _rd.gather_rows(X, idx, out, _threads(n_threads))
+
+
+def regularize(ispec, fspec, params, grads, penalty, n_threads):
+    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l; penalty[0] = the penalty."""
+    _rd.regularize(ispec, fspec, params, grads, penalty, _threads(n_threads))
+
+
+def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
+    """One optimizer step over the flat buffer (PyTorch rules)."""
+    _ew.optimizer_update(opt, hyper, t, grads, params, state, _threads(n_threads))
+
+
+def forward(X, ispec, fspec, params, work, out, n_threads):
+    """out = the network's output on X (inference: no dropout)."""
+    _nw.forward(X, ispec, fspec, params, work, out, _threads(n_threads))
+
+
+def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                  head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                  scores, n_threads):
+    """n_batches complete training steps in one compiled call, without the GIL (see _api)."""
+    _nw.train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
+                      ispec, fspec, head, opt, hyper, t0, int(rng_key) & _U64,
+                      params, grads, state, work, batch_loss, scores, _threads(n_threads))
+
+
+# ---------------------------------------------------------------------------
+# backend services
+# ---------------------------------------------------------------------------
+def _table_digest():
+    return hashlib.sha256(repr((defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER)).encode()
+                          ).hexdigest()[:16]
+
+
+def check():
+    """Raise if this backend cannot be used (called once by the registry).
+
+    Cheap: the extension modules must import, and the elementwise module must
+    have been rendered from this kernels/defs.py (else rebuild:
+    ``pip install --no-build-isolation -e .``)."""
+    if _IMPORT_ERROR is not None:
+        raise ImportError("the Cython kernels are not importable (%s: %s); build them with "
+                          "`pip install --no-build-isolation -e .` from the source tree"
+                          % (type(_IMPORT_ERROR).__name__, _IMPORT_ERROR))
+    if getattr(_ew, "TABLE_DIGEST", None) != _table_digest():
+        raise ImportError(
+            "fastnet._kernels.cython._generated_elementwise was built from another "
+            "kernels/defs.py; rebuild with `pip install --no-build-isolation -e .`")
+
+
+def info():
+    """Build and threading facts for benchmark reports."""
+    check()
+    return {
+        "backend": NAME,
+        "openmp": _omp.openmp_enabled(),
+        "max_threads": _omp.max_threads(),
+        "native": _omp.native_build(),
+    }

@@ -1,0 +1,250 @@
+"""The numba backend: a thin adapter over ``fastnet._kernels.numba``.
+
+Every function of the contract (``fastnet/backends/_api.py``) is exposed here
+with the contract's signature.  The adapter is on the hot path, so it checks
+nothing expensive: it converts the integer / float scalars to Python ``int`` /
+``float`` (one compiled specialisation per dtype, whatever integer type the
+caller used), the dropout key to ``np.uint64``, sets the thread count and calls
+the compiled kernel.
+
+Threads
+-------
+Each call does ``numba.set_num_threads(min(n_threads, NUMBA_NUM_THREADS))``
+and the kernels then use numba's pool.  Measured: the adapter adds about 2 us
+to a kernel call (1-2 us of it is ``numba.set_num_threads``; a direct
+dispatcher call costs 0.5 us), nothing next to ``train_batches``, which runs
+whole epochs per call.  The alternative, calling ``set_num_threads`` inside the
+jitted kernels, costs nothing measurable but makes every such kernel
+uncacheable (numba embeds the pool's ctypes function pointer: "cannot cache
+... dynamic globals"), so it is not used.  The setting is per calling thread
+(numba keeps it thread-local).  Results do not depend on the thread count:
+every kernel chooses its serial or parallel loop from the shape and splits
+work into shape-determined tiles of outputs.
+
+On an oversubscribed machine (more runnable threads than cores) every
+parallel region waits for a descheduled worker; use ``n_threads=1`` there
+(or ``OMP_WAIT_POLICY=PASSIVE``).
+
+:func:`threading_layer` and :func:`info` report numba's threading layer and
+pool size for benchmarks (numba and Cython's OpenMP runtime can interfere; see
+numba issues 6637 and 10454).
+"""
+import hashlib
+import os
+
+import numba
+import numpy as np
+
+from .._kernels import defs
+from .._kernels.numba import _jit
+from .._kernels.numba import matmul as _mm
+from .._kernels.numba import losses as _ls
+from .._kernels.numba import reduce as _rd
+from .._kernels.numba import network as _nw
+from .._kernels.numba import _generated_elementwise as _ew
+
+__all__ = [
+    "matmul", "matmul_tn", "matmul_nt", "bias_act_forward", "act_backward",
+    "softmax_xent", "sigmoid_bce", "mse", "mae", "bias_grad", "gather_rows",
+    "regularize", "optimizer_update", "forward", "train_batches",
+    "check", "threading_layer", "info",
+]
+
+NAME = "numba"
+MAX_THREADS = numba.config.NUMBA_NUM_THREADS
+_set_num_threads = numba.set_num_threads
+_U64 = (1 << 64) - 1
+
+
+def _threads(n_threads):
+    """Clamp to numba's pool and make it the pool size for this call."""
+    n = int(n_threads)
+    if n < 1:
+        raise ValueError("n_threads must be >= 1; got %d" % n)
+    if n > MAX_THREADS:
+        n = MAX_THREADS
+    _set_num_threads(n)
+    return n
+
+
+# ---------------------------------------------------------------------------
+# contract kernels
+# ---------------------------------------------------------------------------
+def matmul(A, B, C, n_threads):
+    """C = A @ B."""
+    _mm.matmul(A, B, C, _threads(n_threads))
+
+
+def matmul_tn(A, B, C, n_threads):
+    """C = A.T @ B (the weight gradient X^T delta)."""
+    _mm.matmul_tn(A, B, C, _threads(n_threads))
+
+
+def matmul_nt(A, B, C, n_threads):
+    """C = A @ B.T (the back-propagated delta delta W^T)."""
+    _mm.matmul_nt(A, B, C, _threads(n_threads))
+
+
+def bias_act_forward(b, act, alpha, Z, A, n_threads):
+    """Z += b (when b is not empty), then A = act(Z) elementwise (row-wise stable
+    softmax for ACT_SOFTMAX). A may be Z (in place)."""
+    _ew.bias_act_forward(b, int(act), float(alpha), Z, A, _threads(n_threads))
+
+
+def act_backward(Z, A, dA, act, alpha, dZ, n_threads):
+    """dZ = dA * g'(Z) elementwise, g' written from A where possible; softmax:
+    dZ = A * (dA - sum_j dA A). dZ may be dA."""
+    _ew.act_backward(Z, A, dA, int(act), float(alpha), dZ, _threads(n_threads))
+
+
+def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable softmax + cross-entropy (see _api.KERNEL_DOCS)."""
+    _ls.softmax_xent(Z, Y, labels, sw, float(scale), P, loss, dZ, _threads(n_threads))
+
+
+def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable sigmoid + binary cross-entropy on logits."""
+    _ls.sigmoid_bce(Z, Y, sw, float(scale), P, loss, dZ, _threads(n_threads))
+
+
+def mse(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j (A - Y)^2; dA = 2 (A - Y) w_i scale / k."""
+    _ls.mse(A, Y, sw, float(scale), loss, dA, _threads(n_threads))
+
+
+def mae(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j |A - Y|; dA = sign(A - Y) w_i scale / k."""
+    _ls.mae(A, Y, sw, float(scale), loss, dA, _threads(n_threads))
+
+
+def bias_grad(dZ, db, n_threads):
+    """db[j] = sum_i dZ[i, j], rows summed in order."""
+    _rd.bias_grad(dZ, db, _threads(n_threads))
+
+
+def gather_rows(X, idx, out, n_threads):
+    """out[r] = X[idx[r]]."""
+    _rd.gather_rows(X, idx, out, _threads(n_threads))
+
+
+def regularize(ispec, fspec, params, grads, penalty, n_threads):
+    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l; penalty[0] = the penalty."""
+    _rd.regularize(ispec, fspec, params, grads, penalty, _threads(n_threads))
+
+
+def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
+    """One optimizer step over the flat buffer (PyTorch rules)."""
+    _ew.optimizer_update(int(opt), hyper, int(t), grads, params, state, _threads(n_threads))
+
+
+def forward(X, ispec, fspec, params, work, out, n_threads):
+    """out = the network's output on X (inference: no dropout)."""
+    _nw.forward(X, ispec, fspec, params, work, out, _threads(n_threads))
+
+
+def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                  head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                  scores, n_threads):
+    """n_batches complete training steps in one compiled call (see _api)."""
+    _nw.train_batches(X, Y, labels, sw, perm, int(batch_size), int(first_batch),
+                      int(n_batches), ispec, fspec, int(head), int(opt), hyper, int(t0),
+                      np.uint64(int(rng_key) & _U64), params, grads, state, work,
+                      batch_loss, scores, _threads(n_threads))
+
+
+# ---------------------------------------------------------------------------
+# backend services
+# ---------------------------------------------------------------------------
+def _table_digest():
+    return hashlib.sha256(repr((defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER)).encode()
+                          ).hexdigest()[:16]
+
+
+_KERNEL_MODULES = (_mm, _ls, _rd, _nw, _ew)
+_MARKER = "fastnet-numba-config.txt"
+
+
+def _dispatchers():
+    from numba.core.registry import CPUDispatcher
+    for mod in _KERNEL_MODULES:
+        for obj in vars(mod).values():
+            if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__:
+                yield obj
+
+
+def refresh_cache():
+    """Drop our cached machine code if it was compiled under other constants.
+
+    numba re-validates a cached kernel against its own source file only, but
+    the constants of ``kernels/numba/_jit.py`` and the codes of
+    ``kernels/defs.py`` are frozen into every kernel.  A marker file next to
+    the cache records :func:`_jit.config_digest`; when it differs (or is
+    missing), every kernel's cache index is flushed and the marker rewritten.
+    Returns True when something was flushed.  Never raises: a cache problem
+    only costs a recompile."""
+    try:
+        path = _mm.matmul._cache.cache_path
+        digest = _jit.config_digest()
+        marker = os.path.join(path, _MARKER)
+        try:
+            with open(marker) as f:
+                if f.read().strip() == digest:
+                    return False
+        except OSError:
+            pass
+        for disp in _dispatchers():
+            disp._cache.flush()
+        os.makedirs(path, exist_ok=True)
+        with open(marker, "w") as f:
+            f.write(digest + "\n")
+        return True
+    except Exception:  # noqa: BLE001 - best effort
+        return False
+
+
+def check():
+    """Raise if this backend cannot be used (called once by the registry).
+
+    Cheap: compiles nothing.  Refuses a generated elementwise module rendered
+    from another version of kernels/defs.py (re-render with
+    ``python kernels/render.py`` or reinstall), and drops cached machine code
+    compiled under other constants (:func:`refresh_cache`)."""
+    major, minor = (int(x) for x in numba.__version__.split(".")[:2])
+    if (major, minor) < (0, 59):
+        raise ImportError("fastnet needs numba >= 0.59; found %s" % numba.__version__)
+    if getattr(_ew, "TABLE_DIGEST", None) != _table_digest():
+        raise ImportError(
+            "fastnet._kernels.numba._generated_elementwise is stale (rendered from "
+            "another kernels/defs.py); run `python kernels/render.py` or reinstall")
+    refresh_cache()
+
+
+def _start_pool():
+    """Run a small product through matmul's parallel loop so that numba starts
+    its pool and picks its threading layer."""
+    n = 2 * _jit.MATMUL_ROW_TILE
+    k = -(-_jit.MATMUL_PAR_MIN // n)
+    a = np.ones((n, k))
+    _mm.matmul(a, np.ones((k, 1)), np.empty((n, 1)), 1)
+
+
+def threading_layer():
+    """Name of numba's threading layer ('omp', 'tbb' or 'workqueue'); starts the
+    pool (compiling one small kernel, cached) if no parallel kernel ran yet."""
+    try:
+        return numba.threading_layer()
+    except ValueError:
+        _start_pool()
+        return numba.threading_layer()
+
+
+def info():
+    """Versions and threading facts for benchmark reports."""
+    return {
+        "backend": NAME,
+        "numba": numba.__version__,
+        "threading_layer": threading_layer(),
+        "max_threads": MAX_THREADS,
+        "fastmath": sorted(_jit.FASTMATH),
+        "svml": bool(getattr(numba.config, "USING_SVML", False)),
+    }

@@ -1,0 +1,21 @@
+# cdef (nogil) entry points of _generated_elementwise.pyx, cimported by network.pyx.
+#
+# This declaration file is written by hand (it does not depend on the table);
+# the module itself is rendered from kernels/templates/elementwise.pyx.tp and
+# kernels/defs.py at build time.
+from cython cimport floating
+
+# Z += b (b may be NULL), then A = act(Z); A may be Z
+cdef void bias_act_forward_c(const floating* b, int act, double alpha,
+                             floating* Z, floating* A, Py_ssize_t n, Py_ssize_t m,
+                             int n_threads) noexcept nogil
+
+# dZ = dA * g'(Z, A); dZ may be dA
+cdef void act_backward_c(const floating* Z, const floating* A, const floating* dA,
+                         int act, double alpha, floating* dZ, Py_ssize_t n, Py_ssize_t m,
+                         int n_threads) noexcept nogil
+
+# one optimizer step (opt = defs.OPT_*; OPT_NONE and unknown codes do nothing)
+cdef void optimizer_update_c(int opt, const double* hyper, Py_ssize_t t,
+                             const floating* grads, floating* params, floating* state,
+                             Py_ssize_t P, int n_threads) noexcept nogil

@@ -1,0 +1,247 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Loss heads (Cython twin of kernels/numba/losses.py).
+
+    softmax_xent   fused stable softmax + cross-entropy on logits
+    sigmoid_bce    fused stable sigmoid + binary cross-entropy on logits
+    mse, mae       regression losses on the activations
+
+Every kernel works row by row: rows run in parallel (each thread owns its
+rows), a row's reductions run in order in double.  ``loss`` receives the
+unweighted per-row loss (float64); the gradient is scaled by ``w_i * scale``
+(and ``/ k`` for the per-column means), ``w_i`` = 1 when ``sw`` is empty.
+
+The cdef versions (``*_c``, declared in losses.pxd) take an optional row index
+``rows``: row i of the batch reads its targets and weight at ``rows[i]``, so the
+training step reads them straight from the caller's arrays, without a copy.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport exp, log, log1p, fabs, fmax
+from libc.stdint cimport int64_t
+
+from ._types cimport ELEM_PAR_MIN
+
+
+cdef inline Py_ssize_t _row(const int64_t* rows, Py_ssize_t i) noexcept nogil:
+    return rows[i] if rows != NULL else i
+
+
+# ---------------------------------------------------------------------------
+# cdef entry points (declared in losses.pxd)
+# ---------------------------------------------------------------------------
+cdef void softmax_xent_c(const floating* Z, const floating* Y, const int64_t* labels,
+                         const floating* sw, const int64_t* rows, double scale,
+                         floating* P, double* loss, floating* dZ,
+                         Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, r, lab
+    cdef const floating* z
+    cdef floating* p
+    cdef floating* d
+    cdef floating mx
+    cdef double s, lse, ws, acc, y
+    if k <= 0:
+        return
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * k >= ELEM_PAR_MIN):
+        r = _row(rows, i)
+        z = Z + i * k
+        p = P + i * k
+        d = dZ + i * k
+        # stable log-sum-exp: shift by the row max
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+        s = 0.0
+        for j in range(k):
+            p[j] = <floating> exp(z[j] - mx)
+            s = s + p[j]
+        lse = log(s)
+        ws = (sw[r] if sw != NULL else 1.0) * scale
+        if labels != NULL:
+            lab = labels[r]
+            loss[i] = lse - (z[lab] - mx)
+            for j in range(k):
+                p[j] = <floating> (p[j] / s)
+                d[j] = <floating> ((p[j] - (1.0 if j == lab else 0.0)) * ws)
+        else:
+            acc = 0.0
+            for j in range(k):
+                y = Y[r * k + j]
+                acc = acc - y * ((z[j] - mx) - lse)
+                p[j] = <floating> (p[j] / s)
+                d[j] = <floating> ((p[j] - y) * ws)
+            loss[i] = acc
+
+
+cdef void sigmoid_bce_c(const floating* Z, const floating* Y, const floating* sw,
+                        const int64_t* rows, double scale,
+                        floating* P, double* loss, floating* dZ,
+                        Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, r
+    cdef double z, y, e, acc, wk
+    if k <= 0:
+        return
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * k >= ELEM_PAR_MIN):
+        r = _row(rows, i)
+        wk = (sw[r] if sw != NULL else 1.0) * scale / k
+        acc = 0.0
+        for j in range(k):
+            z = Z[i * k + j]
+            y = Y[r * k + j]
+            e = exp(-fabs(z))
+            # softplus(z) - y z = max(z, 0) + log1p(e^-|z|) - y z
+            acc = acc + (fmax(z, 0.0) - z * y + log1p(e))
+            P[i * k + j] = <floating> (1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e))
+            dZ[i * k + j] = <floating> ((P[i * k + j] - y) * wk)
+        loss[i] = acc / k
+
+
+cdef void mse_c(const floating* A, const floating* Y, const floating* sw,
+                const int64_t* rows, double scale, double* loss, floating* dA,
+                Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, r
+    cdef floating diff
+    cdef double acc, wk
+    if k <= 0:
+        return
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * k >= ELEM_PAR_MIN):
+        r = _row(rows, i)
+        wk = (sw[r] if sw != NULL else 1.0) * scale / k
+        acc = 0.0
+        for j in range(k):
+            diff = A[i * k + j] - Y[r * k + j]
+            acc = acc + <double> diff * diff
+            dA[i * k + j] = <floating> (2.0 * diff * wk)
+        loss[i] = acc / k
+
+
+cdef void mae_c(const floating* A, const floating* Y, const floating* sw,
+                const int64_t* rows, double scale, double* loss, floating* dA,
+                Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, r
+    cdef floating diff
+    cdef double acc, wk
+    if k <= 0:
+        return
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * k >= ELEM_PAR_MIN):
+        r = _row(rows, i)
+        wk = (sw[r] if sw != NULL else 1.0) * scale / k
+        acc = 0.0
+        for j in range(k):
+            diff = A[i * k + j] - Y[r * k + j]
+            acc = acc + fabs(diff)
+            # sign(diff) with sign(0) = 0
+            dA[i * k + j] = <floating> (((diff > 0) - (diff < 0)) * wk)
+        loss[i] = acc / k
+
+
+# ---------------------------------------------------------------------------
+# contract kernels
+# ---------------------------------------------------------------------------
+cdef int _check_rows(str name, Py_ssize_t n, Py_ssize_t k, Py_ssize_t y_rows, Py_ssize_t y_cols,
+                     bint need_y, Py_ssize_t sw_n, Py_ssize_t loss_n,
+                     Py_ssize_t o1_rows, Py_ssize_t o1_cols,
+                     Py_ssize_t o2_rows, Py_ssize_t o2_cols) except -1:
+    if need_y and (y_rows != n or y_cols != k):
+        raise ValueError("%s: Y has shape (%d, %d), expected (%d, %d)" % (name, y_rows, y_cols, n, k))
+    if sw_n != 0 and sw_n != n:
+        raise ValueError("%s: sw has %d entries, expected %d or 0" % (name, sw_n, n))
+    if loss_n != n:
+        raise ValueError("%s: loss has %d entries, expected %d" % (name, loss_n, n))
+    if o1_rows != n or o1_cols != k or o2_rows != n or o2_cols != k:
+        raise ValueError("%s: outputs must have shape (%d, %d)" % (name, n, k))
+    return 0
+
+
+def softmax_xent(const floating[:, ::1] Z,       # IN (n, k) logits
+                 const floating[:, ::1] Y,       # IN (n, k) or (0, k)
+                 const int64_t[::1] labels,      # IN (n,) or (0,)
+                 const floating[::1] sw,         # IN (n,) or (0,)
+                 double scale,
+                 floating[:, ::1] P,             # OUT (n, k)
+                 double[::1] loss,               # OUT (n,)
+                 floating[:, ::1] dZ,            # OUT (n, k)
+                 int n_threads):
+    """Fused stable softmax + cross-entropy: P = softmax(Z); loss[i] = -sum_j Y
+    log P (or -log P[i, labels[i]] when labels is not empty), unweighted;
+    dZ = (P - Y) * w_i * scale."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1], i
+    cdef bint sparse = labels.shape[0] != 0
+    _check_rows("softmax_xent", n, k, Y.shape[0], Y.shape[1], not sparse, sw.shape[0],
+                loss.shape[0], P.shape[0], P.shape[1], dZ.shape[0], dZ.shape[1])
+    if sparse:
+        if labels.shape[0] != n:
+            raise ValueError("softmax_xent: labels has %d entries, expected %d or 0"
+                             % (labels.shape[0], n))
+        for i in range(n):
+            if labels[i] < 0 or labels[i] >= k:
+                raise ValueError("softmax_xent: label %d out of range [0, %d)" % (labels[i], k))
+    if n == 0:
+        return
+    if k == 0:
+        raise ValueError("softmax_xent: Z has no columns")
+    with nogil:
+        softmax_xent_c(&Z[0, 0], &Y[0, 0] if not sparse else NULL,
+                       &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
+                       NULL, scale, &P[0, 0], &loss[0], &dZ[0, 0], n, k, max(n_threads, 1))
+
+
+def sigmoid_bce(const floating[:, ::1] Z,       # IN (n, k) logits
+                const floating[:, ::1] Y,       # IN (n, k)
+                const floating[::1] sw,         # IN (n,) or (0,)
+                double scale,
+                floating[:, ::1] P,             # OUT (n, k)
+                double[::1] loss,               # OUT (n,)
+                floating[:, ::1] dZ,            # OUT (n, k)
+                int n_threads):
+    """Fused stable sigmoid + binary cross-entropy on logits: P = sigmoid(Z);
+    loss[i] = mean_j(max(z,0) - z y + log1p(exp(-|z|))), unweighted;
+    dZ = (P - Y) * w_i * scale / k."""
+    cdef Py_ssize_t n = Z.shape[0], k = Z.shape[1]
+    _check_rows("sigmoid_bce", n, k, Y.shape[0], Y.shape[1], True, sw.shape[0],
+                loss.shape[0], P.shape[0], P.shape[1], dZ.shape[0], dZ.shape[1])
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        sigmoid_bce_c(&Z[0, 0], &Y[0, 0], &sw[0] if sw.shape[0] else NULL, NULL, scale,
+                      &P[0, 0], &loss[0], &dZ[0, 0], n, k, max(n_threads, 1))
+
+
+def mse(const floating[:, ::1] A,       # IN (n, k)
+        const floating[:, ::1] Y,       # IN (n, k)
+        const floating[::1] sw,         # IN (n,) or (0,)
+        double scale,
+        double[::1] loss,               # OUT (n,)
+        floating[:, ::1] dA,            # OUT (n, k)
+        int n_threads):
+    """loss[i] = mean_j (A - Y)^2 (unweighted); dA = 2 (A - Y) * w_i * scale / k."""
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1]
+    _check_rows("mse", n, k, Y.shape[0], Y.shape[1], True, sw.shape[0],
+                loss.shape[0], dA.shape[0], dA.shape[1], dA.shape[0], dA.shape[1])
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        mse_c(&A[0, 0], &Y[0, 0], &sw[0] if sw.shape[0] else NULL, NULL, scale,
+              &loss[0], &dA[0, 0], n, k, max(n_threads, 1))
+
+
+def mae(const floating[:, ::1] A,       # IN (n, k)
+        const floating[:, ::1] Y,       # IN (n, k)
+        const floating[::1] sw,         # IN (n,) or (0,)
+        double scale,
+        double[::1] loss,               # OUT (n,)
+        floating[:, ::1] dA,            # OUT (n, k)
+        int n_threads):
+    """loss[i] = mean_j |A - Y| (unweighted); dA = sign(A - Y) * w_i * scale / k."""
+    cdef Py_ssize_t n = A.shape[0], k = A.shape[1]
+    _check_rows("mae", n, k, Y.shape[0], Y.shape[1], True, sw.shape[0],
+                loss.shape[0], dA.shape[0], dA.shape[1], dA.shape[0], dA.shape[1])
+    if n == 0 or k == 0:
+        return
+    with nogil:
+        mae_c(&A[0, 0], &Y[0, 0], &sw[0] if sw.shape[0] else NULL, NULL, scale,
+              &loss[0], &dA[0, 0], n, k, max(n_threads, 1))

@@ -1,0 +1,196 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Reductions and data movement (Cython twin of kernels/numba/reduce.py).
+
+    bias_grad     db = column sums of dZ (rows summed in order)
+    gather_rows   out[r] = X[idx[r]]
+    regularize    L1 / L2 penalty of the kernels and its gradient
+
+Parallel loops run over fixed tiles of the OUTPUT (columns of db, rows of out,
+FLAT_TILE-element tiles of a kernel W); the penalty is summed per tile in order,
+then over tiles in order, so it does not depend on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport fabs
+from libc.stdint cimport int64_t
+from libc.string cimport memcpy
+
+import numpy as np
+
+from ._types cimport ELEM_PAR_MIN, FLAT_TILE, COL_TILE
+
+from fastnet._kernels import defs
+
+# layer-spec columns, read from the one table at import
+cdef Py_ssize_t I_IN = defs.I_IN
+cdef Py_ssize_t I_OUT = defs.I_OUT
+cdef Py_ssize_t I_W = defs.I_W
+cdef Py_ssize_t I_B = defs.I_B
+cdef Py_ssize_t F_DROP = defs.F_DROP
+cdef Py_ssize_t NI = defs.NI
+cdef Py_ssize_t NF = defs.NF
+cdef Py_ssize_t F_L1 = defs.F_L1
+cdef Py_ssize_t F_L2 = defs.F_L2
+
+
+cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+# ---------------------------------------------------------------------------
+# cdef entry points (declared in reduce.pxd)
+# ---------------------------------------------------------------------------
+cdef inline void _col_sums(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
+                           Py_ssize_t jn) noexcept nogil:
+    """db[0:jn] = sum_i dZ[i*m + 0:jn], rows in order (accumulators on this call's stack)."""
+    cdef floating acc[COL_TILE]
+    cdef Py_ssize_t i, j
+    for j in range(jn):
+        acc[j] = 0
+    for i in range(n):
+        for j in range(jn):
+            acc[j] = acc[j] + dZ[i * m + j]
+    for j in range(jn):
+        db[j] = acc[j]
+
+
+cdef void bias_grad_c(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
+                      int n_threads) noexcept nogil:
+    cdef Py_ssize_t ntiles = _cdiv(m, COL_TILE)
+    cdef Py_ssize_t t, j0
+    for t in prange(ntiles, schedule='static', num_threads=n_threads,
+                    use_threads_if=ntiles > 1 and n * m >= ELEM_PAR_MIN):
+        j0 = t * COL_TILE
+        _col_sums(dZ + j0, db + j0, n, m, min(<Py_ssize_t> COL_TILE, m - j0))
+
+
+cdef void gather_rows_c(const floating* X, const int64_t* idx, floating* out,
+                        Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t r
+    for r in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
+        memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
+
+
+cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni) noexcept nogil:
+    cdef Py_ssize_t l, size = 0
+    for l in range(L):
+        size = max(size, ispec[l * ni + I_IN] * ispec[l * ni + I_OUT])
+    return 2 * _cdiv(size, FLAT_TILE) + 2
+
+
+cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L,
+                         Py_ssize_t ni, Py_ssize_t nf, const floating* params,
+                         floating* grads, double* scratch, int n_threads) noexcept nogil:
+    cdef Py_ssize_t l, size, ntiles, t, e, e0, e1
+    cdef double l1, l2, s1, s2, w, total = 0.0
+    cdef const floating* W
+    cdef floating* G
+    for l in range(L):
+        l1 = fspec[l * nf + F_L1]
+        l2 = fspec[l * nf + F_L2]
+        if l1 == 0.0 and l2 == 0.0:
+            continue
+        W = params + ispec[l * ni + I_W]
+        G = grads + ispec[l * ni + I_W]
+        size = ispec[l * ni + I_IN] * ispec[l * ni + I_OUT]
+        ntiles = _cdiv(size, FLAT_TILE)
+        for t in prange(ntiles, schedule='static', num_threads=n_threads,
+                        use_threads_if=ntiles > 1):
+            e0 = t * FLAT_TILE
+            e1 = min(e0 + FLAT_TILE, size)
+            s1 = 0.0
+            s2 = 0.0
+            for e in range(e0, e1):
+                w = W[e]
+                s1 = s1 + fabs(w)
+                s2 = s2 + w * w
+                # l1 sign(w) + 2 l2 w, sign(0) = 0
+                G[e] = <floating> (G[e] + (l1 * ((w > 0) - (w < 0)) + 2.0 * l2 * w))
+            scratch[2 * t] = s1
+            scratch[2 * t + 1] = s2
+        s1 = 0.0
+        s2 = 0.0
+        for t in range(ntiles):
+            s1 = s1 + scratch[2 * t]
+            s2 = s2 + scratch[2 * t + 1]
+        total = total + (l1 * s1 + l2 * s2)
+    return total
+
+
+# ---------------------------------------------------------------------------
+# contract kernels
+# ---------------------------------------------------------------------------
+def bias_grad(const floating[:, ::1] dZ,  # IN (n, m)
+              floating[::1] db,           # OUT (m,)
+              int n_threads):
+    """db[j] = sum_i dZ[i, j], rows summed in order."""
+    cdef Py_ssize_t n = dZ.shape[0], m = dZ.shape[1]
+    if db.shape[0] != m:
+        raise ValueError("bias_grad: db has %d entries, expected %d" % (db.shape[0], m))
+    with nogil:
+        bias_grad_c(&dZ[0, 0], &db[0], n, m, max(n_threads, 1))
+
+
+def gather_rows(const floating[:, ::1] X,     # IN (N, m)
+                const int64_t[::1] idx,       # IN (n,) int64
+                floating[:, ::1] out,         # OUT (n, m)
+                int n_threads):
+    """out[r] = X[idx[r]]."""
+    cdef Py_ssize_t N = X.shape[0], m = X.shape[1], n = idx.shape[0], r
+    if out.shape[0] != n or out.shape[1] != m:
+        raise ValueError("gather_rows: out has shape (%d, %d), expected (%d, %d)"
+                         % (out.shape[0], out.shape[1], n, m))
+    for r in range(n):
+        if idx[r] < 0 or idx[r] >= N:
+            raise IndexError("gather_rows: index %d out of range [0, %d)" % (idx[r], N))
+    with nogil:
+        gather_rows_c(&X[0, 0], &idx[0], &out[0, 0], n, m, max(n_threads, 1))
+
+
+def check_spec(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_t P):
+    """Validate a layer spec against a parameter buffer of P elements (raises
+    ValueError); the compiled kernels trust a checked spec."""
+    cdef Py_ssize_t L = ispec.shape[0], l, n_in, n_out, w, b
+    if L < 1:
+        raise ValueError("the network has no layers")
+    if ispec.shape[1] < NI or fspec.shape[1] < NF or fspec.shape[0] != L:
+        raise ValueError("ispec must be (L, %d) int64 and fspec (L, %d) float64; got (%d, %d) "
+                         "and (%d, %d)" % (NI, NF, ispec.shape[0], ispec.shape[1],
+                                           fspec.shape[0], fspec.shape[1]))
+    for l in range(L):
+        n_in = ispec[l, I_IN]
+        n_out = ispec[l, I_OUT]
+        w = ispec[l, I_W]
+        b = ispec[l, I_B]
+        if n_in < 1 or n_out < 1:
+            raise ValueError("layer %d: widths must be >= 1, got %d -> %d" % (l, n_in, n_out))
+        if l > 0 and n_in != ispec[l - 1, I_OUT]:
+            raise ValueError("layer %d: input width %d != previous output width %d"
+                             % (l, n_in, ispec[l - 1, I_OUT]))
+        if w < 0 or w + n_in * n_out > P:
+            raise ValueError("layer %d: kernel [%d, %d) outside the %d parameters"
+                             % (l, w, w + n_in * n_out, P))
+        if b < -1 or (b >= 0 and b + n_out > P):
+            raise ValueError("layer %d: bias offset %d invalid for %d parameters" % (l, b, P))
+        if not (0.0 <= fspec[l, F_DROP] < 1.0):
+            raise ValueError("layer %d: dropout rate %r not in [0, 1)" % (l, fspec[l, F_DROP]))
+
+
+def regularize(const int64_t[:, ::1] ispec,   # IN (L, NI) int64
+               const double[:, ::1] fspec,    # IN (L, NF) float64
+               const floating[::1] params,    # IN (P,)
+               floating[::1] grads,           # INOUT (P,)
+               double[::1] penalty,           # OUT (1,) float64
+               int n_threads):
+    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty;
+    penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64, from params as given)."""
+    cdef Py_ssize_t P = params.shape[0], L = ispec.shape[0]
+    if grads.shape[0] != P or penalty.shape[0] < 1:
+        raise ValueError("regularize: grads must have %d entries and penalty at least 1" % P)
+    check_spec(ispec, fspec, P)
+    cdef double[::1] scratch = np.empty(
+        regularize_scratch(&ispec[0, 0], L, ispec.shape[1]), dtype=np.float64)
+    with nogil:
+        penalty[0] = regularize_c(&ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
+                                  &params[0], &grads[0], &scratch[0], max(n_threads, 1))

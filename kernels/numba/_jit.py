@@ -1,0 +1,114 @@
+"""The njit options of every numba kernel, in one place.
+
+Every kernel module imports its decorators from here, so the compile options
+(caching, fastmath flags, error model, threading) cannot drift apart:
+
+``kernel``
+    ``parallel=True``: ``prange`` loops become parallel regions on numba's
+    thread pool.
+``serial``
+    the same options without ``parallel``, for helpers (tile and row
+    functions) and for the drivers that only call other kernels
+    (``network.train_batches``, ``network.forward``).
+
+Serial below a size, parallel above
+-----------------------------------
+A parallel region costs ~1-2 us to launch, more than a tiny kernel takes.  So
+every contract kernel is ONE ``kernel`` function holding both loops over its
+tiles, ``for t in range(...)`` below a threshold and ``for t in prange(...)``
+above it, both calling the same serial tile function.  The choice is made
+**from the shape only** (thresholds below), never from the thread count or
+from timing, and tiles are fixed by the shape, so a given call runs the same
+arithmetic whatever ``n_threads`` is: results are bit-identical for any thread
+count.
+
+(Why not one function compiled twice, ``kernel(f)`` and ``serial(f)``, as in
+umap?  numba names a cache file after the function's qualified name and line
+and keys its entries by signature and bytecode, NOT by the compile flags, so
+the two variants overwrite and load each other's machine code: the "serial"
+variant silently runs the parallel code or the reverse.  It also compiles
+everything twice.)
+
+Caching caveat: numba invalidates a cached kernel only when ITS OWN source file
+changes.  The constants below and the codes of ``kernels/defs.py`` are frozen
+into the machine code of every module that uses them, so after editing this
+file or defs.py the stale entries must go: :func:`config_digest` fingerprints
+them and ``fastnet.backends.numba.check()`` flushes our cache when the
+fingerprint changed.
+
+Options
+-------
+* ``cache=True``: compiled code is stored next to the sources
+  (``kernels/numba/__pycache__``) or under ``NUMBA_CACHE_DIR``.
+* ``fastmath=FASTMATH``: every LLVM fast-math flag EXCEPT ``nnan`` and
+  ``ninf``, so NaN and inf propagate and ``x != x`` / ``z > m`` comparisons keep
+  their IEEE meaning (a diverging model reports ``nan``, it does not silently
+  produce garbage).  ``reassoc`` lets LLVM vectorise reductions; the result of a
+  reduction is still fixed for a given shape because the same code runs for it
+  whatever the thread count.
+* ``error_model="numpy"``: float division by zero gives inf/nan instead of a
+  Python ``ZeroDivisionError`` check in every loop (which blocks vectorisation).
+* ``nogil=True``: the kernels release the GIL.
+* ``boundscheck=False`` (numba's default, stated here so ``NUMBA_BOUNDSCHECK``
+  is the only way to turn checks on, for debugging).
+
+Threads
+-------
+The kernels do not set the pool size themselves: calling
+``numba.set_num_threads`` inside a jitted function embeds a ctypes pointer,
+which makes the function uncacheable ("uses dynamic globals").  The adapter
+``fastnet.backends.numba`` calls ``numba.set_num_threads(n)`` (about 1 us)
+before each kernel call; the ``n_threads`` argument every kernel takes (the
+contract's, kept so the numba and Cython twins have the same signatures) is
+ignored inside the kernels.
+"""
+import hashlib
+
+from numba import njit, prange  # noqa: F401  (prange re-exported for the kernel modules)
+
+# Fast-math flags: all of LLVM's except 'nnan' and 'ninf'.
+FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+
+_OPTIONS = dict(cache=True, fastmath=set(FASTMATH), nogil=True, error_model="numpy",
+                boundscheck=False)
+
+#: Decorator for the contract kernels (serial loop below a size, prange above).
+kernel = njit(parallel=True, **_OPTIONS)
+#: Decorator for helpers (tile / row functions) and drivers.
+serial = njit(**_OPTIONS)
+
+# --------------------------------------------------------------------------
+# Parallel thresholds and tile sizes (work units from the shape only).
+# Below a threshold a kernel loops over its tiles serially; tiles fix how work
+# is split, so a tile's result never depends on which thread ran it or how
+# many there are.
+# --------------------------------------------------------------------------
+#: matmul family: parallel when n * k * m (multiply-adds) reaches this.
+MATMUL_PAR_MIN = 1 << 15
+#: matmul family: rows of C per parallel tile (the micro-kernel does row pairs).
+MATMUL_ROW_TILE = 2
+#: elementwise / row-wise kernels: parallel when the element count reaches this.
+ELEM_PAR_MIN = 1 << 13
+#: elementwise kernels: columns per tile (a tile never spans two rows).
+ELEM_TILE = 4096
+#: flat (1-D) kernels (optimizer, regularization): elements per tile.
+FLAT_TILE = 4096
+#: bias_grad: columns per tile (rows are summed in order inside a tile).
+COL_TILE = 64
+
+
+def config_digest():
+    """Fingerprint of everything frozen into the cached machine code besides
+    the kernels' own source files: the options and constants of this module
+    and the integer codes and tables of kernels/defs.py."""
+    from .. import defs
+
+    def canon(v):  # sets repr in hash order, which changes from process to process
+        return sorted(v) if isinstance(v, (set, frozenset)) else v
+
+    options = sorted((k, canon(v)) for k, v in _OPTIONS.items())
+    consts = sorted((k, canon(v)) for k, v in globals().items()
+                    if k.isupper() and isinstance(v, (int, frozenset)))
+    codes = sorted((k, v) for k, v in vars(defs).items() if k.isupper() and isinstance(v, int))
+    text = repr((options, consts, codes, defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -1,0 +1,201 @@
+"""Loss heads (numba twin of kernels/cython/losses.pyx).
+
+Each head is written once as a row function (``_*_row``) that reads one row of
+the model output and of the targets and writes that row's outputs, returning
+the row's unweighted loss (float64).  The contract kernels loop over rows
+(serially below ``ELEM_PAR_MIN`` elements, ``prange`` above); ``network`` calls
+the same row functions with the target row picked through ``perm`` (no copy of
+the targets) and sums ``w_i * loss_i`` in row order.
+
+Numerics: everything is computed in float64 and stored in the array dtype;
+``softmax_xent`` uses the log-sum-exp (loss_j = lse - z_j, never log(p)), and
+``sigmoid_bce`` the softplus form max(z, 0) - z y + log1p(exp(-|z|)).  NaN in a
+row propagates to that row's outputs and loss (the fastmath flags exclude
+``nnan``).
+"""
+import numpy as np
+from math import exp, log1p, fabs
+
+from ._jit import kernel, serial, prange, ELEM_PAR_MIN
+
+
+# ---------------------------------------------------------------------------
+# row functions (shared with network.py)
+# ---------------------------------------------------------------------------
+@serial
+def _softmax_xent_row(z, y, label, coef, p, dz):
+    """One row of the fused softmax + cross-entropy.
+
+    z (k,) logits; y (k,) targets, ignored when ``label >= 0`` (then the target
+    is one-hot at ``label``); coef = w_i * scale.  Writes p = softmax(z) and
+    dz = (p - y) * coef.  Returns -sum_j y_j log p_j.
+    """
+    k = z.shape[0]
+    # max and its position; a NaN anywhere ends up in s_rest (or in mx when it
+    # is z[0]), so the whole row becomes NaN
+    jm = 0
+    mx = np.float64(z[0])
+    for j in range(1, k):
+        zj = np.float64(z[j])
+        if zj > mx:
+            mx = zj
+            jm = j
+    # log-sum-exp = mx + log1p(sum over j != jm of exp(z_j - mx)): accurate
+    # even when the loss is tiny (a confident, correct prediction)
+    s_rest = 0.0
+    for j in range(k):
+        if j != jm:
+            s_rest += exp(np.float64(z[j]) - mx)
+    l1p = log1p(s_rest)
+    loss = 0.0
+    if label >= 0:
+        zl = np.float64(z[label])
+        loss = (mx - zl) + l1p
+        pl = exp((zl - mx) - l1p)
+        for j in range(k):
+            pj = exp((np.float64(z[j]) - mx) - l1p)
+            p[j] = pj
+            dz[j] = pj * coef
+        dz[label] = (pl - 1.0) * coef
+    else:
+        for j in range(k):
+            zj = np.float64(z[j])
+            yj = np.float64(y[j])
+            if yj != 0.0:
+                # (terms with y_j == 0 are skipped: a -inf logit with a zero
+                # target must not make the loss 0 * inf = nan)
+                loss += yj * ((mx - zj) + l1p)
+            pj = exp((zj - mx) - l1p)
+            p[j] = pj
+            dz[j] = (pj - yj) * coef
+    return loss
+
+
+@serial
+def _sigmoid_bce_row(z, y, coef, p, dz):
+    """One row of the fused sigmoid + binary cross-entropy on logits.
+
+    coef = w_i * scale / k.  Writes p = sigmoid(z), dz = (p - y) * coef.
+    Returns mean_j [max(z, 0) - z y + log1p(exp(-|z|))].
+    """
+    k = z.shape[0]
+    loss = 0.0
+    for j in range(k):
+        zj = np.float64(z[j])
+        yj = np.float64(y[j])
+        if zj >= 0:
+            pj = 1.0 / (1.0 + exp(-zj))
+        else:
+            ez = exp(zj)
+            pj = ez / (1.0 + ez)
+        loss += (zj if zj > 0 else 0.0) - zj * yj + log1p(exp(-fabs(zj)))
+        p[j] = pj
+        dz[j] = (pj - yj) * coef
+    return loss / k
+
+
+@serial
+def _mse_row(a, y, coef, da):
+    """loss = mean_j (a - y)^2; da = 2 (a - y) * coef (coef = w_i scale / k)."""
+    k = a.shape[0]
+    loss = 0.0
+    for j in range(k):
+        d = np.float64(a[j]) - np.float64(y[j])
+        loss += d * d
+        da[j] = 2.0 * d * coef
+    return loss / k
+
+
+@serial
+def _mae_row(a, y, coef, da):
+    """loss = mean_j |a - y|; da = sign(a - y) * coef, sign(0) = 0, sign(nan) = nan."""
+    k = a.shape[0]
+    loss = 0.0
+    for j in range(k):
+        d = np.float64(a[j]) - np.float64(y[j])
+        loss += fabs(d)
+        if d > 0:
+            s = 1.0
+        elif d < 0:
+            s = -1.0
+        elif d == 0:
+            s = 0.0
+        else:
+            s = d
+        da[j] = s * coef
+    return loss / k
+
+
+@serial
+def _weight(sw, i):
+    """Sample weight of row i (1 when sw is empty)."""
+    if sw.shape[0] > 0:
+        return np.float64(sw[i])
+    return 1.0
+
+
+# ---------------------------------------------------------------------------
+# contract kernels: rows serially below ELEM_PAR_MIN elements, else prange
+# ---------------------------------------------------------------------------
+@serial
+def _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i):
+    coef = _weight(sw, i) * scale
+    if labels.shape[0] > 0:
+        loss[i] = _softmax_xent_row(Z[i], Z[i], labels[i], coef, P[i], dZ[i])
+    else:
+        loss[i] = _softmax_xent_row(Z[i], Y[i], -1, coef, P[i], dZ[i])
+
+
+@kernel
+def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable softmax + cross-entropy: P = softmax(Z); loss[i] = -sum_j Y
+    log P (or -log P[i, labels[i]] when labels is not empty), unweighted;
+    dZ = (P - Y) * w_i * scale."""
+    n = Z.shape[0]
+    if n * Z.shape[1] >= ELEM_PAR_MIN:
+        for i in prange(n):
+            _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i)
+    else:
+        for i in range(n):
+            _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i)
+
+
+@kernel
+def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
+    """Fused stable sigmoid + binary cross-entropy on logits: P = sigmoid(Z);
+    loss[i] = mean_j(max(z,0) - z y + log1p(exp(-|z|))), unweighted;
+    dZ = (P - Y) * w_i * scale / k."""
+    n = Z.shape[0]
+    k = Z.shape[1]
+    if n * k >= ELEM_PAR_MIN:
+        for i in prange(n):
+            loss[i] = _sigmoid_bce_row(Z[i], Y[i], _weight(sw, i) * scale / k, P[i], dZ[i])
+    else:
+        for i in range(n):
+            loss[i] = _sigmoid_bce_row(Z[i], Y[i], _weight(sw, i) * scale / k, P[i], dZ[i])
+
+
+@kernel
+def mse(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j (A - Y)^2 (unweighted); dA = 2 (A - Y) * w_i * scale / k."""
+    n = A.shape[0]
+    k = A.shape[1]
+    if n * k >= ELEM_PAR_MIN:
+        for i in prange(n):
+            loss[i] = _mse_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])
+    else:
+        for i in range(n):
+            loss[i] = _mse_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])
+
+
+@kernel
+def mae(A, Y, sw, scale, loss, dA, n_threads):
+    """loss[i] = mean_j |A - Y| (unweighted); dA = sign(A - Y) * w_i * scale / k."""
+    n = A.shape[0]
+    k = A.shape[1]
+    if n * k >= ELEM_PAR_MIN:
+        for i in prange(n):
+            loss[i] = _mae_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])
+    else:
+        for i in range(n):
+            loss[i] = _mae_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])

@@ -1,0 +1,139 @@
+"""Reductions and data movement (numba twin of kernels/cython/reduce.pyx).
+
+    bias_grad    db[j] = sum_i dZ[i, j]          parallel over column tiles
+    gather_rows  out[r] = X[idx[r]]              parallel over row tiles
+    regularize   grads[W] += l1 sign(W) + 2 l2 W, penalty = sum l1|W| + l2 W^2
+
+Inner loops run over views from index 0 (numba vectorises ``range(n)`` loops,
+not ``range(lo, hi)`` ones).  Every sum runs in a fixed order: bias_grad adds the rows of a column in row
+order (vectorised across the columns of a tile, never across rows), the
+regularization penalty is one serial pass per layer.
+"""
+import numpy as np
+
+from .. import defs
+from ._jit import kernel, serial, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
+
+I_IN = defs.I_IN
+I_OUT = defs.I_OUT
+I_W = defs.I_W
+F_L1 = defs.F_L1
+F_L2 = defs.F_L2
+
+
+# ---------------------------------------------------------------------------
+# bias_grad
+# ---------------------------------------------------------------------------
+@serial
+def _colsum(dZ, db, j0, j1):
+    """db[j0:j1] = sum over rows of dZ[:, j0:j1], rows added in order."""
+    zero = db.dtype.type(0)
+    out = db[j0:j1]
+    for j in range(out.shape[0]):
+        out[j] = zero
+    for i in range(dZ.shape[0]):
+        row = dZ[i, j0:j1]
+        for j in range(out.shape[0]):
+            out[j] += row[j]
+
+
+@kernel
+def bias_grad(dZ, db, n_threads):
+    """db[j] = sum_i dZ[i, j], rows summed in order."""
+    m = dZ.shape[1]
+    if m > COL_TILE and dZ.shape[0] * m >= ELEM_PAR_MIN:
+        for t in prange((m + COL_TILE - 1) // COL_TILE):
+            j0 = t * COL_TILE
+            _colsum(dZ, db, j0, min(j0 + COL_TILE, m))
+    else:
+        _colsum(dZ, db, 0, m)
+
+
+# ---------------------------------------------------------------------------
+# gather_rows
+# ---------------------------------------------------------------------------
+@serial
+def _copy_row(src, dst):
+    for j in range(dst.shape[0]):
+        dst[j] = src[j]
+
+
+@kernel
+def gather_rows(X, idx, out, n_threads):
+    """out[r] = X[idx[r]]."""
+    n = out.shape[0]
+    if n * out.shape[1] >= ELEM_PAR_MIN:
+        for r in prange(n):
+            _copy_row(X[idx[r]], out[r])
+    else:
+        for r in range(n):
+            _copy_row(X[idx[r]], out[r])
+
+
+# ---------------------------------------------------------------------------
+# regularize
+# ---------------------------------------------------------------------------
+@serial
+def _reg_grad(W, G, l1, l2, lo, hi):
+    """G[lo:hi] += l1 sign(W) + 2 l2 W (sign(0) = 0, sign(nan) = nan)."""
+    l2x2 = 2.0 * l2
+    Wt = W[lo:hi]
+    Gt = G[lo:hi]
+    for i in range(Wt.shape[0]):
+        w = np.float64(Wt[i])
+        if w > 0:
+            s = 1.0
+        elif w < 0:
+            s = -1.0
+        elif w == 0:
+            s = 0.0
+        else:
+            s = w
+        Gt[i] = np.float64(Gt[i]) + (l1 * s + l2x2 * w)
+
+
+@kernel
+def _reg_grad_par(W, G, l1, l2):
+    n = W.shape[0]
+    for t in prange((n + FLAT_TILE - 1) // FLAT_TILE):
+        lo = t * FLAT_TILE
+        _reg_grad(W, G, l1, l2, lo, min(lo + FLAT_TILE, n))
+
+
+@serial
+def _reg_penalty(W, l1, l2):
+    """l1 * sum|W| + l2 * sum W^2 in float64, one pass in order."""
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(W.shape[0]):
+        w = np.float64(W[i])
+        s1 += abs(w)
+        s2 += w * w
+    pen = 0.0
+    if l1 != 0.0:
+        pen += l1 * s1
+    if l2 != 0.0:
+        pen += l2 * s2
+    return pen
+
+
+@serial
+def regularize(ispec, fspec, params, grads, penalty, n_threads):
+    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty;
+    penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64, from params as given)."""
+    total = 0.0
+    for l in range(ispec.shape[0]):
+        l1 = fspec[l, F_L1]
+        l2 = fspec[l, F_L2]
+        if l1 == 0.0 and l2 == 0.0:
+            continue
+        w0 = ispec[l, I_W]
+        size = ispec[l, I_IN] * ispec[l, I_OUT]
+        W = params[w0:w0 + size]
+        G = grads[w0:w0 + size]
+        total += _reg_penalty(W, l1, l2)
+        if size >= ELEM_PAR_MIN:
+            _reg_grad_par(W, G, l1, l2)
+        else:
+            _reg_grad(W, G, l1, l2, 0, size)
+    penalty[0] = total

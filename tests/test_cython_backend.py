@@ -1,0 +1,338 @@
+"""The Cython backend specifically: OpenMP build, thread-count determinism,
+input validation, failure reporting and the build's own invariants.
+
+Kernel-by-kernel parity with the NumPy reference is in test_kernels.py."""
+import importlib
+import sys
+
+import numpy as np
+import pytest
+
+import fastnet
+from fastnet._kernels import defs
+from fastnet.backends import _api, get_backend, BackendUnavailable
+import fastnet.backends as registry
+
+from conftest import make_spec
+
+pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
+                                reason="cython backend unavailable: %s"
+                                % fastnet.backend_status()["cython"])
+
+DTYPES = ["float32", "float64"]
+HEADS = [
+    ("softmax_xent_sparse", defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
+    ("softmax_xent_dense", defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
+    ("sigmoid_bce", defs.HEAD_SIGMOID_BCE, defs.ACT_LINEAR),
+    ("mse_tanh", defs.HEAD_MSE, defs.ACT_TANH),
+    ("mae_linear", defs.HEAD_MAE, defs.ACT_LINEAR),
+]
+OPTS = ["none", "sgd", "adagrad", "rmsprop", "adam", "adamw"]
+
+
+@pytest.fixture(scope="module")
+def cy():
+    return get_backend("cython")
+
+
+def _optimizer(name):
+    return {"none": None,
+            "sgd": fastnet.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+            "adagrad": fastnet.Adagrad(0.05, lr_decay=0.01),
+            "rmsprop": fastnet.RMSprop(0.001, centered=True, momentum=0.5),
+            "adam": fastnet.Adam(0.001, amsgrad=True, weight_decay=1e-3),
+            "adamw": fastnet.AdamW(0.001)}[name]
+
+
+def _training_args(dtype, head_case, opt_name, N=300, bs=64, n_in=100, widths=(160, 90, 12),
+                   drop=0.25, l2=1e-3, weighted=True):
+    """Arguments of train_batches with shapes big enough that every parallel
+    loop really runs on several threads (matmul tiles, elementwise rows,
+    optimizer and regularization tiles)."""
+    name, head, last_act = head_case
+    rng = np.random.default_rng(7)
+    L = len(widths)
+    ispec, fspec, P = make_spec(n_in, list(widths), [defs.ACT_RELU, defs.ACT_SWISH, last_act],
+                                drop=[drop] * (L - 1) + [0.0], l1=[l2 / 3] * L, l2=[l2] * L)
+    k = widths[-1]
+    X = rng.standard_normal((N, n_in)).astype(dtype)
+    labels = np.empty(0, np.int64)
+    Y = np.empty((0, k), dtype)
+    if name == "softmax_xent_sparse":
+        labels = rng.integers(0, k, N).astype(np.int64)
+    elif name == "softmax_xent_dense":
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
+    elif name == "sigmoid_bce":
+        Y = (rng.random((N, k)) > 0.5).astype(dtype)
+    else:
+        Y = rng.standard_normal((N, k)).astype(dtype)
+    sw = rng.random(N).astype(dtype) if weighted else np.empty(0, dtype)
+    opt = _optimizer(opt_name)
+    code = defs.OPT_NONE if opt is None else opt.code
+    hyper = np.zeros(defs.NH) if opt is None else opt.hyper()
+    state = np.zeros((defs.N_STATE, P), dtype) if opt is None else opt._initial_state(P, dtype)
+    params = (rng.standard_normal(P) / 10).astype(dtype)
+    perm = rng.permutation(N).astype(np.int64)
+    nb = _api.n_batches(N, bs)
+    return [X, Y, labels, sw, perm, bs, 0, nb, ispec, fspec, head, code, hyper, 0,
+            0x0123456789ABCDEF, params, np.zeros(P, dtype), state,
+            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.full((N, k), np.nan, dtype), 1]
+
+
+# ---------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------
+def test_compiled_with_openmp():
+    from fastnet._kernels.cython import _openmp_helpers as omp
+    if not sys.platform.startswith("linux"):
+        pytest.skip("OpenMP is enabled by setup.py on Linux only")
+    assert omp.openmp_enabled(), "the Cython kernels were built without OpenMP"
+    assert omp.max_threads() >= 1
+    # a prange with num_threads=2 really runs on two threads (even on one core)
+    assert omp.threads_used(1) == 1
+    assert omp.threads_used(2) == 2
+
+
+def test_info(cy):
+    info = cy.info()
+    assert info["backend"] == "cython"
+    assert set(info) >= {"openmp", "max_threads", "native"}
+
+
+def test_generated_module_matches_the_table(cy):
+    from fastnet._kernels.cython import _generated_elementwise as ew
+    for a in defs.ACTIVATIONS:
+        assert getattr(ew, "ACT_" + a["name"].upper()) == a["code"]
+    for o in defs.OPTIMIZERS:
+        assert getattr(ew, "OPT_" + o["name"].upper()) == o["code"]
+        assert ew.N_SLOTS[o["code"]] == len(o["slots"])
+
+
+def test_workspace_layout_matches_the_contract():
+    from fastnet._kernels.cython import network
+    for drop in ([0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.1, 0.2, 0.0]):
+        ispec, fspec, _ = make_spec(13, [40, 7, 3], [3, 1, 0], drop=drop)
+        for bs in (1, 8, 33):
+            assert network.workspace_offsets(ispec, fspec, bs) == _api.workspace_layout(ispec, fspec, bs)
+
+
+# ---------------------------------------------------------------------------
+# determinism: bit-identical for any thread count
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt_name", OPTS)
+@pytest.mark.parametrize("head_case", HEADS, ids=[h[0] for h in HEADS])
+def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, opt_name):
+    runs = []
+    for n_threads in (1, 2, 3):
+        args = _training_args(dtype, head_case, opt_name)
+        args[-1] = n_threads
+        for first in range(0, args[7], 2):   # the epoch in chunks (t0 follows the batch)
+            part = list(args)
+            part[6], part[7], part[13] = first, min(2, args[7] - first), first
+            part[19] = args[19][first:first + part[7]]
+            cy.train_batches(*part)
+        runs.append(args)
+    ref = runs[0]
+    assert np.isfinite(ref[19]).all() and np.isfinite(ref[15]).all()
+    for other in runs[1:]:
+        for i in (15, 16, 17, 19, 20):   # params, grads, state, batch_loss, scores
+            np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_kernels_bit_identical_for_any_thread_count(cy, dtype):
+    def outputs(n_threads):
+        r = np.random.default_rng(5)
+        res = []
+        for (n, k, m) in [(97, 131, 67), (10, 784, 30), (3, 5, 2000)]:
+            A = r.standard_normal((n, k)).astype(dtype)
+            B = r.standard_normal((k, m)).astype(dtype)
+            C = np.empty((n, m), dtype)
+            cy.matmul(A, B, C, n_threads)
+            res.append(C.copy())
+            T = np.empty((k, m), dtype)
+            cy.matmul_tn(A, C, T, n_threads)      # A.T @ C
+            res.append(T)
+            Cn = np.empty((n, k), dtype)
+            cy.matmul_nt(C, B, Cn, n_threads)
+            res.append(Cn)
+        Z = (3 * r.standard_normal((300, 77))).astype(dtype)
+        b = r.standard_normal(77).astype(dtype)
+        dA = r.standard_normal((300, 77)).astype(dtype)
+        for act in range(len(defs.ACTIVATIONS)):
+            z, a, dz = Z.copy(), np.empty_like(Z), np.empty_like(Z)
+            cy.bias_act_forward(b, act, 0.1, z, a, n_threads)
+            cy.act_backward(z, a, dA, act, 0.1, dz, n_threads)
+            res += [z, a, dz]
+        P, loss, dZ = np.empty_like(Z), np.empty(300), np.empty_like(Z)
+        lab = r.integers(0, 77, 300).astype(np.int64)
+        cy.softmax_xent(Z, np.empty((0, 77), dtype), lab, np.empty(0, dtype), 0.01, P, loss, dZ, n_threads)
+        res += [P.copy(), loss.copy(), dZ.copy()]
+        db = np.empty(77, dtype)
+        cy.bias_grad(dA, db, n_threads)
+        res.append(db)
+        return res
+
+    ref = outputs(1)
+    for nt in (2, 3, 4):
+        for i, (got, want) in enumerate(zip(outputs(nt), ref)):
+            np.testing.assert_array_equal(got, want, err_msg="output %d, %d threads" % (i, nt))
+
+
+# ---------------------------------------------------------------------------
+# validation: bad input raises, never crashes (the kernels run without bounds checks)
+# ---------------------------------------------------------------------------
+def test_bad_shapes_and_indices_raise(cy):
+    f = np.float64
+    with pytest.raises(ValueError):
+        cy.matmul(np.ones((3, 4)), np.ones((5, 2)), np.empty((3, 2)), 1)
+    with pytest.raises(ValueError):
+        cy.matmul_nt(np.ones((3, 4)), np.ones((2, 4)), np.empty((3, 3)), 1)
+    with pytest.raises((ValueError, TypeError)):   # mixed dtypes
+        cy.matmul(np.ones((3, 4)), np.ones((4, 2), np.float32), np.empty((3, 2)), 1)
+    with pytest.raises(IndexError):
+        cy.gather_rows(np.ones((3, 2)), np.array([0, 3], np.int64), np.empty((2, 2)), 1)
+    with pytest.raises(ValueError):
+        cy.softmax_xent(np.ones((2, 3)), np.empty((0, 3)), np.array([0, 3], np.int64), np.empty(0),
+                        0.5, np.empty((2, 3)), np.empty(2), np.empty((2, 3)), 1)
+    with pytest.raises(ValueError):
+        cy.bias_act_forward(np.empty(0, f), 99, 0.0, np.ones((2, 2)), np.empty((2, 2)), 1)
+    with pytest.raises(ValueError):
+        cy.optimizer_update(99, np.zeros(defs.NH), 1, np.ones(3), np.ones(3), np.zeros((3, 3)), 1)
+    with pytest.raises(ValueError):
+        cy.matmul(np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2)), 0)
+
+    case = _training_args("float64", HEADS[0], "sgd", N=50, bs=8, n_in=5, widths=(6, 4, 3))
+    bad = list(case)
+    bad[4] = case[4].copy()
+    bad[4][-1] = 50                      # perm index out of range
+    with pytest.raises(IndexError):
+        cy.train_batches(*bad)
+    bad = list(case)
+    bad[2] = case[2].copy()
+    bad[2][case[4][0]] = 3              # a label >= k among the rows trained on
+    with pytest.raises(ValueError):
+        cy.train_batches(*bad)
+    bad = list(case)
+    bad[18] = case[18][:-1]             # workspace too small
+    with pytest.raises(ValueError):
+        cy.train_batches(*bad)
+    bad = list(case)
+    bad[7] = case[7] + 1                # more batches than perm holds
+    with pytest.raises(ValueError):
+        cy.train_batches(*bad)
+    bad = list(case)
+    bad[8] = case[8].copy()
+    bad[8][1, defs.I_W] = 10 ** 6       # layer outside the parameter buffer
+    with pytest.raises(ValueError):
+        cy.train_batches(*bad)
+
+
+def test_read_only_inputs_are_accepted(cy):
+    case = _training_args("float32", HEADS[3], "adam", N=64, bs=16, n_in=5, widths=(6, 4, 3))
+    for i in (0, 1, 2, 3, 4, 8, 9, 12):
+        case[i] = case[i].copy()
+        case[i].setflags(write=False)
+    cy.train_batches(*case)
+    assert np.isfinite(case[19]).all()
+    X, ispec, fspec, params = case[0], case[8], case[9], case[15]
+    params.setflags(write=False)
+    out = np.empty((X.shape[0], 3), np.float32)
+    cy.forward(X, ispec, fspec, params, np.empty(_api.forward_workspace_size(ispec, X.shape[0]),
+                                                   np.float32), out, 2)
+    assert np.isfinite(out).all()
+
+
+def test_rng_key_wraps_to_uint64(cy):
+    a = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
+    b = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
+    a[14], b[14] = -1, (1 << 64) - 1
+    cy.train_batches(*a)
+    cy.train_batches(*b)
+    np.testing.assert_array_equal(a[15], b[15])
+
+
+# ---------------------------------------------------------------------------
+# failure reporting: a broken build is reported, import fastnet still works
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def fresh_registry(monkeypatch):
+    """Forget the registry's cache and the adapter module; restore both after."""
+    monkeypatch.setattr(registry, "_cache", {})
+    saved = sys.modules.pop("fastnet.backends.cython", None)
+    yield
+    sys.modules.pop("fastnet.backends.cython", None)
+    if saved is not None:
+        sys.modules["fastnet.backends.cython"] = saved
+
+
+def test_backend_status_reports_a_failed_extension_import(monkeypatch, fresh_registry):
+    # None in sys.modules makes `import fastnet._kernels.cython.matmul` raise ImportError
+    # (and the package attribute must go, or `from ... import matmul` finds it there)
+    import fastnet._kernels.cython as package
+    monkeypatch.setitem(sys.modules, "fastnet._kernels.cython.matmul", None)
+    monkeypatch.delattr(package, "matmul")
+    status = fastnet.backend_status()
+    assert isinstance(status["cython"], str) and "not importable" in status["cython"]
+    assert status["numpy"] is None
+    assert "cython" not in fastnet.available_backends()
+    with pytest.raises(BackendUnavailable, match="cython"):
+        get_backend("cython")
+    assert registry.resolve_name("auto") != "cython"
+    importlib.reload(fastnet)   # importing fastnet never needs the extensions
+
+
+def test_backend_status_reports_a_stale_table(monkeypatch, fresh_registry):
+    from fastnet._kernels.cython import _generated_elementwise as ew
+    monkeypatch.setattr(ew, "TABLE_DIGEST", "0" * 16)
+    reason = fastnet.backend_status()["cython"]
+    assert isinstance(reason, str) and "another kernels/defs.py" in reason
+
+
+# ---------------------------------------------------------------------------
+# annotation (optional: needs Cython and the source tree)
+# ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_hot_loops_are_pure_c(tmp_path):
+    """`cython -a`: no line of a nogil function touches the Python C-API.
+
+    The only lines allowed a non-zero score in nogil functions are the
+    ``prange`` headers (Cython's guard that releases the GIL around a parallel
+    region if the caller holds it)."""
+    import os
+    import re
+    pytest.importorskip("Cython")
+    from Cython.Compiler import Main
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    inc = os.path.join(root, "build", "cython_include")
+    if not (os.path.exists(os.path.join(root, "kernels", "cython", "network.pyx"))
+            and os.path.isdir(inc)):
+        pytest.skip("needs a built source tree")
+    for name in ("matmul", "losses", "reduce", "network", "_generated_elementwise"):
+        opts = Main.CompilationOptions(Main.default_options, annotate=True, include_path=[inc],
+                                       output_file=str(tmp_path / (name + ".c")),
+                                       language_level=3)
+        Main.compile_single(os.path.join(root, "kernels", "cython", name + ".pyx"), opts,
+                            full_module_name="fastnet._kernels.cython." + name)
+        html = (tmp_path / (name + ".html")).read_text()
+        func, header, nogil, bad, checked = None, None, False, [], 0
+        for score, body in re.findall(r'<pre class="cython line score-(\d+)"[^>]*>(.*?)</pre>',
+                                      html, re.S):
+            code = re.sub(r"<[^>]+>", "", body)
+            code = re.sub(r"^\+?\d+: ?", "", code).replace("&#x27;", "'").replace("&quot;", '"')
+            start = re.match(r"(cdef|def|cpdef) [^=]*?(\w+)\(", code)
+            if start:
+                func, header = start.group(2), ""
+            if header is not None:            # inside a (multi-line) signature
+                header += code
+                if code.rstrip().endswith(":"):
+                    nogil, header = "nogil" in header, None
+                continue
+            if func and nogil:
+                checked += 1
+                if int(score) > 0 and "prange(" not in code and "use_threads_if" not in code:
+                    bad.append((name, func, code.strip()))
+        assert checked > 0
+        assert not bad, bad

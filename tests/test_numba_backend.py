@@ -1,0 +1,334 @@
+"""Numba-specific properties of the numba backend (parity with the NumPy
+reference is tests/test_kernels.py's job):
+
+* results are bit-identical for 1 and 2 threads (every optimizer x head, with
+  shapes large enough to take every kernel's parallel loop);
+* compiled code is cached on disk and a fresh process loads it;
+* the fastmath flags exclude nnan / ninf, and NaN propagates;
+* the dropout hash is exact uint64 arithmetic;
+* the adapter's scalar conversions keep one specialisation per dtype.
+"""
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fastnet._kernels import defs
+from fastnet.backends import _api, available_backends
+
+JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+pytestmark = [
+    pytest.mark.skipif("numba" not in available_backends(), reason="numba backend not available"),
+    pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT: nothing is compiled"),
+]
+
+if "numba" in available_backends():
+    import numba
+    import fastnet.backends.numba as nb
+    from fastnet._kernels.numba import _jit
+    from fastnet._kernels.numba import network as _nw
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+# ---------------------------------------------------------------------------
+# a network big enough to run every kernel's parallel loop
+# ---------------------------------------------------------------------------
+def _spec(n_in, widths, acts, drop, l1, l2):
+    L = len(widths)
+    ispec = np.zeros((L, defs.NI), np.int64)
+    fspec = np.zeros((L, defs.NF), np.float64)
+    pos, prev = 0, n_in
+    for l in range(L):
+        ispec[l, defs.I_IN], ispec[l, defs.I_OUT], ispec[l, defs.I_ACT] = prev, widths[l], acts[l]
+        ispec[l, defs.I_W] = pos
+        pos += prev * widths[l]
+        ispec[l, defs.I_B] = pos
+        pos += widths[l]
+        fspec[l, defs.F_ALPHA] = 0.1
+        fspec[l, defs.F_DROP] = drop if l < L - 1 else 0.0
+        fspec[l, defs.F_L1] = l1
+        fspec[l, defs.F_L2] = l2
+        prev = widths[l]
+    return ispec, fspec, pos
+
+
+HEADS = {
+    "softmax_sparse": (defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
+    "softmax_dense": (defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
+    "sigmoid_bce": (defs.HEAD_SIGMOID_BCE, defs.ACT_LINEAR),
+    "mse": (defs.HEAD_MSE, defs.ACT_TANH),
+    "mae": (defs.HEAD_MAE, defs.ACT_LINEAR),
+}
+OPTS = {
+    "none": (defs.OPT_NONE, {}),
+    "sgd": (defs.OPT_SGD, {"lr": 0.05, "momentum": 0.9, "nesterov": 1.0, "weight_decay": 1e-3}),
+    "adagrad": (defs.OPT_ADAGRAD, {"lr": 0.05, "lr_decay": 0.01, "eps": 1e-10}),
+    "rmsprop": (defs.OPT_RMSPROP, {"lr": 0.01, "alpha": 0.99, "eps": 1e-8, "momentum": 0.5,
+                                   "centered": 1.0}),
+    "adam": (defs.OPT_ADAM, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                             "amsgrad": 1.0}),
+    "adamw": (defs.OPT_ADAMW, {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                               "weight_decay": 0.01}),
+}
+
+
+def _case(head_name, opt_name, dtype="float32", N=1000, bs=128, n_in=96, widths=(96, 80, 64),
+          drop=0.25, l1=1e-4, l2=1e-3, seed=0):
+    """Arguments of train_batches.  The defaults are big enough for every
+    prange loop: bs x width >= ELEM_PAR_MIN (elementwise, head, dropout,
+    gather, bias_grad), n_in x width >= ELEM_PAR_MIN (regularization), P
+    (optimizer), bs x n_in x width >= MATMUL_PAR_MIN (matmuls)."""
+    head, last_act = HEADS[head_name]
+    code, hyp = OPTS[opt_name]
+    rng = np.random.default_rng(seed)
+    L = len(widths)
+    acts = [defs.ACT_RELU, defs.ACT_SWISH][:L - 1] + [last_act]
+    ispec, fspec, P = _spec(n_in, list(widths), acts, drop, l1, l2)
+    k = widths[-1]
+    X = rng.standard_normal((N, n_in)).astype(dtype)
+    labels = np.empty(0, np.int64)
+    Y = np.empty((0, k), dtype)
+    if head_name == "softmax_sparse":
+        labels = rng.integers(0, k, N).astype(np.int64)
+    elif head_name == "softmax_dense":
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
+    elif head_name == "sigmoid_bce":
+        Y = (rng.random((N, k)) > 0.5).astype(dtype)
+    else:
+        Y = rng.random((N, k)).astype(dtype)
+    sw = rng.random(N).astype(dtype)
+    hyper = np.zeros(defs.NH)
+    for name, v in hyp.items():
+        hyper[defs.HYPER[name]] = v
+    params = (0.2 * rng.standard_normal(P)).astype(dtype)
+    state = np.zeros((defs.N_STATE, P), dtype)
+    perm = rng.permutation(N).astype(np.int64)
+    n_b = _api.n_batches(N, bs)
+    work = np.zeros(_api.workspace_size(ispec, fspec, bs), dtype)
+    return [X, Y, labels, sw, perm, bs, 0, n_b, ispec, fspec, head, code, hyper, 0,
+            0x0123456789ABCDEF, params, np.zeros(P, dtype), state, work, np.full(n_b, np.nan),
+            np.full((N, k), np.nan, dtype), 1]
+
+
+OUTS = {15: "params", 16: "grads", 17: "state", 19: "batch_loss", 20: "scores"}
+
+
+@pytest.mark.parametrize("opt_name", list(OPTS))
+@pytest.mark.parametrize("head_name", list(HEADS))
+def test_train_batches_bit_identical_for_1_and_2_threads(head_name, opt_name):
+    if nb.MAX_THREADS < 2:
+        pytest.skip("numba's pool has a single thread (NUMBA_NUM_THREADS=1)")
+    runs = {}
+    for n_threads in (1, 2):
+        args = _case(head_name, opt_name)
+        args[-1] = n_threads
+        for _ in range(2):     # two epochs: 16 steps, optimizer state carried over
+            nb.train_batches(*args)
+            args[13] += args[7]
+        runs[n_threads] = args
+    for i, name in OUTS.items():
+        a, b = runs[1][i], runs[2][i]
+        assert np.isfinite(a).all(), name
+        assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
+
+
+def test_forward_bit_identical_for_1_and_2_threads():
+    if nb.MAX_THREADS < 2:
+        pytest.skip("numba's pool has a single thread")
+    args = _case("softmax_dense", "none", dtype="float64")
+    X, ispec, fspec, params = args[0], args[8], args[9], args[15]
+    outs = []
+    for n_threads in (1, 2):
+        work = np.zeros(_api.forward_workspace_size(ispec, X.shape[0]))
+        out = np.full((X.shape[0], ispec[-1, defs.I_OUT]), np.nan)
+        nb.forward(X, ispec, fspec, params, work, out, n_threads)
+        outs.append(out)
+    assert outs[0].tobytes() == outs[1].tobytes()
+
+
+# ---------------------------------------------------------------------------
+# compile options and the on-disk cache
+# ---------------------------------------------------------------------------
+def _dispatchers():
+    return list(nb._dispatchers())
+
+
+def test_fastmath_excludes_nnan_and_ninf():
+    assert not {"nnan", "ninf", "fast"} & set(_jit.FASTMATH)
+    disps = _dispatchers()
+    assert len(disps) > 20
+    for d in disps:
+        fm = d.targetoptions.get("fastmath")
+        assert set(fm) == set(_jit.FASTMATH), d.py_func.__qualname__
+        assert d.targetoptions.get("error_model") == "numpy"
+
+
+def test_every_kernel_is_cached_and_compiled_once_per_source():
+    """cache=True everywhere, and no function is compiled under two sets of
+    flags (numba keys cache files by name and line, not by flags)."""
+    seen = {}
+    for d in _dispatchers():
+        assert type(d._cache).__name__ == "FunctionCache", d.py_func.__qualname__
+        code = d.py_func.__code__
+        key = (code.co_filename, code.co_firstlineno, d.py_func.__qualname__)
+        assert key not in seen, "%s compiled twice" % (key,)
+        seen[key] = d
+    # every contract kernel of the numba module is a module-level dispatcher
+    from numba.core.registry import CPUDispatcher
+    for name in _api.KERNELS:
+        impl = getattr(nb, name).__code__.co_names
+        assert name in impl, name
+    for mod in nb._KERNEL_MODULES:
+        for name in _api.KERNELS:
+            if hasattr(mod, name):
+                assert isinstance(getattr(mod, name), CPUDispatcher), name
+
+
+def test_cache_files_written_and_loaded_by_a_fresh_process():
+    args = _case("softmax_sparse", "sgd", N=300)
+    nb.train_batches(*args)
+    cache_dir = _nw.train_batches._cache.cache_path
+    assert glob.glob(os.path.join(cache_dir, "network.train_batches-*.nbi"))
+    assert glob.glob(os.path.join(cache_dir, "network.train_batches-*.nbc"))
+    code = ("import sys, json; sys.path.insert(0, %r); import test_numba_backend as t; "
+            "print(json.dumps(t._fresh_process_report()))" % HERE)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=HERE)
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["misses"] == 0 and report["hits"] >= 1, report
+
+
+def _fresh_process_report():
+    """Run in a subprocess: the same call as above, from the on-disk cache."""
+    args = _case("softmax_sparse", "sgd", N=300)
+    nb.train_batches(*args)
+    st = _nw.train_batches.stats
+    return {"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}
+
+
+def test_config_digest_is_the_same_in_every_process():
+    code = "from fastnet._kernels.numba import _jit; print(_jit.config_digest())"
+    digests = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env=env, cwd=HERE)
+        digests.add(out.stdout.strip())
+    assert digests == {_jit.config_digest()}
+
+
+def test_refresh_cache_flushes_when_the_constants_change(tmp_path):
+    """In a process with its own cache folder: the marker is written on first
+    use, kept while the constants are unchanged, replaced (and the cache
+    flushed) when they change."""
+    code = """if 1:
+        import os, json
+        from fastnet.backends import get_backend
+        nb = get_backend("numba")          # runs check(), which writes the marker
+        from fastnet._kernels.numba import _jit
+        marker = os.path.join(nb._mm.matmul._cache.cache_path, nb._MARKER)
+        first = open(marker).read().strip()
+        again = nb.refresh_cache()
+        _jit.config_digest = lambda: "0000000000000000"
+        changed = nb.refresh_cache()
+        print(json.dumps([first, again, changed, open(marker).read().strip()]))
+    """
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env, cwd=HERE)
+    first, again, changed, marker = json.loads(out.stdout.strip().splitlines()[-1])
+    assert first == _jit.config_digest()
+    assert again is False and changed is True and marker == "0000000000000000"
+
+
+def test_threading_layer_info():
+    info = nb.info()
+    assert info["threading_layer"] in ("omp", "tbb", "workqueue")
+    assert info["max_threads"] == numba.config.NUMBA_NUM_THREADS
+    assert info["numba"] == numba.__version__
+
+
+def test_thread_count_is_clamped_and_validated():
+    A = np.ones((3, 2))
+    C = np.empty((3, 3))
+    nb.matmul(A, np.ones((2, 3)), C, 10 ** 6)       # more than the pool: clamped
+    assert numba.get_num_threads() == nb.MAX_THREADS
+    nb.matmul(A, np.ones((2, 3)), C, 1)
+    assert numba.get_num_threads() == 1
+    with pytest.raises(ValueError):
+        nb.matmul(A, np.ones((2, 3)), C, 0)
+    nb.matmul(A, np.ones((2, 3)), C, nb.MAX_THREADS)
+
+
+def test_scalar_arguments_do_not_multiply_specialisations():
+    from fastnet._kernels.numba import _generated_elementwise as ew
+    Z = np.ones((2, 3), np.float32)
+    b = np.zeros(3, np.float32)
+    nb.bias_act_forward(b, defs.ACT_TANH, 0.1, Z, Z.copy(), 1)
+    n_sigs = len(ew.bias_act_forward.signatures)
+    for act, alpha in [(np.int32(defs.ACT_TANH), np.float32(0.1)),
+                       (np.int64(defs.ACT_TANH), 1), (np.uint8(defs.ACT_TANH), np.float64(0))]:
+        nb.bias_act_forward(b, act, alpha, Z, Z.copy(), np.int32(1))
+    assert len(ew.bias_act_forward.signatures) == n_sigs
+
+
+# ---------------------------------------------------------------------------
+# NaN / inf behaviour and exact integer arithmetic
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("sparse", [True, False])
+@pytest.mark.parametrize("n", [3, 1000])   # serial and parallel row loops
+def test_nan_propagates_through_softmax_xent(dtype, sparse, n):
+    k = 10
+    rng = np.random.default_rng(1)
+    Z = rng.standard_normal((n, k)).astype(dtype)
+    Z[1, 0] = np.nan          # NaN at the first position (the running max starts there)
+    Z[2, 7] = np.nan          # and in the middle of a row
+    labels = rng.integers(0, k, n).astype(np.int64)
+    Y = np.eye(k, dtype=dtype)[labels]
+    if sparse:
+        Y = np.empty((0, k), dtype)
+    else:
+        labels = np.empty(0, np.int64)
+    P, dZ, loss = np.empty((n, k), dtype), np.empty((n, k), dtype), np.empty(n)
+    nb.softmax_xent(Z, Y, labels, np.empty(0, dtype), 1.0 / n, P, loss, dZ, 2)
+    for r in (1, 2):
+        assert np.isnan(loss[r]) and np.isnan(P[r]).all() and np.isnan(dZ[r]).all()
+    ok = np.ones(n, bool)
+    ok[[1, 2]] = False
+    assert np.isfinite(loss[ok]).all() and np.isfinite(P[ok]).all()
+
+
+def test_nan_propagates_through_softmax_activation_and_training():
+    Z = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]])
+    A = np.empty_like(Z)
+    nb.bias_act_forward(np.empty(0), defs.ACT_SOFTMAX, 0.0, Z.copy(), A, 1)
+    assert np.isnan(A[0]).all() and np.isfinite(A[1]).all()
+    args = _case("softmax_sparse", "sgd", dtype="float64", N=300)
+    ispec = args[8]
+    args[15][ispec[-1, defs.I_W] + 3] = np.nan     # one weight of the logits layer
+    nb.train_batches(*args)
+    assert np.isnan(args[19]).all()       # every batch loss reports the divergence
+
+
+def test_dropout_hash_is_exact_uint64_arithmetic():
+    """network.dropout_keep against defs.mix64 on Python ints, including
+    counters and keys where any float64 rounding would show."""
+    rng = np.random.default_rng(5)
+    mask = (1 << 64) - 1
+    keys = [0, 1, mask, 0xDEADBEEF12345678] + [int(x) for x in rng.integers(0, 2 ** 63, 4)]
+    counters = [0, 1, 2 ** 53 + 1, 2 ** 63 + 12345, mask - 1] + \
+        [int(x) for x in rng.integers(0, 2 ** 62, 6)]
+    for key in keys:
+        for c in counters:
+            u = defs.mix64((key + (c + 1) * defs.GOLDEN) & mask)
+            uniform = (u >> 11) * 2.0 ** -53
+            for rate in (0.1, 0.5, uniform, np.nextafter(uniform, 1.0)):
+                want = uniform >= rate
+                got = _nw.dropout_keep(np.uint64(key), np.uint64(c), float(rate))
+                assert bool(got) == want, (key, c, rate)
