@@ -13,28 +13,58 @@ a pure-NumPy reference backend.  Optimizers follow PyTorch's torch.optim rules.
 """
 __version__ = "0.1.0"
 
-from . import activations, initializers, losses, optimizers, regularizers, metrics, callbacks, datasets
-from ._threads import get_num_threads, set_num_threads
-from .backends import available_backends, backend_status, BackendUnavailable
-from .layers import Dense, Dropout, Layer
-from .model import Sequential
-from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
-                     SparseCategoricalCrossentropy)
-from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
-from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
-                        ReduceLROnPlateau, TerminateOnNaN)
-from .regularizers import L1, L2, L1L2
-from .perceptron import Perceptron
-from .multiclass import OneVsRest
-from .gradcheck import gradcheck
 
-__all__ = [
-    "Sequential", "Dense", "Dropout", "Layer",
-    "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
-    "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
-    "SparseCategoricalCrossentropy",
-    "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
-    "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
-    "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
-    "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",
-]
+def _source_checkout_shim():
+    """Running from a source checkout (e.g. ``python -m fastnet`` in the repo
+    root, where the current directory comes first on sys.path) finds this
+    ``fastnet/`` folder, whose compiled kernels live elsewhere: ``kernels/`` is
+    installed as ``fastnet._kernels``.  An editable install maps it for us; else,
+    when fastnet is installed, load that installed copy in place of this one."""
+    import importlib.util
+    import os
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    if os.path.isdir(os.path.join(here, "_kernels")) or importlib.util.find_spec(__name__ + "._kernels"):
+        return False
+    for entry in sys.path:
+        init = os.path.join(entry or os.getcwd(), "fastnet", "__init__.py")
+        pkg = os.path.dirname(os.path.abspath(init))
+        if pkg != here and os.path.isdir(os.path.join(pkg, "_kernels")) and os.path.exists(init):
+            __path__[:] = [pkg]
+            globals()["__file__"] = init
+            with open(init) as f:
+                code = compile(f.read(), init, "exec")
+            exec(code, globals())
+            return True
+    raise ImportError("fastnet is imported from a source checkout (%s) whose kernels are not installed: "
+                      "run `pip install .` (or `pip install -e .`) and import it from elsewhere" % here)
+
+
+if not _source_checkout_shim():
+
+    from . import activations, initializers, losses, optimizers, regularizers, metrics, callbacks, datasets
+    from ._threads import get_num_threads, set_num_threads
+    from .backends import available_backends, backend_status, BackendUnavailable
+    from .layers import Dense, Dropout, Layer
+    from .model import Sequential
+    from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
+                         SparseCategoricalCrossentropy)
+    from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
+    from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+                            ReduceLROnPlateau, TerminateOnNaN)
+    from .regularizers import L1, L2, L1L2
+    from .perceptron import Perceptron
+    from .multiclass import OneVsRest
+    from .gradcheck import gradcheck
+
+    __all__ = [
+        "Sequential", "Dense", "Dropout", "Layer",
+        "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
+        "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
+        "SparseCategoricalCrossentropy",
+        "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
+        "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
+        "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
+        "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",
+    ]
