@@ -834,7 +834,7 @@ def test_public_api():
     assert set(fd.__all__) == {
         "ChecksumError", "DatasetNotFoundError", "MNIST_CHECKSUMS", "download_mnist",
         "get_cache_dir", "load_digits", "load_mnist", "mnist_search_paths", "read_idx",
-        "train_test_split", "write_idx",
+        "train_test_split", "write_idx", "load_iris",
     }
     for name in fd.__all__:
         assert getattr(fd, name) is not None
