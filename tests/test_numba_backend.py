@@ -332,3 +332,33 @@ def test_dropout_hash_is_exact_uint64_arithmetic():
                 want = uniform >= rate
                 got = _nw.dropout_keep(np.uint64(key), np.uint64(c), float(rate))
                 assert bool(got) == want, (key, c, rate)
+
+
+def test_wrong_descriptions_raise_instead_of_writing_out_of_bounds():
+    args = _case("mse", "sgd", dtype="float64", N=300)
+    bad = list(args)
+    bad[15] = args[15][:-1].copy()                       # parameter buffer too short
+    bad[16] = args[16][:-1].copy()
+    bad[17] = args[17][:, :-1].copy()
+    with pytest.raises(ValueError):
+        nb.train_batches(*bad)
+    bad = list(args)
+    bad[18] = args[18][:-1].copy()                       # workspace too small
+    with pytest.raises(ValueError):
+        nb.train_batches(*bad)
+    bad = list(args)
+    bad[7] = args[7] + 1                                 # more batches than perm holds
+    bad[19] = np.zeros(bad[7])
+    with pytest.raises(ValueError):
+        nb.train_batches(*bad)
+    bad = list(args)
+    bad[1] = args[1][:-1].copy()                         # Y shorter than X
+    with pytest.raises(ValueError):
+        nb.train_batches(*bad)
+    X, ispec, fspec, params = args[0], args[8], args[9], args[15]
+    work = np.zeros(_api.forward_workspace_size(ispec, X.shape[0]))
+    with pytest.raises(ValueError):                      # out of the wrong width
+        nb.forward(X, ispec, fspec, params, work, np.empty((X.shape[0], 3)), 1)
+    with pytest.raises(ValueError):                      # X of the wrong width
+        nb.forward(X[:, :-1].copy(), ispec, fspec, params, work,
+                   np.empty((X.shape[0], ispec[-1, defs.I_OUT])), 1)

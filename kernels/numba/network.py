@@ -10,9 +10,11 @@ the backward pass, the regularization and the optimizer update.
 Both are serial drivers: every layer operation is a call to a contract kernel
 (``matmul``, ``bias_act_forward``, ...) which itself runs serially or in
 parallel depending on the shape; the driver's own row loops (loss head,
-dropout) do the same (parallel from ``ELEM_PAR_MIN`` elements).  Nothing is allocated inside the batch loop; the
-only allocations are per call: the layer offsets (L int64 x 3), one float64
-row-loss buffer (batch_size) and the 1-element penalty.
+dropout) do the same (parallel from ``ELEM_PAR_MIN`` elements).  Nothing is
+allocated inside the batch loop; the only allocations are per call: the layer
+offsets (L int64 x 3), one float64 row-loss buffer (batch_size; the contract's
+workspace has the model dtype, and the loss sum is float64) and the 1-element
+penalty.
 
 Dropout mask (kernels/defs.py): for batch ``b`` (the absolute batch index,
 first_batch + i, so splitting an epoch into several calls gives the same
@@ -180,6 +182,28 @@ def _layout(ispec, fspec, bs):
 
 
 @serial
+def _check_spec(ispec, n_params, n_in, n_out):
+    """O(L) checks that keep a wrong description from reading or writing out of
+    bounds: chained widths, parameter offsets inside the flat buffer."""
+    L = ispec.shape[0]
+    if L < 1:
+        raise ValueError("the network has no layer")
+    if ispec[0, I_IN] != n_in:
+        raise ValueError("X has a different width than the first layer's input")
+    if ispec[L - 1, I_OUT] != n_out:
+        raise ValueError("the output array has a different width than the last layer")
+    for l in range(L):
+        w_in = ispec[l, I_IN]
+        w_out = ispec[l, I_OUT]
+        if w_in < 1 or w_out < 1 or (l > 0 and w_in != ispec[l - 1, I_OUT]):
+            raise ValueError("layer widths do not chain")
+        w0 = ispec[l, I_W]
+        bo = ispec[l, I_B]
+        if w0 < 0 or w0 + w_in * w_out > n_params or bo < -1 or (bo >= 0 and bo + w_out > n_params):
+            raise ValueError("a layer's parameters lie outside the parameter buffer")
+
+
+@serial
 def _view(buf, off, n, m):
     """(n, m) C-contiguous view of buf[off:off + n*m]."""
     return buf[off:off + n * m].reshape((n, m))
@@ -202,9 +226,14 @@ def forward(X, ispec, fspec, params, work, out, n_threads):
     dropout).  work: two ping-pong buffers of n x (max layer width)."""
     n = X.shape[0]
     L = ispec.shape[0]
+    _check_spec(ispec, params.shape[0], X.shape[1], out.shape[1])
+    if out.shape[0] != n:
+        raise ValueError("forward: out must have as many rows as X")
     maxw = 0
     for l in range(L):
         maxw = max(maxw, ispec[l, I_OUT])
+    if L > 1 and work.shape[0] < 2 * n * maxw:
+        raise ValueError("forward: work is smaller than forward_workspace_size")
     # layer 0 reads X (which may be read-only); the others read the workspace
     w_in = ispec[0, I_IN]
     w_out = ispec[0, I_OUT]
@@ -244,19 +273,25 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     the head's outputs (P for the fused heads, A for mse/mae).  grads holds the
     last batch's gradients on return."""
     L = ispec.shape[0]
+    if L < 1:
+        raise ValueError("the network has no layer")
     M = perm.shape[0]
     bs = batch_size
     n_in = ispec[0, I_IN]
     n_out = ispec[L - 1, I_OUT]
     fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
+    # cheap O(L) checks: a wrong call must not read or write out of bounds
+    # (the index arrays perm and labels are trusted: the model validates them)
     if not (fused or head == HEAD_MSE or head == HEAD_MAE):
         raise ValueError("train_batches: unknown head code")
+    if bs < 1:
+        raise ValueError("train_batches: batch_size must be >= 1")
+    _check_spec(ispec, params.shape[0], X.shape[1], n_out)
+    if grads.shape[0] != params.shape[0] or state.shape[1] != params.shape[0]:
+        raise ValueError("train_batches: grads and state must match params")
     offZ, offA, offM, offD0, offD1, size = _layout(ispec, fspec, bs)
     if work.shape[0] < size:
         raise ValueError("train_batches: work is smaller than workspace_size")
-    # cheap O(L) checks: a wrong call must not read or write out of bounds
-    if bs < 1:
-        raise ValueError("train_batches: batch_size must be >= 1")
     if n_batches > 0 and (first_batch < 0 or (first_batch + n_batches - 1) * bs >= M):
         raise ValueError("train_batches: batch range outside perm")
     if batch_loss.shape[0] < n_batches:
@@ -266,12 +301,18 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             raise ValueError("train_batches: softmax_xent needs Y or labels")
     elif Y.shape[0] == 0:
         raise ValueError("train_batches: this head needs Y")
+    if (Y.shape[0] > 0 and (Y.shape[0] != X.shape[0] or Y.shape[1] != n_out)) or \
+            (labels.shape[0] > 0 and labels.shape[0] != X.shape[0]) or \
+            (sw.shape[0] > 0 and sw.shape[0] != X.shape[0]):
+        raise ValueError("train_batches: Y, labels and sw must have one row per row of X")
     any_reg = False
     for l in range(L):
         if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
             any_reg = True
     key = np.uint64(rng_key)
     if scores.shape[0] == M:
+        if scores.shape[1] != n_out:
+            raise ValueError("train_batches: scores must have n_out columns")
         out_scores = scores
     else:
         out_scores = scores[0:0]

@@ -1,13 +1,14 @@
 """Reductions and data movement (numba twin of kernels/cython/reduce.pyx).
 
     bias_grad    db[j] = sum_i dZ[i, j]          parallel over column tiles
-    gather_rows  out[r] = X[idx[r]]              parallel over row tiles
-    regularize   grads[W] += l1 sign(W) + 2 l2 W, penalty = sum l1|W| + l2 W^2
+    gather_rows  out[r] = X[idx[r]]              parallel over rows
+    regularize   grads[W] += l1 sign(W) + 2 l2 W  parallel over flat tiles of W;
+                 penalty = sum l1|W| + l2 W^2     one serial pass per layer
 
-Inner loops run over views from index 0 (numba vectorises ``range(n)`` loops,
-not ``range(lo, hi)`` ones).  Every sum runs in a fixed order: bias_grad adds the rows of a column in row
-order (vectorised across the columns of a tile, never across rows), the
-regularization penalty is one serial pass per layer.
+(each serial below ELEM_PAR_MIN elements).  Inner loops run over views from
+index 0 (numba vectorises ``range(n)`` loops, not ``range(lo, hi)`` ones).
+Every sum runs in a fixed order: bias_grad adds the rows of a column in row
+order (vectorised across the columns of a tile, never across rows).
 """
 import numpy as np
 
