@@ -74,13 +74,13 @@ ACTIVATIONS = [
          forward="tanh(z)",
          backward="1.0 - a * a"),
     dict(name="relu", code=3,
-         forward="z if z > 0 else 0.0",
+         forward="0.0 if z <= 0 else z",          # NaN propagates (as in the reference)
          backward="1.0 if a > 0 else 0.0"),
     dict(name="leaky_relu", code=4,
          forward="z if z > 0 else alpha * z",
          backward="1.0 if z > 0 else alpha"),
     dict(name="relu6", code=5,
-         forward="fmin(fmax(z, 0.0), 6.0)",
+         forward="z if z != z else fmin(fmax(z, 0.0), 6.0)",   # NaN propagates
          backward="1.0 if (z > 0 and z < 6.0) else 0.0"),
     dict(name="elu", code=6,
          forward="z if z > 0 else alpha * (exp(z) - 1.0)",
@@ -241,7 +241,8 @@ OPT = {d["name"]: d["code"] for d in OPTIMIZERS}
 
 # --------------------------------------------------------------------------
 # Dropout mask: a counter-based hash, identical in every backend and
-# independent of the thread count.  For batch ``b`` of a call with key ``key``,
+# independent of the thread count.  For batch ``b`` (the ABSOLUTE batch index in
+# the epoch, first_batch + i, so chunking does not change masks), key ``key``,
 # layer ``l``, row ``i`` of the batch and column ``j`` (``width`` columns,
 # ``bs`` = the batch_size argument, L layers):
 #     c = ((b * L + l) * bs + i) * width + j            (uint64, wrapping)

@@ -117,6 +117,17 @@ def test_workspace_layout_matches_the_contract():
             assert network.workspace_offsets(ispec, fspec, bs) == _api.workspace_layout(ispec, fspec, bs)
 
 
+def test_dropout_hash_matches_the_table():
+    from fastnet._kernels.cython import network
+    key = 0xDEADBEEF12345678
+    rng = np.random.default_rng(1)
+    counters = [0, 1, 2 ** 63, 2 ** 64 - 1] + [int(c) for c in rng.integers(0, 2 ** 62, 200)]
+    for c in counters:
+        u = defs.mix64(key + (c + 1) * defs.GOLDEN)
+        for rate in (0.0, 0.3, 0.9):
+            assert network.dropout_keep(key, c, rate) == ((u >> 11) * 2.0 ** -53 >= rate)
+
+
 # ---------------------------------------------------------------------------
 # determinism: bit-identical for any thread count
 # ---------------------------------------------------------------------------

@@ -304,3 +304,13 @@ def test_fused_heads_are_stable_at_extreme_logits(cb, big):
         assert np.isfinite(loss).all() and np.isfinite(dZ).all()
         expect = (np.logaddexp(0, z64) - z64 * Y).mean(axis=1)
         np.testing.assert_allclose(loss, expect, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", ACTS)
+def test_nan_propagates_like_the_reference(cb, act):
+    """NaN in, NaN out, wherever the reference gives NaN (NaN detection relies on it)."""
+    Z = np.array([[np.nan, 1.0, -1.0, 7.0]])
+    got, ref = np.empty_like(Z), np.empty_like(Z)
+    get_backend(cb).bias_act_forward(np.empty(0), act, 0.2, Z.copy(), got, 1)
+    REF.bias_act_forward(np.empty(0), act, 0.2, Z.copy(), ref, 1)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
