@@ -382,3 +382,29 @@ def test_progress_output_modes(backend, digits, capsys):
     m.fit(X[:100], y[:100], epochs=2, verbose=2)
     out = capsys.readouterr().out
     assert out.count("Epoch") == 2 and "loss:" in out
+
+
+@pytest.mark.parametrize("opt", [lambda: fastnet.SGD(0.1, momentum=0.9, nesterov=True),
+                                 lambda: fastnet.Adagrad(0.05, lr_decay=0.01),
+                                 lambda: fastnet.RMSprop(0.005, centered=True, momentum=0.5),
+                                 lambda: fastnet.Adam(0.01, amsgrad=True),
+                                 lambda: fastnet.AdamW(0.01, weight_decay=0.05)],
+                         ids=["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+@pytest.mark.parametrize("dtype_, tol", [("float64", 1e-9), ("float32", 2e-4)])
+def test_one_digits_epoch_matches_the_reference_for_each_optimizer(backend, digits, opt, dtype_, tol):
+    """Identical initial weights (same seed) and identical batch order (same
+    seed): one epoch on the digits gives the reference's weights."""
+    if backend == "numpy":
+        pytest.skip("the reference itself")
+    X, y = digits
+    out = []
+    for b in (backend, "numpy"):
+        m = fastnet.Sequential([fastnet.Dense(25, "relu"), fastnet.Dense(15, "tanh"), fastnet.Dense(10)],
+                               backend=b, seed=21, dtype=dtype_)
+        m.compile(optimizer=opt(), loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        h = m.fit(X, y, epochs=1, batch_size=32, verbose=0)
+        out.append((m.get_weights(), h.history["loss"][0]))
+    (wb, lb), (wr, lr) = out
+    assert lb == pytest.approx(lr, rel=tol)
+    for a, c in zip(wb, wr):
+        np.testing.assert_allclose(a, c, rtol=tol, atol=tol)
