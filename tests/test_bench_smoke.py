@@ -1,0 +1,159 @@
+"""Smoke test of the benchmark code in bench/ (so it cannot rot): every
+benchmark function runs once on tiny inputs; nothing is timed or compared.
+
+* the report runner (``bench/report.py --quick``) end to end, in a subprocess;
+* the pytest-benchmark suites (``pytest bench --bench-quick``, benchmarks
+  disabled: each runs once), in a subprocess;
+* each installed peer (PyTorch, JAX, scikit-learn): one tiny epoch and a
+  predict call through the same bench functions (skipped when none is installed).
+
+The numba backend is left out of these runs: its kernels compile on first use
+(minutes on a cold cache) and the bench code is the same for every backend
+(parametrised by name), so numpy and cython exercise it.  Peers are never
+required.
+"""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import fastnet
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+pytestmark = pytest.mark.skipif(not (BENCH / "fnbench.py").exists(), reason="bench/ is not in this checkout")
+
+BACKENDS = ",".join(b for b in fastnet.available_backends() if b != "numba")
+
+
+@pytest.fixture(scope="module")
+def fnbench():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import fnbench as mod
+        yield mod
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+class _Proc:
+    """A subprocess started now and checked later: the three runs below start
+    together (module fixture) so their imports and tiny workloads overlap."""
+
+    def __init__(self, cmd, cwd):
+        env = dict(os.environ)
+        env.pop("PYTHONPATH", None)
+        self.cmd = cmd
+        self.proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True)
+        self.out = None
+
+    def wait(self, timeout=300):
+        if self.out is None:
+            try:
+                self.out = self.proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.out = self.proc.communicate()
+        stdout, stderr = self.out
+        assert self.proc.returncode == 0, "command %s failed (rc %s):\n%s\n%s" % (
+            self.cmd, self.proc.returncode, stdout[-4000:], stderr[-4000:])
+        return stdout
+
+
+PEERS_SCRIPT = """
+import sys
+import numpy as np
+sys.path.insert(0, %r)
+import fnbench
+peers = %r
+for m in peers:
+    __import__(m)
+fnbench.pin_threads(1)
+data = fnbench.load_data(25, "random")
+# seed: 2 full batches; wide: 3 full batches and a partial one
+for spec in (fnbench.Spec("seed", (784, 6, 10), "sigmoid", "sgd", 0.5, 10, 20),
+             fnbench.Spec("wide", (784, 8, 6, 10), "relu", "adam", 1e-3, 8, 25)):
+    for p in peers:
+        tr = fnbench.make_trainer(p, spec, data.X[:spec.n], data.y[:spec.n], 1)
+        tr.warmup()
+        tr.epoch()
+        assert tr.predict(data.X[:3]).shape == (3, 10), p
+for p in [q for q in peers if q in fnbench.PEERS_PREDICT]:
+    f = fnbench.make_predictor(p, (784, 8, 6, 10), 1)
+    assert f(data.X[:1]).shape == (1, 10), p
+print(sorted(fnbench.thread_report(1, ["numpy"])))
+"""
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench-smoke")
+    procs = {"report": _Proc([sys.executable, str(BENCH / "report.py"), "--quick", "--backends", BACKENDS,
+                              "--peers", "numpy-loop", "--out", str(tmp / "REPORT.md"),
+                              "--json", str(tmp / "report.json")], cwd=tmp),
+             "pytest": _Proc([sys.executable, "-m", "pytest", str(BENCH), "--bench-quick", "--benchmark-disable",
+                              "--bench-backends", BACKENDS, "--bench-peers", "numpy-loop", "-q",
+                              "-p", "no:cacheprovider"], cwd=tmp)}
+    sys.path.insert(0, str(BENCH))
+    try:
+        import fnbench as mod
+    finally:
+        sys.path.remove(str(BENCH))
+    peers = [p for p in ("torch", "jax", "sklearn") if mod.peer_available(p)]
+    if peers:
+        procs["peers"] = _Proc([sys.executable, "-c", PEERS_SCRIPT % (str(BENCH), peers)], cwd=tmp)
+    yield tmp, procs
+    for p in procs.values():
+        if p.proc.poll() is None:
+            p.proc.kill()
+            p.proc.communicate()
+
+
+def test_flop_and_shape_bookkeeping(fnbench):
+    seed = fnbench.SEED
+    s = 784 * 30 + 30 * 10
+    assert fnbench.n_params(seed.sizes) == 784 * 30 + 30 + 30 * 10 + 10
+    assert fnbench.forward_flops(seed.sizes, 60000) == 2 * 60000 * s
+    # backward: weight grads (2Ns) + deltas of every layer but the first
+    assert fnbench.epoch_flops(seed.sizes, 60000) == 2 * 60000 * s * 2 + 2 * 60000 * (30 * 10)
+    gemms = fnbench.step_gemms(seed.sizes, 10)
+    assert ("matmul", 10, 784, 30) in gemms and ("matmul_tn", 784, 10, 30) in gemms
+    assert ("matmul_nt", 10, 10, 30) in gemms and len(gemms) == 5
+    assert fnbench.spec_batches(fnbench.WIDE) == [(128, 468), (96, 1)]
+    assert abs(fnbench.loglog_slope([1e2, 1e3, 1e4], [3.0, 30.0, 300.0]) - 1.0) < 1e-9
+    groups = [g for g, _ in fnbench.kernel_cases(quick=True)]
+    assert len(groups) == len(set(groups))
+    assert "matmul:10x784x30" in groups and "matmul:64x64x64" in groups
+    full = [g for g, _ in fnbench.kernel_cases(quick=False)]
+    assert {"matmul:10x784x30", "matmul_tn:784x10x30", "matmul:128x784x512", "matmul:1024x1024x1024",
+            "optimizer_update:adam:P=535818"} <= set(full)
+
+
+def test_report_quick(runs):
+    tmp, procs = runs
+    procs["report"].wait()
+    text = (tmp / "REPORT.md").read_text()
+    for heading in ("## Targets", "## Machine", "## Thread settings", "## GEMM", "## seed epoch", "## wide epoch",
+                    "## predict", "## gradients", "## Cold start and memory", "## Where fastnet"):
+        assert heading in text, heading
+    data = json.loads((tmp / "report.json").read_text())
+    assert data["targets"] and all({"target", "goal", "measured", "met"} <= set(t) for t in data["targets"])
+    for wl in ("seed", "wide"):
+        for impl in BACKENDS.split(",") + ["numpy-loop"]:
+            assert data["epochs"][wl][impl]["rounds"] == 1, (wl, impl, data["epochs"][wl][impl])
+    assert all("error" not in r for rows in data["gradients"].values() for r in rows["rows"])
+
+
+def test_pytest_bench_quick(runs):
+    out = runs[1]["pytest"].wait()
+    assert " passed" in out
+
+
+def test_peers_quick(runs):
+    procs = runs[1]
+    if "peers" not in procs:
+        pytest.skip("no peer (torch, jax, scikit-learn) is installed")
+    procs["peers"].wait()
