@@ -251,11 +251,16 @@ class Sequential:
             raise ValueError("%s has %d features but layer %r (the first layer) expects %d inputs"
                              % (name, arr.shape[1], dense[0].name, want))
         out = np.ascontiguousarray(arr, dtype=self.dtype)
-        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(out).all():
-            bad = np.argwhere(~np.isfinite(out))[0]
-            raise ValueError("%s contains NaN or inf (first at row %d, column %d)" % (name, bad[0], bad[1]))
-        if not np.isfinite(out).all():
-            raise ValueError("%s overflows %s" % (name, self.dtype))
+        if np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize > 4:
+            # in chunks of rows: no full-size temporary next to the caller's data
+            step = max(1, (1 << 20) // max(1, out.shape[1]))
+            for start in range(0, out.shape[0], step):
+                block = out[start:start + step]
+                if not np.isfinite(block).all():
+                    bad = np.argwhere(~np.isfinite(block))[0]
+                    what = "contains NaN or inf" if np.issubdtype(arr.dtype, np.floating) else \
+                        "overflows %s" % self.dtype
+                    raise ValueError("%s %s (first at row %d, column %d)" % (name, what, start + bad[0], bad[1]))
         return out
 
     def _check_y(self, y, n, name="y"):
