@@ -44,6 +44,7 @@ def _source_checkout_shim():
 if not _source_checkout_shim():
 
     from . import activations, initializers, losses, optimizers, regularizers, metrics, callbacks, datasets
+    from . import plot  # matplotlib is imported only when a plot is drawn
     from ._threads import get_num_threads, set_num_threads
     from .backends import available_backends, backend_status, BackendUnavailable
     from .layers import Dense, Dropout, Layer
