@@ -8,6 +8,14 @@ accepted as an alias of ``lr`` (Keras spelling).
 State (PyTorch's ``state`` dict) lives in one array of shape
 (3, n_params), rows in the order of the optimizer's ``slots``; ``iterations``
 counts the steps taken (PyTorch's ``step``).
+
+Gradient clipping (keyword-only, Keras's meaning, at most one of them):
+``clipnorm`` clips each parameter array's gradient (each layer's kernel, bias and
+PReLU slopes separately) to that L2 norm, ``global_clipnorm`` clips all gradients
+together to that global norm, ``clipvalue`` clips every gradient element to
+[-clipvalue, clipvalue].  It is applied to the gradient (after regularization,
+before weight decay, ``maximize`` and the optimizer's rule) inside the fused
+update kernel; ``model.gradients`` still returns the unclipped gradients.
 """
 import numbers
 
@@ -47,13 +55,25 @@ class Optimizer:
     code = defs.OPT_NONE
     slots = ()
 
-    def __init__(self, lr, learning_rate):
+    def __init__(self, lr, learning_rate, clipnorm=None, clipvalue=None, global_clipnorm=None):
         cls = type(self).__name__
         if learning_rate is not None:
             if not isinstance(lr, _Default):
                 raise TypeError("%s: give lr or its alias learning_rate, not both" % cls)
             lr = learning_rate
+        clips = {}
+        for name, value in (("clipnorm", clipnorm), ("clipvalue", clipvalue),
+                            ("global_clipnorm", global_clipnorm)):
+            if value is not None:
+                clips[name] = _num(cls, name, value)
+                if clips[name] <= 0:
+                    raise ValueError("%s: %s must be > 0 (or None for no clipping); got %r"
+                                     % (cls, name, value))
+        if len(clips) > 1:
+            raise ValueError("%s: only one of clipnorm, clipvalue and global_clipnorm can be set; got %s"
+                             % (cls, ", ".join(sorted(clips))))
         self._h = {"lr": _num(cls, "lr", lr)}
+        self._clip = clips
         self.iterations = 0
         self.state = None
         self._owner = None
@@ -74,7 +94,21 @@ class Optimizer:
         h = np.zeros(defs.NH)
         for name, value in self._h.items():
             h[defs.HYPER[name]] = float(value)
+        for name, value in self._clip.items():
+            h[defs.HYPER[name]] = float(value)
         return h
+
+    @property
+    def clipnorm(self):
+        return self._clip.get("clipnorm")
+
+    @property
+    def clipvalue(self):
+        return self._clip.get("clipvalue")
+
+    @property
+    def global_clipnorm(self):
+        return self._clip.get("global_clipnorm")
 
     def get_config(self):
         cfg = {"name": self.name}
@@ -82,7 +116,9 @@ class Optimizer:
         return cfg
 
     def _config(self):
-        return dict(self._h)
+        cfg = dict(self._h)
+        cfg.update(self._clip)
+        return cfg
 
     def __repr__(self):
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % kv for kv in self._config().items()))
@@ -116,8 +152,8 @@ class SGD(Optimizer):
     slots = ("momentum_buffer",)
 
     def __init__(self, lr=_Default(0.01), momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
-                 maximize=False, *, learning_rate=None):
-        super().__init__(lr, learning_rate)
+                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
         self._h.update(momentum=_num(c, "momentum", momentum), dampening=_num(c, "dampening", dampening),
                        nesterov=_flag(c, "nesterov", nesterov),
@@ -135,8 +171,8 @@ class Adagrad(Optimizer):
     slots = ("sum",)
 
     def __init__(self, lr=_Default(0.01), lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
-                 maximize=False, *, learning_rate=None):
-        super().__init__(lr, learning_rate)
+                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
         self._h.update(lr_decay=_num(c, "lr_decay", lr_decay), weight_decay=_num(c, "weight_decay", weight_decay),
                        initial_accumulator_value=_num(c, "initial_accumulator_value", initial_accumulator_value),
@@ -156,8 +192,8 @@ class RMSprop(Optimizer):
     slots = ("square_avg", "momentum_buffer", "grad_avg")
 
     def __init__(self, lr=_Default(0.01), alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                 maximize=False, *, learning_rate=None):
-        super().__init__(lr, learning_rate)
+                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
         self._h.update(alpha=_num(c, "alpha", alpha), eps=_num(c, "eps", eps),
                        weight_decay=_num(c, "weight_decay", weight_decay),
@@ -173,8 +209,8 @@ class Adam(Optimizer):
     slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
     def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False, *, learning_rate=None):
-        super().__init__(lr, learning_rate)
+                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError("%s: betas must be a pair (beta1, beta2); got %r" % (c, betas))
@@ -185,7 +221,7 @@ class Adam(Optimizer):
                        amsgrad=_flag(c, "amsgrad", amsgrad), maximize=_flag(c, "maximize", maximize))
 
     def _config(self):
-        cfg = dict(self._h)
+        cfg = super()._config()
         cfg["betas"] = (cfg.pop("beta1"), cfg.pop("beta2"))
         return cfg
 
@@ -197,8 +233,9 @@ class AdamW(Adam):
     code = defs.OPT_ADAMW
 
     def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
-                 maximize=False, *, learning_rate=None):
-        super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize, learning_rate=learning_rate)
+                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+        super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize, learning_rate=learning_rate,
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm)
 
 
 _BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

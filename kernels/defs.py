@@ -40,16 +40,19 @@ Optimizer entries (PyTorch ``torch.optim`` single-tensor rules):
 
 # --------------------------------------------------------------------------
 # Layer spec: ``ispec`` int64 (L, NI) and ``fspec`` float64 (L, NF), one row per
-# Dense layer.
+# weight layer (Dense or Maxout; a PReLU layer is folded into the Dense before it).
 # --------------------------------------------------------------------------
 I_IN = 0        # input width of the layer
 I_OUT = 1       # output width (units)
-I_ACT = 2       # activation code (ACT_*)
-I_W = 3         # offset of W (in, out), row-major, in the flat parameter buffer
-I_B = 4         # offset of b (out,) or -1 when use_bias=False
+I_ACT = 2       # activation code (ACT_*); ACT_LINEAR for Maxout
+I_W = 3         # offset of W (in, out * pieces), row-major, in the flat parameter buffer
+I_B = 4         # offset of b (out * pieces,) or -1 when use_bias=False
 I_KIND = 5      # layer kind (KIND_*)
-I_TOPK = 6      # meProp k (0 = off); reserved for the meProp issue
-NI = 8          # columns (two reserved)
+I_TOPK = 6      # meProp k: keep the k largest |dz| per example in backward (0 = off)
+I_PIECES = 7    # Maxout pieces per unit (read only for KIND_MAXOUT)
+I_APAR = 8      # offset of the per-unit activation parameters (PReLU slopes, (out,));
+                # read only when I_ACT is ACT_PRELU
+NI = 10         # columns (one reserved)
 
 F_ALPHA = 0     # activation parameter (leaky slope, elu alpha)
 F_DROP = 1      # dropout rate applied to this layer's output during training
@@ -57,7 +60,9 @@ F_L1 = 2        # L1 coefficient on W (Keras: l1 * sum|W|)
 F_L2 = 3        # L2 coefficient on W (Keras: l2 * sum W^2)
 NF = 6          # columns (two reserved)
 
-KIND_DENSE = 0
+KIND_DENSE = 0      # z = x W + b, a = act(z)
+KIND_MAXOUT = 1     # z = x W + b with out * pieces columns; unit j's output is
+                    # a_j = max_p z[j * pieces + p] (its pieces are adjacent columns)
 
 # --------------------------------------------------------------------------
 # Activations
@@ -100,6 +105,13 @@ ACT = {d["name"]: d["code"] for d in ACTIVATIONS}
 ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2, 3, 4
 ACT_RELU6, ACT_ELU, ACT_SWISH, ACT_SOFTMAX, ACT_STEP = 5, 6, 7, 8, 9
 
+# Parametric ReLU: a_ij = z_ij if z_ij > 0 else s_j z_ij, with one learnable slope
+# s_j per unit stored in the parameter buffer at ispec[l, I_APAR].  Not in the
+# ACTIVATIONS table (not elementwise with a scalar parameter): the drivers call
+# bias_act_forward with ACT_LINEAR, then the prelu_forward / prelu_backward
+# contract kernels.
+ACT_PRELU = 10
+
 # --------------------------------------------------------------------------
 # Loss heads (how the last layer meets the loss in training)
 # --------------------------------------------------------------------------
@@ -130,9 +142,11 @@ H_ALPHA = 10            # RMSprop smoothing constant
 H_CENTERED = 11
 H_LR_DECAY = 12         # Adagrad
 H_INITIAL_ACC = 13      # Adagrad initial_accumulator_value (used only at state init)
-H_CLIPNORM = 14         # reserved for gradient clipping (0 = off)
-H_CLIPVALUE = 15
-H_GLOBAL_CLIPNORM = 16
+H_CLIPNORM = 14         # Keras clipnorm: each array's gradient to norm <= clipnorm (0 = off)
+H_CLIPVALUE = 15        # Keras clipvalue: each gradient element to [-v, v] (0 = off)
+H_GLOBAL_CLIPNORM = 16  # Keras global_clipnorm: all gradients to global norm <= v (0 = off)
+H_GRAD_SCALE = 17       # factor on the gradient before everything else in the update
+                        # (0 = none); train_batches sets it from the clip norms
 NH = 20
 HYPER = {
     "lr": H_LR, "momentum": H_MOMENTUM, "dampening": H_DAMPENING,
@@ -141,15 +155,28 @@ HYPER = {
     "alpha": H_ALPHA, "centered": H_CENTERED, "lr_decay": H_LR_DECAY,
     "initial_accumulator_value": H_INITIAL_ACC, "clipnorm": H_CLIPNORM,
     "clipvalue": H_CLIPVALUE, "global_clipnorm": H_GLOBAL_CLIPNORM,
+    "grad_scale": H_GRAD_SCALE,
 }
 N_STATE = 3             # rows of the state array (max slots over optimizers)
+
+# Gradient clipping (Keras: clipnorm / global_clipnorm / clipvalue, at most one),
+# the first lines of every update: the norms are taken by train_batches, which
+# passes the resulting factor in ``grad_scale`` (per parameter array for
+# clipnorm, once for global_clipnorm); ``clipvalue`` clips each element, NaN
+# passing through.  ``gscale`` is 1 when no factor is set (g * 1.0 == g exactly).
+CLIP_SCALARS = ["gscale = grad_scale if grad_scale != 0.0 else 1.0"]
+CLIP_ELEMENT = [
+    "g = g * gscale",
+    "if clipvalue != 0.0:",
+    "    g = clipvalue if g > clipvalue else (-clipvalue if g < -clipvalue else g)",
+]
 
 OPTIMIZERS = [
     dict(name="none", code=OPT_NONE, slots=[], scalars=[], element=[]),
     dict(
         name="sgd", code=OPT_SGD, slots=["buf"],
-        scalars=["first = 1.0 if t == 1 else 0.0"],
-        element=[
+        scalars=CLIP_SCALARS + ["first = 1.0 if t == 1 else 0.0"],
+        element=CLIP_ELEMENT + [
             "if maximize != 0.0:",
             "    g = -g",
             "if weight_decay != 0.0:",
@@ -167,8 +194,8 @@ OPTIMIZERS = [
         ]),
     dict(
         name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
-        scalars=["clr = lr / (1.0 + (t - 1) * lr_decay)"],
-        element=[
+        scalars=CLIP_SCALARS + ["clr = lr / (1.0 + (t - 1) * lr_decay)"],
+        element=CLIP_ELEMENT + [
             "if maximize != 0.0:",
             "    g = -g",
             "if weight_decay != 0.0:",
@@ -178,8 +205,8 @@ OPTIMIZERS = [
         ]),
     dict(
         name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
-        scalars=[],
-        element=[
+        scalars=CLIP_SCALARS,
+        element=CLIP_ELEMENT + [
             "if maximize != 0.0:",
             "    g = -g",
             "if weight_decay != 0.0:",
@@ -198,11 +225,11 @@ OPTIMIZERS = [
         ]),
     dict(
         name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
-        scalars=["bc1 = 1.0 - beta1 ** t",
+        scalars=CLIP_SCALARS + ["bc1 = 1.0 - beta1 ** t",
                  "bc2 = 1.0 - beta2 ** t",
                  "step_size = lr / bc1",
                  "bc2_sqrt = sqrt(bc2)"],
-        element=[
+        element=CLIP_ELEMENT + [
             "if maximize != 0.0:",
             "    g = -g",
             "if weight_decay != 0.0:",
@@ -218,12 +245,12 @@ OPTIMIZERS = [
         ]),
     dict(
         name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
-        scalars=["bc1 = 1.0 - beta1 ** t",
+        scalars=CLIP_SCALARS + ["bc1 = 1.0 - beta1 ** t",
                  "bc2 = 1.0 - beta2 ** t",
                  "step_size = lr / bc1",
                  "bc2_sqrt = sqrt(bc2)",
                  "decay = 1.0 - lr * weight_decay"],
-        element=[
+        element=CLIP_ELEMENT + [
             "if maximize != 0.0:",
             "    g = -g",
             "p = p * decay",
@@ -262,3 +289,48 @@ def mix64(z):
     z = ((z ^ (z >> 30)) * MIX1) & m
     z = ((z ^ (z >> 27)) * MIX2) & m
     return z ^ (z >> 31)
+
+
+# --------------------------------------------------------------------------
+# Training diagnostics: the optional float64 ``diag`` buffer of train_batches
+# (length diag_size(ispec); empty = off, and then nothing is computed).
+#   diag[DG_BATCH]   absolute index of the first batch where a NaN/inf appeared (-1: none)
+#   diag[DG_LAYER]   its layer
+#   diag[DG_STAGE]   its stage (STAGE_*)
+#   diag[DG_ROWS]    rows (samples) counted since the buffer was zeroed
+# then per layer l, from diag_offset(ispec, l), with w = ispec[l, I_OUT]:
+#   [0, w)      per unit: rows with a > 0              (ACT_RELU, ACT_RELU6 only)
+#   [w, 2w)     per unit: rows with g'(z) < SATURATION * max g'
+#                                                       (ACT_SIGMOID, ACT_TANH only)
+#   2w          sum over batches of the norm of the layer's data-loss gradient (W, b
+#               and slopes together; before regularization and clipping)
+#   2w + 1      number of batches summed
+# Counts use the pre-dropout activations of the training forward pass.  When a
+# non-finite value is found the call stops right after that stage.
+# --------------------------------------------------------------------------
+DG_BATCH, DG_LAYER, DG_STAGE, DG_ROWS = 0, 1, 2, 3
+DG_HEAD = 4
+STAGE_NONE, STAGE_FORWARD, STAGE_LOSS, STAGE_BACKWARD, STAGE_UPDATE = 0, 1, 2, 3, 4
+STAGES = {STAGE_FORWARD: "forward", STAGE_LOSS: "loss", STAGE_BACKWARD: "backward",
+          STAGE_UPDATE: "update"}
+SATURATION = 0.05   # sigmoid: a (1 - a) < 0.05 * 0.25; tanh: 1 - a^2 < 0.05
+
+
+def diag_offset(ispec, l):
+    """Start of layer l's block in the diag buffer."""
+    pos = DG_HEAD
+    for i in range(l):
+        pos += 2 * int(ispec[i][I_OUT]) + 2
+    return pos
+
+
+def diag_size(ispec):
+    """Length of the diag buffer for this network."""
+    return diag_offset(ispec, len(ispec))
+
+
+def table_digest():
+    """Fingerprint of the tables the elementwise kernels are rendered from (the
+    templates embed it; the adapters refuse a stale build)."""
+    import hashlib
+    return hashlib.sha256(repr((ACTIVATIONS, OPTIMIZERS, HYPER)).encode()).hexdigest()[:16]

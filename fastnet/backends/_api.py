@@ -6,7 +6,8 @@ The model (``fastnet/model.py``) calls nothing else.
 
 Conventions (as in scikit-learn's ``_loss`` module)
 ---------------------------------------------------
-* Inputs first, outputs last, ``n_threads`` always the final argument.
+* Inputs first, outputs last, ``n_threads`` the final positional argument (only
+  ``train_batches`` has an optional keyword after it, ``diag``).
 * Outputs are passed in (``OUT``) or updated in place (``INOUT``); kernels never
   allocate arrays that outlive the call and never return arrays.  They return
   ``None``.
@@ -22,12 +23,25 @@ Conventions (as in scikit-learn's ``_loss`` module)
 
 Network description
 -------------------
-``ispec`` int64 (L, defs.NI) and ``fspec`` float64 (L, defs.NF) describe the L Dense
+``ispec`` int64 (L, defs.NI) and ``fspec`` float64 (L, defs.NF) describe the L weight
 layers in order (columns ``defs.I_*`` / ``defs.F_*``).  Layer ``l`` maps an input of
-width ``ispec[l, I_IN]`` to ``ispec[l, I_OUT]`` units:
-``z = x @ W + b``, ``a = act(z)``, with ``W = params[w:w+in*out].reshape(in, out)``
-(``w = ispec[l, I_W]``) and ``b = params[bo:bo+out]`` (``bo = ispec[l, I_B]``, -1 =
-no bias).  ``grads`` has the same layout as ``params``.
+width ``ispec[l, I_IN]`` to ``ispec[l, I_OUT]`` units.  With ``q`` = 1 for
+``KIND_DENSE`` and ``q = ispec[l, I_PIECES]`` (>= 1) for ``KIND_MAXOUT``:
+``z = x @ W + b`` with ``W = params[w:w+in*out*q].reshape(in, out*q)``
+(``w = ispec[l, I_W]``) and ``b = params[bo:bo+out*q]`` (``bo = ispec[l, I_B]``, -1 =
+no bias).  Dense: ``a = act(z)``; with ``act = ACT_PRELU`` the slopes are
+``s = params[ap:ap+out]`` (``ap = ispec[l, I_APAR]``) and ``a = z if z > 0 else s z``
+(per column).  Maxout: ``a[:, j] = max_p z[:, j*q + p]`` (the activation code is
+ACT_LINEAR; a Maxout or PReLU layer is never the last layer).  ``grads`` has the same
+layout as ``params``.
+
+meProp (``ispec[l, I_TOPK]`` = k, 0 < k < the width of the layer's z, Dense only): in
+``train_batches``, after the layer's dz is formed (head or activation backward), each
+row keeps only its k largest |dz| entries (ties: the lower column index) and the
+others become 0 (``topk_rows``); the weight gradient, the bias gradient and the delta
+passed to the layer below are computed from that sparse dz (``matmul_tn_sparse`` /
+``matmul_nt_sparse``: O(n k in) instead of O(n out in)).  k = 0 or k >= the width: the
+ordinary (dense) backward, bit-identical to no meProp.
 
 Training workspace
 ------------------
@@ -66,6 +80,30 @@ Dropout
 ``fspec[l, F_DROP]`` > 0 drops entries of layer ``l``'s output (never the last
 layer's) during ``train_batches`` with the counter-based mask defined in
 ``kernels/defs.py`` (identical in every backend); ``forward`` never drops.
+
+Gradient clipping (Keras meaning; the model allows at most one)
+---------------------------------------------------------------
+``hyper[H_CLIPNORM]`` = c > 0: ``train_batches`` takes the float64 norm of each
+parameter array's gradient (per layer: W, then b, then the PReLU slopes), and
+updates that array with ``hyper[H_GRAD_SCALE] = 1 if norm <= c else c / norm`` (so a
+NaN norm gives a NaN factor).  ``hyper[H_GLOBAL_CLIPNORM]`` = c > 0: one norm over
+all gradients, one such factor.  ``optimizer_update`` multiplies the gradient by
+``hyper[H_GRAD_SCALE]`` (when not 0), then clips it elementwise to
+``[-hyper[H_CLIPVALUE], hyper[H_CLIPVALUE]]`` (when not 0), then applies the
+optimizer's rule.  Norms are summed serially in float64, in buffer order.
+``grads`` keeps the unclipped gradients.
+
+Diagnostics
+-----------
+``train_batches(..., diag=buf)`` (keyword, float64, ``defs.diag_size(ispec)``
+elements, accumulated, never zeroed by the kernel; default: empty = off) records
+per-unit activity and saturation counts, per-layer gradient norms and the first
+non-finite value's batch, layer and stage; see ``kernels/defs.py``.  Stages are
+checked in order: forward (layer l's z or a), loss (the row losses and the head's
+delta), backward (layer l's weight / bias / slope gradients, then the delta it
+passes down), update (layer l's parameters after the update, layers in order).
+On the first non-finite value the call records it and returns at once (later
+entries of batch_loss are not written).  With diag empty nothing of this runs.
 
 Regularization
 --------------
@@ -116,6 +154,23 @@ KERNELS = {
     "optimizer_update": [("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t", "int", ""),
                          ("grads", "in", "(P,)"), ("params", "inout", "(P,)"),
                          ("state", "inout", "(N_STATE, P)"), ("n_threads", "threads", "")],
+    "prelu_forward": [("Z", "in", "(n, m)"), ("slope", "in", "(m,)"), ("A", "out", "(n, m)"),
+                      ("n_threads", "threads", "")],
+    "prelu_backward": [("Z", "in", "(n, m)"), ("dA", "in", "(n, m)"), ("slope", "in", "(m,)"),
+                       ("dslope", "out", "(m,)"), ("dZ", "out", "(n, m)"),
+                       ("n_threads", "threads", "")],
+    "maxout_forward": [("Z", "in", "(n, m * q)"), ("pieces", "int", "q"), ("A", "out", "(n, m)"),
+                       ("n_threads", "threads", "")],
+    "maxout_backward": [("Z", "in", "(n, m * q)"), ("dA", "in", "(n, m)"), ("pieces", "int", "q"),
+                        ("dZ", "out", "(n, m * q)"), ("n_threads", "threads", "")],
+    "topk_rows": [("D", "inout", "(n, m)"), ("k", "int", "1 <= k <= m"),
+                  ("idx", "out", "(n, k) int64"), ("n_threads", "threads", "")],
+    "matmul_tn_sparse": [("A", "in", "(n, k_in)"), ("D", "in", "(n, m)"),
+                         ("idx", "in", "(n, k) int64"), ("C", "out", "(k_in, m)"),
+                         ("n_threads", "threads", "")],
+    "matmul_nt_sparse": [("D", "in", "(n, m)"), ("idx", "in", "(n, k) int64"),
+                         ("B", "in", "(k_in, m)"), ("C", "out", "(n, k_in)"),
+                         ("n_threads", "threads", "")],
     "forward": [("X", "in", "(n, n_in)"), ("ispec", "in", ""), ("fspec", "in", ""),
                 ("params", "in", "(P,)"), ("work", "out", "(>= forward_workspace_size,)"),
                 ("out", "out", "(n, n_out)"), ("n_threads", "threads", "")],
@@ -131,7 +186,8 @@ KERNELS = {
         ("state", "inout", "(N_STATE, P)"), ("work", "out", "(>= workspace_size,)"),
         ("batch_loss", "out", "(n_batches,) float64"),
         ("scores", "out", "(M, n_out) or (0, n_out)"),
-        ("n_threads", "threads", "")],
+        ("n_threads", "threads", ""),
+        ("diag", "inout", "optional keyword: (defs.diag_size(ispec),) float64 or None/(0,) = off")],
 }
 
 KERNEL_DOCS = {
@@ -155,6 +211,20 @@ KERNEL_DOCS = {
     "regularize": "grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a "
                   "penalty; penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64).",
     "optimizer_update": "One optimizer step over the flat buffer (PyTorch rules).",
+    "prelu_forward": "A = Z where Z > 0, else slope[j] * Z (A may be Z).",
+    "prelu_backward": "dslope[j] = sum_i dA[i, j] * Z[i, j] over Z <= 0 (rows in order, "
+                      "float64 accumulation); then dZ = dA where Z > 0, else slope[j] * dA "
+                      "(dZ may be dA).",
+    "maxout_forward": "A[i, j] = max_p Z[i, j*q + p] (NaN propagates).",
+    "maxout_backward": "dZ[i, j*q + p] = dA[i, j] for the first p where Z[i, j*q + p] "
+                       "is the maximum (the first NaN if any), 0 for the other pieces.",
+    "topk_rows": "Per row: keep the k entries of largest |D| (ties: lower column; a NaN "
+                 "counts as the largest), set the others to 0; idx[i] = the kept columns "
+                 "in increasing order.",
+    "matmul_tn_sparse": "C = A.T @ D where row i of D is nonzero only at columns idx[i] "
+                        "(C is fully written; rows of A summed in order).",
+    "matmul_nt_sparse": "C = D @ B.T using only columns idx[i] of row i of D "
+                        "(summed in the order of idx).",
     "forward": "out = the last layer's activations of the network on X (inference: "
                "no dropout).",
     "train_batches": "For b in first_batch .. first_batch + n_batches - 1: take rows "
@@ -165,7 +235,9 @@ KERNEL_DOCS = {
                      "regularization penalty of the pre-update weights.  When scores "
                      "has M rows, scores[perm position] = the head's outputs (P for "
                      "the fused heads, A for mse/mae) computed in that forward pass.  "
-                     "grads holds the last batch's gradients on return.",
+                     "grads holds the last batch's gradients on return (unclipped).  "
+                     "The optional keyword diag (after n_threads, the one exception to "
+                     "n_threads coming last) turns on the diagnostics described above.",
 }
 
 
@@ -173,13 +245,28 @@ def _widths(ispec):
     return [int(ispec[l, defs.I_OUT]) for l in range(ispec.shape[0])]
 
 
+def z_width(ispec, l):
+    """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
+    w = int(ispec[l, defs.I_OUT])
+    if int(ispec[l, defs.I_KIND]) == defs.KIND_MAXOUT:
+        w *= max(1, int(ispec[l, defs.I_PIECES]))
+    return w
+
+
+def topk_of(ispec, l):
+    """meProp k of layer l if it sparsifies (0 < k < z width), else 0."""
+    k = int(ispec[l, defs.I_TOPK])
+    return k if 0 < k < z_width(ispec, l) and int(ispec[l, defs.I_KIND]) == defs.KIND_DENSE else 0
+
+
 def workspace_layout(ispec, fspec, batch_size):
     """Offsets (in elements) into the training workspace for a batch size.
 
     Returns a dict: ``"X"`` (gathered batch, bs x n_in), for each layer l
-    ``("Z", l)``, ``("A", l)`` (bs x out_l), ``("M", l)`` (the dropped-out copy
-    of A, only when fspec[l, F_DROP] > 0), ``"D0"``, ``"D1"`` (two bs x max width
-    delta buffers) and ``"size"`` (the total).
+    ``("Z", l)`` (bs x z_width(l)), ``("A", l)`` (bs x out_l), ``("M", l)`` (the
+    dropped-out copy of A, only when fspec[l, F_DROP] > 0), ``"D0"``, ``"D1"``
+    (two bs x max width delta buffers, z widths included) and ``"size"`` (the
+    total).  (meProp's (bs, k) int64 index buffer is allocated by the kernel.)
     """
     bs = int(batch_size)
     n_in = int(ispec[0, defs.I_IN])
@@ -188,13 +275,13 @@ def workspace_layout(ispec, fspec, batch_size):
     pos = bs * n_in
     for l, w in enumerate(widths):
         off[("Z", l)] = pos
-        pos += bs * w
+        pos += bs * z_width(ispec, l)
         off[("A", l)] = pos
         pos += bs * w
         if fspec[l, defs.F_DROP] > 0:
             off[("M", l)] = pos
             pos += bs * w
-    maxw = max([n_in] + widths)
+    maxw = max([n_in] + widths + [z_width(ispec, l) for l in range(len(widths))])
     off["D0"] = pos
     pos += bs * maxw
     off["D1"] = pos
@@ -210,8 +297,8 @@ def workspace_size(ispec, fspec, batch_size):
 
 def forward_workspace_size(ispec, n_rows):
     """Elements of ``work`` that ``forward`` needs for ``n_rows`` rows: two
-    ping-pong buffers of n_rows x (max layer width)."""
-    maxw = max(int(ispec[l, defs.I_OUT]) for l in range(ispec.shape[0]))
+    ping-pong buffers of n_rows x (max layer width, z widths included)."""
+    maxw = max(z_width(ispec, l) for l in range(ispec.shape[0]))
     return 2 * int(n_rows) * maxw
 
 

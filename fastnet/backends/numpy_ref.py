@@ -167,12 +167,82 @@ def gather_rows(X, idx, out, n_threads):
 
 
 def _layer_views(ispec, buf, l):
-    n_in, n_out = int(ispec[l, defs.I_IN]), int(ispec[l, defs.I_OUT])
+    """W (in, z width) and b (z width,) of layer l (b empty without bias)."""
+    n_in, zw = int(ispec[l, defs.I_IN]), _api.z_width(ispec, l)
     w = int(ispec[l, defs.I_W])
-    W = buf[w:w + n_in * n_out].reshape(n_in, n_out)
+    W = buf[w:w + n_in * zw].reshape(n_in, zw)
     bo = int(ispec[l, defs.I_B])
-    b = buf[bo:bo + n_out] if bo >= 0 else buf[:0]
+    b = buf[bo:bo + zw] if bo >= 0 else buf[:0]
     return W, b
+
+
+def _slopes(ispec, buf, l):
+    """PReLU slopes of layer l (empty when its activation is not PReLU)."""
+    if int(ispec[l, defs.I_ACT]) != defs.ACT_PRELU:
+        return buf[:0]
+    ap = int(ispec[l, defs.I_APAR])
+    return buf[ap:ap + int(ispec[l, defs.I_OUT])]
+
+
+def _arrays(ispec, buf):
+    """The parameter arrays in buffer order per layer (W, b, slopes), as views."""
+    out = []
+    for l in range(ispec.shape[0]):
+        W, b = _layer_views(ispec, buf, l)
+        out.append((l, W.reshape(-1)))
+        if b.shape[0]:
+            out.append((l, b))
+        s = _slopes(ispec, buf, l)
+        if s.shape[0]:
+            out.append((l, s))
+    return out
+
+
+# ---------------------------------------------------------------------------
+# PReLU, Maxout, meProp
+# ---------------------------------------------------------------------------
+def prelu_forward(Z, slope, A, n_threads):
+    A[...] = np.where(Z > 0, Z, slope[None, :] * Z)
+
+
+def prelu_backward(Z, dA, slope, dslope, dZ, n_threads):
+    neg = ~(Z > 0)
+    dslope[...] = np.where(neg, dA.astype(np.float64) * Z.astype(np.float64), 0.0).sum(axis=0)
+    dZ[...] = np.where(neg, slope[None, :] * dA, dA)
+
+
+def maxout_forward(Z, pieces, A, n_threads):
+    n, m = A.shape
+    A[...] = Z.reshape(n, m, pieces).max(axis=2)
+
+
+def maxout_backward(Z, dA, pieces, dZ, n_threads):
+    n, m = dA.shape
+    arg = Z.reshape(n, m, pieces).argmax(axis=2)          # first max; first NaN if any
+    onehot = np.arange(pieces)[None, None, :] == arg[:, :, None]
+    dZ[...] = (onehot * dA[:, :, None]).reshape(n, m * pieces)
+
+
+def topk_rows(D, k, idx, n_threads):
+    mag = np.abs(D.astype(np.float64))
+    mag[np.isnan(mag)] = np.inf                            # NaN counts as the largest
+    order = np.argsort(-mag, axis=1, kind="stable")[:, :k]  # ties: lower column first
+    idx[...] = np.sort(order, axis=1)
+    keep = np.zeros(D.shape, dtype=bool)
+    np.put_along_axis(keep, idx, True, axis=1)
+    D[~keep] = 0
+
+
+def matmul_tn_sparse(A, D, idx, C, n_threads):
+    Ds = np.zeros_like(D)
+    np.put_along_axis(Ds, idx, np.take_along_axis(D, idx, axis=1), axis=1)
+    C[...] = A.T @ Ds
+
+
+def matmul_nt_sparse(D, idx, B, C, n_threads):
+    Ds = np.zeros_like(D)
+    np.put_along_axis(Ds, idx, np.take_along_axis(D, idx, axis=1), axis=1)
+    C[...] = Ds @ B.T
 
 
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
@@ -192,10 +262,17 @@ def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
     """PyTorch's single-tensor algorithms, as documented for torch.optim."""
     h = {name: float(hyper[i]) for name, i in defs.HYPER.items()}
     lr, wd = h["lr"], h["weight_decay"]
-    g = -grads if h["maximize"] else grads.copy()
-    p = params
     if opt == defs.OPT_NONE:
         return
+    g = grads.astype(grads.dtype, copy=True)
+    if h["grad_scale"]:
+        g *= h["grad_scale"]          # clip by norm: the factor train_batches computed
+    cv = h["clipvalue"]
+    if cv:
+        g = np.where(g > cv, cv, np.where(g < -cv, -cv, g)).astype(grads.dtype)
+    if h["maximize"]:
+        g = -g
+    p = params
     if opt == defs.OPT_SGD:
         if wd:
             g = g + wd * p
@@ -252,15 +329,30 @@ def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
         raise ValueError("unknown optimizer code %r" % opt)
 
 
+def _layer_forward(a, ispec, fspec, params, l, linear_last=False):
+    """(z, a) of layer l on input a (z before the Maxout max / the activation)."""
+    W, b = _layer_views(ispec, params, l)
+    z = a @ W
+    if b.shape[0]:
+        z = z + b
+    act = int(ispec[l, defs.I_ACT])
+    if int(ispec[l, defs.I_KIND]) == defs.KIND_MAXOUT:
+        out = np.empty((z.shape[0], int(ispec[l, defs.I_OUT])), z.dtype)
+        maxout_forward(z, int(ispec[l, defs.I_PIECES]), out, 1)
+    elif linear_last:
+        out = z
+    elif act == defs.ACT_PRELU:
+        out = np.empty_like(z)
+        prelu_forward(z, _slopes(ispec, params, l), out, 1)
+    else:
+        out = _activate(z, act, float(fspec[l, defs.F_ALPHA]))
+    return z, out
+
+
 def forward(X, ispec, fspec, params, work, out, n_threads):
     a = X
-    L = ispec.shape[0]
-    for l in range(L):
-        W, b = _layer_views(ispec, params, l)
-        z = a @ W
-        if b.shape[0]:
-            z = z + b
-        a = _activate(z, int(ispec[l, defs.I_ACT]), float(fspec[l, defs.F_ALPHA]))
+    for l in range(ispec.shape[0]):
+        _, a = _layer_forward(a, ispec, fspec, params, l)
     out[...] = a
 
 
@@ -278,13 +370,84 @@ def dropout_mask(rng_key, batch, layer, n_layers, batch_size, n_rows, width, rat
     return np.where(uniform >= rate, 1.0 / (1.0 - rate), 0.0).astype(dtype)
 
 
+def _finite(*arrays):
+    return all(np.isfinite(a).all() for a in arrays)
+
+
+def _diag_counts(diag, ispec, l, a):
+    """Per-unit activity / saturation counts of layer l (see kernels/defs.py)."""
+    act = int(ispec[l, defs.I_ACT])
+    w = a.shape[1]
+    off = defs.diag_offset(ispec, l)
+    if act in (defs.ACT_RELU, defs.ACT_RELU6):
+        diag[off:off + w] += (a > 0).sum(axis=0)
+    elif act == defs.ACT_SIGMOID:
+        diag[off + w:off + 2 * w] += (a * (1 - a) < defs.SATURATION * 0.25).sum(axis=0)
+    elif act == defs.ACT_TANH:
+        diag[off + w:off + 2 * w] += (1 - a * a < defs.SATURATION).sum(axis=0)
+
+
+def _clipped_update(opt, hyper, t, ispec, grads, params, state, n_threads):
+    """The optimizer step with Keras clipping (see _api: norms in float64)."""
+    h = np.array(hyper, dtype=np.float64)
+    cn, gcn = float(h[defs.H_CLIPNORM]), float(h[defs.H_GLOBAL_CLIPNORM])
+    if opt != defs.OPT_NONE and cn > 0:
+        for (_, g), (_, p), s in zip(_arrays(ispec, grads), _arrays(ispec, params),
+                                     _state_arrays(ispec, state)):
+            norm = float(np.sqrt((g.astype(np.float64) ** 2).sum()))
+            h[defs.H_GRAD_SCALE] = 1.0 if norm <= cn else cn / norm
+            optimizer_update(opt, h, t, g, p, s, n_threads)
+        return
+    if opt != defs.OPT_NONE and gcn > 0:
+        norm = float(np.sqrt((grads.astype(np.float64) ** 2).sum()))
+        h[defs.H_GRAD_SCALE] = 1.0 if norm <= gcn else gcn / norm
+    optimizer_update(opt, h, t, grads, params, state, n_threads)
+
+
+def _state_arrays(ispec, state):
+    """Per-array (N_STATE, size) views of the optimizer state, matching _arrays."""
+    out = []
+    for l in range(ispec.shape[0]):
+        zw = _api.z_width(ispec, l)
+        w = int(ispec[l, defs.I_W])
+        out.append(state[:, w:w + int(ispec[l, defs.I_IN]) * zw])
+        bo = int(ispec[l, defs.I_B])
+        if bo >= 0:
+            out.append(state[:, bo:bo + zw])
+        if int(ispec[l, defs.I_ACT]) == defs.ACT_PRELU:
+            ap = int(ispec[l, defs.I_APAR])
+            out.append(state[:, ap:ap + int(ispec[l, defs.I_OUT])])
+    return out
+
+
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                   ispec, fspec, head, opt, hyper, t0, rng_key,
-                  params, grads, state, work, batch_loss, scores, n_threads):
+                  params, grads, state, work, batch_loss, scores, n_threads, diag=None):
+    # overflow to inf and inf - inf are legitimate results here (diverging runs,
+    # located by diag); the compiled kernels do not warn either
+    with np.errstate(over="ignore", invalid="ignore"):
+        _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                       head, opt, hyper, t0, rng_key, params, grads, state, batch_loss, scores,
+                       n_threads, diag)
+
+
+def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
+                   ispec, fspec, head, opt, hyper, t0, rng_key,
+                   params, grads, state, batch_loss, scores, n_threads, diag):
     L = ispec.shape[0]
     M = perm.shape[0]
     dtype = params.dtype
+    fused = head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)
+    if head not in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE, defs.HEAD_MSE, defs.HEAD_MAE):
+        raise ValueError("unknown head code %r" % head)
+    on = diag is not None and diag.shape[0] > 0
+    if on and diag.shape[0] < defs.diag_size(ispec):
+        raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
     penalty = np.zeros(1)
+
+    def bad(b, l, stage):
+        diag[defs.DG_BATCH], diag[defs.DG_LAYER], diag[defs.DG_STAGE] = b, l, stage
+
     for step, b in enumerate(range(first_batch, first_batch + n_batches)):
         rows = perm[b * batch_size:min((b + 1) * batch_size, M)]
         n = rows.shape[0]
@@ -296,18 +459,14 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
         a = X[rows]
         inputs = [a]
         for l in range(L):
-            W, bias = _layer_views(ispec, params, l)
-            z = a @ W
-            if bias.shape[0]:
-                z = z + bias
-            act = int(ispec[l, defs.I_ACT])
             last = l == L - 1
-            if last and head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE):
-                a = z  # logits; the fused head applies softmax / sigmoid
-            else:
-                a = _activate(z, act, float(fspec[l, defs.F_ALPHA]))
+            z, a = _layer_forward(a, ispec, fspec, params, l, linear_last=last and fused)
             zs.append(z)
             acts.append(a)
+            if on:
+                if not _finite(z, a):
+                    return bad(b, l, defs.STAGE_FORWARD)
+                _diag_counts(diag, ispec, l, a)
             rate = float(fspec[l, defs.F_DROP])
             if rate > 0 and not last:
                 mask = dropout_mask(rng_key, b, l, L, batch_size, n, a.shape[1], rate, dtype)
@@ -316,6 +475,8 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
             else:
                 masks.append(None)
             inputs.append(a)
+        if on:
+            diag[defs.DG_ROWS] += n
 
         # loss head
         k = acts[-1].shape[1]
@@ -328,36 +489,64 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
             softmax_xent(zs[-1], Yb, lab, w_rows, scale, out_scores, row_loss, delta, n_threads)
         elif head == defs.HEAD_SIGMOID_BCE:
             sigmoid_bce(zs[-1], Y[rows], w_rows, scale, out_scores, row_loss, delta, n_threads)
-        elif head in (defs.HEAD_MSE, defs.HEAD_MAE):
+        else:
             fn = mse if head == defs.HEAD_MSE else mae
             fn(acts[-1], Y[rows], w_rows, scale, row_loss, delta, n_threads)
             out_scores[...] = acts[-1]
             delta = _act_grad(zs[-1], acts[-1], delta, int(ispec[L - 1, defs.I_ACT]),
                               float(fspec[L - 1, defs.F_ALPHA]))
-        else:
-            raise ValueError("unknown head code %r" % head)
         weights = np.ones(n) if sw.shape[0] == 0 else w_rows.astype(np.float64)
         data_loss = float((weights * row_loss).sum()) / n
         if scores.shape[0]:
             scores[b * batch_size:b * batch_size + n] = out_scores
+        if on and not (np.isfinite(data_loss) and _finite(delta)):
+            batch_loss[step] = data_loss
+            return bad(b, L - 1, defs.STAGE_LOSS)
 
-        # backward: delta is dL/dz of layer l
+        # backward: delta is dL/dz of layer l (z width)
         for l in range(L - 1, -1, -1):
             gW, gb = _layer_views(ispec, grads, l)
+            kk = _api.topk_of(ispec, l)
+            if kk:
+                idx = np.empty((n, kk), np.int64)
+                topk_rows(delta, kk, idx, n_threads)
             gW[...] = inputs[l].T @ delta
             if gb.shape[0]:
                 gb[...] = delta.sum(axis=0)
+            gnorm_parts = [gW, gb]
             if l > 0:
                 W, _ = _layer_views(ispec, params, l)
                 da = delta @ W.T
                 if masks[l - 1] is not None:
                     da = da * masks[l - 1]
-                delta = _act_grad(zs[l - 1], acts[l - 1], da, int(ispec[l - 1, defs.I_ACT]),
-                                  float(fspec[l - 1, defs.F_ALPHA]))
+                below = int(ispec[l - 1, defs.I_ACT])
+                if int(ispec[l - 1, defs.I_KIND]) == defs.KIND_MAXOUT:
+                    delta = np.empty_like(zs[l - 1])
+                    maxout_backward(zs[l - 1], da, int(ispec[l - 1, defs.I_PIECES]), delta, 1)
+                elif below == defs.ACT_PRELU:
+                    gs = _slopes(ispec, grads, l - 1)
+                    delta = np.empty_like(da)
+                    prelu_backward(zs[l - 1], da, _slopes(ispec, params, l - 1), gs, delta, 1)
+                else:
+                    delta = _act_grad(zs[l - 1], acts[l - 1], da, below, float(fspec[l - 1, defs.F_ALPHA]))
+            if on:
+                if l < L - 1 and int(ispec[l, defs.I_ACT]) == defs.ACT_PRELU:
+                    gnorm_parts.append(_slopes(ispec, grads, l))
+                # this layer's gradients are complete (its slopes were done one step earlier)
+                if not _finite(*gnorm_parts) or (l > 0 and not _finite(delta)):
+                    return bad(b, l, defs.STAGE_BACKWARD)
+                off = defs.diag_offset(ispec, l) + 2 * int(ispec[l, defs.I_OUT])
+                diag[off] += np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in gnorm_parts))
+                diag[off + 1] += 1
 
         regularize(ispec, fspec, params, grads, penalty, n_threads)
         batch_loss[step] = data_loss + penalty[0]
-        optimizer_update(opt, hyper, t0 + step + 1, grads, params, state, n_threads)
+        _clipped_update(opt, hyper, t0 + step + 1, ispec, grads, params, state, n_threads)
+        if on:
+            for l in range(L):
+                W, bb = _layer_views(ispec, params, l)
+                if not _finite(W, bb, _slopes(ispec, params, l)):
+                    return bad(b, l, defs.STAGE_UPDATE)
 
 
 # the contract says every backend exposes exactly these
