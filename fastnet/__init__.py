@@ -44,10 +44,11 @@ def _source_checkout_shim():
 if not _source_checkout_shim():
 
     from . import activations, initializers, losses, optimizers, regularizers, metrics, callbacks, datasets
+    from . import diagnostics
     from . import plot  # matplotlib is imported only when a plot is drawn
     from ._threads import get_num_threads, set_num_threads
     from .backends import available_backends, backend_status, BackendUnavailable
-    from .layers import Dense, Dropout, Layer
+    from .layers import Dense, Dropout, Layer, Maxout, PReLU
     from .model import Sequential
     from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
                          SparseCategoricalCrossentropy)
@@ -58,9 +59,10 @@ if not _source_checkout_shim():
     from .perceptron import Perceptron
     from .multiclass import OneVsRest
     from .gradcheck import gradcheck
+    from .diagnostics import NonFiniteError
 
     __all__ = [
-        "Sequential", "Dense", "Dropout", "Layer",
+        "Sequential", "Dense", "Dropout", "Layer", "Maxout", "PReLU", "NonFiniteError",
         "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
         "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
         "SparseCategoricalCrossentropy",
@@ -68,4 +70,5 @@ if not _source_checkout_shim():
         "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
         "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
         "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",
+        "diagnostics",
     ]

@@ -169,13 +169,16 @@ class History(Callback):
 
     ``history.history`` maps each log key to the list of its per-epoch values
     and ``history.epoch`` lists the (0-based) epochs seen.  ``fit`` returns
-    this object.
+    this object.  With ``fit(..., diagnostics=True)``, ``history.diagnostics``
+    maps each weight layer's name to its per-epoch diagnostics (see
+    ``fastnet.diagnostics``); otherwise it is empty.
     """
 
     def __init__(self):
         super().__init__()
         self.history = {}
         self.epoch = []
+        self.diagnostics = {}
 
     def on_train_begin(self, logs=None):
         self.epoch = []

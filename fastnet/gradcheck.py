@@ -54,10 +54,12 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     rng = np.random.default_rng(seed)
     errors = []
     for l in range(ispec.shape[0]):
-        n_in, n_out = int(ispec[l, defs.I_IN]), int(ispec[l, defs.I_OUT])
-        spans = [(int(ispec[l, defs.I_W]), n_in * n_out)]
+        n_in, n_out, zw = int(ispec[l, defs.I_IN]), int(ispec[l, defs.I_OUT]), _api.z_width(ispec, l)
+        spans = [(int(ispec[l, defs.I_W]), n_in * zw)]
         if ispec[l, defs.I_B] >= 0:
-            spans.append((int(ispec[l, defs.I_B]), n_out))
+            spans.append((int(ispec[l, defs.I_B]), zw))
+        if ispec[l, defs.I_ACT] == defs.ACT_PRELU:
+            spans.append((int(ispec[l, defs.I_APAR]), n_out))
         for start, size in spans:
             idx = np.arange(start, start + size)
             if max_entries is not None and size > max_entries:

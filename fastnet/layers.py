@@ -1,8 +1,9 @@
 """Layers: shapes, initializers and views into the model's flat buffers; no math.
 
 The model owns one flat parameter buffer (and one flat gradient buffer); after
-``build`` each Dense layer's ``kernel`` (in, out) and ``bias`` (out,) are views
-into it, so one optimizer kernel call updates the whole model.
+``build`` each Dense layer's ``kernel`` (in, out) and ``bias`` (out,) (Maxout:
+(in, units * pieces) and (units * pieces,)) and each PReLU layer's ``alpha``
+(units,) are views into it, so one optimizer kernel call updates the whole model.
 """
 import numbers
 
@@ -45,17 +46,26 @@ class Dense(Layer):
     _prefix = "dense"
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, name=None):
+                 bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, meprop_k=None,
+                 name=None):
         super().__init__(name)
+        cls = type(self).__name__
         if isinstance(units, bool) or not isinstance(units, numbers.Integral):
-            raise TypeError("Dense: units must be a positive int; got %r" % (units,))
+            raise TypeError("%s: units must be a positive int; got %r" % (cls, units))
         if units < 1:
-            raise ValueError("Dense: units must be >= 1; got %d" % units)
+            raise ValueError("%s: units must be >= 1; got %d" % (cls, units))
         if not isinstance(use_bias, bool):
-            raise TypeError("Dense: use_bias must be a bool; got %r" % (use_bias,))
+            raise TypeError("%s: use_bias must be a bool; got %r" % (cls, use_bias))
         if input_dim is not None and (isinstance(input_dim, bool) or not isinstance(input_dim, numbers.Integral)
                                       or input_dim < 1):
-            raise ValueError("Dense: input_dim must be a positive int; got %r" % (input_dim,))
+            raise ValueError("%s: input_dim must be a positive int; got %r" % (cls, input_dim))
+        if meprop_k is not None:
+            if isinstance(meprop_k, bool) or not isinstance(meprop_k, numbers.Integral):
+                raise TypeError("%s: meprop_k must be a positive int or None; got %r" % (cls, meprop_k))
+            if not 1 <= meprop_k <= units:
+                raise ValueError("%s: meprop_k must be in [1, units=%d]; got %d" % (cls, units, meprop_k))
+            meprop_k = int(meprop_k)
+        self.meprop_k = meprop_k
         self.units = int(units)
         self.activation = _activations.get(activation)
         self.use_bias = use_bias
@@ -66,15 +76,78 @@ class Dense(Layer):
         self.kernel = None
         self.bias = None
 
+    #: columns of z per unit (Maxout: pieces)
+    pieces = 1
+
     def count_params(self, input_dim=None):
         n_in = input_dim if input_dim is not None else self.input_dim
         if n_in is None:
             return None
-        return n_in * self.units + (self.units if self.use_bias else 0)
+        zw = self.units * self.pieces
+        return n_in * zw + (zw if self.use_bias else 0)
 
     def get_config(self):
-        return {"name": self.name, "units": self.units, "activation": self.activation.name,
-                "use_bias": self.use_bias}
+        cfg = {"name": self.name, "units": self.units, "activation": self.activation.name,
+               "use_bias": self.use_bias}
+        if self.meprop_k is not None:
+            cfg["meprop_k"] = self.meprop_k
+        return cfg
+
+
+class Maxout(Dense):
+    """Maxout (Goodfellow et al. 2013): each of ``units`` outputs is the maximum of
+    ``pieces`` affine functions of the input, ``a_j = max_p (x @ W + b)[j*pieces + p]``.
+
+    It learns its own piecewise-linear convex activation (with 2 pieces it can be
+    ReLU, leaky ReLU or |x|) at ``pieces`` times the parameters of a Dense layer:
+    ``kernel`` is (in, units * pieces), ``bias`` (units * pieces,).  The gradient
+    flows only to the piece that was the maximum (the first one on ties).  A
+    Maxout layer is a hidden layer (it cannot be the model's output layer).
+    """
+
+    _prefix = "maxout"
+
+    def __init__(self, units, pieces=2, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, name=None):
+        super().__init__(units, None, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
+                         input_dim=input_dim, name=name)
+        if isinstance(pieces, bool) or not isinstance(pieces, numbers.Integral):
+            raise TypeError("Maxout: pieces must be an int >= 1; got %r" % (pieces,))
+        if pieces < 1:
+            raise ValueError("Maxout: pieces must be >= 1; got %d" % pieces)
+        self.pieces = int(pieces)
+
+    def get_config(self):
+        return {"name": self.name, "units": self.units, "pieces": self.pieces, "use_bias": self.use_bias}
+
+
+class PReLU(Layer):
+    """Parametric ReLU (He et al. 2015): ``a = z if z > 0 else alpha_j * z`` with one
+    learnable slope per unit, trained by the optimizer like any weight.
+
+    Place it right after a Dense layer with a linear activation (the default);
+    ``init`` is the initial slope (0.25 as in PyTorch's ``nn.PReLU``).  After
+    ``build``, ``alpha`` is a (units,) view into the model's parameters.  It is
+    not allowed after the output layer (the loss needs the output layer's own
+    activation)."""
+
+    _prefix = "p_re_lu"
+
+    def __init__(self, init=0.25, *, name=None):
+        super().__init__(name)
+        if isinstance(init, bool) or not isinstance(init, numbers.Real) or init != init \
+                or abs(float(init)) == float("inf"):
+            raise TypeError("PReLU: init must be a finite float; got %r" % (init,))
+        self.init = float(init)
+        self.alpha = None
+        self.units = None
+
+    def count_params(self, input_dim=None):
+        n = self.units if self.units is not None else input_dim
+        return None if n is None else n
+
+    def get_config(self):
+        return {"name": self.name, "init": self.init}
 
 
 class Dropout(Layer):

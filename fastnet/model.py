@@ -12,13 +12,14 @@ import time
 import numpy as np
 
 from . import callbacks as _callbacks
+from . import diagnostics as _diagnostics
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._kernels import defs
 from ._threads import get_num_threads
 from .backends import _api, get_backend, resolve_name
-from .layers import Dense, Dropout, Layer
+from .layers import Dense, Dropout, Layer, Maxout, PReLU
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
@@ -105,24 +106,39 @@ class Sequential:
         return [l for l in self.layers if isinstance(l, Dense)]
 
     def _plan_layers(self):
-        """Dense layers and the dropout rate applied to each one's output."""
-        dense, drops = [], []
+        """The weight layers (Dense, Maxout), the dropout rate applied to each
+        one's output and the PReLU layer folded into each (or None)."""
+        dense, drops, prelus = [], [], []
         for layer in self.layers:
             if isinstance(layer, Dense):
                 dense.append(layer)
                 drops.append(0.0)
+                prelus.append(None)
             elif isinstance(layer, Dropout):
                 if not dense:
                     raise ValueError("Dropout %r before the first Dense layer is not supported "
                                      "(dropout applies to a Dense layer's output)" % layer.name)
                 keep = (1.0 - drops[-1]) * (1.0 - layer.rate)
                 drops[-1] = 1.0 - keep
+            elif isinstance(layer, PReLU):
+                prev = self.layers[self.layers.index(layer) - 1] if self.layers.index(layer) > 0 else None
+                if not isinstance(prev, Dense) or isinstance(prev, Maxout) \
+                        or prev.activation.code != defs.ACT_LINEAR:
+                    raise ValueError("PReLU %r must come right after a Dense layer with a linear activation "
+                                     "(e.g. Dense(64), PReLU()); it follows %r"
+                                     % (layer.name, None if prev is None else prev.name))
+                prelus[-1] = layer
         if not dense:
             raise ValueError("the model has no Dense layer")
         if drops[-1] > 0:
             raise ValueError("Dropout after the output layer %r is not supported" % dense[-1].name)
-        return dense, drops
-
+        if prelus[-1] is not None:
+            raise ValueError("PReLU %r after the output layer %r is not supported: the loss needs the output "
+                             "layer's own activation" % (prelus[-1].name, dense[-1].name))
+        if isinstance(dense[-1], Maxout):
+            raise ValueError("Maxout %r cannot be the output layer; add a Dense output layer after it"
+                             % dense[-1].name)
+        return dense, drops, prelus
     @property
     def input_dim(self):
         return self._input_dim if self.built else None
@@ -134,7 +150,7 @@ class Sequential:
 
     def build(self, input_dim=None):
         """Create the weights for inputs of ``input_dim`` features."""
-        dense, drops = self._plan_layers()
+        dense, drops, prelus = self._plan_layers()
         if input_dim is None:
             input_dim = dense[0].input_dim
         if input_dim is None:
@@ -156,17 +172,25 @@ class Sequential:
         fspec = np.zeros((L, defs.NF), dtype=np.float64)
         pos, n_in = 0, int(input_dim)
         for l, layer in enumerate(dense):
+            zw = layer.units * layer.pieces
             ispec[l, defs.I_IN] = n_in
             ispec[l, defs.I_OUT] = layer.units
-            ispec[l, defs.I_ACT] = layer.activation.code
-            ispec[l, defs.I_KIND] = defs.KIND_DENSE
+            ispec[l, defs.I_ACT] = defs.ACT_PRELU if prelus[l] is not None else layer.activation.code
+            ispec[l, defs.I_KIND] = defs.KIND_MAXOUT if isinstance(layer, Maxout) else defs.KIND_DENSE
+            ispec[l, defs.I_PIECES] = layer.pieces
+            ispec[l, defs.I_TOPK] = layer.meprop_k or 0
             ispec[l, defs.I_W] = pos
-            pos += n_in * layer.units
+            pos += n_in * zw
             if layer.use_bias:
                 ispec[l, defs.I_B] = pos
-                pos += layer.units
+                pos += zw
             else:
                 ispec[l, defs.I_B] = -1
+            if prelus[l] is not None:
+                ispec[l, defs.I_APAR] = pos
+                pos += layer.units
+            else:
+                ispec[l, defs.I_APAR] = -1
             fspec[l, defs.F_ALPHA] = layer.activation.alpha
             fspec[l, defs.F_DROP] = drops[l]
             reg = layer.kernel_regularizer
@@ -181,6 +205,8 @@ class Sequential:
             W[...] = layer.kernel_initializer((W.shape[0], W.shape[1]), rng, self.dtype)
             if b is not None:
                 b[...] = layer.bias_initializer((b.shape[0],), rng, self.dtype)
+            if prelus[l] is not None:
+                self._slopes(params, ispec, l)[...] = prelus[l].init
         self._ispec, self._fspec = ispec, fspec
         self._params = params
         self._grads = np.zeros_like(params)
@@ -189,17 +215,29 @@ class Sequential:
         self._work_key = None
         for l, layer in enumerate(dense):
             layer.kernel, layer.bias = self._views(params, ispec, l)
+            if prelus[l] is not None:
+                prelus[l].units = layer.units
+                prelus[l].alpha = self._slopes(params, ispec, l)
+        self._prelus = prelus
         self.built = True
         if self.optimizer is not None:
             self.optimizer._bind(self, params.shape[0], self.dtype)
 
     @staticmethod
     def _views(buf, ispec, l):
-        n_in, n_out = int(ispec[l, defs.I_IN]), int(ispec[l, defs.I_OUT])
+        n_in, zw = int(ispec[l, defs.I_IN]), _api.z_width(ispec, l)
         w = int(ispec[l, defs.I_W])
-        W = buf[w:w + n_in * n_out].reshape(n_in, n_out)
+        W = buf[w:w + n_in * zw].reshape(n_in, zw)
         bo = int(ispec[l, defs.I_B])
-        return W, (buf[bo:bo + n_out] if bo >= 0 else None)
+        return W, (buf[bo:bo + zw] if bo >= 0 else None)
+
+    @staticmethod
+    def _slopes(buf, ispec, l):
+        """The PReLU slopes of weight layer l (None without PReLU)."""
+        if int(ispec[l, defs.I_ACT]) != defs.ACT_PRELU:
+            return None
+        ap = int(ispec[l, defs.I_APAR])
+        return buf[ap:ap + int(ispec[l, defs.I_OUT])]
 
     def count_params(self):
         self._require_built("count_params")
@@ -213,7 +251,7 @@ class Sequential:
             raise ValueError("compile: loss is required; one of %s or a fastnet.losses.Loss"
                              % ", ".join(_losses.NAMES))
         loss_obj = _losses.get(loss)
-        dense, _ = self._plan_layers()
+        dense = self._plan_layers()[0]
         head = loss_obj.head(dense[-1].activation.code)  # raises on a mismatch
         if isinstance(metrics, (str, _metrics.Metric)) or callable(metrics) and not isinstance(metrics, (list, tuple)):
             metrics = [metrics]
@@ -370,11 +408,21 @@ class Sequential:
 
     # --------------------------------------------------------------------- fit
     def fit(self, X, y, epochs=1, batch_size=32, shuffle=True, validation_data=None, validation_split=0.0,
-            verbose=1, callbacks=None, sample_weight=None, class_weight=None, initial_epoch=0):
+            verbose=1, callbacks=None, sample_weight=None, class_weight=None, initial_epoch=0,
+            diagnostics=False):
         """Train; returns a History whose ``history["loss"]`` holds, per epoch, the
         mean over the epoch's samples of the batch losses computed in each batch's
-        forward pass before that batch's update (Keras 3 semantics)."""
+        forward pass before that batch's update (Keras 3 semantics).
+
+        ``diagnostics=True`` records per layer and epoch the share of dead ReLU
+        units, of saturated sigmoid/tanh units and the weight and gradient norms
+        in ``history.diagnostics`` (warning about dying ReLUs and saturation),
+        and stops with ``fastnet.diagnostics.NonFiniteError`` naming the epoch,
+        batch, layer and stage where a NaN or inf first appeared (the weights are
+        then those of that moment).  Off, it costs nothing."""
         self._require_compiled("fit")
+        if not isinstance(diagnostics, (bool, np.bool_)):
+            raise TypeError("diagnostics must be a bool; got %r" % (diagnostics,))
         epochs = self._int_arg("epochs", epochs, 0)
         initial_epoch = self._int_arg("initial_epoch", initial_epoch, 0)
         batch_size = 32 if batch_size is None else self._int_arg("batch_size", batch_size, 1)
@@ -435,10 +483,15 @@ class Sequential:
             type(c).on_train_batch_end is not _callbacks.Callback.on_train_batch_end
             or type(c).on_batch_end is not _callbacks.Callback.on_batch_end
             for c in cbs.callbacks if not isinstance(c, _callbacks.ProgbarLogger))
+        diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
+        layer_names = [layer.name for layer in self._dense()]
+        warned = set()
         cbs.on_train_begin({})
         chunk = 1 if batch_level else nb
         for epoch in range(initial_epoch, epochs):
             cbs.on_epoch_begin(epoch, {})
+            if diag is not None:
+                _diagnostics.reset(diag)
             perm = (self._shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
             key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
             first = 0
@@ -449,7 +502,11 @@ class Sequential:
                                  self._head, self.optimizer.code, self.optimizer.hyper(),
                                  self.optimizer.iterations, key, self._params, self._grads,
                                  self.optimizer.state, work, batch_loss[first:first + cnt], scores,
-                                 get_num_threads())
+                                 get_num_threads(), diag=diag)
+                if diag is not None:
+                    if diag[defs.DG_STAGE] != defs.STAGE_NONE:
+                        self.optimizer.iterations += int(diag[defs.DG_BATCH]) - first + 1
+                    _diagnostics.check(diag, epoch, layer_names)
                 self.optimizer.iterations += cnt
                 first += cnt
                 if batch_level:
@@ -469,6 +526,9 @@ class Sequential:
             if val is not None:
                 vlogs = self._evaluate_arrays(*val, batch_size=None, task=task)
                 logs.update({"val_" + key_: v for key_, v in vlogs.items()})
+            if diag is not None:
+                _diagnostics.record(cbs.history, _diagnostics.epoch_record(diag, self._ispec, self._params,
+                                                                           layer_names), warned, epoch)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break
@@ -644,16 +704,26 @@ class Sequential:
 
     # ----------------------------------------------------------------- weights
     def _unflatten(self, buf):
+        return [view.copy() for _, view in self._weight_views(buf)]
+
+    def _weight_views(self, buf):
+        """(name, view) of every weight array in get_weights() order: per weight
+        layer its kernel, bias, then the slopes of the PReLU folded into it."""
         out = []
-        for l in range(self._ispec.shape[0]):
+        for l, layer in enumerate(self._dense()):
             W, b = self._views(buf, self._ispec, l)
-            out.append(W.copy())
+            out.append((layer.name + ".kernel", W))
             if b is not None:
-                out.append(b.copy())
+                out.append((layer.name + ".bias", b))
+            s = self._slopes(buf, self._ispec, l)
+            if s is not None:
+                out.append((self._prelus[l].name + ".alpha", s))
         return out
 
     def get_weights(self):
-        """Copies in Keras layout: [W0 (in, out), b0, W1, b1, ...] (no b for use_bias=False)."""
+        """Copies in Keras layout: [W0 (in, out), b0, W1, b1, ...] (no b for
+        use_bias=False; a PReLU layer's alpha (units,) follows the Dense it acts
+        on; a Maxout kernel is (in, units * pieces))."""
         self._require_built("get_weights")
         return self._unflatten(self._params)
 
@@ -663,12 +733,7 @@ class Sequential:
         self._require_built("set_weights")
         if not isinstance(weights, (list, tuple)):
             raise TypeError("set_weights expects a list of arrays; got %r" % (type(weights).__name__,))
-        targets = []
-        for l, layer in enumerate(self._dense()):
-            W, b = self._views(self._params, self._ispec, l)
-            targets.append((layer.name + ".kernel", W))
-            if b is not None:
-                targets.append((layer.name + ".bias", b))
+        targets = self._weight_views(self._params)
         if len(weights) != len(targets):
             raise ValueError("set_weights expects %d arrays (%s); got %d"
                              % (len(targets), ", ".join(t[0] for t in targets), len(weights)))
@@ -688,11 +753,7 @@ class Sequential:
     def save_weights(self, filepath):
         """Write the weights to an .npz file (layer names as keys)."""
         self._require_built("save_weights")
-        names = []
-        for layer in self._dense():
-            names.append(layer.name + ".kernel")
-            if layer.use_bias:
-                names.append(layer.name + ".bias")
+        names = [name for name, _ in self._weight_views(self._params)]
         arrays = dict(zip(["%03d:%s" % (i, nm) for i, nm in enumerate(names)], self.get_weights()))
         with open(filepath, "wb") as f:
             np.savez(f, **arrays)
@@ -712,11 +773,13 @@ class Sequential:
         total = 0
         width = n_in
         for layer in self.layers:
-            if isinstance(layer, Dense):
+            if isinstance(layer, (Dense, PReLU)):
                 cnt = layer.count_params(width)
-                width = layer.units
+                if isinstance(layer, Dense):
+                    width = layer.units
                 total = None if (total is None or cnt is None) else total + cnt
-                rows.append(("%s (Dense)" % layer.name, "(None, %d)" % layer.units,
+                rows.append(("%s (%s)" % (layer.name, type(layer).__name__),
+                             "(None, %s)" % ("?" if width is None else width),
                              "?" if cnt is None else "{:,}".format(cnt)))
             else:
                 rows.append(("%s (%s)" % (layer.name, type(layer).__name__),

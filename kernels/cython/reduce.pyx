@@ -31,6 +31,17 @@ cdef Py_ssize_t NI = defs.NI
 cdef Py_ssize_t NF = defs.NF
 cdef Py_ssize_t F_L1 = defs.F_L1
 cdef Py_ssize_t F_L2 = defs.F_L2
+cdef Py_ssize_t I_KIND = defs.I_KIND
+cdef Py_ssize_t I_PIECES = defs.I_PIECES
+cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
+
+
+cdef inline Py_ssize_t kernel_size(const int64_t* row) noexcept nogil:
+    """Entries of a layer's W: in * out, times the pieces for Maxout."""
+    cdef Py_ssize_t size = row[I_IN] * row[I_OUT]
+    if row[I_KIND] == KIND_MAXOUT and row[I_PIECES] > 1:
+        size = size * row[I_PIECES]
+    return size
 
 
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -75,7 +86,7 @@ cdef void gather_rows_c(const floating* X, const int64_t* idx, floating* out,
 cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni) noexcept nogil:
     cdef Py_ssize_t l, size = 0
     for l in range(L):
-        size = max(size, ispec[l * ni + I_IN] * ispec[l * ni + I_OUT])
+        size = max(size, kernel_size(ispec + l * ni))
     return 2 * _cdiv(size, FLAT_TILE) + 2
 
 
@@ -93,7 +104,7 @@ cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L
             continue
         W = params + ispec[l * ni + I_W]
         G = grads + ispec[l * ni + I_W]
-        size = ispec[l * ni + I_IN] * ispec[l * ni + I_OUT]
+        size = kernel_size(ispec + l * ni)
         ntiles = _cdiv(size, FLAT_TILE)
         for t in prange(ntiles, schedule='static', num_threads=n_threads,
                         use_threads_if=ntiles > 1):

@@ -130,6 +130,8 @@ def regularize(ispec, fspec, params, grads, penalty, n_threads):
             continue
         w0 = ispec[l, I_W]
         size = ispec[l, I_IN] * ispec[l, I_OUT]
+        if ispec[l, defs.I_KIND] == defs.KIND_MAXOUT and ispec[l, defs.I_PIECES] > 1:
+            size *= ispec[l, defs.I_PIECES]    # Maxout: W is (in, out * pieces)
         W = params[w0:w0 + size]
         G = grads[w0:w0 + size]
         total += _reg_penalty(W, l1, l2)
