@@ -96,7 +96,9 @@ def runs(tmp_path_factory):
                               "--json", str(tmp / "report.json")], cwd=tmp),
              "pytest": _Proc([sys.executable, "-m", "pytest", str(BENCH), "--bench-quick", "--benchmark-disable",
                               "--bench-backends", BACKENDS, "--bench-peers", "numpy-loop", "-q",
-                              "-p", "no:cacheprovider"], cwd=tmp)}
+                              "-p", "no:cacheprovider"], cwd=tmp),
+             "meprop": _Proc([sys.executable, str(BENCH / "meprop.py"), "--quick", "--backends", BACKENDS,
+                              "--train-backend", "numpy"], cwd=tmp)}
     sys.path.insert(0, str(BENCH))
     try:
         import fnbench as mod
@@ -130,6 +132,15 @@ def test_flop_and_shape_bookkeeping(fnbench):
     full = [g for g, _ in fnbench.kernel_cases(quick=False)]
     assert {"matmul:10x784x30", "matmul_tn:784x10x30", "matmul:128x784x512", "matmul:1024x1024x1024",
             "optimizer_update:adam:P=535818"} <= set(full)
+
+
+def test_meprop_quick(runs):
+    """bench/meprop.py: backward time, step time and accuracy for every k."""
+    _, procs = runs
+    out = procs["meprop"].wait()
+    for k in (25, 50, 125, 500):
+        assert "accuracy k=%d:" % k in out
+    assert "backward numpy" in out and "step numpy" in out
 
 
 def test_report_quick(runs):
