@@ -24,25 +24,57 @@ when ``(u >> 11) 2^-53 >= rate``; kept values are scaled by 1 / (1 - rate).
 All of it is uint64 arithmetic: every constant is an ``np.uint64`` (mixing
 uint64 with a Python int makes numba compute in float64).
 """
+from math import isfinite
+
 import numpy as np
 
 from .. import defs
-from ._jit import kernel, serial, prange, ELEM_PAR_MIN
+from ._jit import kernel, serial, prange, ELEM_PAR_MIN, FLAT_TILE
 from .matmul import matmul, matmul_tn, matmul_nt
-from ._generated_elementwise import bias_act_forward, act_backward, optimizer_update
+from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
+from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
+                     topk_rows, matmul_tn_sparse, matmul_nt_sparse)
 
 I_IN = defs.I_IN
 I_OUT = defs.I_OUT
 I_ACT = defs.I_ACT
 I_W = defs.I_W
 I_B = defs.I_B
+I_KIND = defs.I_KIND
+I_TOPK = defs.I_TOPK
+I_PIECES = defs.I_PIECES
+I_APAR = defs.I_APAR
+KIND_DENSE = defs.KIND_DENSE
+KIND_MAXOUT = defs.KIND_MAXOUT
 F_ALPHA = defs.F_ALPHA
 F_DROP = defs.F_DROP
 F_L1 = defs.F_L1
 F_L2 = defs.F_L2
 ACT_LINEAR = defs.ACT_LINEAR
+ACT_SIGMOID = defs.ACT_SIGMOID
+ACT_TANH = defs.ACT_TANH
+ACT_RELU = defs.ACT_RELU
+ACT_RELU6 = defs.ACT_RELU6
+ACT_PRELU = defs.ACT_PRELU
+OPT_NONE = defs.OPT_NONE
+OPT_MAX = max(d["code"] for d in defs.OPTIMIZERS)
+H_CLIPNORM = defs.H_CLIPNORM
+H_GLOBAL_CLIPNORM = defs.H_GLOBAL_CLIPNORM
+H_GRAD_SCALE = defs.H_GRAD_SCALE
+NH = defs.NH
+DG_BATCH = defs.DG_BATCH
+DG_LAYER = defs.DG_LAYER
+DG_STAGE = defs.DG_STAGE
+DG_ROWS = defs.DG_ROWS
+DG_HEAD = defs.DG_HEAD
+STAGE_FORWARD = defs.STAGE_FORWARD
+STAGE_LOSS = defs.STAGE_LOSS
+STAGE_BACKWARD = defs.STAGE_BACKWARD
+STAGE_UPDATE = defs.STAGE_UPDATE
+SAT_SIGMOID = defs.SATURATION * 0.25
+SAT_TANH = defs.SATURATION
 HEAD_MSE = defs.HEAD_MSE
 HEAD_MAE = defs.HEAD_MAE
 HEAD_SOFTMAX_XENT = defs.HEAD_SOFTMAX_XENT
@@ -147,12 +179,30 @@ def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
 
 
 # ---------------------------------------------------------------------------
-# workspace
+# workspace, layer description
 # ---------------------------------------------------------------------------
+@serial
+def _zw(ispec, l):
+    """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
+    if ispec[l, I_KIND] == KIND_MAXOUT:
+        return ispec[l, I_OUT] * max(1, ispec[l, I_PIECES])
+    return ispec[l, I_OUT]
+
+
+@serial
+def _topk_of(ispec, l):
+    """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0."""
+    k = ispec[l, I_TOPK]
+    if ispec[l, I_KIND] == KIND_DENSE and 0 < k and k < _zw(ispec, l):
+        return k
+    return 0
+
+
 @serial
 def _layout(ispec, fspec, bs):
     """Offsets of kernels' workspace_layout (fastnet/backends/_api.py):
-    X at 0, then per layer Z, A (and M when dropout), then D0, D1.
+    X at 0, then per layer Z (bs x z width), A (and M when dropout), then D0,
+    D1 (bs x the largest width, z widths included).
     Returns (offZ, offA, offM, offD0, offD1, size); offM[l] = -1 without dropout."""
     L = ispec.shape[0]
     offZ = np.empty(L, np.int64)
@@ -163,10 +213,10 @@ def _layout(ispec, fspec, bs):
     maxw = n_in
     for l in range(L):
         w = ispec[l, I_OUT]
-        if w > maxw:
-            maxw = w
+        zw = _zw(ispec, l)
+        maxw = max(maxw, zw)
         offZ[l] = pos
-        pos += bs * w
+        pos += bs * zw
         offA[l] = pos
         pos += bs * w
         if fspec[l, F_DROP] > 0:
@@ -184,7 +234,8 @@ def _layout(ispec, fspec, bs):
 @serial
 def _check_spec(ispec, n_params, n_in, n_out):
     """O(L) checks that keep a wrong description from reading or writing out of
-    bounds: chained widths, parameter offsets inside the flat buffer."""
+    bounds: chained widths, known kinds, Maxout pieces >= 1, parameter offsets
+    (W, b, PReLU slopes) inside the flat buffer."""
     L = ispec.shape[0]
     if L < 1:
         raise ValueError("the network has no layer")
@@ -197,10 +248,20 @@ def _check_spec(ispec, n_params, n_in, n_out):
         w_out = ispec[l, I_OUT]
         if w_in < 1 or w_out < 1 or (l > 0 and w_in != ispec[l - 1, I_OUT]):
             raise ValueError("layer widths do not chain")
+        kind = ispec[l, I_KIND]
+        if kind != KIND_DENSE and kind != KIND_MAXOUT:
+            raise ValueError("unknown layer kind")
+        if kind == KIND_MAXOUT and ispec[l, I_PIECES] < 1:
+            raise ValueError("a Maxout layer needs pieces >= 1")
+        zw = _zw(ispec, l)
         w0 = ispec[l, I_W]
         bo = ispec[l, I_B]
-        if w0 < 0 or w0 + w_in * w_out > n_params or bo < -1 or (bo >= 0 and bo + w_out > n_params):
+        if w0 < 0 or w0 + w_in * zw > n_params or bo < -1 or (bo >= 0 and bo + zw > n_params):
             raise ValueError("a layer's parameters lie outside the parameter buffer")
+        if kind == KIND_DENSE and ispec[l, I_ACT] == ACT_PRELU:
+            ap = ispec[l, I_APAR]
+            if ap < 0 or ap + w_out > n_params:
+                raise ValueError("a layer's PReLU slopes lie outside the parameter buffer")
 
 
 @serial
@@ -214,7 +275,107 @@ def _bias(params, ispec, l):
     bo = ispec[l, I_B]
     if bo < 0:
         return params[0:0]
-    return params[bo:bo + ispec[l, I_OUT]]
+    return params[bo:bo + _zw(ispec, l)]
+
+
+@serial
+def _slopes(buf, ispec, l):
+    """PReLU slopes of layer l (empty when the layer is not a PReLU Dense)."""
+    if ispec[l, I_KIND] != KIND_DENSE or ispec[l, I_ACT] != ACT_PRELU:
+        return buf[0:0]
+    ap = ispec[l, I_APAR]
+    return buf[ap:ap + ispec[l, I_OUT]]
+
+
+@serial
+def _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads):
+    """Z = inp W + b, then A = the layer's output (Maxout max, PReLU, act, or
+    the identity when ``linear``).  A may be Z (not for Maxout)."""
+    matmul(inp, _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
+    b = _bias(params, ispec, l)
+    if ispec[l, I_KIND] == KIND_MAXOUT:
+        bias_act_forward(b, ACT_LINEAR, 0.0, Z, Z, n_threads)
+        maxout_forward(Z, Z.shape[1] // A.shape[1], A, n_threads)
+    elif linear:
+        bias_act_forward(b, ACT_LINEAR, 0.0, Z, A, n_threads)
+    elif ispec[l, I_ACT] == ACT_PRELU:
+        bias_act_forward(b, ACT_LINEAR, 0.0, Z, Z, n_threads)
+        prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+    else:
+        bias_act_forward(b, ispec[l, I_ACT], fspec[l, F_ALPHA], Z, A, n_threads)
+
+
+# ---------------------------------------------------------------------------
+# gradient clipping, diagnostics
+# ---------------------------------------------------------------------------
+@kernel
+def _update_range(opt, hyper, t, grads, params, state, lo, hi):
+    """optimizer_update on elements lo:hi of the flat buffers (tiles of
+    FLAT_TILE from lo; serial below ELEM_PAR_MIN elements)."""
+    n = hi - lo
+    ntiles = (n + FLAT_TILE - 1) // FLAT_TILE
+    if n >= ELEM_PAR_MIN:
+        for tile in prange(ntiles):
+            a = lo + tile * FLAT_TILE
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi))
+    else:
+        for tile in range(ntiles):
+            a = lo + tile * FLAT_TILE
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi))
+
+
+@serial
+def _sumsq(x):
+    """sum x^2 in float64, serially in order."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        v = np.float64(x[i])
+        s += v * v
+    return s
+
+
+@serial
+def _clip_factor(sq, c):
+    """Keras: 1 if the norm <= c else c / norm (NaN for a NaN norm)."""
+    norm = np.sqrt(sq)
+    return 1.0 if norm <= c else c / norm
+
+
+@serial
+def _finite(x):
+    """Whether every element of the 1-D x is finite."""
+    for i in range(x.shape[0]):
+        if not isfinite(x[i]):
+            return False
+    return True
+
+
+@serial
+def _diag_counts(diag, off, act, A):
+    """Per-unit activity (relu, relu6) / saturation (sigmoid, tanh) counts of the
+    (nb, w) activations A into diag[off:off + 2w] (see kernels/defs.py)."""
+    w = A.shape[1]
+    one = A.dtype.type(1)
+    if act == ACT_RELU or act == ACT_RELU6:
+        for i in range(A.shape[0]):
+            a = A[i]
+            for j in range(w):
+                if a[j] > 0:
+                    diag[off + j] += 1.0
+    elif act == ACT_SIGMOID or act == ACT_TANH:
+        thr = A.dtype.type(SAT_SIGMOID if act == ACT_SIGMOID else SAT_TANH)
+        for i in range(A.shape[0]):
+            a = A[i]
+            for j in range(w):
+                x = a[j]
+                g = x * (one - x) if act == ACT_SIGMOID else one - x * x
+                if g < thr:
+                    diag[off + w + j] += 1.0
+
+
+@serial
+def _flat(buf, off, n):
+    return buf[off:off + n]
 
 
 # ---------------------------------------------------------------------------
@@ -223,7 +384,8 @@ def _bias(params, ispec, l):
 @serial
 def forward(X, ispec, fspec, params, work, out, n_threads):
     """out = the last layer's activations of the network on X (inference: no
-    dropout).  work: two ping-pong buffers of n x (max layer width)."""
+    dropout).  work: two ping-pong buffers of n x (max layer width, z widths
+    included)."""
     n = X.shape[0]
     L = ispec.shape[0]
     _check_spec(ispec, params.shape[0], X.shape[1], out.shape[1])
@@ -231,39 +393,36 @@ def forward(X, ispec, fspec, params, work, out, n_threads):
         raise ValueError("forward: out must have as many rows as X")
     maxw = 0
     for l in range(L):
-        maxw = max(maxw, ispec[l, I_OUT])
-    if L > 1 and work.shape[0] < 2 * n * maxw:
+        maxw = max(maxw, _zw(ispec, l))
+    if (L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT) and work.shape[0] < 2 * n * maxw:
         raise ValueError("forward: work is smaller than forward_workspace_size")
-    # layer 0 reads X (which may be read-only); the others read the workspace
-    w_in = ispec[0, I_IN]
-    w_out = ispec[0, I_OUT]
-    if L == 1:
-        dst = out
-    else:
-        dst = _view(work, 0, n, w_out)
-    W = _view(params, ispec[0, I_W], w_in, w_out)
-    matmul(X, W, dst, n_threads)
-    bias_act_forward(_bias(params, ispec, 0), ispec[0, I_ACT], fspec[0, F_ALPHA], dst, dst,
-                     n_threads)
-    inp = dst
-    for l in range(1, L):
-        w_in = ispec[l, I_IN]
+    # layer 0 reads X (which may be read-only); the others read the workspace.
+    # ``cur``: the buffer holding the layer's input; Z goes to the other one;
+    # a Maxout layer's A goes back into ``cur`` (its input is no longer needed).
+    inp = _view(work, 0, 0, 1)
+    cur = 1
+    for l in range(L):
+        zw = _zw(ispec, l)
         w_out = ispec[l, I_OUT]
-        if l == L - 1:
-            dst = out
+        Z = _view(work, (1 - cur) * n * maxw, n, zw)
+        if ispec[l, I_KIND] == KIND_MAXOUT:
+            A = out if l == L - 1 else _view(work, cur * n * maxw, n, w_out)
         else:
-            dst = _view(work, (l % 2) * n * maxw, n, w_out)
-        W = _view(params, ispec[l, I_W], w_in, w_out)
-        matmul(inp, W, dst, n_threads)
-        bias_act_forward(_bias(params, ispec, l), ispec[l, I_ACT], fspec[l, F_ALPHA], dst,
-                         dst, n_threads)
-        inp = dst
+            if l == L - 1:
+                Z = out
+            A = Z
+            cur = 1 - cur
+        if l == 0:
+            _layer_forward(X, ispec, fspec, params, l, False, Z, A, n_threads)
+        else:
+            _layer_forward(inp, ispec, fspec, params, l, False, Z, A, n_threads)
+        inp = A
 
 
 @serial
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
                   head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                  scores, n_threads):
+                  scores, n_threads, diag):
     """For b in first_batch .. first_batch + n_batches - 1: take rows
     perm[b*bs : min((b+1)*bs, M)], run forward (with dropout), the fused loss
     head, backward, regularization and the optimizer update with
@@ -271,7 +430,9 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     mean weighted data loss before the update plus the regularization penalty
     of the pre-update weights.  When scores has M rows, scores[perm position] =
     the head's outputs (P for the fused heads, A for mse/mae).  grads holds the
-    last batch's gradients on return."""
+    last batch's gradients on return (unclipped).  diag (float64, empty = off)
+    accumulates the diagnostics of kernels/defs.py and stops the call at the
+    first non-finite value."""
     L = ispec.shape[0]
     if L < 1:
         raise ValueError("the network has no layer")
@@ -287,6 +448,8 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     if bs < 1:
         raise ValueError("train_batches: batch_size must be >= 1")
     _check_spec(ispec, params.shape[0], X.shape[1], n_out)
+    if ispec[L - 1, I_KIND] == KIND_MAXOUT or (not fused and ispec[L - 1, I_ACT] == ACT_PRELU):
+        raise ValueError("train_batches: a Maxout or PReLU layer cannot be the last layer")
     if grads.shape[0] != params.shape[0] or state.shape[1] != params.shape[0]:
         raise ValueError("train_batches: grads and state must match params")
     offZ, offA, offM, offD0, offD1, size = _layout(ispec, fspec, bs)
@@ -305,10 +468,23 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             (labels.shape[0] > 0 and labels.shape[0] != X.shape[0]) or \
             (sw.shape[0] > 0 and sw.shape[0] != X.shape[0]):
         raise ValueError("train_batches: Y, labels and sw must have one row per row of X")
+    if hyper.shape[0] < NH:
+        raise ValueError("train_batches: hyper must have defs.NH entries")
+    if opt < 0 or opt > OPT_MAX:
+        raise ValueError("unknown optimizer code")
     any_reg = False
+    kmax = 0
+    doff = np.empty(L, np.int64)       # diag block of each layer
+    pos = DG_HEAD
     for l in range(L):
         if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
             any_reg = True
+        kmax = max(kmax, _topk_of(ispec, l))
+        doff[l] = pos
+        pos += 2 * ispec[l, I_OUT] + 2
+    on = diag.shape[0] > 0
+    if on and diag.shape[0] < pos:
+        raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
     key = np.uint64(rng_key)
     if scores.shape[0] == M:
         if scores.shape[1] != n_out:
@@ -318,6 +494,11 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
         out_scores = scores[0:0]
     wloss = np.empty(bs, np.float64)
     pen = np.zeros(1, np.float64)
+    idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
+    h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
+    clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
+    gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
+    P = params.shape[0]
     act_last = ispec[L - 1, I_ACT]
     alpha_last = fspec[L - 1, F_ALPHA]
 
@@ -334,22 +515,27 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
         # ---- forward
         inp = Xb
         for l in range(L):
-            w_in = ispec[l, I_IN]
             w_out = ispec[l, I_OUT]
-            W = _view(params, ispec[l, I_W], w_in, w_out)
-            Z = _view(work, offZ[l], nb, w_out)
+            zw = _zw(ispec, l)
+            Z = _view(work, offZ[l], nb, zw)
             A = _view(work, offA[l], nb, w_out)
-            matmul(inp, W, Z, n_threads)
-            act = ispec[l, I_ACT]
-            if l == L - 1 and fused:
-                act = ACT_LINEAR    # logits: the head computes P
-            bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z, A, n_threads)
+            _layer_forward(inp, ispec, fspec, params, l, l == L - 1 and fused, Z, A, n_threads)
+            if on:
+                if not (_finite(_flat(work, offZ[l], nb * zw)) and
+                        _finite(_flat(work, offA[l], nb * w_out))):
+                    diag[DG_BATCH] = b
+                    diag[DG_LAYER] = l
+                    diag[DG_STAGE] = STAGE_FORWARD
+                    return
+                _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
             if offM[l] >= 0 and l < L - 1:
                 Mk = _view(work, offM[l], nb, w_out)
                 _dropout(A, Mk, fspec[l, F_DROP], key, b, L, l, bs)
                 inp = Mk
             else:
                 inp = A
+        if on:
+            diag[DG_ROWS] += nb
 
         # ---- loss head: P into A_last (fused) or dA into D0; weighted row losses
         Zl = _view(work, offZ[L - 1], nb, n_out)
@@ -363,36 +549,106 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
         data_loss = data_loss / nb
         if not fused:
             act_backward(Zl, Al, cur, act_last, alpha_last, cur, n_threads)
+        if on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):
+            batch_loss[bi] = data_loss
+            diag[DG_BATCH] = b
+            diag[DG_LAYER] = L - 1
+            diag[DG_STAGE] = STAGE_LOSS
+            return
 
-        # ---- backward
-        cur_is_d0 = True
+        # ---- backward: cur = dL/dz of layer l (nb x z width), in D0 or D1
+        cur_off = offD0
         for l in range(L - 1, -1, -1):
             w_in = ispec[l, I_IN]
-            w_out = ispec[l, I_OUT]
+            zw = _zw(ispec, l)
             if l == 0:
                 inp = Xb
             elif offM[l - 1] >= 0:
                 inp = _view(work, offM[l - 1], nb, w_in)
             else:
                 inp = _view(work, offA[l - 1], nb, w_in)
-            matmul_tn(inp, cur, _view(grads, ispec[l, I_W], w_in, w_out), n_threads)
-            bo = ispec[l, I_B]
-            if bo >= 0:
-                bias_grad(cur, grads[bo:bo + w_out], n_threads)
+            W = _view(params, ispec[l, I_W], w_in, zw)
+            gW = _view(grads, ispec[l, I_W], w_in, zw)
+            gb = _bias(grads, ispec, l)
+            kk = _topk_of(ispec, l)
+            idx = _view(idxbuf, 0, nb, kk)
+            if kk > 0:
+                topk_rows(cur, kk, idx, n_threads)
+                matmul_tn_sparse(inp, cur, idx, gW, n_threads)
+            else:
+                matmul_tn(inp, cur, gW, n_threads)
+            if gb.shape[0] > 0:
+                bias_grad(cur, gb, n_threads)
+            nxt_off = offD1 if cur_off == offD0 else offD0
             if l > 0:
-                nxt = _view(work, offD1 if cur_is_d0 else offD0, nb, w_in)
-                matmul_nt(cur, _view(params, ispec[l, I_W], w_in, w_out), nxt, n_threads)
+                nxt = _view(work, nxt_off, nb, w_in)
+                if kk > 0:
+                    matmul_nt_sparse(cur, idx, W, nxt, n_threads)
+                else:
+                    matmul_nt(cur, W, nxt, n_threads)
                 if offM[l - 1] >= 0:
                     _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
-                act_backward(_view(work, offZ[l - 1], nb, w_in), _view(work, offA[l - 1], nb, w_in),
-                             nxt, ispec[l - 1, I_ACT], fspec[l - 1, F_ALPHA], nxt, n_threads)
-                cur = nxt
-                cur_is_d0 = not cur_is_d0
+                Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
+                if ispec[l - 1, I_KIND] == KIND_MAXOUT:
+                    # dz of the layer below is wider than nxt: into cur's buffer
+                    cur = _view(work, cur_off, nb, Zb.shape[1])
+                    maxout_backward(Zb, nxt, ispec[l - 1, I_PIECES], cur, n_threads)
+                else:
+                    if ispec[l - 1, I_ACT] == ACT_PRELU:
+                        prelu_backward(Zb, nxt, _slopes(params, ispec, l - 1),
+                                       _slopes(grads, ispec, l - 1), nxt, n_threads)
+                    else:
+                        act_backward(Zb, _view(work, offA[l - 1], nb, w_in), nxt,
+                                     ispec[l - 1, I_ACT], fspec[l - 1, F_ALPHA], nxt, n_threads)
+                    cur = nxt
+                    cur_off = nxt_off
+            if on:
+                # this layer's gradients are complete (its slopes were done one step earlier)
+                gs = _slopes(grads, ispec, l) if l < L - 1 else grads[0:0]
+                gWf = _flat(grads, ispec[l, I_W], w_in * zw)
+                if not (_finite(gWf) and _finite(gb) and _finite(gs) and
+                        (l == 0 or _finite(_flat(work, cur_off, cur.shape[0] * cur.shape[1])))):
+                    diag[DG_BATCH] = b
+                    diag[DG_LAYER] = l
+                    diag[DG_STAGE] = STAGE_BACKWARD
+                    return
+                o = doff[l] + 2 * ispec[l, I_OUT]
+                diag[o] += np.sqrt(_sumsq(gWf) + _sumsq(gb) + _sumsq(gs))
+                diag[o + 1] += 1.0
 
-        # ---- regularization (pre-update weights), update
+        # ---- regularization (pre-update weights), update (with clipping)
         penalty = 0.0
         if any_reg:
             regularize(ispec, fspec, params, grads, pen, n_threads)
             penalty = pen[0]
         batch_loss[bi] = data_loss + penalty
-        optimizer_update(opt, hyper, t0 + bi + 1, grads, params, state, n_threads)
+        t = t0 + bi + 1
+        if clipnorm > 0:
+            # each parameter array (per layer: W, b, slopes) with its own factor
+            for l in range(L):
+                for part in range(3):
+                    if part == 0:
+                        lo = ispec[l, I_W]
+                        hi = lo + ispec[l, I_IN] * _zw(ispec, l)
+                    elif part == 1:
+                        lo = ispec[l, I_B]
+                        hi = lo + _zw(ispec, l)
+                    else:
+                        lo = ispec[l, I_APAR]
+                        hi = lo + _slopes(grads, ispec, l).shape[0]
+                    if lo < 0 or hi == lo:
+                        continue
+                    h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads[lo:hi]), clipnorm)
+                    _update_range(opt, h, t, grads, params, state, lo, hi)
+        elif opt != OPT_NONE:
+            if gclipnorm > 0:
+                h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads), gclipnorm)
+            _update_range(opt, h, t, grads, params, state, 0, P)
+        if on:
+            for l in range(L):
+                if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
+                        _finite(_bias(params, ispec, l)) and _finite(_slopes(params, ispec, l))):
+                    diag[DG_BATCH] = b
+                    diag[DG_LAYER] = l
+                    diag[DG_STAGE] = STAGE_UPDATE
+                    return
