@@ -151,6 +151,80 @@ def test_forward_bit_identical_for_1_and_2_threads():
     assert outs[0].tobytes() == outs[1].tobytes()
 
 
+def _new_layers_case(clip, dtype="float32", N=600, bs=128, n_in=96, seed=0):
+    """train_batches arguments (diag last) of a Maxout -> PReLU (meProp, dropout)
+    -> ReLU (meProp) -> softmax network, big enough for the parallel loops of
+    the layer kernels: bs x width >= ELEM_PAR_MIN, PReLU width > COL_TILE,
+    bs x k x k_in >= MATMUL_PAR_MIN for the sparse products."""
+    rng = np.random.default_rng(seed)
+    # (units, act, kind, pieces, topk, drop, prelu)
+    layers = [(64, defs.ACT_LINEAR, defs.KIND_MAXOUT, 3, 0, 0.0, False),
+              (80, defs.ACT_PRELU, defs.KIND_DENSE, 1, 20, 0.25, True),
+              (72, defs.ACT_RELU, defs.KIND_DENSE, 1, 16, 0.0, False),
+              (10, defs.ACT_LINEAR, defs.KIND_DENSE, 1, 0, 0.0, False)]
+    L = len(layers)
+    ispec = np.zeros((L, defs.NI), np.int64)
+    fspec = np.zeros((L, defs.NF), np.float64)
+    pos, prev = 0, n_in
+    for l, (units, act, kind, q, k, drop, prelu) in enumerate(layers):
+        ispec[l, [defs.I_IN, defs.I_OUT, defs.I_ACT, defs.I_KIND, defs.I_PIECES, defs.I_TOPK]] = \
+            prev, units, act, kind, q, k
+        ispec[l, defs.I_W] = pos
+        pos += prev * units * q
+        ispec[l, defs.I_B] = pos
+        pos += units * q
+        ispec[l, defs.I_APAR] = pos if prelu else -1
+        pos += units if prelu else 0
+        fspec[l, defs.F_ALPHA] = 0.1
+        fspec[l, defs.F_DROP] = drop
+        fspec[l, defs.F_L2] = 1e-4
+        prev = units
+    P = pos
+    params = (0.2 * rng.standard_normal(P)).astype(dtype)
+    ap = ispec[1, defs.I_APAR]
+    params[ap:ap + 80] = 0.25
+    hyper = np.zeros(defs.NH)
+    hyper[defs.H_LR] = 0.01
+    hyper[defs.H_BETA1], hyper[defs.H_BETA2], hyper[defs.H_EPS] = 0.9, 0.999, 1e-8
+    hyper[defs.HYPER[clip]] = 0.05
+    X = rng.standard_normal((N, n_in)).astype(dtype)
+    labels = rng.integers(0, 10, N).astype(np.int64)
+    n_b = _api.n_batches(N, bs)
+    diag = np.zeros(defs.diag_size(ispec))
+    diag[:3] = [-1, -1, 0]
+    return [X, np.empty((0, 10), dtype), labels, rng.random(N).astype(dtype),
+            rng.permutation(N).astype(np.int64), bs, 0, n_b, ispec, fspec,
+            defs.HEAD_SOFTMAX_XENT, defs.OPT_ADAM, hyper, 0, 0x0123456789ABCDEF, params,
+            np.zeros(P, dtype), np.zeros((defs.N_STATE, P), dtype),
+            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(n_b, np.nan),
+            np.full((N, 10), np.nan, dtype), 1, diag]
+
+
+@pytest.mark.parametrize("clip", ["clipnorm", "global_clipnorm"])
+def test_new_layers_bit_identical_for_1_and_2_threads(clip):
+    """Maxout + PReLU + meProp + clipping + diagnostics: train_batches (and forward
+    on the trained parameters) give the same bytes for 1 and 2 threads."""
+    if nb.MAX_THREADS < 2:
+        pytest.skip("numba's pool has a single thread (NUMBA_NUM_THREADS=1)")
+    runs = {}
+    for n_threads in (1, 2):
+        args = _new_layers_case(clip)
+        args[21] = n_threads
+        for _ in range(2):
+            nb.train_batches(*args[:22], diag=args[22])
+            args[13] += args[7]
+        X, ispec, fspec, params = args[0], args[8], args[9], args[15]
+        out = np.full((X.shape[0], 10), np.nan, X.dtype)
+        nb.forward(X, ispec, fspec, params,
+                   np.zeros(_api.forward_workspace_size(ispec, X.shape[0]), X.dtype), out, n_threads)
+        runs[n_threads] = args + [out]
+    assert runs[1][22][defs.DG_BATCH] == -1 and runs[1][22][defs.DG_ROWS] == 2 * 600
+    for i, name in {**OUTS, 22: "diag", 23: "forward"}.items():
+        a, b = runs[1][i], runs[2][i]
+        assert np.isfinite(a).all(), name
+        assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
+
+
 # ---------------------------------------------------------------------------
 # compile options and the on-disk cache
 # ---------------------------------------------------------------------------
