@@ -152,6 +152,140 @@ def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, o
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
 
 
+def _technique_args(dtype, n_threads, clip):
+    """train_batches with Maxout (+ dropout), PReLU, meProp on two layers, clipping
+    and diagnostics, shapes big enough that the new kernels' loops run in parallel."""
+    rng = np.random.default_rng(11)
+    N, bs, n_in = 260, 64, 70
+    # (units, kind, pieces, act, topk, drop)
+    layers = [(90, defs.KIND_MAXOUT, 3, defs.ACT_LINEAR, 0, 0.2),
+              (150, defs.KIND_DENSE, 1, defs.ACT_PRELU, 40, 0.0),
+              (120, defs.KIND_DENSE, 1, defs.ACT_TANH, 30, 0.1),
+              (10, defs.KIND_DENSE, 1, defs.ACT_LINEAR, 3, 0.0)]
+    L = len(layers)
+    ispec = np.zeros((L, defs.NI), np.int64)
+    fspec = np.zeros((L, defs.NF))
+    pos, prev = 0, n_in
+    for l, (units, kind, q, act, topk, drop) in enumerate(layers):
+        ispec[l, [defs.I_IN, defs.I_OUT, defs.I_ACT, defs.I_KIND, defs.I_TOPK, defs.I_PIECES]] = \
+            [prev, units, act, kind, topk, q]
+        ispec[l, defs.I_W] = pos
+        pos += prev * units * q
+        ispec[l, defs.I_B] = pos
+        pos += units * q
+        ispec[l, defs.I_APAR] = -1
+        if act == defs.ACT_PRELU:
+            ispec[l, defs.I_APAR] = pos
+            pos += units
+        fspec[l, defs.F_DROP] = drop
+        fspec[l, defs.F_L2] = 1e-3
+        prev = units
+    P = pos
+    X = rng.standard_normal((N, n_in)).astype(dtype)
+    labels = rng.integers(0, 10, N).astype(np.int64)
+    opt = fastnet.Adam(0.01, **clip)
+    params = (rng.standard_normal(P) / 8).astype(dtype)
+    nb = _api.n_batches(N, bs)
+    diag = np.zeros(defs.diag_size(ispec))
+    diag[:3] = [-1, -1, 0]
+    return [X, np.empty((0, 10), dtype), labels, np.empty(0, dtype), rng.permutation(N),
+            bs, 0, nb, ispec, fspec, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 12345,
+            params, np.zeros(P, dtype), opt._initial_state(P, dtype),
+            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.full((N, 10), np.nan, dtype), n_threads, diag]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("clip", [{"clipnorm": 0.05}, {"global_clipnorm": 0.2}],
+                         ids=["clipnorm", "global_clipnorm"])
+def test_train_batches_techniques_bit_identical_for_any_thread_count(cy, dtype, clip):
+    """Maxout + PReLU + meProp + clipping + diagnostics: 1, 2 and 3 threads agree
+    bit for bit (the new kernels and the clipped update reduce in a fixed order)."""
+    runs = []
+    for n_threads in (1, 2, 3):
+        args = _technique_args(dtype, n_threads, clip)
+        cy.train_batches(*args[:-1], diag=args[-1])
+        runs.append(args)
+    ref = runs[0]
+    assert np.isfinite(ref[19]).all() and ref[22][defs.DG_BATCH] == -1
+    assert ref[22][defs.DG_ROWS] == 260
+    for other in runs[1:]:
+        for i in (15, 16, 17, 19, 20, 22):   # params, grads, state, batch_loss, scores, diag
+            np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
+    # and it is the reference's training
+    want = _technique_args(dtype, 1, clip)
+    get_backend("numpy").train_batches(*want[:-1], diag=want[-1])
+    tol = 1e-4 if dtype == "float32" else 1e-9
+    np.testing.assert_allclose(ref[15], want[15], rtol=tol, atol=tol)
+    np.testing.assert_allclose(ref[19], want[19], rtol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_layer_kernels_bit_identical_for_any_thread_count(cy, dtype):
+    def outputs(n_threads):
+        r = np.random.default_rng(9)
+        n, m, q, k_in = 300, 150, 3, 97
+        Z = r.standard_normal((n, m * q)).astype(dtype)
+        Z[:, ::7] = np.round(Z[:, ::7])
+        dA = r.standard_normal((n, m)).astype(dtype)
+        s = r.uniform(0, 0.5, m).astype(dtype)
+        A, dZ = np.empty((n, m), dtype), np.empty((n, m * q), dtype)
+        cy.maxout_forward(Z, q, A, n_threads)
+        cy.maxout_backward(Z, dA, q, dZ, n_threads)
+        res = [A.copy(), dZ.copy()]
+        Zp = Z[:, :m].copy()
+        cy.prelu_forward(Zp, s, A, n_threads)
+        ds, dZp = np.empty(m, dtype), np.empty((n, m), dtype)
+        cy.prelu_backward(Zp, dA, s, ds, dZp, n_threads)
+        res += [A.copy(), ds, dZp]
+        D = dZp.copy()
+        idx = np.empty((n, 20), np.int64)
+        cy.topk_rows(D, 20, idx, n_threads)
+        X = r.standard_normal((n, k_in)).astype(dtype)
+        W = r.standard_normal((k_in, m)).astype(dtype)
+        C1, C2 = np.empty((k_in, m), dtype), np.empty((n, k_in), dtype)
+        cy.matmul_tn_sparse(X, D, idx, C1, n_threads)
+        cy.matmul_nt_sparse(D, idx, W, C2, n_threads)
+        return res + [D, idx, C1, C2]
+
+    ref = outputs(1)
+    for nt in (2, 3):
+        for i, (got, want) in enumerate(zip(outputs(nt), ref)):
+            np.testing.assert_array_equal(got, want, err_msg="output %d, %d threads" % (i, nt))
+
+
+def test_topk_rows_is_a_selection_not_a_sort(cy):
+    """Ties, zeros (inactive units), NaN and inf: the kept set is the reference's."""
+    r = np.random.default_rng(4)
+    D = r.integers(-2, 3, (200, 301)).astype(np.float64)
+    D[:, 5] = np.inf
+    D[::3, 17] = np.nan
+    D[::2, 100:200] = 0
+    for k in (1, 2, 3, 50, 150, 300, 301):
+        a, b = D.copy(), D.copy()
+        ia, ib = np.empty((200, k), np.int64), np.empty((200, k), np.int64)
+        cy.topk_rows(a, k, ia, 2)
+        get_backend("numpy").topk_rows(b, k, ib, 1)
+        np.testing.assert_array_equal(ia, ib)
+        np.testing.assert_array_equal(a, b)
+
+
+def test_new_spec_columns_are_checked(cy):
+    """Maxout pieces and PReLU slopes outside the buffer raise instead of crashing."""
+    args = _technique_args("float64", 1, {"clipnorm": 1.0})
+    P = args[15].shape[0]
+    for col, l, value in [(defs.I_PIECES, 0, 0), (defs.I_PIECES, 0, 10 ** 6),
+                          (defs.I_APAR, 1, P - 3), (defs.I_APAR, 1, -1)]:
+        bad = list(args)
+        bad[8] = args[8].copy()
+        bad[8][l, col] = value
+        with pytest.raises(ValueError):
+            cy.train_batches(*bad[:-1], diag=bad[-1])
+    bad = list(args)
+    with pytest.raises(ValueError):                  # diag shorter than diag_size
+        cy.train_batches(*bad[:-1], diag=np.zeros(5))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_kernels_bit_identical_for_any_thread_count(cy, dtype):
     def outputs(n_threads):
@@ -321,7 +455,7 @@ def test_hot_loops_are_pure_c(tmp_path):
     if not (os.path.exists(os.path.join(root, "kernels", "cython", "network.pyx"))
             and os.path.isdir(inc)):
         pytest.skip("needs a built source tree")
-    for name in ("matmul", "losses", "reduce", "network", "_generated_elementwise"):
+    for name in ("matmul", "losses", "reduce", "network", "layers", "_generated_elementwise"):
         opts = Main.CompilationOptions(Main.default_options, annotate=True, include_path=[inc],
                                        output_file=str(tmp_path / (name + ".c")),
                                        language_level=3)

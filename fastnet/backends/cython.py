@@ -23,17 +23,21 @@ built for another Python, stale), :func:`check` raises with the reason, so
 """
 import hashlib
 
+import numpy as np
+
 from .._kernels import defs
 
 __all__ = [
     "matmul", "matmul_tn", "matmul_nt", "bias_act_forward", "act_backward",
     "softmax_xent", "sigmoid_bce", "mse", "mae", "bias_grad", "gather_rows",
-    "regularize", "optimizer_update", "forward", "train_batches",
-    "check", "info",
+    "regularize", "optimizer_update", "prelu_forward", "prelu_backward", "maxout_forward",
+    "maxout_backward", "topk_rows", "matmul_tn_sparse", "matmul_nt_sparse", "forward",
+    "train_batches", "check", "info",
 ]
 
 NAME = "cython"
 _U64 = (1 << 64) - 1
+_NO_DIAG = np.empty(0, dtype=np.float64)
 
 try:
     from .._kernels.cython import matmul as _mm
@@ -41,6 +45,7 @@ try:
     from .._kernels.cython import losses as _ls
     from .._kernels.cython import reduce as _rd
     from .._kernels.cython import network as _nw
+    from .._kernels.cython import layers as _ly
     from .._kernels.cython import _openmp_helpers as _omp
 except ImportError as exc:  # not built, or built for another interpreter
     _IMPORT_ERROR = exc
@@ -125,6 +130,43 @@ def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
     _ew.optimizer_update(opt, hyper, t, grads, params, state, _threads(n_threads))
 
 
+def prelu_forward(Z, slope, A, n_threads):
+    """A = Z where Z > 0, else slope[j] * Z (A may be Z)."""
+    _ly.prelu_forward(Z, slope, A, _threads(n_threads))
+
+
+def prelu_backward(Z, dA, slope, dslope, dZ, n_threads):
+    """dslope[j] = sum_i dA * Z over Z <= 0 (float64 accumulation); dZ = dA where
+    Z > 0, else slope[j] * dA (dZ may be dA)."""
+    _ly.prelu_backward(Z, dA, slope, dslope, dZ, _threads(n_threads))
+
+
+def maxout_forward(Z, pieces, A, n_threads):
+    """A[i, j] = max_p Z[i, j*q + p] (NaN propagates)."""
+    _ly.maxout_forward(Z, int(pieces), A, _threads(n_threads))
+
+
+def maxout_backward(Z, dA, pieces, dZ, n_threads):
+    """dZ[i, j*q + p] = dA[i, j] at the first maximal piece (the first NaN if any), else 0."""
+    _ly.maxout_backward(Z, dA, int(pieces), dZ, _threads(n_threads))
+
+
+def topk_rows(D, k, idx, n_threads):
+    """Per row keep the k largest |D| (ties: lower column; NaN the largest), zero the
+    rest; idx[i] = the kept columns in increasing order."""
+    _ly.topk_rows(D, int(k), idx, _threads(n_threads))
+
+
+def matmul_tn_sparse(A, D, idx, C, n_threads):
+    """C = A.T @ D, row i of D nonzero only at columns idx[i]."""
+    _ly.matmul_tn_sparse(A, D, idx, C, _threads(n_threads))
+
+
+def matmul_nt_sparse(D, idx, B, C, n_threads):
+    """C = D @ B.T using only columns idx[i] of row i of D."""
+    _ly.matmul_nt_sparse(D, idx, B, C, _threads(n_threads))
+
+
 def forward(X, ispec, fspec, params, work, out, n_threads):
     """out = the network's output on X (inference: no dropout)."""
     _nw.forward(X, ispec, fspec, params, work, out, _threads(n_threads))
@@ -132,11 +174,15 @@ def forward(X, ispec, fspec, params, work, out, n_threads):
 
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
                   head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                  scores, n_threads):
-    """n_batches complete training steps in one compiled call, without the GIL (see _api)."""
+                  scores, n_threads, diag=None):
+    """n_batches complete training steps in one compiled call, without the GIL (see _api).
+    diag: the optional diagnostics buffer (None or empty = off)."""
+    if diag is None:
+        diag = _NO_DIAG
     _nw.train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                       ispec, fspec, head, opt, hyper, t0, int(rng_key) & _U64,
-                      params, grads, state, work, batch_loss, scores, _threads(n_threads))
+                      params, grads, state, work, batch_loss, scores, _threads(n_threads),
+                      diag)
 
 
 # ---------------------------------------------------------------------------

@@ -15,12 +15,26 @@ parallel loops over output tiles, so results are bit-identical for any
 ``n_threads``.
 
 The training workspace ``work`` follows ``fastnet.backends._api.workspace_layout``:
-X (bs x n_in), then per layer Z_l, A_l and (with dropout) M_l (bs x out_l),
-then two delta buffers D0, D1 (bs x max width).  The fused heads write P into
-A of the last layer (whose activation is not applied in training).
+X (bs x n_in), then per layer Z_l (bs x z width: out_l, or out_l * pieces for
+Maxout), A_l and (with dropout) M_l (bs x out_l), then two delta buffers D0, D1
+(bs x max width, z widths included).  The fused heads write P into A of the last
+layer (whose activation is not applied in training).
+
+The further techniques (kernels of layers.pyx): a Maxout layer's A is the max
+over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
+the slopes at ispec[l, I_APAR] (their gradient goes to grads at the same
+offset); meProp (0 < ispec[l, I_TOPK] < z width, Dense only) keeps each row's
+k largest |dz| and forms the weight gradient and the delta below with the
+sparse products.  Gradient clipping takes float64 norms serially in buffer
+order and updates each parameter array (clipnorm) or the whole buffer
+(global_clipnorm) with the factor in hyper[H_GRAD_SCALE] of a private copy of
+hyper.  The optional ``diag`` buffer (kernels/defs.py) adds finiteness checks
+after each stage, per-unit counts and per-layer gradient norms; when it is
+empty none of that code runs.
 """
 from cython cimport floating
 from cython.parallel cimport prange
+from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
@@ -31,6 +45,8 @@ from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
 from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch
+from .layers cimport (prelu_forward_c, prelu_backward_c, maxout_forward_c, maxout_backward_c,
+                      topk_rows_c, matmul_tn_sparse_c, matmul_nt_sparse_c)
 
 from fastnet._kernels import defs
 from .reduce import check_spec
@@ -42,6 +58,30 @@ cdef Py_ssize_t I_OUT = defs.I_OUT
 cdef Py_ssize_t I_ACT = defs.I_ACT
 cdef Py_ssize_t I_W = defs.I_W
 cdef Py_ssize_t I_B = defs.I_B
+cdef Py_ssize_t I_KIND = defs.I_KIND
+cdef Py_ssize_t I_TOPK = defs.I_TOPK
+cdef Py_ssize_t I_PIECES = defs.I_PIECES
+cdef Py_ssize_t I_APAR = defs.I_APAR
+cdef int64_t KIND_DENSE = defs.KIND_DENSE
+cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
+cdef int ACT_PRELU = defs.ACT_PRELU
+cdef int ACT_RELU = defs.ACT_RELU
+cdef int ACT_RELU6 = defs.ACT_RELU6
+cdef int ACT_SIGMOID = defs.ACT_SIGMOID
+cdef int ACT_TANH = defs.ACT_TANH
+cdef int OPT_NONE = defs.OPT_NONE
+cdef Py_ssize_t H_CLIPNORM = defs.H_CLIPNORM
+cdef Py_ssize_t H_GLOBAL_CLIPNORM = defs.H_GLOBAL_CLIPNORM
+cdef Py_ssize_t H_GRAD_SCALE = defs.H_GRAD_SCALE
+cdef Py_ssize_t DG_BATCH = defs.DG_BATCH
+cdef Py_ssize_t DG_LAYER = defs.DG_LAYER
+cdef Py_ssize_t DG_STAGE = defs.DG_STAGE
+cdef Py_ssize_t DG_ROWS = defs.DG_ROWS
+cdef double STAGE_FORWARD = defs.STAGE_FORWARD
+cdef double STAGE_LOSS = defs.STAGE_LOSS
+cdef double STAGE_BACKWARD = defs.STAGE_BACKWARD
+cdef double STAGE_UPDATE = defs.STAGE_UPDATE
+cdef double SATURATION = defs.SATURATION
 cdef Py_ssize_t F_ALPHA = defs.F_ALPHA
 cdef Py_ssize_t F_DROP = defs.F_DROP
 cdef Py_ssize_t F_L1 = defs.F_L1
@@ -92,20 +132,37 @@ cdef void _dropout(floating* X, floating* out, Py_ssize_t n, Py_ssize_t w,
 
 
 # ---------------------------------------------------------------------------
-# workspace layout (kept in step with fastnet.backends._api.workspace_layout)
+# layer geometry and workspace layout (kept in step with fastnet.backends._api)
 # ---------------------------------------------------------------------------
+cdef inline Py_ssize_t _zw(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni) noexcept nogil:
+    """Columns of layer l's z: out * pieces for Maxout, out otherwise (spec checked)."""
+    if ispec[l * ni + I_KIND] == KIND_MAXOUT:
+        return ispec[l * ni + I_OUT] * ispec[l * ni + I_PIECES]
+    return ispec[l * ni + I_OUT]
+
+
+cdef inline Py_ssize_t _topk(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni) noexcept nogil:
+    """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0 (_api.topk_of)."""
+    cdef Py_ssize_t k = ispec[l * ni + I_TOPK]
+    if 0 < k < _zw(ispec, l, ni) and ispec[l * ni + I_KIND] == KIND_DENSE:
+        return k
+    return 0
+
+
 cdef Py_ssize_t _layout(const int64_t* ispec, const double* fspec, Py_ssize_t L,
                         Py_ssize_t ni, Py_ssize_t nf, Py_ssize_t bs,
                         Py_ssize_t* offs) noexcept nogil:
-    """offs[3l], offs[3l+1], offs[3l+2] = offsets of Z_l, A_l, M_l (-1: no dropout);
-    offs[3L], offs[3L+1] = D0, D1.  Returns the total size (X at offset 0)."""
-    cdef Py_ssize_t l, w, maxw = ispec[I_IN]
+    """offs[3l], offs[3l+1], offs[3l+2] = offsets of Z_l (bs x z width), A_l, M_l
+    (-1: no dropout); offs[3L], offs[3L+1] = D0, D1.  Returns the total size (X at
+    offset 0)."""
+    cdef Py_ssize_t l, w, zw, maxw = ispec[I_IN]
     cdef Py_ssize_t pos = bs * ispec[I_IN]
     for l in range(L):
         w = ispec[l * ni + I_OUT]
-        maxw = max(maxw, w)
+        zw = _zw(ispec, l, ni)
+        maxw = max(maxw, max(w, zw))
         offs[3 * l] = pos
-        pos += bs * w
+        pos += bs * zw
         offs[3 * l + 1] = pos
         pos += bs * w
         if fspec[l * nf + F_DROP] > 0:
@@ -139,27 +196,161 @@ def workspace_offsets(const int64_t[:, ::1] ispec, const double[:, ::1] fspec,
 # ---------------------------------------------------------------------------
 # the compiled drivers
 # ---------------------------------------------------------------------------
+cdef void _layer_z(const floating* inp, const int64_t* ispec, const double* fspec,
+                   Py_ssize_t l, Py_ssize_t ni, Py_ssize_t nf, const floating* params,
+                   floating* Z, floating* A, Py_ssize_t n, bint logits,
+                   int n_threads) noexcept nogil:
+    """Z = inp @ W + b (z width columns), then A = the layer's output: the max over
+    the pieces (Maxout), prelu(Z), act(Z), or nothing when ``logits`` (Dense only).
+    A may be Z except for Maxout."""
+    cdef Py_ssize_t n_in = ispec[l * ni + I_IN], n_out = ispec[l * ni + I_OUT]
+    cdef Py_ssize_t zw = _zw(ispec, l, ni), bo = ispec[l * ni + I_B]
+    cdef int act = <int> ispec[l * ni + I_ACT]
+    cdef const floating* bias = params + bo if bo >= 0 else NULL
+    matmul_c(inp, params + ispec[l * ni + I_W], Z, n, n_in, zw, n_threads)
+    if ispec[l * ni + I_KIND] == KIND_MAXOUT:
+        if bias != NULL:
+            bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
+        maxout_forward_c(Z, ispec[l * ni + I_PIECES], A, n, n_out, n_threads)
+    elif logits:
+        if bias != NULL:
+            bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
+    elif act == ACT_PRELU:
+        if bias != NULL:
+            bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
+        prelu_forward_c(Z, params + ispec[l * ni + I_APAR], A, n, n_out, n_threads)
+    else:
+        bias_act_forward_c(bias, act, fspec[l * nf + F_ALPHA], Z, A, n, n_out, n_threads)
+
+
 cdef void _forward(const floating* X, const int64_t* ispec, const double* fspec,
                    Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf, const floating* params,
                    floating* work, floating* out, Py_ssize_t n, Py_ssize_t maxw,
                    int n_threads) noexcept nogil:
+    """Two ping-pong buffers: a layer's z goes to the one not holding its input; a
+    Maxout layer's output then goes to the other (its input is consumed)."""
     cdef const floating* inp = X
+    cdef floating* buf0 = work
+    cdef floating* buf1 = work + n * maxw
+    cdef floating* zb
+    cdef floating* other
     cdef floating* dest
-    cdef const floating* bias
-    cdef Py_ssize_t l, n_in, n_out, bo
+    cdef Py_ssize_t l
     for l in range(L):
-        n_in = ispec[l * ni + I_IN]
-        n_out = ispec[l * ni + I_OUT]
-        bo = ispec[l * ni + I_B]
-        bias = params + bo if bo >= 0 else NULL
-        if l == L - 1:
-            dest = out
+        if inp == buf0:
+            zb = buf1
+            other = buf0
         else:
-            dest = work + (l % 2) * n * maxw
-        matmul_c(inp, params + ispec[l * ni + I_W], dest, n, n_in, n_out, n_threads)
-        bias_act_forward_c(bias, <int> ispec[l * ni + I_ACT], fspec[l * nf + F_ALPHA],
-                           dest, dest, n, n_out, n_threads)
+            zb = buf0
+            other = buf1
+        if ispec[l * ni + I_KIND] == KIND_MAXOUT:
+            dest = out if l == L - 1 else other
+            _layer_z(inp, ispec, fspec, l, ni, nf, params, zb, dest, n, False, n_threads)
+        else:
+            dest = out if l == L - 1 else zb
+            _layer_z(inp, ispec, fspec, l, ni, nf, params, dest, dest, n, False, n_threads)
         inp = dest
+
+
+# ---- diagnostics helpers (run only when diag is on)
+cdef bint _finite(const floating* x, Py_ssize_t n) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in range(n):
+        if not (x[i] - x[i] == 0):       # NaN and +-inf give NaN
+            return False
+    return True
+
+
+cdef double _sumsq(const floating* x, Py_ssize_t n) noexcept nogil:
+    """sum x^2 in float64, serially in buffer order."""
+    cdef Py_ssize_t i
+    cdef double s = 0.0
+    for i in range(n):
+        s = s + <double> x[i] * <double> x[i]
+    return s
+
+
+cdef void _counts(double* dg, int act, const floating* a, Py_ssize_t n,
+                  Py_ssize_t w) noexcept nogil:
+    """Per-unit activity (relu, relu6) or saturation (sigmoid, tanh) counts of the
+    pre-dropout activations a (n, w); thresholds compared in the array dtype."""
+    cdef Py_ssize_t i, j
+    cdef floating v
+    cdef floating sat_sig = <floating> (SATURATION * 0.25)
+    cdef floating sat_tanh = <floating> SATURATION
+    if act == ACT_RELU or act == ACT_RELU6:
+        for i in range(n):
+            for j in range(w):
+                if a[i * w + j] > 0:
+                    dg[j] += 1.0
+    elif act == ACT_SIGMOID:
+        for i in range(n):
+            for j in range(w):
+                v = a[i * w + j]
+                if <floating> (v * (1 - v)) < sat_sig:
+                    dg[w + j] += 1.0
+    elif act == ACT_TANH:
+        for i in range(n):
+            for j in range(w):
+                v = a[i * w + j]
+                if <floating> (1 - v * v) < sat_tanh:
+                    dg[w + j] += 1.0
+
+
+cdef inline void _bad(double* diag, Py_ssize_t b, Py_ssize_t l, double stage) noexcept nogil:
+    diag[DG_BATCH] = <double> b
+    diag[DG_LAYER] = <double> l
+    diag[DG_STAGE] = stage
+
+
+cdef bint _params_finite(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni,
+                         const floating* buf) noexcept nogil:
+    """W, b and the PReLU slopes of layer l in buf are finite."""
+    cdef Py_ssize_t zw = _zw(ispec, l, ni), bo = ispec[l * ni + I_B]
+    if not _finite(buf + ispec[l * ni + I_W], ispec[l * ni + I_IN] * zw):
+        return False
+    if bo >= 0 and not _finite(buf + bo, zw):
+        return False
+    if ispec[l * ni + I_ACT] == ACT_PRELU and not _finite(buf + ispec[l * ni + I_APAR],
+                                                          ispec[l * ni + I_OUT]):
+        return False
+    return True
+
+
+# ---- the optimizer step with Keras clipping
+cdef inline void _clip_step(int opt, double* h, Py_ssize_t t, double c, Py_ssize_t off,
+                            Py_ssize_t size, floating* grads, floating* params,
+                            floating* state, Py_ssize_t P, int n_threads) noexcept nogil:
+    """Update params[off:off+size] with the factor of its own gradient norm."""
+    cdef double norm = sqrt(_sumsq(grads + off, size))
+    h[H_GRAD_SCALE] = 1.0 if norm <= c else c / norm      # NaN norm: NaN factor
+    optimizer_update_c(opt, h, t, grads + off, params + off, state + off, size, P, n_threads)
+
+
+cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssize_t L,
+                  Py_ssize_t ni, floating* grads, floating* params, floating* state,
+                  Py_ssize_t P, int n_threads) noexcept nogil:
+    """numpy_ref._clipped_update: clipnorm per array (per layer W, b, slopes, each
+    with its own factor), global_clipnorm one factor, else the plain update.  h is
+    this call's private copy of hyper."""
+    cdef double cn = h[H_CLIPNORM], gcn = h[H_GLOBAL_CLIPNORM], norm
+    cdef Py_ssize_t l, zw, bo
+    if opt != OPT_NONE and cn > 0:
+        for l in range(L):
+            zw = _zw(ispec, l, ni)
+            bo = ispec[l * ni + I_B]
+            _clip_step(opt, h, t, cn, ispec[l * ni + I_W], ispec[l * ni + I_IN] * zw,
+                       grads, params, state, P, n_threads)
+            if bo >= 0:
+                _clip_step(opt, h, t, cn, bo, zw, grads, params, state, P, n_threads)
+            if ispec[l * ni + I_ACT] == ACT_PRELU:
+                _clip_step(opt, h, t, cn, ispec[l * ni + I_APAR], ispec[l * ni + I_OUT],
+                           grads, params, state, P, n_threads)
+        return
+    if opt != OPT_NONE and gcn > 0:
+        norm = sqrt(_sumsq(grads, P))
+        h[H_GRAD_SCALE] = 1.0 if norm <= gcn else gcn / norm
+    optimizer_update_c(opt, h, t, grads, params, state, P, P, n_threads)
 
 
 cdef void _train(
@@ -167,12 +358,13 @@ cdef void _train(
         const floating* sw, const int64_t* perm, Py_ssize_t M,
         Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
         const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf,
-        int head, int opt, const double* hyper, Py_ssize_t t0, uint64_t key,
+        int head, int opt, double* h, Py_ssize_t t0, uint64_t key,
         floating* params, floating* grads, floating* state, Py_ssize_t P,
         floating* work, double* batch_loss, floating* scores,
         const Py_ssize_t* offs, double* row_loss, floating* wt, double* reg_scratch,
-        bint regularized, int n_threads) noexcept nogil:
-    cdef Py_ssize_t step, b, r0, nb, l, i, k, w_in, w_out, bo
+        bint regularized, int64_t* tidx, double* diag, const Py_ssize_t* doffs,
+        int n_threads) noexcept nogil:
+    cdef Py_ssize_t step, b, r0, nb, l, i, k, w_in, w_out, zw, bo, kk, off, below
     cdef const int64_t* rows
     cdef const floating* inp
     cdef floating* Z
@@ -180,9 +372,9 @@ cdef void _train(
     cdef floating* D
     cdef floating* D2
     cdef floating* tmp
-    cdef double rate, data, alpha
-    cdef int act
+    cdef double rate, data, sq
     cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
+    cdef bint last, on = diag != NULL
     cdef floating* Xb = work
     cdef floating* ZL = work + offs[3 * (L - 1)]
     cdef floating* AL = work + offs[3 * (L - 1) + 1]
@@ -198,25 +390,28 @@ cdef void _train(
         gather_rows_c(X, rows, Xb, nb, n_in, n_threads)
         inp = Xb
         for l in range(L):
-            w_in = ispec[l * ni + I_IN]
             w_out = ispec[l * ni + I_OUT]
-            bo = ispec[l * ni + I_B]
             Z = work + offs[3 * l]
             A = work + offs[3 * l + 1]
-            matmul_c(inp, params + ispec[l * ni + I_W], Z, nb, w_in, w_out, n_threads)
-            if l == L - 1 and fused:
-                # logits: add the bias only; the head writes P into A
-                if bo >= 0:
-                    bias_act_forward_c(params + bo, ACT_LINEAR, 0.0, Z, Z, nb, w_out, n_threads)
-            else:
-                bias_act_forward_c(params + bo if bo >= 0 else NULL, <int> ispec[l * ni + I_ACT],
-                                   fspec[l * nf + F_ALPHA], Z, A, nb, w_out, n_threads)
+            last = l == L - 1
+            # the fused heads take logits: the last layer adds its bias only (P goes to A)
+            _layer_z(inp, ispec, fspec, l, ni, nf, params, Z, A, nb, last and fused, n_threads)
+            if on:
+                if last and fused:
+                    A = Z                 # the reference's a is the logits
+                if not (_finite(Z, nb * _zw(ispec, l, ni)) and _finite(A, nb * w_out)):
+                    _bad(diag, b, l, STAGE_FORWARD)
+                    return
+                _counts(diag + doffs[l], <int> ispec[l * ni + I_ACT], A, nb, w_out)
+                A = work + offs[3 * l + 1]
             inp = A
-            if l < L - 1 and offs[3 * l + 2] >= 0:
+            if not last and offs[3 * l + 2] >= 0:
                 _dropout(A, work + offs[3 * l + 2], nb, w_out, key,
                          ((<uint64_t> b * <uint64_t> L + <uint64_t> l) * <uint64_t> bs) * <uint64_t> w_out,
                          fspec[l * nf + F_DROP], n_threads)
                 inp = work + offs[3 * l + 2]
+        if on:
+            diag[DG_ROWS] += nb
 
         # ---- loss head: per-row losses, dL/dz of the last layer into D
         D = work + offs[3 * L]
@@ -238,42 +433,92 @@ cdef void _train(
         data = data / nb
         if scores != NULL:
             memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
+        if on and not (data - data == 0 and _finite(D, nb * k)):
+            batch_loss[step] = data
+            _bad(diag, b, L - 1, STAGE_LOSS)
+            return
 
-        # ---- backward: D holds dL/dz of layer l
+        # ---- backward: D holds dL/dz of layer l (z width)
         for l in range(L - 1, -1, -1):
             w_in = ispec[l * ni + I_IN]
             w_out = ispec[l * ni + I_OUT]
+            zw = _zw(ispec, l, ni)
             bo = ispec[l * ni + I_B]
+            kk = _topk(ispec, l, ni)
             if l == 0:
                 inp = Xb
             elif offs[3 * (l - 1) + 2] >= 0:
                 inp = work + offs[3 * (l - 1) + 2]
             else:
                 inp = work + offs[3 * (l - 1) + 1]
-            matmul_tn_c(inp, D, grads + ispec[l * ni + I_W], w_in, nb, w_out, n_threads)
+            if kk:
+                # meProp: D2 (not yet written) is the selection's scratch
+                topk_rows_c(D, kk, tidx, D2, nb, zw, n_threads)
+                matmul_tn_sparse_c(inp, D, tidx, grads + ispec[l * ni + I_W], nb, w_in, zw, kk,
+                                   n_threads)
+            else:
+                matmul_tn_c(inp, D, grads + ispec[l * ni + I_W], w_in, nb, zw, n_threads)
             if bo >= 0:
-                bias_grad_c(D, grads + bo, nb, w_out, n_threads)
+                bias_grad_c(D, grads + bo, nb, zw, n_threads)
             if l > 0:
                 # delta through W (pre-update weights), the dropout mask, g'
-                matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, w_out, w_in, wt, n_threads)
+                if kk:
+                    matmul_nt_sparse_c(D, tidx, params + ispec[l * ni + I_W], D2, nb, w_in, zw,
+                                       kk, wt, n_threads)
+                else:
+                    matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, wt, n_threads)
                 rate = fspec[(l - 1) * nf + F_DROP]
                 if offs[3 * (l - 1) + 2] >= 0:
                     _dropout(D2, D2, nb, w_in, key,
                              ((<uint64_t> b * <uint64_t> L + <uint64_t> (l - 1)) * <uint64_t> bs)
                              * <uint64_t> w_in, rate, n_threads)
-                act_backward_c(work + offs[3 * (l - 1)], work + offs[3 * (l - 1) + 1], D2,
-                               <int> ispec[(l - 1) * ni + I_ACT], fspec[(l - 1) * nf + F_ALPHA],
-                               D2, nb, w_in, n_threads)
-                tmp = D
-                D = D2
-                D2 = tmp
+                below = l - 1
+                if ispec[below * ni + I_KIND] == KIND_MAXOUT:
+                    # dz of the pieces (wider than da) into D, which is done with
+                    maxout_backward_c(work + offs[3 * below], D2, ispec[below * ni + I_PIECES], D,
+                                      nb, w_in, n_threads)
+                else:
+                    if ispec[below * ni + I_ACT] == ACT_PRELU:
+                        prelu_backward_c(work + offs[3 * below], D2,
+                                         params + ispec[below * ni + I_APAR],
+                                         grads + ispec[below * ni + I_APAR], D2, nb, w_in,
+                                         n_threads)
+                    else:
+                        act_backward_c(work + offs[3 * below], work + offs[3 * below + 1], D2,
+                                       <int> ispec[below * ni + I_ACT],
+                                       fspec[below * nf + F_ALPHA], D2, nb, w_in, n_threads)
+                    tmp = D
+                    D = D2
+                    D2 = tmp
+            if on:
+                # this layer's gradients are complete (its slopes were formed one step earlier)
+                if not (_finite(grads + ispec[l * ni + I_W], w_in * zw)
+                        and (bo < 0 or _finite(grads + bo, zw))
+                        and (l == L - 1 or ispec[l * ni + I_ACT] != ACT_PRELU
+                             or _finite(grads + ispec[l * ni + I_APAR], w_out))
+                        and (l == 0 or _finite(D, nb * _zw(ispec, l - 1, ni)))):
+                    _bad(diag, b, l, STAGE_BACKWARD)
+                    return
+                sq = _sumsq(grads + ispec[l * ni + I_W], w_in * zw)
+                if bo >= 0:
+                    sq = sq + _sumsq(grads + bo, zw)
+                if l < L - 1 and ispec[l * ni + I_ACT] == ACT_PRELU:
+                    sq = sq + _sumsq(grads + ispec[l * ni + I_APAR], w_out)
+                off = doffs[l] + 2 * w_out
+                diag[off] += sqrt(sq)
+                diag[off + 1] += 1.0
 
         # ---- regularization (pre-update weights), loss, update
         if regularized:
             data = data + regularize_c(ispec, fspec, L, ni, nf, params, grads, reg_scratch,
                                        n_threads)
         batch_loss[step] = data
-        optimizer_update_c(opt, hyper, t0 + step + 1, grads, params, state, P, n_threads)
+        _update(opt, h, t0 + step + 1, ispec, L, ni, grads, params, state, P, n_threads)
+        if on:
+            for l in range(L):
+                if not _params_finite(ispec, l, ni, params):
+                    _bad(diag, b, l, STAGE_UPDATE)
+                    return
 
 
 # ---------------------------------------------------------------------------
@@ -287,18 +532,20 @@ def forward(const floating[:, ::1] X,        # IN (n, n_in)
             floating[:, ::1] out,            # OUT (n, n_out)
             int n_threads):
     """out = the last layer's activations of the network on X (inference: no
-    dropout).  work: two ping-pong buffers of n x (max layer width)."""
+    dropout).  work: two ping-pong buffers of n x (max layer width, z widths
+    included)."""
     cdef Py_ssize_t n = X.shape[0], L = ispec.shape[0], l, maxw = 0
     check_spec(ispec, fspec, params.shape[0])
     for l in range(L):
-        maxw = max(maxw, <Py_ssize_t> ispec[l, I_OUT])
+        maxw = max(maxw, _zw(&ispec[0, 0], l, ispec.shape[1]))
     if X.shape[1] != ispec[0, I_IN]:
         raise ValueError("forward: X has %d columns, the network takes %d"
                          % (X.shape[1], ispec[0, I_IN]))
     if out.shape[0] != n or out.shape[1] != ispec[L - 1, I_OUT]:
         raise ValueError("forward: out has shape (%d, %d), expected (%d, %d)"
                          % (out.shape[0], out.shape[1], n, ispec[L - 1, I_OUT]))
-    if L > 1 and work.shape[0] < 2 * n * maxw:
+    if ((L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT)
+            and work.shape[0] < 2 * n * maxw):
         raise ValueError("forward: work has %d elements, needs %d" % (work.shape[0], 2 * n * maxw))
     if n == 0:
         return
@@ -324,7 +571,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                   floating[::1] work,             # OUT (>= workspace_size,)
                   double[::1] batch_loss,         # OUT (n_batches,) float64
                   floating[:, ::1] scores,        # OUT (M, n_out) or (0, n_out)
-                  int n_threads):
+                  int n_threads,
+                  double[::1] diag=None):         # INOUT (diag_size,) float64 or (0,) = off
     """For b in first_batch .. first_batch + n_batches - 1: take rows
     perm[b*bs : min((b+1)*bs, M)], run forward (with dropout), the fused loss
     head, backward, regularization and the optimizer update with
@@ -332,9 +580,11 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     mean weighted data loss before the update plus the regularization penalty
     of the pre-update weights.  When scores has M rows, scores[perm position] =
     the head's outputs (P for the fused heads, A for mse/mae).  grads holds the
-    last batch's gradients on return."""
+    last batch's gradients on return (unclipped).  diag (optional, after
+    n_threads): the diagnostics of kernels/defs.py; empty or None = off."""
     cdef Py_ssize_t N = X.shape[0], M = perm.shape[0], P = params.shape[0]
-    cdef Py_ssize_t L = ispec.shape[0], l, r, k, size, maxt = 1, lo, hi
+    cdef Py_ssize_t L = ispec.shape[0], l, r, k, size, maxt = 1, maxk = 0, lo, hi, pos
+    cdef Py_ssize_t ni = ispec.shape[1]
     cdef bint regularized = False
     check_spec(ispec, fspec, P)
     k = ispec[L - 1, I_OUT]
@@ -342,6 +592,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     if X.shape[1] != ispec[0, I_IN]:
         raise ValueError("train_batches: X has %d columns, the network takes %d"
                          % (X.shape[1], ispec[0, I_IN]))
+    if ispec[L - 1, I_KIND] == KIND_MAXOUT or ispec[L - 1, I_ACT] == ACT_PRELU:
+        raise ValueError("train_batches: the last layer cannot be Maxout or PReLU")
     if head not in (HEAD_MSE, HEAD_MAE, HEAD_SOFTMAX_XENT, HEAD_SIGMOID_BCE):
         raise ValueError("train_batches: unknown head code %d" % head)
     if opt not in N_SLOTS:
@@ -353,6 +605,10 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                          % (grads.shape[0], state.shape[0], state.shape[1], P))
     if batch_size < 1 or first_batch < 0 or n_batches < 0:
         raise ValueError("train_batches: need batch_size >= 1, first_batch >= 0, n_batches >= 0")
+    cdef bint on = diag is not None and diag.shape[0] > 0
+    if on and diag.shape[0] < defs.diag_size(ispec):
+        raise ValueError("train_batches: diag has %d entries, defs.diag_size(ispec) = %d"
+                         % (diag.shape[0], defs.diag_size(ispec)))
     if n_batches == 0:
         return
     lo = first_batch * batch_size
@@ -384,28 +640,36 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
             raise ValueError("train_batches: label %d out of range [0, %d)" % (labels[perm[r]], k))
     # ---- workspace and scratch
     cdef Py_ssize_t[::1] offs = np.empty(3 * L + 2, dtype=np.intp)
-    size = _layout(&ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
-                   batch_size, &offs[0])
+    size = _layout(&ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1], batch_size, &offs[0])
     if work.shape[0] < size:
         raise ValueError("train_batches: work has %d elements, needs %d" % (work.shape[0], size))
+    cdef Py_ssize_t[::1] doffs = np.empty(L, dtype=np.intp)
+    pos = defs.DG_HEAD
     for l in range(L):
+        doffs[l] = pos
+        pos += 2 * ispec[l, I_OUT] + 2
         if l > 0:
-            maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * ispec[l, I_OUT]))
+            maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * _zw(&ispec[0, 0], l, ni)))
+        maxk = max(maxk, _topk(&ispec[0, 0], l, ni))
         if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
             regularized = True
     cdef double[::1] row_loss = np.empty(batch_size, dtype=np.float64)
     cdef double[::1] reg_scratch = np.empty(
-        regularize_scratch(&ispec[0, 0], L, ispec.shape[1]), dtype=np.float64)
+        regularize_scratch(&ispec[0, 0], L, ni), dtype=np.float64)
     wt_arr = np.empty(maxt, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] wt = wt_arr
+    # meProp's kept columns, (bs, k) per layer (one buffer of the largest k)
+    cdef int64_t[::1] tidx = np.empty(max(1, batch_size * maxk), dtype=np.int64)
+    # a private copy of hyper: the clipping sets H_GRAD_SCALE in it
+    cdef double[::1] h = np.array(hyper, dtype=np.float64)
 
     with nogil:
         _train(&X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
                &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
                &perm[0], M, batch_size, first_batch, n_batches,
-               &ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
-               head, opt, &hyper[0], t0, rng_key,
+               &ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1],
+               head, opt, &h[0], t0, rng_key,
                &params[0], &grads[0], &state[0, 0], P, &work[0], &batch_loss[0],
                &scores[0, 0] if scores.shape[0] else NULL,
                &offs[0], &row_loss[0], &wt[0], &reg_scratch[0], regularized,
-               max(n_threads, 1))
+               &tidx[0], &diag[0] if on else NULL, &doffs[0], max(n_threads, 1))

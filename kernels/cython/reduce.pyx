@@ -34,6 +34,9 @@ cdef Py_ssize_t F_L2 = defs.F_L2
 cdef Py_ssize_t I_KIND = defs.I_KIND
 cdef Py_ssize_t I_PIECES = defs.I_PIECES
 cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
+cdef Py_ssize_t I_ACT = defs.I_ACT
+cdef Py_ssize_t I_APAR = defs.I_APAR
+cdef int64_t ACT_PRELU = defs.ACT_PRELU
 
 
 cdef inline Py_ssize_t kernel_size(const int64_t* row) noexcept nogil:
@@ -162,7 +165,7 @@ def gather_rows(const floating[:, ::1] X,     # IN (N, m)
 def check_spec(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_t P):
     """Validate a layer spec against a parameter buffer of P elements (raises
     ValueError); the compiled kernels trust a checked spec."""
-    cdef Py_ssize_t L = ispec.shape[0], l, n_in, n_out, w, b
+    cdef Py_ssize_t L = ispec.shape[0], l, n_in, n_out, w, b, zw, ap
     if L < 1:
         raise ValueError("the network has no layers")
     if ispec.shape[1] < NI or fspec.shape[1] < NF or fspec.shape[0] != L:
@@ -179,11 +182,23 @@ def check_spec(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize
         if l > 0 and n_in != ispec[l - 1, I_OUT]:
             raise ValueError("layer %d: input width %d != previous output width %d"
                              % (l, n_in, ispec[l - 1, I_OUT]))
-        if w < 0 or w + n_in * n_out > P:
+        # Maxout: W (in, out * pieces), b (out * pieces,); PReLU: slopes (out,) at I_APAR
+        zw = n_out
+        if ispec[l, I_KIND] == KIND_MAXOUT:
+            if ispec[l, I_PIECES] < 1 or ispec[l, I_PIECES] > P:
+                raise ValueError("layer %d: Maxout needs pieces >= 1, got %d"
+                                 % (l, ispec[l, I_PIECES]))
+            zw = n_out * ispec[l, I_PIECES]
+        if w < 0 or w + n_in * zw > P:
             raise ValueError("layer %d: kernel [%d, %d) outside the %d parameters"
-                             % (l, w, w + n_in * n_out, P))
-        if b < -1 or (b >= 0 and b + n_out > P):
+                             % (l, w, w + n_in * zw, P))
+        if b < -1 or (b >= 0 and b + zw > P):
             raise ValueError("layer %d: bias offset %d invalid for %d parameters" % (l, b, P))
+        if ispec[l, I_ACT] == ACT_PRELU:
+            ap = ispec[l, I_APAR]
+            if ap < 0 or ap + n_out > P:
+                raise ValueError("layer %d: PReLU slopes at offset %d invalid for %d parameters"
+                                 % (l, ap, P))
         if not (0.0 <= fspec[l, F_DROP] < 1.0):
             raise ValueError("layer %d: dropout rate %r not in [0, 1)" % (l, fspec[l, F_DROP]))
 

@@ -1,0 +1,431 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Kernels of the further layer techniques (Cython twin of kernels/numba/layers.py).
+
+    prelu_forward      A = Z > 0 ? Z : slope_j Z
+    prelu_backward     dslope (float64 column sums), dZ
+    maxout_forward     A = max over each unit's q adjacent columns of Z
+    maxout_backward    dZ = dA routed to the first maximal piece
+    topk_rows          meProp: keep the k largest |D| per row (O(m) selection)
+    matmul_tn_sparse   C = A.T @ D, D row-sparse at idx       O(n k k_in)
+    matmul_nt_sparse   C = D @ B.T, D row-sparse at idx       O(n k k_in)
+
+Parallel loops run over OUTPUT rows (or column tiles of dslope, row blocks of
+C for the tn form), fixed by the shape; every element is computed by the same
+code in the same order whichever thread owns it, so results are bit-identical
+for any ``n_threads``.  Small shapes run on the calling thread.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.math cimport fabs, INFINITY
+from libc.stdint cimport int64_t
+
+import numpy as np
+
+from ._types cimport ELEM_PAR_MIN, COL_TILE, MATMUL_PAR_MIN
+
+cdef enum:
+    # matmul_tn_sparse: rows of C per block (the block's columns of A are read together)
+    TN_RB = 8
+
+
+cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    return (a + b - 1) // b
+
+
+# ---------------------------------------------------------------------------
+# PReLU
+# ---------------------------------------------------------------------------
+cdef void prelu_forward_c(const floating* Z, const floating* slope, floating* A,
+                          Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating z
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
+        for j in range(m):
+            z = Z[i * m + j]
+            A[i * m + j] = z if z > 0 else slope[j] * z
+
+
+cdef inline void _dslope_cols(const floating* Z, const floating* dA, floating* ds,
+                              Py_ssize_t n, Py_ssize_t m, Py_ssize_t jn) noexcept nogil:
+    """ds[0:jn] = sum_i dA * Z over Z <= 0 (not Z > 0: NaN counts), rows in order, double."""
+    cdef double acc[COL_TILE]
+    cdef Py_ssize_t i, j
+    cdef floating z
+    for j in range(jn):
+        acc[j] = 0.0
+    for i in range(n):
+        for j in range(jn):
+            z = Z[i * m + j]
+            if not (z > 0):
+                acc[j] = acc[j] + <double> dA[i * m + j] * <double> z
+    for j in range(jn):
+        ds[j] = <floating> acc[j]
+
+
+cdef void prelu_backward_c(const floating* Z, const floating* dA, const floating* slope,
+                           floating* dslope, floating* dZ, Py_ssize_t n, Py_ssize_t m,
+                           int n_threads) noexcept nogil:
+    cdef Py_ssize_t ntiles = _cdiv(m, COL_TILE)
+    cdef Py_ssize_t t, j0, i, j
+    cdef bint par = n * m >= ELEM_PAR_MIN
+    cdef floating z
+    # the slope gradient first: dZ may be dA
+    for t in prange(ntiles, schedule='static', num_threads=n_threads,
+                    use_threads_if=ntiles > 1 and par):
+        j0 = t * COL_TILE
+        _dslope_cols(Z + j0, dA + j0, dslope + j0, n, m, min(<Py_ssize_t> COL_TILE, m - j0))
+    for i in prange(n, schedule='static', num_threads=n_threads, use_threads_if=n > 1 and par):
+        for j in range(m):
+            z = Z[i * m + j]
+            dZ[i * m + j] = dA[i * m + j] if z > 0 else slope[j] * dA[i * m + j]
+
+
+# ---------------------------------------------------------------------------
+# Maxout
+# ---------------------------------------------------------------------------
+cdef void maxout_forward_c(const floating* Z, Py_ssize_t q, floating* A,
+                           Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, p
+    cdef floating mx, v
+    cdef const floating* z
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * m * q >= ELEM_PAR_MIN):
+        for j in range(m):
+            z = Z + (i * m + j) * q
+            mx = z[0]
+            for p in range(1, q):
+                v = z[p]
+                if v > mx or v != v:     # NaN propagates (and stays: NaN > x is false)
+                    mx = v
+            A[i * m + j] = mx
+
+
+cdef void maxout_backward_c(const floating* Z, const floating* dA, Py_ssize_t q,
+                            floating* dZ, Py_ssize_t n, Py_ssize_t m,
+                            int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, p, best
+    cdef floating mx, v, d
+    cdef const floating* z
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * m * q >= ELEM_PAR_MIN):
+        for j in range(m):
+            z = Z + (i * m + j) * q
+            best = 0
+            mx = z[0]
+            if mx == mx:
+                for p in range(1, q):
+                    v = z[p]
+                    if v != v:           # the first NaN wins (numpy argmax)
+                        best = p
+                        break
+                    if v > mx:
+                        mx = v
+                        best = p
+            d = dA[i * m + j]
+            for p in range(q):
+                # dA * 0 (not 0) elsewhere: as the reference's one-hot product
+                dZ[(i * m + j) * q + p] = d if p == best else d * 0
+
+
+# ---------------------------------------------------------------------------
+# meProp: top-k of each row by magnitude
+# ---------------------------------------------------------------------------
+cdef inline floating _mag(floating x) noexcept nogil:
+    """|x|, with NaN counted as +inf (ties with inf broken by column, as the reference)."""
+    if x != x:
+        return INFINITY
+    return fabs(x)
+
+
+cdef floating _kth_largest(floating* a, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    """The k-th largest of a[0:m] (1 <= k <= m; no NaN), reordering a: quickselect
+    with a median-of-three pivot and a three-way partition (many ties, e.g. the
+    zeros of inactive ReLU units, cost nothing extra)."""
+    cdef Py_ssize_t lo = 0, hi = m, r = k - 1, lt, gt, i
+    cdef floating pivot, x, y, zz, v, tmp
+    while hi - lo > 1:
+        x = a[lo]
+        y = a[lo + (hi - lo) // 2]
+        zz = a[hi - 1]
+        # median of three
+        if x < y:
+            if y < zz:
+                pivot = y
+            elif x < zz:
+                pivot = zz
+            else:
+                pivot = x
+        else:
+            if x < zz:
+                pivot = x
+            elif y < zz:
+                pivot = zz
+            else:
+                pivot = y
+        # descending: [lo, lt) > pivot, [lt, gt) == pivot, [gt, hi) < pivot
+        lt = lo
+        i = lo
+        gt = hi
+        while i < gt:
+            v = a[i]
+            if v > pivot:
+                tmp = a[lt]
+                a[lt] = v
+                a[i] = tmp
+                lt += 1
+                i += 1
+            elif v < pivot:
+                gt -= 1
+                a[i] = a[gt]
+                a[gt] = v
+            else:
+                i += 1
+        if r < lt:
+            hi = lt
+        elif r < gt:
+            return pivot
+        else:
+            lo = gt
+    return a[lo]
+
+
+cdef inline void _topk_row(floating* d, Py_ssize_t k, int64_t* idx, floating* s,
+                           Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t j, c, above = 0, ties
+    cdef floating thr, v
+    if k >= m:
+        for j in range(m):
+            idx[j] = j
+        return
+    for j in range(m):
+        s[j] = _mag(d[j])
+    thr = _kth_largest(s, m, k)
+    for j in range(m):
+        if _mag(d[j]) > thr:
+            above += 1
+    ties = k - above                     # entries equal to thr kept, lowest columns first
+    c = 0
+    for j in range(m):
+        v = _mag(d[j])
+        if v > thr or (v == thr and ties > 0):
+            if not (v > thr):
+                ties -= 1
+            idx[c] = j
+            c += 1
+        else:
+            d[j] = 0
+
+
+cdef void topk_rows_c(floating* D, Py_ssize_t k, int64_t* idx, floating* scratch,
+                      Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    for i in prange(n, schedule='static', num_threads=n_threads,
+                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
+        _topk_row(D + i * m, k, idx + i * k, scratch + i * m, m)
+
+
+# ---------------------------------------------------------------------------
+# sparse products of meProp's backward
+# ---------------------------------------------------------------------------
+cdef inline void _tn_sparse_block(const floating* A, const floating* D, const int64_t* idx,
+                                  floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
+                                  Py_ssize_t k, Py_ssize_t r0, Py_ssize_t rn) noexcept nogil:
+    """Rows r0 .. r0+rn-1 of C = A.T @ D: zeroed, then samples added in order."""
+    cdef Py_ssize_t i, c, r, j
+    cdef floating d
+    cdef floating a[TN_RB]
+    for r in range(rn):
+        for j in range(m):
+            C[(r0 + r) * m + j] = 0
+    for i in range(n):
+        for r in range(rn):
+            a[r] = A[i * k_in + r0 + r]
+        for c in range(k):
+            j = idx[i * k + c]
+            d = D[i * m + j]
+            for r in range(rn):
+                C[(r0 + r) * m + j] = C[(r0 + r) * m + j] + a[r] * d
+
+
+cdef void matmul_tn_sparse_c(const floating* A, const floating* D, const int64_t* idx,
+                             floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
+                             Py_ssize_t k, int n_threads) noexcept nogil:
+    cdef Py_ssize_t nblocks = _cdiv(k_in, TN_RB)
+    cdef Py_ssize_t t, r0
+    for t in prange(nblocks, schedule='static', num_threads=n_threads,
+                    use_threads_if=nblocks > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN):
+        r0 = t * TN_RB
+        _tn_sparse_block(A, D, idx, C, n, k_in, m, k, r0, min(<Py_ssize_t> TN_RB, k_in - r0))
+
+
+cdef void matmul_nt_sparse_c(const floating* D, const int64_t* idx, const floating* B,
+                             floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
+                             Py_ssize_t k, floating* Bt, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, c, r, j
+    cdef floating d
+    cdef floating* crow
+    cdef const floating* brow
+    cdef bint par = n * k * k_in + k_in * m >= MATMUL_PAR_MIN
+    # Bt (m, k_in) = B.T, so each kept column of a row adds one contiguous row of Bt
+    for j in prange(m, schedule='static', num_threads=n_threads, use_threads_if=m > 1 and par):
+        for r in range(k_in):
+            Bt[j * k_in + r] = B[r * m + j]
+    for i in prange(n, schedule='static', num_threads=n_threads, use_threads_if=n > 1 and par):
+        crow = C + i * k_in
+        for r in range(k_in):
+            crow[r] = 0
+        for c in range(k):
+            j = idx[i * k + c]
+            d = D[i * m + j]
+            brow = Bt + j * k_in
+            for r in range(k_in):
+                crow[r] = crow[r] + d * brow[r]
+
+
+# ---------------------------------------------------------------------------
+# contract kernels
+# ---------------------------------------------------------------------------
+def _same(what, *pairs):
+    for got, want in pairs:
+        if got != want:
+            raise ValueError("%s: shapes do not match (%r != %r)" % (what, got, want))
+
+
+def prelu_forward(const floating[:, ::1] Z,      # IN (n, m)
+                  const floating[::1] slope,     # IN (m,)
+                  floating[:, ::1] A,            # OUT (n, m), may be Z
+                  int n_threads):
+    """A = Z where Z > 0, else slope[j] * Z (A may be Z)."""
+    cdef Py_ssize_t n = Z.shape[0], m = Z.shape[1]
+    _same("prelu_forward", (slope.shape[0], m), ((A.shape[0], A.shape[1]), (n, m)))
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        prelu_forward_c(&Z[0, 0], &slope[0], &A[0, 0], n, m, max(n_threads, 1))
+
+
+def prelu_backward(const floating[:, ::1] Z,     # IN (n, m)
+                   const floating[:, ::1] dA,    # IN (n, m)
+                   const floating[::1] slope,    # IN (m,)
+                   floating[::1] dslope,         # OUT (m,)
+                   floating[:, ::1] dZ,          # OUT (n, m), may be dA
+                   int n_threads):
+    """dslope[j] = sum_i dA[i, j] * Z[i, j] over Z <= 0 (rows in order, float64
+    accumulation); then dZ = dA where Z > 0, else slope[j] * dA (dZ may be dA)."""
+    cdef Py_ssize_t n = Z.shape[0], m = Z.shape[1]
+    _same("prelu_backward", ((dA.shape[0], dA.shape[1]), (n, m)), (slope.shape[0], m),
+          (dslope.shape[0], m), ((dZ.shape[0], dZ.shape[1]), (n, m)))
+    if m == 0:
+        return
+    if n == 0:
+        dslope[:] = 0
+        return
+    with nogil:
+        prelu_backward_c(&Z[0, 0], &dA[0, 0], &slope[0], &dslope[0], &dZ[0, 0], n, m,
+                         max(n_threads, 1))
+
+
+def maxout_forward(const floating[:, ::1] Z,     # IN (n, m * q)
+                   Py_ssize_t pieces,
+                   floating[:, ::1] A,           # OUT (n, m)
+                   int n_threads):
+    """A[i, j] = max_p Z[i, j*q + p] (NaN propagates)."""
+    cdef Py_ssize_t n = A.shape[0], m = A.shape[1]
+    if pieces < 1:
+        raise ValueError("maxout_forward: pieces must be >= 1, got %d" % pieces)
+    _same("maxout_forward", ((Z.shape[0], Z.shape[1]), (n, m * pieces)))
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        maxout_forward_c(&Z[0, 0], pieces, &A[0, 0], n, m, max(n_threads, 1))
+
+
+def maxout_backward(const floating[:, ::1] Z,    # IN (n, m * q)
+                    const floating[:, ::1] dA,   # IN (n, m)
+                    Py_ssize_t pieces,
+                    floating[:, ::1] dZ,         # OUT (n, m * q)
+                    int n_threads):
+    """dZ[i, j*q + p] = dA[i, j] for the first p where Z[i, j*q + p] is the maximum
+    (the first NaN if any), 0 for the other pieces."""
+    cdef Py_ssize_t n = dA.shape[0], m = dA.shape[1]
+    if pieces < 1:
+        raise ValueError("maxout_backward: pieces must be >= 1, got %d" % pieces)
+    _same("maxout_backward", ((Z.shape[0], Z.shape[1]), (n, m * pieces)),
+          ((dZ.shape[0], dZ.shape[1]), (n, m * pieces)))
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        maxout_backward_c(&Z[0, 0], &dA[0, 0], pieces, &dZ[0, 0], n, m, max(n_threads, 1))
+
+
+def topk_rows(floating[:, ::1] D,                # INOUT (n, m)
+              Py_ssize_t k,
+              int64_t[:, ::1] idx,               # OUT (n, k) int64
+              int n_threads):
+    """Per row: keep the k entries of largest |D| (ties: lower column; a NaN counts
+    as the largest), set the others to 0; idx[i] = the kept columns in
+    increasing order."""
+    cdef Py_ssize_t n = D.shape[0], m = D.shape[1]
+    if k < 1 or k > m:
+        raise ValueError("topk_rows: need 1 <= k <= %d, got %d" % (m, k))
+    _same("topk_rows", ((idx.shape[0], idx.shape[1]), (n, k)))
+    if n == 0:
+        return
+    scratch_arr = np.empty(n * m if k < m else 1, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] scratch = scratch_arr
+    with nogil:
+        topk_rows_c(&D[0, 0], k, &idx[0, 0], &scratch[0], n, m, max(n_threads, 1))
+
+
+cdef int _check_idx(const int64_t[:, ::1] idx, Py_ssize_t m) except -1:
+    """Every index in [0, m) (the sparse products run without bounds checks)."""
+    cdef Py_ssize_t i, c
+    for i in range(idx.shape[0]):
+        for c in range(idx.shape[1]):
+            if idx[i, c] < 0 or idx[i, c] >= m:
+                raise IndexError("idx[%d, %d] = %d out of range [0, %d)" % (i, c, idx[i, c], m))
+    return 0
+
+
+def matmul_tn_sparse(const floating[:, ::1] A,   # IN (n, k_in)
+                     const floating[:, ::1] D,   # IN (n, m)
+                     const int64_t[:, ::1] idx,  # IN (n, k) int64
+                     floating[:, ::1] C,         # OUT (k_in, m)
+                     int n_threads):
+    """C = A.T @ D where row i of D is nonzero only at columns idx[i] (C is fully
+    written; rows of A summed in order)."""
+    cdef Py_ssize_t n = A.shape[0], k_in = A.shape[1], m = D.shape[1], k = idx.shape[1]
+    _same("matmul_tn_sparse", (D.shape[0], n), (idx.shape[0], n),
+          ((C.shape[0], C.shape[1]), (k_in, m)))
+    _check_idx(idx, m)
+    if k_in == 0 or m == 0:
+        return
+    if n == 0 or k == 0:
+        C[:, :] = 0
+        return
+    with nogil:
+        matmul_tn_sparse_c(&A[0, 0], &D[0, 0], &idx[0, 0], &C[0, 0], n, k_in, m, k,
+                           max(n_threads, 1))
+
+
+def matmul_nt_sparse(const floating[:, ::1] D,   # IN (n, m)
+                     const int64_t[:, ::1] idx,  # IN (n, k) int64
+                     const floating[:, ::1] B,   # IN (k_in, m)
+                     floating[:, ::1] C,         # OUT (n, k_in)
+                     int n_threads):
+    """C = D @ B.T using only columns idx[i] of row i of D (summed in the order of idx)."""
+    cdef Py_ssize_t n = D.shape[0], m = D.shape[1], k_in = B.shape[0], k = idx.shape[1]
+    _same("matmul_nt_sparse", (idx.shape[0], n), (B.shape[1], m),
+          ((C.shape[0], C.shape[1]), (n, k_in)))
+    _check_idx(idx, m)
+    if n == 0 or k_in == 0:
+        return
+    if m == 0 or k == 0:
+        C[:, :] = 0
+        return
+    Bt_arr = np.empty(m * k_in, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] Bt = Bt_arr
+    with nogil:
+        matmul_nt_sparse_c(&D[0, 0], &idx[0, 0], &B[0, 0], &C[0, 0], n, k_in, m, k, &Bt[0],
+                           max(n_threads, 1))
