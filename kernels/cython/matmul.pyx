@@ -5,263 +5,379 @@
     matmul_tn  C = A.T @ B    weight grad    dW = x^T delta
     matmul_nt  C = A @ B.T    backprop       delta_prev = delta W^T
 
-Our own loops, no BLAS: the reduction order of every output element is fixed
-by the shape (p = 0, 1, ..., k-1, accumulated in the array dtype, as BLAS does),
-and work is split over OUTPUT tiles (``MATMUL_MR`` rows x a panel of at most
-``MATMUL_NB`` columns of C), so each thread owns the tiles it writes and the
-result is bit-identical for any thread count.
+Our own loops, no BLAS.  One driver serves the three forms: A's element (i, p)
+is read at ``A[i*sa_i + p*sa_p]`` and B's element (p, j) at ``B[p*sb_p + j*sb_j]``,
+so a transpose is only a change of strides.
 
-``matmul`` / ``matmul_tn`` use the "axpy" form: a tile of C is accumulated from
-rows of B, ``acc[r, :] += a_rp * B[p, j0:j1]``, four rows of C and four values of
-p per pass (each B element loaded once feeds four multiply-adds; the inner loop
-over columns runs over contiguous memory and vectorises).  The accumulators are stack arrays, which
-the compiler knows alias nothing, so the loop needs no runtime alias checks.
-``matmul_nt`` transposes B (m, k) into a scratch (k, m) block by block, then runs
-the same kernel.
+Register-blocked micro-kernel
+-----------------------------
+Every output tile is MR rows x NR columns, accumulated in vector registers:
+``acc[r] += a[r, p] * b[p, 0:NR]`` for p = 0, 1, ..., kc-1 (each B vector load
+feeds MR multiply-adds, each broadcast A value NR of them), written with gcc
+vector extensions in a C block of this file (``FN_UKR``).  Three builds of it
+sit in every binary and one is picked once per process at import, from the CPU
+(``__builtin_cpu_supports``): AVX-512 (8 x 32 float32 / 8 x 16 float64), AVX2+FMA
+(6 x 16 / 6 x 8) or the x86-64 baseline SSE2 (4 x 8 / 4 x 4).  The AVX variants
+are compiled with function ``target`` attributes, so the module itself is
+still built for the portable baseline (no -march=native needed);
+``FASTNET_MM_ISA=baseline|avx2|avx512`` (or :func:`select_isa`) caps the choice,
+e.g. to measure the portable kernel.  With FMA a multiply-add is rounded once,
+so results differ from the SSE2 kernel's in the last bits (and between
+machines), never between thread counts.  The reduction over p runs in order,
+accumulated in the array dtype, as BLAS does.
+
+Two ways to feed it, chosen from the shape only:
+
+* **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. the
+  batch-10 seed step): the micro-kernel reads A and B where they are (the
+  k-loop runs over the whole inner dimension); only the ragged edges are copied
+  into zero-padded scratch (the last < MR rows of A, the last < NR columns of
+  B), and ``matmul_nt`` first packs B^T into NR-wide panels.
+* **packed** (GotoBLAS blocking for large products): for each block of ``KC``
+  values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
+  into kc x MR panels (``MC`` rows per pass), so the micro-kernel streams
+  L1-resident panels; C tiles after the first block start from C (so every
+  element is still summed p = 0, 1, ..., k-1 in order).
+
+Work is split over OUTPUT tiles only (each thread owns the tiles it writes; the
+tiling is fixed by the shape), so the result is bit-identical for any thread
+count.  ``MATMUL_PAR_MIN`` (multiply-adds) decides, from the shape only, whether
+a parallel region is worth waking; below it everything runs on the calling
+thread.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 
-from ._types cimport MATMUL_PAR_MIN, MATMUL_MR, MATMUL_NB, ELEM_PAR_MIN
+from ._types cimport ELEM_PAR_MIN
+
+cdef extern from *:
+    """
+    #include <stddef.h>
+    /* Register-blocked micro-kernels, one per instruction set, selected at import
+       time (fastnet_mm_select): C[0:MR, 0:NR] (ldc) (+)= sum_{p<kc} a[r*a_r + p*a_p] * b[p*b_p + j].
+       Plain C loops with compile-time trip counts: gcc -O3 unrolls them, keeps
+       acc in vector registers and broadcasts a[r, p] times an NR-wide row of b.
+       The AVX2 / AVX-512 variants are compiled with function target attributes,
+       so the module itself stays portable (baseline x86-64 = SSE2). */
+    #define FN_UKR(NAME, T, MRV, VL, NV, ATTR)                                            \\
+    ATTR static void NAME(ptrdiff_t kc, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,        \\
+                          const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc, int accumulate) \\
+    {                                                                                    \\
+        typedef T vt __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T))));   \\
+        vt acc[MRV][NV];                                                                 \\
+        vt bv[NV];                                                                       \\
+        ptrdiff_t p, r, v;                                                               \\
+        for (r = 0; r < MRV; r++)                                                        \\
+            for (v = 0; v < NV; v++)                                                     \\
+                acc[r][v] = accumulate ? *(const vt*)(c + r * ldc + v * VL) : (vt){0};   \\
+        for (p = 0; p < kc; p++) {                                                       \\
+            const T* bp = b + p * b_p;                                                   \\
+            const T* ap = a + p * a_p;                                                   \\
+            for (v = 0; v < NV; v++) bv[v] = *(const vt*)(bp + v * VL);                  \\
+            for (r = 0; r < MRV; r++) {                                                  \\
+                T av = ap[r * a_r];                                                      \\
+                for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                        \\
+            }                                                                            \\
+        }                                                                                \\
+        for (r = 0; r < MRV; r++)                                                        \\
+            for (v = 0; v < NV; v++) *(vt*)(c + r * ldc + v * VL) = acc[r][v];           \\
+    }
+    typedef void (*fn_ukr_f32_t)(ptrdiff_t, const float*, ptrdiff_t, ptrdiff_t, const float*,
+                                 ptrdiff_t, float*, ptrdiff_t, int);
+    typedef void (*fn_ukr_f64_t)(ptrdiff_t, const double*, ptrdiff_t, ptrdiff_t, const double*,
+                                 ptrdiff_t, double*, ptrdiff_t, int);
+    FN_UKR(fn_ukr_f32_base, float, 4, 4, 2, )
+    FN_UKR(fn_ukr_f64_base, double, 4, 2, 2, )
+    #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
+    #define FN_MM_X86 1
+    FN_UKR(fn_ukr_f32_avx2, float, 6, 8, 2, __attribute__((target("avx2,fma"))))
+    FN_UKR(fn_ukr_f64_avx2, double, 6, 4, 2, __attribute__((target("avx2,fma"))))
+    FN_UKR(fn_ukr_f32_avx512, float, 8, 16, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    FN_UKR(fn_ukr_f64_avx512, double, 8, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    #else
+    #define FN_MM_X86 0
+    #endif
+    static fn_ukr_f32_t fn_ukr_f32 = fn_ukr_f32_base;
+    static fn_ukr_f64_t fn_ukr_f64 = fn_ukr_f64_base;
+    static int fn_mm_mr = 4, fn_mm_nr32 = 8, fn_mm_nr64 = 4, fn_mm_isa = 0;
+    /* want: 0 = baseline, 1 = up to AVX2+FMA, 2 = up to AVX-512 (what the CPU has) */
+    static int fastnet_mm_select(int want) {
+        fn_ukr_f32 = fn_ukr_f32_base; fn_ukr_f64 = fn_ukr_f64_base;
+        fn_mm_mr = 4; fn_mm_nr32 = 8; fn_mm_nr64 = 4; fn_mm_isa = 0;
+    #if FN_MM_X86
+        __builtin_cpu_init();
+        if (want >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
+                && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            fn_ukr_f32 = fn_ukr_f32_avx512; fn_ukr_f64 = fn_ukr_f64_avx512;
+            fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2;
+        } else if (want >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+            fn_ukr_f32 = fn_ukr_f32_avx2; fn_ukr_f64 = fn_ukr_f64_avx2;
+            fn_mm_mr = 6; fn_mm_nr32 = 16; fn_mm_nr64 = 8; fn_mm_isa = 1;
+        }
+    #endif
+        return fn_mm_isa;
+    }
+    """
+    ctypedef void (*fn_ukr_f32_t)(Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, const float*,
+                                  Py_ssize_t, float*, Py_ssize_t, int) noexcept nogil
+    ctypedef void (*fn_ukr_f64_t)(Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t, const double*,
+                                  Py_ssize_t, double*, Py_ssize_t, int) noexcept nogil
+    fn_ukr_f32_t fn_ukr_f32
+    fn_ukr_f64_t fn_ukr_f64
+    int fn_mm_mr, fn_mm_nr32, fn_mm_nr64, fn_mm_isa
+    int fastnet_mm_select(int want) noexcept nogil
 
 cdef enum:
-    # minimum number of output tiles wanted before panels are narrowed (shape-only)
-    MIN_TILES = 8
-    # narrowest panel the splitter goes down to
-    MIN_NB = 16
-    # transpose block
-    TB = 32
-
-
-# ---------------------------------------------------------------------------
-# micro-kernels: one tile of C (4, 2 or 1 rows x jn <= MATMUL_NB columns)
-#
-# A[r, p] is read at A[r*sa_i + p*sa_p] (sa_i = k, sa_p = 1 for A (n, k);
-# sa_i = 1, sa_p = n for A.T with A (k, n)); B[p, j] at B[p*ldb + j].
-# Each pass over the accumulators applies four values of p,
-#     acc = (((acc + a_p x_p) + a_p+1 x_p+1) + a_p+2 x_p+2) + a_p+3 x_p+3,
-# the same additions in the same order as one p at a time, so every kernel
-# gives every element the same bits (a row's result never depends on n or on
-# the tiling); the accumulators go through L1 four times less often.
-# ---------------------------------------------------------------------------
-cdef inline void _rows4(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
-                        const floating* B, Py_ssize_t ldb,
-                        floating* C, Py_ssize_t ldc,
-                        Py_ssize_t jn, Py_ssize_t k) noexcept nogil:
-    """C[r, 0:jn] = sum_p A[r, p] B[p, 0:jn] for r = 0..3."""
-    cdef floating acc0[MATMUL_NB]
-    cdef floating acc1[MATMUL_NB]
-    cdef floating acc2[MATMUL_NB]
-    cdef floating acc3[MATMUL_NB]
-    cdef floating a00, a01, a02, a03, a10, a11, a12, a13
-    cdef floating a20, a21, a22, a23, a30, a31, a32, a33
-    cdef floating x0, x1, x2, x3
-    cdef const floating* b
-    cdef const floating* a
-    cdef Py_ssize_t p = 0, j
-    for j in range(jn):
-        acc0[j] = 0
-        acc1[j] = 0
-        acc2[j] = 0
-        acc3[j] = 0
-    while p + 4 <= k:
-        a = A + p * sa_p
-        a00 = a[0]
-        a01 = a[sa_p]
-        a02 = a[2 * sa_p]
-        a03 = a[3 * sa_p]
-        a10 = a[sa_i]
-        a11 = a[sa_i + sa_p]
-        a12 = a[sa_i + 2 * sa_p]
-        a13 = a[sa_i + 3 * sa_p]
-        a20 = a[2 * sa_i]
-        a21 = a[2 * sa_i + sa_p]
-        a22 = a[2 * sa_i + 2 * sa_p]
-        a23 = a[2 * sa_i + 3 * sa_p]
-        a30 = a[3 * sa_i]
-        a31 = a[3 * sa_i + sa_p]
-        a32 = a[3 * sa_i + 2 * sa_p]
-        a33 = a[3 * sa_i + 3 * sa_p]
-        b = B + p * ldb
-        for j in range(jn):
-            x0 = b[j]
-            x1 = b[ldb + j]
-            x2 = b[2 * ldb + j]
-            x3 = b[3 * ldb + j]
-            acc0[j] = (((acc0[j] + a00 * x0) + a01 * x1) + a02 * x2) + a03 * x3
-            acc1[j] = (((acc1[j] + a10 * x0) + a11 * x1) + a12 * x2) + a13 * x3
-            acc2[j] = (((acc2[j] + a20 * x0) + a21 * x1) + a22 * x2) + a23 * x3
-            acc3[j] = (((acc3[j] + a30 * x0) + a31 * x1) + a32 * x2) + a33 * x3
-        p = p + 4
-    while p < k:
-        a = A + p * sa_p
-        a00 = a[0]
-        a10 = a[sa_i]
-        a20 = a[2 * sa_i]
-        a30 = a[3 * sa_i]
-        b = B + p * ldb
-        for j in range(jn):
-            x0 = b[j]
-            acc0[j] = acc0[j] + a00 * x0
-            acc1[j] = acc1[j] + a10 * x0
-            acc2[j] = acc2[j] + a20 * x0
-            acc3[j] = acc3[j] + a30 * x0
-        p = p + 1
-    for j in range(jn):
-        C[j] = acc0[j]
-        C[ldc + j] = acc1[j]
-        C[2 * ldc + j] = acc2[j]
-        C[3 * ldc + j] = acc3[j]
-
-
-cdef inline void _rows2(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
-                        const floating* B, Py_ssize_t ldb,
-                        floating* C, Py_ssize_t ldc,
-                        Py_ssize_t jn, Py_ssize_t k) noexcept nogil:
-    """C[r, 0:jn] = sum_p A[r, p] B[p, 0:jn] for r = 0, 1 (rows left by _rows4)."""
-    cdef floating acc0[MATMUL_NB]
-    cdef floating acc1[MATMUL_NB]
-    cdef floating a00, a01, a02, a03, a10, a11, a12, a13
-    cdef floating x0, x1, x2, x3
-    cdef const floating* b
-    cdef const floating* a
-    cdef Py_ssize_t p = 0, j
-    for j in range(jn):
-        acc0[j] = 0
-        acc1[j] = 0
-    while p + 4 <= k:
-        a = A + p * sa_p
-        a00 = a[0]
-        a01 = a[sa_p]
-        a02 = a[2 * sa_p]
-        a03 = a[3 * sa_p]
-        a10 = a[sa_i]
-        a11 = a[sa_i + sa_p]
-        a12 = a[sa_i + 2 * sa_p]
-        a13 = a[sa_i + 3 * sa_p]
-        b = B + p * ldb
-        for j in range(jn):
-            x0 = b[j]
-            x1 = b[ldb + j]
-            x2 = b[2 * ldb + j]
-            x3 = b[3 * ldb + j]
-            acc0[j] = (((acc0[j] + a00 * x0) + a01 * x1) + a02 * x2) + a03 * x3
-            acc1[j] = (((acc1[j] + a10 * x0) + a11 * x1) + a12 * x2) + a13 * x3
-        p = p + 4
-    while p < k:
-        a = A + p * sa_p
-        a00 = a[0]
-        a10 = a[sa_i]
-        b = B + p * ldb
-        for j in range(jn):
-            x0 = b[j]
-            acc0[j] = acc0[j] + a00 * x0
-            acc1[j] = acc1[j] + a10 * x0
-        p = p + 1
-    for j in range(jn):
-        C[j] = acc0[j]
-        C[ldc + j] = acc1[j]
-
-
-cdef inline void _row1(const floating* A, Py_ssize_t sa_p,
-                       const floating* B, Py_ssize_t ldb,
-                       floating* C, Py_ssize_t jn, Py_ssize_t k) noexcept nogil:
-    """C[0:jn] = sum_p A[p] B[p, 0:jn] (the last odd row)."""
-    cdef floating acc0[MATMUL_NB]
-    cdef floating a00, a01, a02, a03
-    cdef floating x0, x1, x2, x3
-    cdef const floating* b
-    cdef Py_ssize_t p = 0, j
-    for j in range(jn):
-        acc0[j] = 0
-    while p + 4 <= k:
-        a00 = A[p * sa_p]
-        a01 = A[(p + 1) * sa_p]
-        a02 = A[(p + 2) * sa_p]
-        a03 = A[(p + 3) * sa_p]
-        b = B + p * ldb
-        for j in range(jn):
-            x0 = b[j]
-            x1 = b[ldb + j]
-            x2 = b[2 * ldb + j]
-            x3 = b[3 * ldb + j]
-            acc0[j] = (((acc0[j] + a00 * x0) + a01 * x1) + a02 * x2) + a03 * x3
-        p = p + 4
-    while p < k:
-        a00 = A[p * sa_p]
-        b = B + p * ldb
-        for j in range(jn):
-            acc0[j] = acc0[j] + a00 * b[j]
-        p = p + 1
-    for j in range(jn):
-        C[j] = acc0[j]
+    # largest micro-tile (AVX-512 float32: 8 x 32)
+    MR_MAX = 8
+    NR_MAX = 32
+    # packed path: p values per block, rows of A per packed block, columns of B per packed block
+    KC = 256
+    MC = 96
+    IC = 1536
+    NC = 1024
+    # packed (GotoBLAS) path from this many multiply-adds and at least PACK_MIN_ROWS rows
+    PACK_MIN = 1 << 20
+    PACK_MIN_ROWS = 32
+    # parallel when n * k * m (multiply-adds) reaches this (shape only)
+    MATMUL_PAR_MIN = 1 << 17
 
 
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
     return (a + b - 1) // b
 
 
-cdef inline Py_ssize_t _panel_width(Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
-    """Columns per tile, from the shape only: MATMUL_NB; for a product big enough
-    to run in parallel, halved (down to MIN_NB) while there are fewer than
-    MIN_TILES tiles, so that a small batch (few row blocks) still splits evenly
-    between threads.  (Narrow panels cost ~20% single-threaded on such shapes.)"""
-    cdef Py_ssize_t nb = MATMUL_NB
-    cdef Py_ssize_t nrb = _cdiv(n, MATMUL_MR)
-    if n * k * m < MATMUL_PAR_MIN:
-        return nb
-    while nb > MIN_NB and nrb * _cdiv(m, nb) < MIN_TILES:
-        nb = nb // 2
-    return nb
+cdef inline Py_ssize_t _nr(floating* dummy) noexcept nogil:
+    if floating is float:
+        return fn_mm_nr32
+    else:
+        return fn_mm_nr64
 
 
-cdef void _tiles(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
-                 const floating* B, floating* C,
-                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    """C (n, m) = sum_p A[i*sa_i + p*sa_p] B[p, :] over output tiles.
+cdef inline void _ukr(Py_ssize_t kc, const floating* a, Py_ssize_t a_r, Py_ssize_t a_p,
+                      const floating* b, Py_ssize_t b_p,
+                      floating* c, Py_ssize_t ldc, bint accumulate) noexcept nogil:
+    if floating is float:
+        fn_ukr_f32(kc, a, a_r, a_p, b, b_p, c, ldc, accumulate)
+    else:
+        fn_ukr_f64(kc, a, a_r, a_p, b, b_p, c, ldc, accumulate)
 
-    Tiles are numbered row block fastest, so consecutive tiles (one thread's
-    static share) reuse the same panel of B from cache."""
-    cdef Py_ssize_t nb = _panel_width(n, k, m)
-    cdef Py_ssize_t nrb = _cdiv(n, MATMUL_MR)
-    cdef Py_ssize_t ntiles = nrb * _cdiv(m, nb)
-    cdef bint par = ntiles > 1 and n * k * m >= MATMUL_PAR_MIN
-    cdef Py_ssize_t t, cb, rb, i0, j0, jn, r
-    if n <= 0 or m <= 0:
+
+cdef inline void _tile(Py_ssize_t kc, const floating* a, Py_ssize_t a_r, Py_ssize_t a_p,
+                       const floating* b, Py_ssize_t b_p,
+                       floating* c, Py_ssize_t ldc, Py_ssize_t rows, Py_ssize_t cols,
+                       Py_ssize_t mr, Py_ssize_t nr, bint accumulate) noexcept nogil:
+    """One mr x nr tile of which rows x cols lie inside C (a and b must be
+    readable for the full mr rows / nr columns: zero-padded at the edges)."""
+    cdef floating tmp[MR_MAX * NR_MAX]
+    cdef Py_ssize_t r, j
+    if rows == mr and cols == nr:
+        _ukr(kc, a, a_r, a_p, b, b_p, c, ldc, accumulate)
         return
+    if accumulate:
+        for r in range(rows):
+            for j in range(cols):
+                tmp[r * nr + j] = c[r * ldc + j]
+    _ukr(kc, a, a_r, a_p, b, b_p, tmp, nr, accumulate)
+    for r in range(rows):
+        for j in range(cols):
+            c[r * ldc + j] = tmp[r * nr + j]
+
+
+# ---------------------------------------------------------------------------
+# packing
+# ---------------------------------------------------------------------------
+cdef void _pack_a(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                  Py_ssize_t rows, Py_ssize_t kc, floating* Ap) noexcept nogil:
+    """Ap[p*MR + r] = A[r, p] for r < rows (zero for rows <= r < MR)."""
+    cdef Py_ssize_t MR = fn_mm_mr
+    cdef Py_ssize_t r, p
+    if sa_p == 1:
+        for r in range(rows):
+            for p in range(kc):
+                Ap[p * MR + r] = A[r * sa_i + p]
+    else:
+        for p in range(kc):
+            for r in range(rows):
+                Ap[p * MR + r] = A[r * sa_i + p * sa_p]
+    if rows < MR:
+        for p in range(kc):
+            for r in range(rows, MR):
+                Ap[p * MR + r] = 0
+
+
+cdef void _pack_b(const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j,
+                  Py_ssize_t kc, Py_ssize_t cols, floating* Bp) noexcept nogil:
+    """Bp[p*nr + j] = B[p, j] for j < cols (zero for cols <= j < nr)."""
+    cdef Py_ssize_t nr = _nr(Bp)
+    cdef Py_ssize_t p, j
+    if sb_j == 1:
+        for p in range(kc):
+            for j in range(cols):
+                Bp[p * nr + j] = B[p * sb_p + j]
+            for j in range(cols, nr):
+                Bp[p * nr + j] = 0
+    else:
+        for j in range(cols):
+            for p in range(kc):
+                Bp[p * nr + j] = B[p * sb_p + j * sb_j]
+        for p in range(kc):
+            for j in range(cols, nr):
+                Bp[p * nr + j] = 0
+
+
+# ---------------------------------------------------------------------------
+# drivers
+# ---------------------------------------------------------------------------
+cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                 const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
+                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    """Small products: the micro-kernel reads A and B in place (B must have
+    sb_j == 1 unless it is packed here); only ragged edges are padded."""
+    cdef Py_ssize_t nr = _nr(C), MR = fn_mm_mr
+    cdef Py_ssize_t nrb = _cdiv(n, MR), ncb = _cdiv(m, nr)
+    cdef Py_ssize_t nfull_r = n // MR, nfull_c = m // nr
+    cdef Py_ssize_t ntiles = nrb * ncb
+    cdef bint par = ntiles > 1 and n * k * m >= MATMUL_PAR_MIN
+    cdef bint pack_all = sb_j != 1
+    cdef floating* Bp = NULL
+    cdef floating* Ae = NULL
+    cdef Py_ssize_t t, rb, cb, i0, j0, rows, cols, cb0
+    cdef const floating* a
+    cdef const floating* b
+    cdef Py_ssize_t a_r, a_p, b_p
+    # B: every panel packed (B^T given), or only the ragged last panel
+    if pack_all:
+        Bp = <floating*> malloc(ncb * k * nr * sizeof(floating) + 64)
+        cb0 = 0
+    else:
+        Bp = <floating*> malloc(k * nr * sizeof(floating) + 64)
+        cb0 = nfull_c
+    Ae = <floating*> malloc(k * MR * sizeof(floating) + 64)
+    if Bp == NULL or Ae == NULL:
+        free(Bp)
+        free(Ae)
+        return -1
+    for cb in range(cb0, ncb):
+        j0 = cb * nr
+        _pack_b(B + j0 * sb_j, sb_p, sb_j, k, min(nr, m - j0), Bp + (cb - cb0) * k * nr)
+    if nfull_r < nrb:
+        _pack_a(A + nfull_r * MR * sa_i, sa_i, sa_p, n - nfull_r * MR, k, Ae)
+    # tiles numbered row block fastest: consecutive tiles reuse one B panel
     for t in prange(ntiles, schedule='static', num_threads=n_threads, use_threads_if=par):
         cb = t // nrb
         rb = t - cb * nrb
-        i0 = rb * MATMUL_MR
-        j0 = cb * nb
-        jn = min(nb, m - j0)
-        r = min(<Py_ssize_t> MATMUL_MR, n - i0)
-        if r == 4:
-            _rows4(A + i0 * sa_i, sa_i, sa_p, B + j0, m, C + i0 * m + j0, m, jn, k)
+        i0 = rb * MR
+        j0 = cb * nr
+        rows = min(MR, n - i0)
+        cols = min(nr, m - j0)
+        if rb < nfull_r:
+            a = A + i0 * sa_i
+            a_r = sa_i
+            a_p = sa_p
         else:
-            if r >= 2:
-                _rows2(A + i0 * sa_i, sa_i, sa_p, B + j0, m, C + i0 * m + j0, m, jn, k)
-                i0 = i0 + 2
-            if r != 2:
-                _row1(A + i0 * sa_i, sa_p, B + j0, m, C + i0 * m + j0, jn, k)
+            a = Ae
+            a_r = 1
+            a_p = MR
+        if cb < cb0:
+            b = B + j0
+            b_p = sb_p
+        else:
+            b = Bp + (cb - cb0) * k * nr
+            b_p = nr
+        _tile(k, a, a_r, a_p, b, b_p, C + i0 * m + j0, m, rows, cols, MR, nr, False)
+    free(Bp)
+    free(Ae)
+    return 0
 
 
-cdef void _transpose(const floating* B, floating* Bt, Py_ssize_t m, Py_ssize_t k,
-                     int n_threads) noexcept nogil:
-    """Bt (k, m) = B (m, k).T in TB x TB blocks, parallel over row blocks of Bt."""
-    cdef Py_ssize_t nblk = _cdiv(k, TB)
-    cdef Py_ssize_t bp, bj, p0, p1, j0, j1, p, j
-    for bp in prange(nblk, schedule='static', num_threads=n_threads,
-                     use_threads_if=nblk > 1 and m * k >= ELEM_PAR_MIN):
-        p0 = bp * TB
-        p1 = min(p0 + TB, k)
-        for bj in range(_cdiv(m, TB)):
-            j0 = bj * TB
-            j1 = min(j0 + TB, m)
-            for p in range(p0, p1):
-                for j in range(j0, j1):
-                    Bt[p * m + j] = B[j * k + p]
+cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                 const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
+                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    """Large products: GotoBLAS blocking.  For each block of NC columns and KC
+    values of p, B is packed once into kc x nr panels (shared by the threads),
+    then A, IC rows at a time, into kc x MR panels; the tiles (MC rows x one
+    column panel) are split between the threads."""
+    cdef Py_ssize_t nr = _nr(C), MR = fn_mm_mr
+    cdef Py_ssize_t ncmax = min(<Py_ssize_t> NC, _cdiv(m, nr) * nr)
+    cdef Py_ssize_t kcmax = min(<Py_ssize_t> KC, k)
+    cdef Py_ssize_t icmax = min(<Py_ssize_t> IC, _cdiv(n, MR) * MR)
+    cdef bint par = n * k * m >= MATMUL_PAR_MIN
+    cdef floating* Bp = <floating*> malloc(ncmax * kcmax * sizeof(floating) + 64)
+    cdef floating* Ap = <floating*> malloc(icmax * kcmax * sizeof(floating) + 64)
+    cdef Py_ssize_t jc, pc, ic, nc, kc, nic, ncb, nrb, nmc, cb, j0, t, ib, rb, i0, rows, cols
+    cdef Py_ssize_t nrb_blk = MC // MR
+    if Bp == NULL or Ap == NULL:
+        free(Bp)
+        free(Ap)
+        return -1
+    jc = 0
+    while jc < m:
+        nc = min(<Py_ssize_t> NC, m - jc)
+        ncb = _cdiv(nc, nr)
+        pc = 0
+        while pc < k:
+            kc = min(<Py_ssize_t> KC, k - pc)
+            ic = 0
+            while ic < n:
+                nic = min(<Py_ssize_t> IC, n - ic)
+                nrb = _cdiv(nic, MR)
+                nmc = _cdiv(nrb, nrb_blk)
+                # pack B (kc x nc; once per (jc, pc)) and A (nic x kc)
+                for t in prange((ncb if ic == 0 else 0) + nrb, schedule='static',
+                                num_threads=n_threads, use_threads_if=par):
+                    if ic == 0 and t < ncb:
+                        j0 = t * nr
+                        _pack_b(B + pc * sb_p + (jc + j0) * sb_j, sb_p, sb_j, kc,
+                                min(nr, nc - j0), Bp + t * kc * nr)
+                    else:
+                        rb = t - (ncb if ic == 0 else 0)
+                        i0 = rb * MR
+                        _pack_a(A + (ic + i0) * sa_i + pc * sa_p, sa_i, sa_p,
+                                min(MR, nic - i0), kc, Ap + rb * kc * MR)
+                # tiles: blocks of MC rows x one column panel, row panels innermost
+                for t in prange(nmc * ncb, schedule='static', num_threads=n_threads,
+                                use_threads_if=par):
+                    ib = t // ncb
+                    cb = t - ib * ncb
+                    j0 = cb * nr
+                    cols = min(nr, nc - j0)
+                    for rb in range(ib * nrb_blk, min((ib + 1) * nrb_blk, nrb)):
+                        i0 = rb * MR
+                        rows = min(MR, nic - i0)
+                        _tile(kc, Ap + rb * kc * MR, 1, MR, Bp + cb * kc * nr, nr,
+                              C + (ic + i0) * m + jc + j0, m, rows, cols, MR, nr, pc > 0)
+                ic = ic + nic
+            pc = pc + kc
+        jc = jc + nc
+    free(Bp)
+    free(Ap)
+    return 0
+
+
+cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
+                Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, j, p
+    if n <= 0 or m <= 0:
+        return
+    if k <= 0:
+        memset(C, 0, n * m * sizeof(floating))
+        return
+    if n >= PACK_MIN_ROWS and n * k * m >= PACK_MIN:
+        if _packed(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
+            return
+    if _direct(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
+        return
+    # out of memory for the scratch panels: plain loops
+    for i in range(n):
+        for j in range(m):
+            C[i * m + j] = 0
+        for p in range(k):
+            for j in range(m):
+                C[i * m + j] = C[i * m + j] + A[i * sa_i + p * sa_p] * B[p * sb_p + j * sb_j]
 
 
 # ---------------------------------------------------------------------------
@@ -269,21 +385,19 @@ cdef void _transpose(const floating* B, floating* Bt, Py_ssize_t m, Py_ssize_t k
 # ---------------------------------------------------------------------------
 cdef void matmul_c(const floating* A, const floating* B, floating* C,
                    Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    _tiles(A, k, 1, B, C, n, k, m, n_threads)
+    _gemm(A, k, 1, B, m, 1, C, n, k, m, n_threads)
 
 
 cdef void matmul_tn_c(const floating* A, const floating* B, floating* C,
                       Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    _tiles(A, 1, n, B, C, n, k, m, n_threads)
+    _gemm(A, 1, n, B, m, 1, C, n, k, m, n_threads)
 
 
 cdef void matmul_nt_c(const floating* A, const floating* B, floating* C,
                       Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, floating* Bt,
                       int n_threads) noexcept nogil:
-    if n <= 0 or m <= 0:
-        return
-    _transpose(B, Bt, m, k, n_threads)
-    _tiles(A, k, 1, Bt, C, n, k, m, n_threads)
+    # B (m, k) read as B^T through its strides; Bt (the caller's scratch) is unused
+    _gemm(A, k, 1, B, 1, k, C, n, k, m, n_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -302,8 +416,11 @@ def matmul(const floating[:, ::1] A,  # IN (n, k)
     cdef Py_ssize_t n = A.shape[0], k = A.shape[1], m = B.shape[1]
     if not (B.shape[0] == k and C.shape[0] == n and C.shape[1] == m):
         raise _shape_error("matmul", A, B, C)
+    if n == 0 or m == 0:
+        return
     with nogil:
-        matmul_c(&A[0, 0], &B[0, 0], &C[0, 0], n, k, m, max(n_threads, 1))
+        matmul_c(&A[0, 0] if k else <floating*> NULL, &B[0, 0] if k else <floating*> NULL,
+                 &C[0, 0], n, k, m, max(n_threads, 1))
 
 
 def matmul_tn(const floating[:, ::1] A,  # IN (k, n)
@@ -314,8 +431,11 @@ def matmul_tn(const floating[:, ::1] A,  # IN (k, n)
     cdef Py_ssize_t k = A.shape[0], n = A.shape[1], m = B.shape[1]
     if not (B.shape[0] == k and C.shape[0] == n and C.shape[1] == m):
         raise _shape_error("matmul_tn", A, B, C)
+    if n == 0 or m == 0:
+        return
     with nogil:
-        matmul_tn_c(&A[0, 0], &B[0, 0], &C[0, 0], n, k, m, max(n_threads, 1))
+        matmul_tn_c(&A[0, 0] if k else <floating*> NULL, &B[0, 0] if k else <floating*> NULL,
+                    &C[0, 0], n, k, m, max(n_threads, 1))
 
 
 def matmul_nt(const floating[:, ::1] A,  # IN (n, k)
@@ -326,11 +446,35 @@ def matmul_nt(const floating[:, ::1] A,  # IN (n, k)
     cdef Py_ssize_t n = A.shape[0], k = A.shape[1], m = B.shape[0]
     if not (B.shape[1] == k and C.shape[0] == n and C.shape[1] == m):
         raise _shape_error("matmul_nt", A, B, C)
-    cdef floating* Bt = <floating*> malloc(max(k * m, 1) * sizeof(floating))
-    if Bt == NULL:
-        raise MemoryError()
-    try:
-        with nogil:
-            matmul_nt_c(&A[0, 0], &B[0, 0], &C[0, 0], n, k, m, Bt, max(n_threads, 1))
-    finally:
-        free(Bt)
+    if n == 0 or m == 0:
+        return
+    with nogil:
+        matmul_nt_c(&A[0, 0] if k else <floating*> NULL, &B[0, 0] if k else <floating*> NULL,
+                    &C[0, 0], n, k, m, <floating*> NULL, max(n_threads, 1))
+
+
+# ---------------------------------------------------------------------------
+# instruction-set selection (import time; FASTNET_MM_ISA=baseline|avx2|avx512 caps it)
+# ---------------------------------------------------------------------------
+def select_isa(want="auto"):
+    """Pick the micro-kernel: "auto" (the best the CPU supports), "avx512",
+    "avx2" or "baseline" (SSE2); returns the one in use.  Shape-only tiling
+    still holds: the choice is per process, never per call."""
+    levels = {"baseline": 0, "sse2": 0, "avx2": 1, "avx512": 2, "auto": 2}
+    if want not in levels:
+        raise ValueError("select_isa: unknown instruction set %r" % (want,))
+    return ("baseline", "avx2", "avx512")[fastnet_mm_select(levels[want])]
+
+
+def isa():
+    """The micro-kernel in use and its float32 / float64 tiles (MR x NR)."""
+    return {"isa": ("baseline", "avx2", "avx512")[fn_mm_isa], "mr": fn_mm_mr,
+            "nr_float32": fn_mm_nr32, "nr_float64": fn_mm_nr64}
+
+
+def _init():
+    import os
+    select_isa(os.environ.get("FASTNET_MM_ISA", "auto").strip().lower() or "auto")
+
+
+_init()
