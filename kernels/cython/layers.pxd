@@ -27,10 +27,11 @@ cdef void maxout_backward_c(const floating* Z, const floating* dA, Py_ssize_t q,
 cdef void topk_rows_c(floating* D, Py_ssize_t k, int64_t* idx, floating* scratch,
                       Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil
 
-# C (k_in, m) = A.T @ D with A (n, k_in), row i of D read only at idx[i, :k]
+# C (k_in, m) = A.T @ D with A (n, k_in), row i of D read only at idx[i, :k];
+# T: scratch of m * k_in elements
 cdef void matmul_tn_sparse_c(const floating* A, const floating* D, const int64_t* idx,
                              floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
-                             Py_ssize_t k, int n_threads) noexcept nogil
+                             Py_ssize_t k, floating* T, int n_threads) noexcept nogil
 
 # C (n, k_in) = D @ B.T with B (k_in, m), row i of D read only at idx[i, :k] (in order);
 # Bt: scratch of m * k_in elements

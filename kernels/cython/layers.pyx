@@ -24,8 +24,9 @@ import numpy as np
 from ._types cimport ELEM_PAR_MIN, COL_TILE, MATMUL_PAR_MIN
 
 cdef enum:
-    # matmul_tn_sparse: rows of C per block (the block's columns of A are read together)
-    TN_RB = 8
+    # sparse products: columns of D per tile (matmul_tn_sparse's parallel unit, the
+    # blocks of matmul_nt_sparse's transpose of B)
+    SPARSE_COLS = 32
 
 
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -228,49 +229,64 @@ cdef void topk_rows_c(floating* D, Py_ssize_t k, int64_t* idx, floating* scratch
 # ---------------------------------------------------------------------------
 # sparse products of meProp's backward
 # ---------------------------------------------------------------------------
-cdef inline void _tn_sparse_block(const floating* A, const floating* D, const int64_t* idx,
-                                  floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
-                                  Py_ssize_t k, Py_ssize_t r0, Py_ssize_t rn) noexcept nogil:
-    """Rows r0 .. r0+rn-1 of C = A.T @ D: zeroed, then samples added in order."""
-    cdef Py_ssize_t i, c, r, j
+cdef inline void _tn_sparse_tile(const floating* A, const floating* D, const int64_t* idx,
+                                 floating* C, floating* T, Py_ssize_t n, Py_ssize_t k_in,
+                                 Py_ssize_t m, Py_ssize_t k, Py_ssize_t j0,
+                                 Py_ssize_t jn) noexcept nogil:
+    """Columns j0 .. j0+jn-1 of C = A.T @ D, accumulated transposed in T (row j of
+    T = column j of C, so each kept entry adds a contiguous row of A: a vectorised
+    axpy), samples in order; then written into C."""
+    cdef Py_ssize_t i, c, r, j, jj
     cdef floating d
-    cdef floating a[TN_RB]
-    for r in range(rn):
-        for j in range(m):
-            C[(r0 + r) * m + j] = 0
+    cdef floating* trow
+    cdef const floating* arow
+    for jj in range(jn):
+        trow = T + (j0 + jj) * k_in
+        for r in range(k_in):
+            trow[r] = 0
     for i in range(n):
-        for r in range(rn):
-            a[r] = A[i * k_in + r0 + r]
+        arow = A + i * k_in
         for c in range(k):
             j = idx[i * k + c]
-            d = D[i * m + j]
-            for r in range(rn):
-                C[(r0 + r) * m + j] = C[(r0 + r) * m + j] + a[r] * d
+            if j >= j0 and j < j0 + jn:
+                d = D[i * m + j]
+                trow = T + j * k_in
+                for r in range(k_in):
+                    trow[r] = trow[r] + arow[r] * d
+    for r in range(k_in):
+        for jj in range(jn):
+            C[r * m + j0 + jj] = T[(j0 + jj) * k_in + r]
 
 
 cdef void matmul_tn_sparse_c(const floating* A, const floating* D, const int64_t* idx,
                              floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
-                             Py_ssize_t k, int n_threads) noexcept nogil:
-    cdef Py_ssize_t nblocks = _cdiv(k_in, TN_RB)
-    cdef Py_ssize_t t, r0
-    for t in prange(nblocks, schedule='static', num_threads=n_threads,
-                    use_threads_if=nblocks > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN):
-        r0 = t * TN_RB
-        _tn_sparse_block(A, D, idx, C, n, k_in, m, k, r0, min(<Py_ssize_t> TN_RB, k_in - r0))
+                             Py_ssize_t k, floating* T, int n_threads) noexcept nogil:
+    cdef Py_ssize_t ntiles = _cdiv(m, SPARSE_COLS)
+    cdef Py_ssize_t t, j0
+    for t in prange(ntiles, schedule='static', num_threads=n_threads,
+                    use_threads_if=ntiles > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN):
+        j0 = t * SPARSE_COLS
+        _tn_sparse_tile(A, D, idx, C, T, n, k_in, m, k, j0, min(<Py_ssize_t> SPARSE_COLS, m - j0))
 
 
 cdef void matmul_nt_sparse_c(const floating* D, const int64_t* idx, const floating* B,
                              floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
                              Py_ssize_t k, floating* Bt, int n_threads) noexcept nogil:
-    cdef Py_ssize_t i, c, r, j
+    cdef Py_ssize_t i, c, r, j, t, rb, r0, j0, rr, jj, ntiles = _cdiv(m, SPARSE_COLS)
     cdef floating d
     cdef floating* crow
     cdef const floating* brow
     cdef bint par = n * k * k_in + k_in * m >= MATMUL_PAR_MIN
-    # Bt (m, k_in) = B.T, so each kept column of a row adds one contiguous row of Bt
-    for j in prange(m, schedule='static', num_threads=n_threads, use_threads_if=m > 1 and par):
-        for r in range(k_in):
-            Bt[j * k_in + r] = B[r * m + j]
+    # Bt (m, k_in) = B.T in SPARSE_COLS x SPARSE_COLS blocks (cache-friendly), so each
+    # kept column of a row adds one contiguous row of Bt
+    for t in prange(ntiles, schedule='static', num_threads=n_threads,
+                    use_threads_if=ntiles > 1 and par):
+        j0 = t * SPARSE_COLS
+        for rb in range(_cdiv(k_in, SPARSE_COLS)):
+            r0 = rb * SPARSE_COLS
+            for rr in range(min(<Py_ssize_t> SPARSE_COLS, k_in - r0)):
+                for jj in range(min(<Py_ssize_t> SPARSE_COLS, m - j0)):
+                    Bt[(j0 + jj) * k_in + r0 + rr] = B[(r0 + rr) * m + j0 + jj]
     for i in prange(n, schedule='static', num_threads=n_threads, use_threads_if=n > 1 and par):
         crow = C + i * k_in
         for r in range(k_in):
@@ -404,8 +420,10 @@ def matmul_tn_sparse(const floating[:, ::1] A,   # IN (n, k_in)
     if n == 0 or k == 0:
         C[:, :] = 0
         return
+    T_arr = np.empty(m * k_in, dtype=np.float32 if floating is float else np.float64)
+    cdef floating[::1] T = T_arr
     with nogil:
-        matmul_tn_sparse_c(&A[0, 0], &D[0, 0], &idx[0, 0], &C[0, 0], n, k_in, m, k,
+        matmul_tn_sparse_c(&A[0, 0], &D[0, 0], &idx[0, 0], &C[0, 0], n, k_in, m, k, &T[0],
                            max(n_threads, 1))
 
 

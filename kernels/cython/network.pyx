@@ -454,8 +454,9 @@ cdef void _train(
             if kk:
                 # meProp: D2 (not yet written) is the selection's scratch
                 topk_rows_c(D, kk, tidx, D2, nb, zw, n_threads)
+                # wt (the transposed-W scratch of the delta product, not in use yet)
                 matmul_tn_sparse_c(inp, D, tidx, grads + ispec[l * ni + I_W], nb, w_in, zw, kk,
-                                   n_threads)
+                                   wt, n_threads)
             else:
                 matmul_tn_c(inp, D, grads + ispec[l * ni + I_W], w_in, nb, zw, n_threads)
             if bo >= 0:
@@ -648,7 +649,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     for l in range(L):
         doffs[l] = pos
         pos += 2 * ispec[l, I_OUT] + 2
-        if l > 0:
+        # scratch of matmul_nt (layers > 0) and of both sparse products (meProp layers)
+        if l > 0 or _topk(&ispec[0, 0], l, ni):
             maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * _zw(&ispec[0, 0], l, ni)))
         maxk = max(maxk, _topk(&ispec[0, 0], l, ni))
         if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
