@@ -254,13 +254,19 @@ def test_layer_kernels_bit_identical_for_any_thread_count(cy, dtype):
             np.testing.assert_array_equal(got, want, err_msg="output %d, %d threads" % (i, nt))
 
 
-def test_topk_rows_is_a_selection_not_a_sort(cy):
-    """Ties, zeros (inactive units), NaN and inf: the kept set is the reference's."""
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_topk_rows_radix_select_matches_the_reference(cy, dtype):
+    """Ties, zeros (inactive units), -0.0, NaN, inf and tiny / huge magnitudes: the
+    kept set (radix select on the magnitudes' bits) is the reference's."""
     r = np.random.default_rng(4)
-    D = r.integers(-2, 3, (200, 301)).astype(np.float64)
+    D = r.integers(-2, 3, (200, 301)).astype(dtype)
     D[:, 5] = np.inf
     D[::3, 17] = np.nan
+    D[1::3, 18] = -np.inf
     D[::2, 100:200] = 0
+    D[::5, 200] = -0.0
+    D[:, 210:260] = (r.standard_normal((200, 50)) * 10.0 ** r.integers(-30, 30, (200, 50))).astype(dtype)
+    D[:, 260:270] = D[:, 210:220] * np.float32(1 + 2 ** -20)     # nearly equal magnitudes
     for k in (1, 2, 3, 50, 150, 300, 301):
         a, b = D.copy(), D.copy()
         ia, ib = np.empty((200, k), np.int64), np.empty((200, k), np.int64)

@@ -5,7 +5,7 @@
     prelu_backward     dslope (float64 column sums), dZ
     maxout_forward     A = max over each unit's q adjacent columns of Z
     maxout_backward    dZ = dA routed to the first maximal piece
-    topk_rows          meProp: keep the k largest |D| per row (O(m) selection)
+    topk_rows          meProp: keep the k largest |D| per row (O(m) radix select)
     matmul_tn_sparse   C = A.T @ D, D row-sparse at idx       O(n k k_in)
     matmul_nt_sparse   C = D @ B.T, D row-sparse at idx       O(n k k_in)
 
@@ -17,7 +17,8 @@ for any ``n_threads``.  Small shapes run on the calling thread.
 from cython cimport floating
 from cython.parallel cimport prange
 from libc.math cimport fabs, INFINITY
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy
 
 import numpy as np
 
@@ -139,61 +140,27 @@ cdef inline floating _mag(floating x) noexcept nogil:
     return fabs(x)
 
 
-cdef floating _kth_largest(floating* a, Py_ssize_t m, Py_ssize_t k) noexcept nogil:
-    """The k-th largest of a[0:m] (1 <= k <= m; no NaN), reordering a: quickselect
-    with a median-of-three pivot and a three-way partition (many ties, e.g. the
-    zeros of inactive ReLU units, cost nothing extra)."""
-    cdef Py_ssize_t lo = 0, hi = m, r = k - 1, lt, gt, i
-    cdef floating pivot, x, y, zz, v, tmp
-    while hi - lo > 1:
-        x = a[lo]
-        y = a[lo + (hi - lo) // 2]
-        zz = a[hi - 1]
-        # median of three
-        if x < y:
-            if y < zz:
-                pivot = y
-            elif x < zz:
-                pivot = zz
-            else:
-                pivot = x
-        else:
-            if x < zz:
-                pivot = x
-            elif y < zz:
-                pivot = zz
-            else:
-                pivot = y
-        # descending: [lo, lt) > pivot, [lt, gt) == pivot, [gt, hi) < pivot
-        lt = lo
-        i = lo
-        gt = hi
-        while i < gt:
-            v = a[i]
-            if v > pivot:
-                tmp = a[lt]
-                a[lt] = v
-                a[i] = tmp
-                lt += 1
-                i += 1
-            elif v < pivot:
-                gt -= 1
-                a[i] = a[gt]
-                a[gt] = v
-            else:
-                i += 1
-        if r < lt:
-            hi = lt
-        elif r < gt:
-            return pivot
-        else:
-            lo = gt
-    return a[lo]
+cdef inline uint64_t _key(floating x) noexcept nogil:
+    """The bits of a magnitude (>= 0, no NaN) as an unsigned integer: same order."""
+    cdef uint32_t u32
+    cdef uint64_t u64
+    if floating is float:
+        memcpy(&u32, &x, 4)
+        return u32
+    else:
+        memcpy(&u64, &x, 8)
+        return u64
 
 
 cdef inline void _topk_row(floating* d, Py_ssize_t k, int64_t* idx, floating* s,
                            Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t j, c, above = 0, ties
+    """Radix select of the k-th largest magnitude (8-bit digits from the top, each
+    pass a branch-free histogram of the remaining candidates, then their
+    compaction to the digit that holds the k-th), then one pass in column order:
+    keep > threshold, and == threshold while fewer than k are kept."""
+    cdef Py_ssize_t j, c, nc = m, need = k, above = 0, acc, bucket
+    cdef int sh = (31 if floating is float else 63) - 8
+    cdef int hist[256]
     cdef floating thr, v
     if k >= m:
         for j in range(m):
@@ -201,17 +168,45 @@ cdef inline void _topk_row(floating* d, Py_ssize_t k, int64_t* idx, floating* s,
         return
     for j in range(m):
         s[j] = _mag(d[j])
-    thr = _kth_largest(s, m, k)
-    for j in range(m):
-        if _mag(d[j]) > thr:
+    while True:
+        if sh < 0:
+            sh = 0
+        for c in range(256):
+            hist[c] = 0
+        for c in range(nc):
+            hist[(_key(s[c]) >> sh) & 0xff] += 1
+        acc = 0
+        bucket = 255
+        while acc + hist[bucket] < need:
+            acc += hist[bucket]
+            bucket -= 1
+        above += acc                     # candidates in higher digits: strictly larger
+        need -= acc
+        j = 0
+        for c in range(nc):
+            v = s[c]
+            s[j] = v
+            j += <Py_ssize_t> (((_key(v) >> sh) & 0xff) == <uint64_t> bucket)
+        nc = j
+        if sh == 0 or nc == need:
+            break
+        sh -= 8
+    # nc == need: every candidate left is kept, the smallest of them is the threshold
+    thr = s[0]
+    for c in range(1, nc):
+        if s[c] < thr:
+            thr = s[c]
+    # count the candidates above thr among the remaining ones
+    for c in range(nc):
+        if s[c] > thr:
             above += 1
-    ties = k - above                     # entries equal to thr kept, lowest columns first
+    need = k - above                     # entries equal to thr kept, lowest columns first
     c = 0
     for j in range(m):
         v = _mag(d[j])
-        if v > thr or (v == thr and ties > 0):
+        if v > thr or (v == thr and need > 0):
             if not (v > thr):
-                ties -= 1
+                need -= 1
             idx[c] = j
             c += 1
         else:
