@@ -30,9 +30,11 @@ Two ways to feed it, chosen from the shape only:
 
 * **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. the
   batch-10 seed step): the micro-kernel reads A and B where they are (the
-  k-loop runs over the whole inner dimension); only the ragged edges are copied
-  into zero-padded scratch (the last < MR rows of A, the last < NR columns of
-  B), and ``matmul_nt`` first packs B^T into NR-wide panels.
+  k-loop runs over the whole inner dimension); the last < NR columns of B are
+  copied into a zero-padded panel, the last < MR rows run one at a time as whole
+  rows in axpy form, streaming B row by row (batch-1 inference computes one row,
+  not MR; ``matmul_nt``: a 1 x NR kernel on the packed panels), and
+  ``matmul_nt`` first packs B^T into NR-wide panels.
 * **packed** (GotoBLAS blocking for large products): for each block of ``KC``
   values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
   into kc x MR panels (``MC`` rows per pass), so the micro-kernel streams
@@ -84,36 +86,87 @@ cdef extern from *:
         for (r = 0; r < MRV; r++)                                                        \\
             for (v = 0; v < NV; v++) *(vt*)(c + r * ldc + v * VL) = acc[r][v];           \\
     }
+    /* One row of C over all m columns, axpy form (c[0:m] += a[p] * b[p, 0:m], four
+       values of p per pass over c, in order): B streams contiguously row by row,
+       for the rows left over by the MR x NR tiles (batch-1 inference). */
+    #define FN_ROW(NAME, T, ATTR)                                                        \\
+    ATTR static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_p, const T* b,            \\
+                          ptrdiff_t b_p, T* __restrict c, ptrdiff_t m)                   \\
+    {                                                                                    \\
+        ptrdiff_t p = 0, j;                                                              \\
+        for (j = 0; j < m; j++) c[j] = 0;                                                \\
+        for (; p + 4 <= k; p += 4) {                                                     \\
+            const T a0 = a[p * a_p], a1 = a[(p + 1) * a_p];                              \\
+            const T a2 = a[(p + 2) * a_p], a3 = a[(p + 3) * a_p];                        \\
+            const T* __restrict b0 = b + p * b_p;                                        \\
+            const T* __restrict b1 = b0 + b_p;                                           \\
+            const T* __restrict b2 = b1 + b_p;                                           \\
+            const T* __restrict b3 = b2 + b_p;                                           \\
+            for (j = 0; j < m; j++)                                                      \\
+                c[j] = (((c[j] + a0 * b0[j]) + a1 * b1[j]) + a2 * b2[j]) + a3 * b3[j];   \\
+        }                                                                                \\
+        for (; p < k; p++) {                                                             \\
+            const T a0 = a[p * a_p];                                                     \\
+            const T* __restrict b0 = b + p * b_p;                                        \\
+            for (j = 0; j < m; j++) c[j] = c[j] + a0 * b0[j];                            \\
+        }                                                                                \\
+    }
+    typedef void (*fn_row_f32_t)(ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
+                                 float*, ptrdiff_t);
+    typedef void (*fn_row_f64_t)(ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
+                                 double*, ptrdiff_t);
+    FN_ROW(fn_row_f32_base, float, )
+    FN_ROW(fn_row_f64_base, double, )
     typedef void (*fn_ukr_f32_t)(ptrdiff_t, const float*, ptrdiff_t, ptrdiff_t, const float*,
                                  ptrdiff_t, float*, ptrdiff_t, int);
     typedef void (*fn_ukr_f64_t)(ptrdiff_t, const double*, ptrdiff_t, ptrdiff_t, const double*,
                                  ptrdiff_t, double*, ptrdiff_t, int);
     FN_UKR(fn_ukr_f32_base, float, 4, 4, 2, )
     FN_UKR(fn_ukr_f64_base, double, 4, 2, 2, )
+    FN_UKR(fn_ukr1_f32_base, float, 1, 4, 2, )
+    FN_UKR(fn_ukr1_f64_base, double, 1, 2, 2, )
     #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && !defined(__clang__)
     #define FN_MM_X86 1
     FN_UKR(fn_ukr_f32_avx2, float, 6, 8, 2, __attribute__((target("avx2,fma"))))
     FN_UKR(fn_ukr_f64_avx2, double, 6, 4, 2, __attribute__((target("avx2,fma"))))
+    FN_UKR(fn_ukr1_f32_avx2, float, 1, 8, 2, __attribute__((target("avx2,fma"))))
+    FN_UKR(fn_ukr1_f64_avx2, double, 1, 4, 2, __attribute__((target("avx2,fma"))))
+    FN_ROW(fn_row_f32_avx2, float, __attribute__((target("avx2,fma"))))
+    FN_ROW(fn_row_f64_avx2, double, __attribute__((target("avx2,fma"))))
     FN_UKR(fn_ukr_f32_avx512, float, 8, 16, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
     FN_UKR(fn_ukr_f64_avx512, double, 8, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    FN_UKR(fn_ukr1_f32_avx512, float, 1, 16, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    FN_UKR(fn_ukr1_f64_avx512, double, 1, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    FN_ROW(fn_row_f32_avx512, float, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+    FN_ROW(fn_row_f64_avx512, double, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
     #else
     #define FN_MM_X86 0
     #endif
     static fn_ukr_f32_t fn_ukr_f32 = fn_ukr_f32_base;
     static fn_ukr_f64_t fn_ukr_f64 = fn_ukr_f64_base;
+    static fn_ukr_f32_t fn_ukr1_f32 = fn_ukr1_f32_base;
+    static fn_ukr_f64_t fn_ukr1_f64 = fn_ukr1_f64_base;
+    static fn_row_f32_t fn_row_f32 = fn_row_f32_base;
+    static fn_row_f64_t fn_row_f64 = fn_row_f64_base;
     static int fn_mm_mr = 4, fn_mm_nr32 = 8, fn_mm_nr64 = 4, fn_mm_isa = 0;
     /* want: 0 = baseline, 1 = up to AVX2+FMA, 2 = up to AVX-512 (what the CPU has) */
     static int fastnet_mm_select(int want) {
         fn_ukr_f32 = fn_ukr_f32_base; fn_ukr_f64 = fn_ukr_f64_base;
+        fn_ukr1_f32 = fn_ukr1_f32_base; fn_ukr1_f64 = fn_ukr1_f64_base;
+        fn_row_f32 = fn_row_f32_base; fn_row_f64 = fn_row_f64_base;
         fn_mm_mr = 4; fn_mm_nr32 = 8; fn_mm_nr64 = 4; fn_mm_isa = 0;
     #if FN_MM_X86
         __builtin_cpu_init();
         if (want >= 2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")
                 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             fn_ukr_f32 = fn_ukr_f32_avx512; fn_ukr_f64 = fn_ukr_f64_avx512;
+            fn_ukr1_f32 = fn_ukr1_f32_avx512; fn_ukr1_f64 = fn_ukr1_f64_avx512;
+            fn_row_f32 = fn_row_f32_avx512; fn_row_f64 = fn_row_f64_avx512;
             fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2;
         } else if (want >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             fn_ukr_f32 = fn_ukr_f32_avx2; fn_ukr_f64 = fn_ukr_f64_avx2;
+            fn_ukr1_f32 = fn_ukr1_f32_avx2; fn_ukr1_f64 = fn_ukr1_f64_avx2;
+            fn_row_f32 = fn_row_f32_avx2; fn_row_f64 = fn_row_f64_avx2;
             fn_mm_mr = 6; fn_mm_nr32 = 16; fn_mm_nr64 = 8; fn_mm_isa = 1;
         }
     #endif
@@ -126,6 +179,14 @@ cdef extern from *:
                                   Py_ssize_t, double*, Py_ssize_t, int) noexcept nogil
     fn_ukr_f32_t fn_ukr_f32
     fn_ukr_f64_t fn_ukr_f64
+    fn_ukr_f32_t fn_ukr1_f32
+    fn_ukr_f64_t fn_ukr1_f64
+    ctypedef void (*fn_row_f32_t)(Py_ssize_t, const float*, Py_ssize_t, const float*, Py_ssize_t,
+                                  float*, Py_ssize_t) noexcept nogil
+    ctypedef void (*fn_row_f64_t)(Py_ssize_t, const double*, Py_ssize_t, const double*, Py_ssize_t,
+                                  double*, Py_ssize_t) noexcept nogil
+    fn_row_f32_t fn_row_f32
+    fn_row_f64_t fn_row_f64
     int fn_mm_mr, fn_mm_nr32, fn_mm_nr64, fn_mm_isa
     int fastnet_mm_select(int want) noexcept nogil
 
@@ -141,8 +202,9 @@ cdef enum:
     # packed (GotoBLAS) path from this many multiply-adds and at least PACK_MIN_ROWS rows
     PACK_MIN = 1 << 20
     PACK_MIN_ROWS = 32
-    # parallel when n * k * m (multiply-adds) reaches this (shape only)
-    MATMUL_PAR_MIN = 1 << 17
+    # parallel when n * k * m (multiply-adds) reaches this (shape only; same value as
+    # kernels/numba/_jit.py's): below ~1M multiply-adds a parallel region does not pay
+    MATMUL_PAR_MIN = 1 << 20
 
 
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -163,6 +225,29 @@ cdef inline void _ukr(Py_ssize_t kc, const floating* a, Py_ssize_t a_r, Py_ssize
         fn_ukr_f32(kc, a, a_r, a_p, b, b_p, c, ldc, accumulate)
     else:
         fn_ukr_f64(kc, a, a_r, a_p, b, b_p, c, ldc, accumulate)
+
+
+cdef inline void _ukr1(Py_ssize_t kc, const floating* a, Py_ssize_t a_p,
+                       const floating* b, Py_ssize_t b_p, floating* c) noexcept nogil:
+    if floating is float:
+        fn_ukr1_f32(kc, a, 0, a_p, b, b_p, c, 0, False)
+    else:
+        fn_ukr1_f64(kc, a, 0, a_p, b, b_p, c, 0, False)
+
+
+cdef void _rows1(Py_ssize_t k, const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                 const floating* b, Py_ssize_t b_p, floating* c, Py_ssize_t ldc,
+                 Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t nr) noexcept nogil:
+    """The last < MR rows of C, one row at a time (1 x nr kernel, A in place)."""
+    cdef floating tmp[NR_MAX]
+    cdef Py_ssize_t r, j
+    for r in range(rows):
+        if cols == nr:
+            _ukr1(k, A + r * sa_i, sa_p, b, b_p, c + r * ldc)
+        else:
+            _ukr1(k, A + r * sa_i, sa_p, b, b_p, tmp)
+            for j in range(cols):
+                c[r * ldc + j] = tmp[j]
 
 
 cdef inline void _tile(Py_ssize_t kc, const floating* a, Py_ssize_t a_r, Py_ssize_t a_p,
@@ -243,8 +328,7 @@ cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     cdef bint par = ntiles > 1 and n * k * m >= MATMUL_PAR_MIN
     cdef bint pack_all = sb_j != 1
     cdef floating* Bp = NULL
-    cdef floating* Ae = NULL
-    cdef Py_ssize_t t, rb, cb, i0, j0, rows, cols, cb0
+    cdef Py_ssize_t t, rb, cb, i0, j0, rows, cols, cb0, r
     cdef const floating* a
     cdef const floating* b
     cdef Py_ssize_t a_r, a_p, b_p
@@ -255,16 +339,11 @@ cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     else:
         Bp = <floating*> malloc(k * nr * sizeof(floating) + 64)
         cb0 = nfull_c
-    Ae = <floating*> malloc(k * MR * sizeof(floating) + 64)
-    if Bp == NULL or Ae == NULL:
-        free(Bp)
-        free(Ae)
+    if Bp == NULL:
         return -1
     for cb in range(cb0, ncb):
         j0 = cb * nr
         _pack_b(B + j0 * sb_j, sb_p, sb_j, k, min(nr, m - j0), Bp + (cb - cb0) * k * nr)
-    if nfull_r < nrb:
-        _pack_a(A + nfull_r * MR * sa_i, sa_i, sa_p, n - nfull_r * MR, k, Ae)
     # tiles numbered row block fastest: consecutive tiles reuse one B panel
     for t in prange(ntiles, schedule='static', num_threads=n_threads, use_threads_if=par):
         cb = t // nrb
@@ -273,23 +352,26 @@ cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
         j0 = cb * nr
         rows = min(MR, n - i0)
         cols = min(nr, m - j0)
-        if rb < nfull_r:
-            a = A + i0 * sa_i
-            a_r = sa_i
-            a_p = sa_p
-        else:
-            a = Ae
-            a_r = 1
-            a_p = MR
         if cb < cb0:
             b = B + j0
             b_p = sb_p
         else:
             b = Bp + (cb - cb0) * k * nr
             b_p = nr
-        _tile(k, a, a_r, a_p, b, b_p, C + i0 * m + j0, m, rows, cols, MR, nr, False)
+        if rb < nfull_r:
+            _tile(k, A + i0 * sa_i, sa_i, sa_p, b, b_p, C + i0 * m + j0, m, rows, cols, MR, nr,
+                  False)
+        elif not pack_all:
+            # the last < MR rows: whole rows, B streamed row by row (one tile does it)
+            if cb == 0:
+                for r in range(rows):
+                    if floating is float:
+                        fn_row_f32(k, A + (i0 + r) * sa_i, sa_p, B, sb_p, C + (i0 + r) * m, m)
+                    else:
+                        fn_row_f64(k, A + (i0 + r) * sa_i, sa_p, B, sb_p, C + (i0 + r) * m, m)
+        else:
+            _rows1(k, A + i0 * sa_i, sa_i, sa_p, b, b_p, C + i0 * m + j0, m, rows, cols, nr)
     free(Bp)
-    free(Ae)
     return 0
 
 

@@ -83,8 +83,11 @@ serial = njit(**_OPTIONS)
 # is split, so a tile's result never depends on which thread ran it or how
 # many there are.
 # --------------------------------------------------------------------------
-#: matmul family: parallel when n * k * m (multiply-adds) reaches this.
-MATMUL_PAR_MIN = 1 << 15
+#: matmul family: parallel when n * k * m (multiply-adds) reaches this.  1M
+#: multiply-adds take ~30-60 us on one core; below that a parallel region (a few
+#: us to wake, far more when the cores are shared) does not pay: the batch-10
+#: seed step's products (<= 235k) always run on the calling thread.
+MATMUL_PAR_MIN = 1 << 20
 #: matmul family: rows of C per parallel tile (the micro-kernel does row pairs).
 MATMUL_ROW_TILE = 2
 #: elementwise / row-wise kernels: parallel when the element count reaches this.
