@@ -265,6 +265,14 @@ class Sequential:
 
     # ---------------------------------------------------------- input checking
     def _check_X(self, X, name="X"):
+        # fast path (batch-1 predict): a C-contiguous 2-D ndarray of the model's
+        # dtype with the right width whose sum is finite (so every element is)
+        # is returned as is; anything else, or a non-finite sum, takes the full
+        # checks below (which give the precise error)
+        if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and self.built
+                and X.shape[0] > 0 and X.shape[1] == self._input_dim and X.flags.c_contiguous
+                and np.isfinite(X.sum())):
+            return X
         if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
             raise TypeError("%s: sparse matrices are not supported; pass a dense array" % name)
         try:
@@ -593,7 +601,17 @@ class Sequential:
         k = int(ispec[-1, defs.I_OUT])
         out = np.empty((n, k), dtype=self.dtype)
         chunk = batch_size or _PREDICT_CHUNK
-        work = np.empty(_api.forward_workspace_size(ispec, min(chunk, n)), dtype=self.dtype)
+        rows = min(chunk, n)
+        # the workspace size (a Python loop over the layers) is cached for the
+        # last (ispec, rows): repeated small predicts skip it; the buffer itself
+        # is fresh each call (a shared one would race between threads)
+        cached = getattr(self, "_fwd_ws_cache", None)
+        if cached is not None and cached[0] is ispec and cached[1] == rows:
+            size = cached[2]
+        else:
+            size = _api.forward_workspace_size(ispec, rows)
+            self._fwd_ws_cache = (ispec, rows, size)
+        work = np.empty(size, dtype=self.dtype)
         fspec = self._fspec
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
