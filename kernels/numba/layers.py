@@ -11,8 +11,9 @@
 
 Each kernel loops serially below a size (``ELEM_PAR_MIN`` elements,
 ``MATMUL_PAR_MIN`` multiply-adds for the sparse products) and with ``prange``
-above it, over tiles fixed by the shape, so results are bit-identical for any
-thread count.
+above it, over the same tiles fixed by the shape, so results are bit-identical
+for any thread count.  (Helpers are never called with a literal argument such
+as ``0``: numba compiles a separate specialisation for a literal.)
 
 topk_rows selects in O(m) per row: the k-th largest magnitude is found by
 Hoare's selection (Wirth's "find", median-of-three pivot) on a float64 scratch
@@ -90,12 +91,13 @@ def prelu_backward(Z, dA, slope, dslope, dZ, n_threads):
     if dA.shape[0] != n or dA.shape[1] != m or dZ.shape[0] != n or dZ.shape[1] != m or \
             slope.shape[0] != m or dslope.shape[0] != m:
         raise ValueError("prelu_backward: shapes do not match")
-    if m > COL_TILE and n * m >= ELEM_PAR_MIN:
-        for t in prange((m + COL_TILE - 1) // COL_TILE):
-            j0 = t * COL_TILE
-            _prelu_bwd_cols(Z, dA, slope, dslope, dZ, j0, min(j0 + COL_TILE, m))
+    ntiles = (m + COL_TILE - 1) // COL_TILE
+    if ntiles > 1 and n * m >= ELEM_PAR_MIN:
+        for t in prange(ntiles):
+            _prelu_bwd_cols(Z, dA, slope, dslope, dZ, t * COL_TILE, min(t * COL_TILE + COL_TILE, m))
     else:
-        _prelu_bwd_cols(Z, dA, slope, dslope, dZ, 0, m)
+        for t in range(ntiles):
+            _prelu_bwd_cols(Z, dA, slope, dslope, dZ, t * COL_TILE, min(t * COL_TILE + COL_TILE, m))
 
 
 # ---------------------------------------------------------------------------
@@ -262,7 +264,8 @@ def topk_rows(D, k, idx, n_threads):
         for t in prange(ntiles):
             _topk_rows(D, k, idx, t * rows, min(t * rows + rows, n))
     else:
-        _topk_rows(D, k, idx, 0, n)
+        for t in range(ntiles):
+            _topk_rows(D, k, idx, t * rows, min(t * rows + rows, n))
 
 
 @serial
@@ -311,7 +314,9 @@ def matmul_tn_sparse(A, D, idx, C, n_threads):
             r0 = t * SPARSE_ROW_TILE
             _tn_sparse_rows(A, D, idx, C, r0, min(r0 + SPARSE_ROW_TILE, k_in))
     else:
-        _tn_sparse_rows(A, D, idx, C, 0, k_in)
+        for t in range(ntiles):
+            r0 = t * SPARSE_ROW_TILE
+            _tn_sparse_rows(A, D, idx, C, r0, min(r0 + SPARSE_ROW_TILE, k_in))
 
 
 @serial

@@ -292,17 +292,18 @@ def _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads):
     """Z = inp W + b, then A = the layer's output (Maxout max, PReLU, act, or
     the identity when ``linear``).  A may be Z (not for Maxout)."""
     matmul(inp, _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
-    b = _bias(params, ispec, l)
-    if ispec[l, I_KIND] == KIND_MAXOUT:
-        bias_act_forward(b, ACT_LINEAR, 0.0, Z, Z, n_threads)
+    maxout = ispec[l, I_KIND] == KIND_MAXOUT
+    act = ispec[l, I_ACT]
+    prelu = act == ACT_PRELU and not (maxout or linear)
+    if maxout or linear or prelu:
+        act = ACT_LINEAR
+    # one call site (a literal argument would compile another specialisation)
+    bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z,
+                     Z if maxout or prelu else A, n_threads)
+    if maxout:
         maxout_forward(Z, Z.shape[1] // A.shape[1], A, n_threads)
-    elif linear:
-        bias_act_forward(b, ACT_LINEAR, 0.0, Z, A, n_threads)
-    elif ispec[l, I_ACT] == ACT_PRELU:
-        bias_act_forward(b, ACT_LINEAR, 0.0, Z, Z, n_threads)
+    elif prelu:
         prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
-    else:
-        bias_act_forward(b, ispec[l, I_ACT], fspec[l, F_ALPHA], Z, A, n_threads)
 
 
 # ---------------------------------------------------------------------------
@@ -322,6 +323,37 @@ def _update_range(opt, hyper, t, grads, params, state, lo, hi):
         for tile in range(ntiles):
             a = lo + tile * FLAT_TILE
             _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi))
+
+
+@serial
+def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm):
+    """The optimizer step with Keras clipping (h: a copy of hyper).  clipnorm > 0:
+    each parameter array (per layer: W, b, PReLU slopes) updated on its range
+    with its own factor; else one range, the whole buffer, with the global
+    factor when gclipnorm > 0 (none otherwise)."""
+    if opt == OPT_NONE:
+        return
+    L = ispec.shape[0] if clipnorm > 0 else 1
+    for l in range(L):
+        for part in range(3 if clipnorm > 0 else 1):
+            if clipnorm <= 0:
+                lo = ispec[l, I_W] * 0      # ranges are never literals: one specialisation
+                hi = lo + params.shape[0]
+            elif part == 0:
+                lo = ispec[l, I_W]
+                hi = lo + ispec[l, I_IN] * _zw(ispec, l)
+            elif part == 1:
+                lo = ispec[l, I_B]
+                hi = lo + _zw(ispec, l)
+            else:
+                lo = ispec[l, I_APAR]
+                hi = lo + _slopes(grads, ispec, l).shape[0]
+            if lo < 0 or hi == lo:
+                continue
+            c = clipnorm if clipnorm > 0 else gclipnorm
+            if c > 0:
+                h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads[lo:hi]), c)
+            _update_range(opt, h, t, grads, params, state, lo, hi)
 
 
 @serial
@@ -399,8 +431,9 @@ def forward(X, ispec, fspec, params, work, out, n_threads):
     # layer 0 reads X (which may be read-only); the others read the workspace.
     # ``cur``: the buffer holding the layer's input; Z goes to the other one;
     # a Maxout layer's A goes back into ``cur`` (its input is no longer needed).
-    inp = _view(work, 0, 0, 1)
     cur = 1
+    inp = _view(work, cur - cur, cur - cur, cur)     # (0, 1), set by layer 0
+    linear = cur == 0                                 # False (a variable, not a literal)
     for l in range(L):
         zw = _zw(ispec, l)
         w_out = ispec[l, I_OUT]
@@ -413,9 +446,9 @@ def forward(X, ispec, fspec, params, work, out, n_threads):
             A = Z
             cur = 1 - cur
         if l == 0:
-            _layer_forward(X, ispec, fspec, params, l, False, Z, A, n_threads)
+            _layer_forward(X, ispec, fspec, params, l, linear, Z, A, n_threads)
         else:
-            _layer_forward(inp, ispec, fspec, params, l, False, Z, A, n_threads)
+            _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads)
         inp = A
 
 
@@ -495,6 +528,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     wloss = np.empty(bs, np.float64)
     pen = np.zeros(1, np.float64)
     idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
+    offX = size - size                         # X at 0 (not a literal: see _update)
     h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
     clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
     gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
@@ -509,7 +543,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
         nb = r1 - r0
 
         # ---- gather the batch
-        Xb = _view(work, 0, nb, n_in)
+        Xb = _view(work, offX, nb, n_in)
         gather_rows(X, perm[r0:r1], Xb, n_threads)
 
         # ---- forward
@@ -571,7 +605,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             gW = _view(grads, ispec[l, I_W], w_in, zw)
             gb = _bias(grads, ispec, l)
             kk = _topk_of(ispec, l)
-            idx = _view(idxbuf, 0, nb, kk)
+            idx = idxbuf[:nb * kk].reshape((nb, kk))
             if kk > 0:
                 topk_rows(cur, kk, idx, n_threads)
                 matmul_tn_sparse(inp, cur, idx, gW, n_threads)
@@ -622,28 +656,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             regularize(ispec, fspec, params, grads, pen, n_threads)
             penalty = pen[0]
         batch_loss[bi] = data_loss + penalty
-        t = t0 + bi + 1
-        if clipnorm > 0:
-            # each parameter array (per layer: W, b, slopes) with its own factor
-            for l in range(L):
-                for part in range(3):
-                    if part == 0:
-                        lo = ispec[l, I_W]
-                        hi = lo + ispec[l, I_IN] * _zw(ispec, l)
-                    elif part == 1:
-                        lo = ispec[l, I_B]
-                        hi = lo + _zw(ispec, l)
-                    else:
-                        lo = ispec[l, I_APAR]
-                        hi = lo + _slopes(grads, ispec, l).shape[0]
-                    if lo < 0 or hi == lo:
-                        continue
-                    h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads[lo:hi]), clipnorm)
-                    _update_range(opt, h, t, grads, params, state, lo, hi)
-        elif opt != OPT_NONE:
-            if gclipnorm > 0:
-                h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads), gclipnorm)
-            _update_range(opt, h, t, grads, params, state, 0, P)
+        _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm)
         if on:
             for l in range(L):
                 if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
