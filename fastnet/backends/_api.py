@@ -217,10 +217,11 @@ KERNEL_DOCS = {
                       "(dZ may be dA).",
     "maxout_forward": "A[i, j] = max_p Z[i, j*q + p] (NaN propagates).",
     "maxout_backward": "dZ[i, j*q + p] = dA[i, j] for the first p where Z[i, j*q + p] "
-                       "is the maximum (the first NaN if any), 0 for the other pieces.",
+                       "is the maximum (the first NaN if any), dA[i, j] * 0 for the other "
+                       "pieces (0 unless dA is inf or NaN).",
     "topk_rows": "Per row: keep the k entries of largest |D| (ties: lower column; a NaN "
-                 "counts as the largest), set the others to 0; idx[i] = the kept columns "
-                 "in increasing order.",
+                 "counts as an infinite magnitude, tying with +-inf), set the others to 0; "
+                 "idx[i] = the kept columns in increasing order.",
     "matmul_tn_sparse": "C = A.T @ D where row i of D is nonzero only at columns idx[i] "
                         "(C is fully written; rows of A summed in order).",
     "matmul_nt_sparse": "C = D @ B.T using only columns idx[i] of row i of D "
