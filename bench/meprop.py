@@ -39,6 +39,8 @@ def _args(argv=None):
     p.add_argument("--backends", default="numba,cython", help="comma list of backends to time")
     p.add_argument("--train-backend", default="auto", help="backend for the accuracy runs")
     p.add_argument("--fractions", default="0.05,0.10,0.25,1.0")
+    p.add_argument("--parts", default="timing,accuracy",
+                   help="what to run: timing, accuracy or both; results are merged into an existing --out json")
     p.add_argument("--out", default=os.path.join(HERE, "results", "meprop"))
     return p.parse_args(argv)
 
@@ -121,9 +123,18 @@ def main():
     out = {"machine": fnbench.machine_info(), "versions": fnbench.versions(), "threads": ARGS.threads,
            "batch": bs, "ks": ks, "backward": {}, "step": {}, "accuracy": {}}
     rounds = 1 if quick else 7
+    parts = set(ARGS.parts.split(","))
+    if not quick and os.path.exists(ARGS.out + ".json"):
+        with open(ARGS.out + ".json") as f:
+            old = json.load(f)
+        for key in ("backward", "step", "accuracy", "data", "epochs", "seeds", "train_threads"):
+            if key in old:
+                out[key] = old[key]
+        if "timing" not in parts:
+            out["threads"], out["machine"] = old.get("threads", out["threads"]), old.get("machine", out["machine"])
 
     # ---- backward time per batch
-    for be in backends:
+    for be in (backends if "timing" in parts else []):
         for k in ks:
             kk = 0 if k >= 500 else k
             fn = backward_calls(be, [kk, kk], bs)
@@ -134,7 +145,7 @@ def main():
     # ---- whole training step per batch (forward + backward + update), on 6,400 samples
     n_step = 320 if quick else 6400
     data = fnbench.load_data(60000 if not quick else 2000, "auto")
-    for be in backends:
+    for be in (backends if "timing" in parts else []):
         for k in ks:
             m = model(k, be, 0)
             m.fit(data.X[:bs], data.y[:bs], epochs=1, batch_size=bs, verbose=0)   # warm up / compile
@@ -150,9 +161,12 @@ def main():
     epochs = 1 if quick else ARGS.epochs
     seeds = 1 if quick else ARGS.seeds
     n_train = 2000 if quick else 60000
-    out["data"] = data.source
-    out["epochs"], out["seeds"] = epochs, seeds
-    for k in ks:
+    if "accuracy" in parts:
+        out["data"] = data.source
+        out["epochs"], out["seeds"] = epochs, seeds
+        out["train_threads"] = ARGS.threads
+        out["accuracy"] = {}
+    for k in (ks if "accuracy" in parts else []):
         accs, curves, wall = [], [], []
         for seed in range(seeds):
             m = model(k, ARGS.train_backend, seed)
