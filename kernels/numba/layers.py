@@ -4,7 +4,8 @@
     prelu_backward    dslope[j] = sum_i dA Z over Z <= 0 (float64, rows in order);
                       dZ = dA where Z > 0, else slope[j] dA     parallel over column tiles
     maxout_forward    A[i, j] = max_p Z[i, j q + p]              parallel over rows
-    maxout_backward   dZ[i, j q + p] = dA[i, j] at the first arg max   parallel over rows
+    maxout_backward   dZ[i, j q + p] = dA[i, j] at the first arg max, dA[i, j] * 0
+                      at the other pieces                        parallel over rows
     topk_rows         per row keep the k largest |D|             parallel over row tiles
     matmul_tn_sparse  C = A.T @ D, D row-sparse at idx           parallel over rows of C
     matmul_nt_sparse  C = D @ B.T, D row-sparse at idx           parallel over rows of C
@@ -134,7 +135,7 @@ def _maxout_bwd_row(z, d, q, dz):
         best = _argmax(z, base, q)
         g = d[j]
         for p in range(q):
-            dz[base + p] = g if p == best else zero
+            dz[base + p] = g if p == best else g * zero     # dA * 0: NaN for an inf/NaN dA
 
 
 @kernel
@@ -155,7 +156,8 @@ def maxout_forward(Z, pieces, A, n_threads):
 @kernel
 def maxout_backward(Z, dA, pieces, dZ, n_threads):
     """dZ[i, j*q + p] = dA[i, j] for the first p where Z[i, j*q + p] is the
-    maximum (the first NaN if any), 0 for the other pieces."""
+    maximum (the first NaN if any), dA[i, j] * 0 for the other pieces (0 unless
+    dA is inf or NaN)."""
     n, m = dA.shape
     q = pieces
     if q < 1 or Z.shape[0] != n or Z.shape[1] != m * q or dZ.shape[0] != n or \
