@@ -225,6 +225,37 @@ def test_new_layers_bit_identical_for_1_and_2_threads(clip):
         assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
 
 
+def test_layer_kernels_bit_identical_for_1_and_2_threads():
+    """The layer kernels on shapes past every parallel threshold (the sparse
+    products need n k k_in >= MATMUL_PAR_MIN)."""
+    if nb.MAX_THREADS < 2:
+        pytest.skip("numba's pool has a single thread")
+    n, m, k, k_in, q = 512, 300, 64, 72, 3
+    assert n * k * k_in >= _jit.MATMUL_PAR_MIN and n * m >= _jit.ELEM_PAR_MIN
+    rng = np.random.default_rng(2)
+    D0 = rng.standard_normal((n, m)).astype(np.float32)
+    A = rng.standard_normal((n, k_in)).astype(np.float32)
+    B = rng.standard_normal((k_in, m)).astype(np.float32)
+    Z = rng.standard_normal((n, m * q)).astype(np.float32)
+    s = rng.uniform(0, 0.5, m).astype(np.float32)
+    outs = []
+    for n_threads in (1, 2):
+        D, idx = D0.copy(), np.empty((n, k), np.int64)
+        nb.topk_rows(D, k, idx, n_threads)
+        Ct, Cn = np.empty((k_in, m), np.float32), np.empty((n, k_in), np.float32)
+        nb.matmul_tn_sparse(A, D, idx, Ct, n_threads)
+        nb.matmul_nt_sparse(D, idx, B, Cn, n_threads)
+        Am, dZm = np.empty((n, m), np.float32), np.empty((n, m * q), np.float32)
+        nb.maxout_forward(Z, q, Am, n_threads)
+        nb.maxout_backward(Z, D0, q, dZm, n_threads)
+        Ap, ds, dZp = np.empty((n, m), np.float32), np.empty(m, np.float32), np.empty((n, m), np.float32)
+        nb.prelu_forward(D0, s, Ap, n_threads)
+        nb.prelu_backward(D0, Am, s, ds, dZp, n_threads)
+        outs.append([D, idx, Ct, Cn, Am, dZm, Ap, ds, dZp])
+    for i, (a, b) in enumerate(zip(*outs)):
+        assert a.tobytes() == b.tobytes(), i
+
+
 # ---------------------------------------------------------------------------
 # compile options and the on-disk cache
 # ---------------------------------------------------------------------------
