@@ -84,14 +84,18 @@ def check(diag, epoch, layer_names):
         raise NonFiniteError(epoch, int(diag[defs.DG_BATCH]), layer_names[l], l, stage)
 
 
-def epoch_record(diag, ispec, params, layer_names):
-    """{layer name: {metric: value}} of one epoch from the filled buffer."""
+def epoch_record(diag, ispec, params, layer_names, fused_head=False):
+    """{layer name: {metric: value}} of one epoch from the filled buffer.  With a
+    fused head the last layer's outputs are logits (softmax / sigmoid applied in
+    the loss): no dead / saturated counts for it."""
     rows = float(diag[defs.DG_ROWS])
     out = {}
     for l, name in enumerate(layer_names):
         w = int(ispec[l, defs.I_OUT])
         off = defs.diag_offset(ispec, l)
         act = int(ispec[l, defs.I_ACT])
+        if fused_head and l == len(layer_names) - 1:
+            act = defs.ACT_LINEAR
         active = diag[off:off + w]
         sat = diag[off + w:off + 2 * w]
         rec = {"dead_relu": None, "saturated_units": None, "saturated_fraction": None}

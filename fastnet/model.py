@@ -535,8 +535,9 @@ class Sequential:
                 vlogs = self._evaluate_arrays(*val, batch_size=None, task=task)
                 logs.update({"val_" + key_: v for key_, v in vlogs.items()})
             if diag is not None:
-                _diagnostics.record(cbs.history, _diagnostics.epoch_record(diag, self._ispec, self._params,
-                                                                           layer_names), warned, epoch)
+                _diagnostics.record(cbs.history, _diagnostics.epoch_record(
+                    diag, self._ispec, self._params, layer_names,
+                    self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)), warned, epoch)
             cbs.on_epoch_end(epoch, logs)
             if self.stop_training:
                 break

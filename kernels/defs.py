@@ -305,7 +305,8 @@ def mix64(z):
 #   2w          sum over batches of the norm of the layer's data-loss gradient (W, b
 #               and slopes together; before regularization and clipping)
 #   2w + 1      number of batches summed
-# Counts use the pre-dropout activations of the training forward pass.  When a
+# Counts use the pre-dropout activations of the training forward pass; the last
+# layer of a fused head (softmax / sigmoid cross-entropy on logits) is not counted.  When a
 # non-finite value is found the call stops right after that stage.
 # --------------------------------------------------------------------------
 DG_BATCH, DG_LAYER, DG_STAGE, DG_ROWS = 0, 1, 2, 3

@@ -312,6 +312,22 @@ def test_saturated_units_reported(backend):
     assert np.isclose(d["saturated_fraction"][0], 0.5)
 
 
+def test_fused_output_layer_has_no_saturation_counts(backend):
+    """A sigmoid output trained with binary cross-entropy holds logits in the
+    training pass: it reports no saturation (None), the hidden layer does."""
+    X, _ = data(n=30, d=3)
+    y = (X[:, 0] > 0).astype(float)
+    m = fastnet.Sequential([fastnet.Dense(4, "tanh", input_dim=3), fastnet.Dense(1, "sigmoid")], backend=backend,
+                           seed=0)
+    m.compile(fastnet.SGD(0.01), loss="binary_crossentropy")
+    m.build()
+    W, b, W2, b2 = m.get_weights()
+    m.set_weights([W, b, W2 * 0 + 100.0, b2])    # output saturated, if it were counted
+    h = m.fit(X, y, epochs=1, batch_size=10, verbose=0, diagnostics=True)
+    assert h.diagnostics["dense_1"]["saturated_units"] == [None]
+    assert h.diagnostics["dense"]["saturated_units"][0] is not None
+
+
 def test_grad_norm_is_the_mean_batch_gradient_norm(backend):
     X, y = data(n=24)
     m = fastnet.Sequential([fastnet.Dense(5, "tanh"), fastnet.Dense(3)], backend=backend, seed=0, dtype="float64")

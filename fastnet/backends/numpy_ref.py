@@ -466,7 +466,8 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
             if on:
                 if not _finite(z, a):
                     return bad(b, l, defs.STAGE_FORWARD)
-                _diag_counts(diag, ispec, l, a)
+                if not (last and fused):   # a fused head's layer holds logits: no counts
+                    _diag_counts(diag, ispec, l, a)
             rate = float(fspec[l, defs.F_DROP])
             if rate > 0 and not last:
                 mask = dropout_mask(rng_key, b, l, L, batch_size, n, a.shape[1], rate, dtype)

@@ -402,7 +402,8 @@ cdef void _train(
                 if not (_finite(Z, nb * _zw(ispec, l, ni)) and _finite(A, nb * w_out)):
                     _bad(diag, b, l, STAGE_FORWARD)
                     return
-                _counts(diag + doffs[l], <int> ispec[l * ni + I_ACT], A, nb, w_out)
+                if not (last and fused):   # a fused head's layer holds logits
+                    _counts(diag + doffs[l], <int> ispec[l * ni + I_ACT], A, nb, w_out)
                 A = work + offs[3 * l + 1]
             inp = A
             if not last and offs[3 * l + 2] >= 0:

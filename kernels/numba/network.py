@@ -561,7 +561,8 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
                     diag[DG_LAYER] = l
                     diag[DG_STAGE] = STAGE_FORWARD
                     return
-                _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
+                if not (l == L - 1 and fused):   # a fused head's layer holds logits
+                    _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
             if offM[l] >= 0 and l < L - 1:
                 Mk = _view(work, offM[l], nb, w_out)
                 _dropout(A, Mk, fspec[l, F_DROP], key, b, L, l, bs)
