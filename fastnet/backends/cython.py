@@ -21,7 +21,6 @@ Import never fails: when the extension modules cannot be imported (not built,
 built for another Python, stale), :func:`check` raises with the reason, so
 ``fastnet.backend_status()`` reports it instead of breaking ``import fastnet``.
 """
-import hashlib
 
 import numpy as np
 
@@ -188,9 +187,6 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
 # ---------------------------------------------------------------------------
 # backend services
 # ---------------------------------------------------------------------------
-def _table_digest():
-    return hashlib.sha256(repr((defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER)).encode()
-                          ).hexdigest()[:16]
 
 
 def check():
@@ -203,7 +199,7 @@ def check():
         raise ImportError("the Cython kernels are not importable (%s: %s); build them with "
                           "`pip install --no-build-isolation -e .` from the source tree"
                           % (type(_IMPORT_ERROR).__name__, _IMPORT_ERROR))
-    if getattr(_ew, "TABLE_DIGEST", None) != _table_digest():
+    if getattr(_ew, "TABLE_DIGEST", None) != defs.table_digest():
         raise ImportError(
             "fastnet._kernels.cython._generated_elementwise was built from another "
             "kernels/defs.py; rebuild with `pip install --no-build-isolation -e .`")

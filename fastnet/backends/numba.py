@@ -29,7 +29,6 @@ parallel region waits for a descheduled worker; use ``n_threads=1`` there
 pool size for benchmarks (numba and Cython's OpenMP runtime can interfere; see
 numba issues 6637 and 10454).
 """
-import hashlib
 import os
 
 import numba
@@ -198,9 +197,6 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
 # ---------------------------------------------------------------------------
 # backend services
 # ---------------------------------------------------------------------------
-def _table_digest():
-    return hashlib.sha256(repr((defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER)).encode()
-                          ).hexdigest()[:16]
 
 
 _KERNEL_MODULES = (_mm, _ls, _rd, _ly, _nw, _ew)
@@ -255,7 +251,7 @@ def check():
     major, minor = (int(x) for x in numba.__version__.split(".")[:2])
     if (major, minor) < (0, 59):
         raise ImportError("fastnet needs numba >= 0.59; found %s" % numba.__version__)
-    if getattr(_ew, "TABLE_DIGEST", None) != _table_digest():
+    if getattr(_ew, "TABLE_DIGEST", None) != defs.table_digest():
         raise ImportError(
             "fastnet._kernels.numba._generated_elementwise is stale (rendered from "
             "another kernels/defs.py); run `python kernels/render.py` or reinstall")
