@@ -90,7 +90,8 @@ NaN norm gives a NaN factor).  ``hyper[H_GLOBAL_CLIPNORM]`` = c > 0: one norm ov
 all gradients, one such factor.  ``optimizer_update`` multiplies the gradient by
 ``hyper[H_GRAD_SCALE]`` (when not 0), then clips it elementwise to
 ``[-hyper[H_CLIPVALUE], hyper[H_CLIPVALUE]]`` (when not 0), then applies the
-optimizer's rule.  Norms are summed serially in float64, in buffer order.
+optimizer's rule.  Norms are summed in float64 in an order fixed by the array's
+length (never by the thread count).
 ``grads`` keeps the unclipped gradients.
 
 Diagnostics
