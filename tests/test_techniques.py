@@ -393,3 +393,23 @@ def test_diagnostics_argument_checked():
     with pytest.raises(TypeError, match="diagnostics must be a bool"):
         m.fit(X, y, diagnostics="yes", verbose=0)
     assert not m.built
+
+
+def test_save_load_and_set_weights_with_prelu_and_maxout(backend, tmp_path):
+    X, y = data(n=20)
+    mk = lambda: fastnet.Sequential([fastnet.Maxout(5, pieces=2), fastnet.Dense(4), fastnet.PReLU(),  # noqa: E731
+                                     fastnet.Dense(3)], backend=backend, seed=0)
+    m = mk()
+    m.compile(fastnet.Adam(0.01), loss=xent())
+    m.fit(X, y, epochs=2, batch_size=5, verbose=0)
+    m.save_weights(tmp_path / "w.npz")
+    m2 = mk()
+    m2.build(6)
+    m2.load_weights(tmp_path / "w.npz")
+    for a, b in zip(m.get_weights(), m2.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(m.predict(X), m2.predict(X))
+    with pytest.raises(ValueError, match="p_re_lu.alpha must have shape \\(4,\\)"):
+        w = m2.get_weights()
+        w[4] = np.zeros(5)
+        m2.set_weights(w)
