@@ -261,6 +261,33 @@ def test_topk_and_sparse_products(cb, dtype, n, m, frac):
         close(r[0], D, dtype)
 
 
+@pytest.mark.parametrize("n,k_in,m,k", [(32, 100, 70, 5), (33, 67, 131, 40), (40, 300, 500, 25)])
+def test_sparse_products_large_ties_and_threads(cb, dtype, n, k_in, m, k):
+    """Shapes past the parallel thresholds and off the tile sizes, many ties (integer
+    values) and shared columns: against the reference, and bit-identical for 1 and 2
+    threads."""
+    rng = np.random.default_rng(n * m + k)
+    be = get_backend(cb)
+    D = rng.integers(-3, 4, (n, m)).astype(dtype)              # many ties
+    idx = np.empty((n, k), np.int64)
+    Dr, idxr = D.copy(), np.empty((n, k), np.int64)
+    be.topk_rows(D, k, idx, 2)
+    REF.topk_rows(Dr, k, idxr, 1)
+    np.testing.assert_array_equal(idx, idxr)
+    np.testing.assert_array_equal(D, Dr)
+    D = D * rng.standard_normal((n, m)).astype(dtype)            # kept values not ties
+    A = rng.standard_normal((n, k_in)).astype(dtype)
+    B = rng.standard_normal((k_in, m)).astype(dtype)
+    for name, args, o in (("matmul_tn_sparse", lambda: [A, D, idx, np.full((k_in, m), np.nan, dtype)], 3),
+                          ("matmul_nt_sparse", lambda: [D, idx, B, np.full((n, k_in), np.nan, dtype)], 3)):
+        r, a1, a2 = args(), args(), args()
+        getattr(REF, name)(*r, 1)
+        getattr(be, name)(*a1, 1)
+        getattr(be, name)(*a2, 2)
+        close(a1[o], r[o], dtype, name)
+        np.testing.assert_array_equal(a1[o], a2[o], err_msg=name + ": 1 vs 2 threads")
+
+
 TRAIN_NETS = {
     "prelu": (9, [dict(units=8, prelu=True), dict(units=6, prelu=True, bias=False, drop=0.2),
                   dict(units=4)]),

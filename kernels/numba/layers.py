@@ -7,8 +7,8 @@
     maxout_backward   dZ[i, j q + p] = dA[i, j] at the first arg max, dA[i, j] * 0
                       at the other pieces                        parallel over rows
     topk_rows         per row keep the k largest |D|             parallel over row tiles
-    matmul_tn_sparse  C = A.T @ D, D row-sparse at idx           parallel over rows of C
-    matmul_nt_sparse  C = D @ B.T, D row-sparse at idx           parallel over rows of C
+    matmul_tn_sparse  C = A.T @ D, D row-sparse at idx           parallel over column tiles of C
+    matmul_nt_sparse  C = D @ B.T, D row-sparse at idx           parallel over B tiles, rows of C
 
 Each kernel loops serially below a size (``ELEM_PAR_MIN`` elements,
 ``MATMUL_PAR_MIN`` multiply-adds for the sparse products) and with ``prange``
@@ -23,18 +23,22 @@ column order keeps every entry above that threshold and the first entries equal
 to it until k are kept (ties: lower column), zeroes the others and writes the
 kept columns in increasing order.
 
-The sparse products cost O(n k k_in): ``matmul_tn_sparse`` zeroes C and, for a
-tile of C's rows, adds the samples' kept entries in sample order;
-``matmul_nt_sparse`` is, per output element, a dot product over the kept
-columns in the order of idx.  Accumulation is in the array dtype (as the dense
-products).
+The sparse products cost O(n k k_in + k_in m), with contiguous (vectorised)
+inner loops, as the Cython twin: ``matmul_tn_sparse`` accumulates C transposed
+in a (m, k_in) scratch T, per tile of SPARSE_COLS columns of D (T[j] += D[i, j]
+A[i] for the kept j of the tile, samples in order), then copies the tile into
+C (so C is fully written); ``matmul_nt_sparse`` transposes B into a (m, k_in)
+scratch in SPARSE_COLS blocks, then row i of C is the sum of D[i, j] Bt[j] over
+the kept columns in the order of idx.  Accumulation is in the array dtype (as
+the dense products).
 """
 import numpy as np
 
 from ._jit import kernel, serial, prange, ELEM_PAR_MIN, ELEM_TILE, COL_TILE, MATMUL_PAR_MIN
 
-#: matmul_tn_sparse: rows of C per tile.
-SPARSE_ROW_TILE = 8
+#: sparse products: columns of D per tile (matmul_tn_sparse's parallel unit, the
+#: blocks of matmul_nt_sparse's transpose of B), as the Cython twin.
+SPARSE_COLS = 32
 
 
 # ---------------------------------------------------------------------------
@@ -281,22 +285,31 @@ def _check_idx(idx, m):
 
 
 @serial
-def _tn_sparse_rows(A, D, idx, C, r0, r1):
-    """C[r0:r1] = (A.T @ D)[r0:r1] over the kept entries, samples added in order."""
-    zero = C.dtype.type(0)
-    for r in range(r0, r1):
-        c = C[r]
-        for j in range(c.shape[0]):
-            c[j] = zero
+def _tn_sparse_cols(A, D, idx, C, T, j0, j1):
+    """Columns j0:j1 of C = A.T @ D, accumulated transposed in T (row j of T =
+    column j of C, so each kept entry adds a contiguous row of A: a vectorised
+    axpy), samples in order; then written into C."""
+    zero = T.dtype.type(0)
+    k_in = A.shape[1]
+    for j in range(j0, j1):
+        t = T[j]
+        for r in range(k_in):
+            t[r] = zero
     for i in range(A.shape[0]):
-        a = A[i, r0:r1]
+        a = A[i]
         d = D[i]
         cols = idx[i]
-        for t in range(cols.shape[0]):
-            j = cols[t]
-            v = d[j]
-            for r in range(a.shape[0]):
-                C[r0 + r, j] += a[r] * v
+        for c in range(cols.shape[0]):
+            j = cols[c]
+            if j >= j0 and j < j1:
+                v = d[j]
+                t = T[j]
+                for r in range(k_in):
+                    t[r] += a[r] * v
+    for r in range(k_in):
+        crow = C[r]
+        for j in range(j0, j1):
+            crow[j] = T[j, r]
 
 
 @kernel
@@ -310,28 +323,42 @@ def matmul_tn_sparse(A, D, idx, C, n_threads):
         raise ValueError("matmul_tn_sparse: shapes do not match")
     if not _check_idx(idx, m):
         raise ValueError("matmul_tn_sparse: idx holds a column outside D")
-    ntiles = (k_in + SPARSE_ROW_TILE - 1) // SPARSE_ROW_TILE
-    if ntiles > 1 and n * k * k_in >= MATMUL_PAR_MIN:
+    T = np.empty((m, k_in), C.dtype)
+    ntiles = (m + SPARSE_COLS - 1) // SPARSE_COLS
+    if ntiles > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
         for t in prange(ntiles):
-            r0 = t * SPARSE_ROW_TILE
-            _tn_sparse_rows(A, D, idx, C, r0, min(r0 + SPARSE_ROW_TILE, k_in))
+            j0 = t * SPARSE_COLS
+            _tn_sparse_cols(A, D, idx, C, T, j0, min(j0 + SPARSE_COLS, m))
     else:
         for t in range(ntiles):
-            r0 = t * SPARSE_ROW_TILE
-            _tn_sparse_rows(A, D, idx, C, r0, min(r0 + SPARSE_ROW_TILE, k_in))
+            j0 = t * SPARSE_COLS
+            _tn_sparse_cols(A, D, idx, C, T, j0, min(j0 + SPARSE_COLS, m))
 
 
 @serial
-def _nt_sparse_row(d, cols, B, c):
-    """c[r] = sum_t d[cols[t]] B[r, cols[t]], t in order."""
+def _transpose_block(B, Bt, j0, j1):
+    """Bt[j0:j1] = B[:, j0:j1].T in SPARSE_COLS-row blocks (cache-friendly)."""
+    k_in = B.shape[0]
+    for r0 in range(0, k_in, SPARSE_COLS):
+        r1 = min(r0 + SPARSE_COLS, k_in)
+        for r in range(r0, r1):
+            b = B[r]
+            for j in range(j0, j1):
+                Bt[j, r] = b[j]
+
+
+@serial
+def _nt_sparse_row(d, cols, Bt, c):
+    """c = sum_t d[cols[t]] Bt[cols[t]], t in order (contiguous axpys)."""
     zero = c.dtype.type(0)
     for r in range(c.shape[0]):
-        b = B[r]
-        s = zero
-        for t in range(cols.shape[0]):
-            j = cols[t]
-            s += d[j] * b[j]
-        c[r] = s
+        c[r] = zero
+    for t in range(cols.shape[0]):
+        j = cols[t]
+        v = d[j]
+        b = Bt[j]
+        for r in range(c.shape[0]):
+            c[r] += v * b[r]
 
 
 @kernel
@@ -345,9 +372,15 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
         raise ValueError("matmul_nt_sparse: shapes do not match")
     if not _check_idx(idx, m):
         raise ValueError("matmul_nt_sparse: idx holds a column outside D")
-    if n > 1 and n * k * k_in >= MATMUL_PAR_MIN:
+    Bt = np.empty((m, k_in), B.dtype)
+    ntiles = (m + SPARSE_COLS - 1) // SPARSE_COLS
+    if n > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
+        for t in prange(ntiles):
+            _transpose_block(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
         for i in prange(n):
-            _nt_sparse_row(D[i], idx[i], B, C[i])
+            _nt_sparse_row(D[i], idx[i], Bt, C[i])
     else:
+        for t in range(ntiles):
+            _transpose_block(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
         for i in range(n):
-            _nt_sparse_row(D[i], idx[i], B, C[i])
+            _nt_sparse_row(D[i], idx[i], Bt, C[i])
