@@ -137,7 +137,8 @@ def test_dropout_hash_matches_the_table():
 def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, opt_name):
     runs = []
     for n_threads in (1, 2, 3):
-        args = _training_args(dtype, head_case, opt_name)
+        # bs x 160 and P (~35k) past ELEM_PAR_MIN / OPT_PAR_MIN (1 << 15): parallel loops
+        args = _training_args(dtype, head_case, opt_name, N=600, bs=256, n_in=120)
         args[-1] = n_threads
         for first in range(0, args[7], 2):   # the epoch in chunks (t0 follows the batch)
             part = list(args)
@@ -309,16 +310,16 @@ def test_kernels_bit_identical_for_any_thread_count(cy, dtype):
             Cn = np.empty((n, k), dtype)
             cy.matmul_nt(C, B, Cn, n_threads)
             res.append(Cn)
-        Z = (3 * r.standard_normal((300, 77))).astype(dtype)
+        Z = (3 * r.standard_normal((500, 77))).astype(dtype)     # 500 x 77 >= ELEM_PAR_MIN
         b = r.standard_normal(77).astype(dtype)
-        dA = r.standard_normal((300, 77)).astype(dtype)
+        dA = r.standard_normal((500, 77)).astype(dtype)
         for act in range(len(defs.ACTIVATIONS)):
             z, a, dz = Z.copy(), np.empty_like(Z), np.empty_like(Z)
             cy.bias_act_forward(b, act, 0.1, z, a, n_threads)
             cy.act_backward(z, a, dA, act, 0.1, dz, n_threads)
             res += [z, a, dz]
-        P, loss, dZ = np.empty_like(Z), np.empty(300), np.empty_like(Z)
-        lab = r.integers(0, 77, 300).astype(np.int64)
+        P, loss, dZ = np.empty_like(Z), np.empty(500), np.empty_like(Z)
+        lab = r.integers(0, 77, 500).astype(np.int64)
         cy.softmax_xent(Z, np.empty((0, 77), dtype), lab, np.empty(0, dtype), 0.01, P, loss, dZ, n_threads)
         res += [P.copy(), loss.copy(), dZ.copy()]
         db = np.empty(77, dtype)
@@ -487,3 +488,37 @@ def test_hot_loops_are_pure_c(tmp_path):
                     bad.append((name, func, code.strip()))
         assert checked > 0
         assert not bad, bad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt_name", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
+def test_optimizer_loops_same_bits_for_every_instruction_set(cy, dtype, opt_name):
+    """The optimizer element loops are compiled for the baseline, AVX2 and AVX-512
+    (picked at import); contraction is off, so every variant the CPU can run gives
+    the bits of the baseline (which the other tests compare with the reference)."""
+    from fastnet._kernels.cython import _generated_elementwise as ew
+    code = defs.OPT[opt_name]
+    P = 3 * 4096 + 17
+    was = ew.isa()
+    try:
+        for flags in [dict(), dict(maximize=1.0, weight_decay=0.01, clipvalue=0.3, amsgrad=1.0,
+                                   centered=1.0, momentum=0.9, nesterov=1.0)]:
+            hyper = np.zeros(defs.NH)
+            for k, v in dict(lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, alpha=0.99, **flags).items():
+                hyper[defs.HYPER[k]] = v
+            runs = {}
+            for isa in ("baseline", "avx2", "avx512"):
+                got = ew.select_isa(isa)
+                r = np.random.default_rng(3)
+                g = r.standard_normal(P).astype(dtype)
+                p = r.standard_normal(P).astype(dtype)
+                s = np.abs(r.standard_normal((defs.N_STATE, P))).astype(dtype)
+                for t in (1, 2, 3):
+                    ew.optimizer_update(code, hyper, t, g, p, s, 2)
+                runs[got] = (p, s)
+            ref = runs["baseline"]
+            for isa, (p, s) in runs.items():
+                assert p.tobytes() == ref[0].tobytes(), isa
+                assert s.tobytes() == ref[1].tobytes(), isa
+    finally:
+        ew.select_isa("auto" if was == "avx512" else was)

@@ -77,7 +77,7 @@ OPTS = {
 }
 
 
-def _case(head_name, opt_name, dtype="float32", N=1000, bs=128, n_in=96, widths=(96, 80, 64),
+def _case(head_name, opt_name, dtype="float32", N=1024, bs=256, n_in=128, widths=(256, 160, 128),
           drop=0.25, l1=1e-4, l2=1e-3, seed=0):
     """Arguments of train_batches.  The defaults are big enough for every
     prange loop: bs x width >= ELEM_PAR_MIN (elementwise, head, dropout,

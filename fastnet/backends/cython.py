@@ -213,4 +213,6 @@ def info():
         "openmp": _omp.openmp_enabled(),
         "max_threads": _omp.max_threads(),
         "native": _omp.native_build(),
+        "matmul_isa": _mm.isa()["isa"],
+        "optimizer_isa": _ew.isa(),
     }

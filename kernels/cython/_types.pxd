@@ -19,15 +19,15 @@ from cython cimport floating
 ctypedef double float64_t
 
 cdef enum:
-    # matmul family: parallel when n * k * m (multiply-adds) reaches this
-    MATMUL_PAR_MIN = 1 << 15
-    # matmul register block: rows of C per micro-kernel call
-    MATMUL_MR = 4
-    # matmul column panel: columns of C per tile (stack accumulators MR x NB)
-    MATMUL_NB = 32
-    # elementwise / row-wise kernels: parallel when n * m reaches this
-    ELEM_PAR_MIN = 1 << 13
+    # sparse (meProp) products of layers.pyx: parallel when their multiply-adds
+    # reach this (matmul.pyx keeps its own copy, same value, as numba's _jit.py)
+    MATMUL_PAR_MIN = 1 << 20
+    # elementwise / row-wise kernels: parallel when n * m reaches this (2**15: see
+    # ELEM_PAR_MIN in kernels/numba/_jit.py for the measurement)
+    ELEM_PAR_MIN = 1 << 15
     # flat (1-D) kernels (optimizer update, regularization): elements per tile
     FLAT_TILE = 4096
+    # optimizer update: parallel when the parameter count reaches this
+    OPT_PAR_MIN = 1 << 15
     # bias_grad: columns per tile (rows summed in order inside a tile)
     COL_TILE = 64

@@ -485,7 +485,7 @@ cdef void _train(
                     matmul_nt_sparse_c(D, tidx, params + ispec[l * ni + I_W], D2, nb, w_in, zw,
                                        kk, wt, n_threads)
                 else:
-                    matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, wt, n_threads)
+                    matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, NULL, n_threads)
                 rate = fspec[(l - 1) * nf + F_DROP]
                 if offs[3 * (l - 1) + 2] >= 0:
                     _dropout(D2, D2, nb, w_in, key,
@@ -667,8 +667,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     for l in range(L):
         doffs[l] = pos
         pos += 2 * ispec[l, I_OUT] + 2
-        # scratch of matmul_nt (layers > 0) and of both sparse products (meProp layers)
-        if l > 0 or _topk(&ispec[0, 0], l, ni):
+        # scratch of both sparse products (meProp layers; matmul_nt needs none)
+        if _topk(&ispec[0, 0], l, ni):
             maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * _zw(&ispec[0, 0], l, ni)))
         maxk = max(maxk, _topk(&ispec[0, 0], l, ni))
         if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:

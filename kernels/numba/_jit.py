@@ -90,8 +90,12 @@ serial = njit(**_OPTIONS)
 MATMUL_PAR_MIN = 1 << 20
 #: matmul family: rows of C per parallel tile (the micro-kernel does row pairs).
 MATMUL_ROW_TILE = 2
-#: elementwise / row-wise kernels: parallel when the element count reaches this.
-ELEM_PAR_MIN = 1 << 13
+#: elementwise / row-wise kernels and the optimizer update: parallel when the
+#: element count reaches this.  Measured on 2 cores: alone, a parallel Adam pays
+#: from ~8k elements, but in a batch-10 step on a loaded machine the barrier costs
+#: far more (seed epoch, 2 threads: 3.3 s with the optimizer's region at P=23,860
+#: open, 0.34 s serial); 2**15 keeps every batch-10 seed kernel serial.
+ELEM_PAR_MIN = 1 << 15
 #: elementwise kernels: columns per tile (a tile never spans two rows).
 ELEM_TILE = 4096
 #: flat (1-D) kernels (optimizer, regularization): elements per tile.

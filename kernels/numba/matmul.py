@@ -16,6 +16,8 @@ feeds eight multiply-adds; the inner loop over columns vectorises).
 ``matmul_nt`` is a dot product of two contiguous rows per output element.
 Accumulation is in the array dtype, as BLAS does.
 """
+import numpy as np
+
 from ._jit import kernel, serial, prange, MATMUL_PAR_MIN, MATMUL_ROW_TILE
 
 
@@ -199,7 +201,7 @@ def matmul(A, B, C, n_threads):
             i0 = t * MATMUL_ROW_TILE
             _mm_rows(A, B, C, i0, min(i0 + MATMUL_ROW_TILE, n))
     else:
-        _mm_rows(A, B, C, 0, n)
+        _mm_rows(A, B, C, np.int64(0), n)   # not a literal 0: one specialisation, not two
 
 
 @kernel

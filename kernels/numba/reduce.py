@@ -47,7 +47,7 @@ def bias_grad(dZ, db, n_threads):
             j0 = t * COL_TILE
             _colsum(dZ, db, j0, min(j0 + COL_TILE, m))
     else:
-        _colsum(dZ, db, 0, m)
+        _colsum(dZ, db, np.int64(0), m)   # not a literal 0: one specialisation, not two
 
 
 # ---------------------------------------------------------------------------
