@@ -157,11 +157,11 @@ def _technique_args(dtype, n_threads, clip):
     """train_batches with Maxout (+ dropout), PReLU, meProp on two layers, clipping
     and diagnostics, shapes big enough that the new kernels' loops run in parallel."""
     rng = np.random.default_rng(11)
-    N, bs, n_in = 260, 64, 70
+    N, bs, n_in = 600, 256, 70      # bs x width >= ELEM_PAR_MIN (2**15) on every hidden layer
     # (units, kind, pieces, act, topk, drop)
     layers = [(90, defs.KIND_MAXOUT, 3, defs.ACT_LINEAR, 0, 0.2),
               (150, defs.KIND_DENSE, 1, defs.ACT_PRELU, 40, 0.0),
-              (120, defs.KIND_DENSE, 1, defs.ACT_TANH, 30, 0.1),
+              (130, defs.KIND_DENSE, 1, defs.ACT_TANH, 30, 0.1),
               (10, defs.KIND_DENSE, 1, defs.ACT_LINEAR, 3, 0.0)]
     L = len(layers)
     ispec = np.zeros((L, defs.NI), np.int64)
@@ -209,7 +209,7 @@ def test_train_batches_techniques_bit_identical_for_any_thread_count(cy, dtype, 
         runs.append(args)
     ref = runs[0]
     assert np.isfinite(ref[19]).all() and ref[22][defs.DG_BATCH] == -1
-    assert ref[22][defs.DG_ROWS] == 260
+    assert ref[22][defs.DG_ROWS] == 600
     for other in runs[1:]:
         for i in (15, 16, 17, 19, 20, 22):   # params, grads, state, batch_loss, scores, diag
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)

@@ -151,7 +151,7 @@ def test_forward_bit_identical_for_1_and_2_threads():
     assert outs[0].tobytes() == outs[1].tobytes()
 
 
-def _new_layers_case(clip, dtype="float32", N=600, bs=128, n_in=96, seed=0):
+def _new_layers_case(clip, dtype="float32", N=1100, bs=256, n_in=96, seed=0):
     """train_batches arguments (diag last) of a Maxout -> PReLU (meProp, dropout)
     -> ReLU (meProp) -> softmax network, big enough for the parallel loops of
     the layer kernels: bs x width >= ELEM_PAR_MIN, PReLU width > COL_TILE,
@@ -159,8 +159,8 @@ def _new_layers_case(clip, dtype="float32", N=600, bs=128, n_in=96, seed=0):
     rng = np.random.default_rng(seed)
     # (units, act, kind, pieces, topk, drop, prelu)
     layers = [(64, defs.ACT_LINEAR, defs.KIND_MAXOUT, 3, 0, 0.0, False),
-              (80, defs.ACT_PRELU, defs.KIND_DENSE, 1, 20, 0.25, True),
-              (72, defs.ACT_RELU, defs.KIND_DENSE, 1, 16, 0.0, False),
+              (140, defs.ACT_PRELU, defs.KIND_DENSE, 1, 20, 0.25, True),
+              (130, defs.ACT_RELU, defs.KIND_DENSE, 1, 16, 0.0, False),
               (10, defs.ACT_LINEAR, defs.KIND_DENSE, 1, 0, 0.0, False)]
     L = len(layers)
     ispec = np.zeros((L, defs.NI), np.int64)
@@ -218,7 +218,7 @@ def test_new_layers_bit_identical_for_1_and_2_threads(clip):
         nb.forward(X, ispec, fspec, params,
                    np.zeros(_api.forward_workspace_size(ispec, X.shape[0]), X.dtype), out, n_threads)
         runs[n_threads] = args + [out]
-    assert runs[1][22][defs.DG_BATCH] == -1 and runs[1][22][defs.DG_ROWS] == 2 * 600
+    assert runs[1][22][defs.DG_BATCH] == -1 and runs[1][22][defs.DG_ROWS] == 2 * 1100
     for i, name in {**OUTS, 22: "diag", 23: "forward"}.items():
         a, b = runs[1][i], runs[2][i]
         assert np.isfinite(a).all(), name
