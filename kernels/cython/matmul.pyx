@@ -39,7 +39,12 @@ Two ways to feed it, chosen from the shape only:
   values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
   into kc x MR panels (``MC`` rows per pass), so the micro-kernel streams
   L1-resident panels; C tiles after the first block start from C (so every
-  element is still summed p = 0, 1, ..., k-1 in order).
+  element is still summed p = 0, 1, ..., k-1 in order).  The p blocks are of
+  equal size (784 = 4 x 196, not 3 x 256 + 16) and so are the row blocks
+  (128 rows = 2 x 64, not 96 + 32: the two threads got 3:1 of the work).  When
+  the packed A block fits in L2 (``A_L2``; every batch-128 layer) the threads
+  split the column panels instead, each packing its own B panels just before
+  using them (no shared B pass, half of B per thread).
 
 Work is split over OUTPUT tiles only (each thread owns the tiles it writes; the
 tiling is fixed by the shape), so the result is bit-identical for any thread
@@ -205,6 +210,9 @@ cdef enum:
     # parallel when n * k * m (multiply-adds) reaches this (shape only; same value as
     # kernels/numba/_jit.py's): below ~1M multiply-adds a parallel region does not pay
     MATMUL_PAR_MIN = 1 << 20
+    # packed path: a packed A block up to this many bytes is kept in L2 and the tiles run
+    # column panel by column panel (each thread packing its own B panels)
+    A_L2 = 1 << 19
 
 
 cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
@@ -381,15 +389,19 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     """Large products: GotoBLAS blocking.  For each block of NC columns and KC
     values of p, B is packed once into kc x nr panels (shared by the threads),
     then A, IC rows at a time, into kc x MR panels; the tiles (MC rows x one
-    column panel) are split between the threads."""
+    column panel) are split between the threads.  A packed A block of at most
+    A_L2 bytes: the threads split the column panels (each packs its B panels
+    and runs every row panel against them)."""
     cdef Py_ssize_t nr = _nr(C), MR = fn_mm_mr
     cdef Py_ssize_t ncmax = min(<Py_ssize_t> NC, _cdiv(m, nr) * nr)
-    cdef Py_ssize_t kcmax = min(<Py_ssize_t> KC, k)
+    # blocks of p of equal size (at most KC): no short last block re-reading C for a few p
+    cdef Py_ssize_t kcmax = _cdiv(k, _cdiv(k, KC))
     cdef Py_ssize_t icmax = min(<Py_ssize_t> IC, _cdiv(n, MR) * MR)
     cdef bint par = n * k * m >= MATMUL_PAR_MIN
     cdef floating* Bp = <floating*> malloc(ncmax * kcmax * sizeof(floating) + 64)
     cdef floating* Ap = <floating*> malloc(icmax * kcmax * sizeof(floating) + 64)
-    cdef Py_ssize_t jc, pc, ic, nc, kc, nic, ncb, nrb, nmc, cb, j0, t, ib, rb, i0, rows, cols
+    cdef Py_ssize_t jc, pc, ic, nc, kc, nic, ncb, nrb, nmc, cb, j0, t, ib, rb, i0, rows, cols, nb
+    cdef bint colwise
     cdef Py_ssize_t nrb_blk = MC // MR
     if Bp == NULL or Ap == NULL:
         free(Bp)
@@ -401,36 +413,58 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
         ncb = _cdiv(nc, nr)
         pc = 0
         while pc < k:
-            kc = min(<Py_ssize_t> KC, k - pc)
+            kc = min(kcmax, k - pc)
             ic = 0
             while ic < n:
                 nic = min(<Py_ssize_t> IC, n - ic)
                 nrb = _cdiv(nic, MR)
+                # row blocks of (at most) MC rows, equal-sized so the tiles balance
+                nmc = _cdiv(nrb, MC // MR)
+                nrb_blk = _cdiv(nrb, nmc)
                 nmc = _cdiv(nrb, nrb_blk)
-                # pack B (kc x nc; once per (jc, pc)) and A (nic x kc)
-                for t in prange((ncb if ic == 0 else 0) + nrb, schedule='static',
+                # column-panel order (A_L2 below): the packed A block stays in L2 and
+                # each thread packs its own B panels right before using them
+                colwise = nic * kc * <Py_ssize_t> sizeof(floating) <= A_L2
+                # pack A (nic x kc) and, unless colwise, B (kc x nc; once per (jc, pc))
+                nb = ncb if (ic == 0 and not colwise) else 0
+                for t in prange(nb + nrb, schedule='static', chunksize=1,
                                 num_threads=n_threads, use_threads_if=par):
-                    if ic == 0 and t < ncb:
+                    if t < nb:
                         j0 = t * nr
                         _pack_b(B + pc * sb_p + (jc + j0) * sb_j, sb_p, sb_j, kc,
                                 min(nr, nc - j0), Bp + t * kc * nr)
                     else:
-                        rb = t - (ncb if ic == 0 else 0)
+                        rb = t - nb
                         i0 = rb * MR
                         _pack_a(A + (ic + i0) * sa_i + pc * sa_p, sa_i, sa_p,
                                 min(MR, nic - i0), kc, Ap + rb * kc * MR)
-                # tiles: blocks of MC rows x one column panel, row panels innermost
-                for t in prange(nmc * ncb, schedule='static', num_threads=n_threads,
-                                use_threads_if=par):
-                    ib = t // ncb
-                    cb = t - ib * ncb
-                    j0 = cb * nr
-                    cols = min(nr, nc - j0)
-                    for rb in range(ib * nrb_blk, min((ib + 1) * nrb_blk, nrb)):
-                        i0 = rb * MR
-                        rows = min(MR, nic - i0)
-                        _tile(kc, Ap + rb * kc * MR, 1, MR, Bp + cb * kc * nr, nr,
-                              C + (ic + i0) * m + jc + j0, m, rows, cols, MR, nr, pc > 0)
+                if colwise:
+                    # one column panel per iteration: pack it (first row chunk), all rows
+                    for cb in prange(ncb, schedule='static', num_threads=n_threads,
+                                     use_threads_if=par):
+                        j0 = cb * nr
+                        cols = min(nr, nc - j0)
+                        if ic == 0:
+                            _pack_b(B + pc * sb_p + (jc + j0) * sb_j, sb_p, sb_j, kc,
+                                    cols, Bp + cb * kc * nr)
+                        for rb in range(nrb):
+                            i0 = rb * MR
+                            rows = min(MR, nic - i0)
+                            _tile(kc, Ap + rb * kc * MR, 1, MR, Bp + cb * kc * nr, nr,
+                                  C + (ic + i0) * m + jc + j0, m, rows, cols, MR, nr, pc > 0)
+                else:
+                    # tiles: blocks of MC rows x one column panel, row panels innermost
+                    for t in prange(nmc * ncb, schedule='static', num_threads=n_threads,
+                                    use_threads_if=par):
+                        ib = t // ncb
+                        cb = t - ib * ncb
+                        j0 = cb * nr
+                        cols = min(nr, nc - j0)
+                        for rb in range(ib * nrb_blk, min((ib + 1) * nrb_blk, nrb)):
+                            i0 = rb * MR
+                            rows = min(MR, nic - i0)
+                            _tile(kc, Ap + rb * kc * MR, 1, MR, Bp + cb * kc * nr, nr,
+                                  C + (ic + i0) * m + jc + j0, m, rows, cols, MR, nr, pc > 0)
                 ic = ic + nic
             pc = pc + kc
         jc = jc + nc
