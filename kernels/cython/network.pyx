@@ -25,8 +25,8 @@ over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
 the slopes at ispec[l, I_APAR] (their gradient goes to grads at the same
 offset); meProp (0 < ispec[l, I_TOPK] < z width, Dense only) keeps each row's
 k largest |dz| and forms the weight gradient and the delta below with the
-sparse products.  Gradient clipping takes float64 norms serially in buffer
-order and updates each parameter array (clipnorm) or the whole buffer
+sparse products.  Gradient clipping takes float64 norms (8 interleaved partial
+sums, a fixed order) and updates each parameter array (clipnorm) or the whole buffer
 (global_clipnorm) with the factor in hyper[H_GRAD_SCALE] of a private copy of
 hyper.  The optional ``diag`` buffer (kernels/defs.py) adds finiteness checks
 after each stage, per-unit counts and per-layer gradient norms; when it is

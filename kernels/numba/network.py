@@ -12,9 +12,21 @@ Both are serial drivers: every layer operation is a call to a contract kernel
 parallel depending on the shape; the driver's own row loops (loss head,
 dropout) do the same (parallel from ``ELEM_PAR_MIN`` elements).  Nothing is
 allocated inside the batch loop; the only allocations are per call: the layer
-offsets (L int64 x 3), one float64 row-loss buffer (batch_size; the contract's
-workspace has the model dtype, and the loss sum is float64) and the 1-element
-penalty.
+offsets, one float64 row-loss buffer (batch_size; the contract's workspace has
+the model dtype, and the loss sum is float64), the 1-element penalty, a copy of
+``hyper`` (clipping writes its factor there) and, with meProp, one (bs, k) int64
+index buffer.
+
+The further techniques (kernels of layers.py): a Maxout layer's A is the max
+over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
+the slopes at ispec[l, I_APAR] (their gradient goes to grads at the same
+offset); meProp (0 < ispec[l, I_TOPK] < z width, Dense only) keeps each row's k
+largest |dz| and forms the weight gradient and the delta below with the sparse
+products.  Gradient clipping takes float64 norms and updates each parameter
+array (clipnorm: W, b, slopes, each over its own range) or the whole buffer
+(global_clipnorm) with its factor in hyper[H_GRAD_SCALE].  The optional ``diag``
+buffer (kernels/defs.py) adds finiteness checks after each stage, per-unit
+counts and per-layer gradient norms; when it is empty none of that code runs.
 
 Dropout mask (kernels/defs.py): for batch ``b`` (the absolute batch index,
 first_batch + i, so splitting an epoch into several calls gives the same
