@@ -98,7 +98,8 @@ def runs(tmp_path_factory):
                               "--bench-backends", BACKENDS, "--bench-peers", "numpy-loop", "-q",
                               "-p", "no:cacheprovider"], cwd=tmp),
              "meprop": _Proc([sys.executable, str(BENCH / "meprop.py"), "--quick", "--backends", BACKENDS,
-                              "--train-backend", "numpy"], cwd=tmp)}
+                              "--train-backend", "numpy"], cwd=tmp),
+             "diagnostics": _Proc([sys.executable, str(BENCH / "diagnostics_cost.py"), "--quick"], cwd=tmp)}
     sys.path.insert(0, str(BENCH))
     try:
         import fnbench as mod
@@ -141,6 +142,12 @@ def test_meprop_quick(runs):
     for k in (25, 50, 125, 500):
         assert "accuracy k=%d:" % k in out
     assert "backward numpy" in out and "step numpy" in out
+
+
+def test_diagnostics_cost_quick(runs):
+    _, procs = runs
+    out = procs["diagnostics"].wait()
+    assert "| backend | off (median s) | on (median s) | on / off |" in out
 
 
 def test_report_quick(runs):
