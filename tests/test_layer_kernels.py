@@ -189,11 +189,6 @@ def cb(request):
     return request.param
 
 
-@pytest.fixture(params=["float32", "float64"])
-def dtype(request):
-    return request.param
-
-
 def both(cb, name, make, outs, dtype):
     a, r = make(), make()
     getattr(get_backend(cb), name)(*a)
