@@ -17,6 +17,7 @@ import numpy as np
 from math import exp, log1p, fabs
 
 from ._jit import kernel, serial, prange, ELEM_PAR_MIN
+from .reduce import sign
 
 
 # ---------------------------------------------------------------------------
@@ -114,15 +115,7 @@ def _mae_row(a, y, coef, da):
     for j in range(k):
         d = np.float64(a[j]) - np.float64(y[j])
         loss += fabs(d)
-        if d > 0:
-            s = 1.0
-        elif d < 0:
-            s = -1.0
-        elif d == 0:
-            s = 0.0
-        else:
-            s = d
-        da[j] = s * coef
+        da[j] = sign(d) * coef
     return loss / k
 
 

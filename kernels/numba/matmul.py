@@ -96,7 +96,11 @@ def _mm_rows(A, B, C, i0, i1):
 
 @serial
 def _mm_tn_rows(A, B, C, i0, i1):
-    """C[i0:i1] = (A.T @ B)[i0:i1].  A (k, n), B (k, m), C (n, m)."""
+    """C[i0:i1] = (A.T @ B)[i0:i1].  A (k, n), B (k, m), C (n, m).
+
+    ``_mm_rows`` with A indexed [p, i]: calling ``_mm_rows(A.T, ...)`` instead gives
+    the same bits but measured 9% slower at the seed shape 784x10x30 (numba's
+    code for the F-ordered view), so the loop is written out twice."""
     k = A.shape[0]
     m = B.shape[1]
     zero = C.dtype.type(0)
@@ -213,7 +217,7 @@ def matmul_tn(A, B, C, n_threads):
             i0 = t * MATMUL_ROW_TILE
             _mm_tn_rows(A, B, C, i0, min(i0 + MATMUL_ROW_TILE, n))
     else:
-        _mm_tn_rows(A, B, C, 0, n)
+        _mm_tn_rows(A, B, C, np.int64(0), n)
 
 
 @kernel
@@ -225,4 +229,4 @@ def matmul_nt(A, B, C, n_threads):
             i0 = t * MATMUL_ROW_TILE
             _mm_nt_rows(A, B, C, i0, min(i0 + MATMUL_ROW_TILE, n))
     else:
-        _mm_nt_rows(A, B, C, 0, n)
+        _mm_nt_rows(A, B, C, np.int64(0), n)

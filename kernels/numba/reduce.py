@@ -75,6 +75,18 @@ def gather_rows(X, idx, out, n_threads):
 # regularize
 # ---------------------------------------------------------------------------
 @serial
+def sign(x):
+    """np.sign of a float64: 1, -1, 0 for 0, NaN for NaN (also used by mae)."""
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    if x == 0:
+        return 0.0
+    return x
+
+
+@serial
 def _reg_grad(W, G, l1, l2, lo, hi):
     """G[lo:hi] += l1 sign(W) + 2 l2 W (sign(0) = 0, sign(nan) = nan)."""
     l2x2 = 2.0 * l2
@@ -82,15 +94,7 @@ def _reg_grad(W, G, l1, l2, lo, hi):
     Gt = G[lo:hi]
     for i in range(Wt.shape[0]):
         w = np.float64(Wt[i])
-        if w > 0:
-            s = 1.0
-        elif w < 0:
-            s = -1.0
-        elif w == 0:
-            s = 0.0
-        else:
-            s = w
-        Gt[i] = np.float64(Gt[i]) + (l1 * s + l2x2 * w)
+        Gt[i] = np.float64(Gt[i]) + (l1 * sign(w) + l2x2 * w)
 
 
 @kernel
