@@ -323,7 +323,16 @@ def matmul_tn_sparse(A, D, idx, C, n_threads):
         raise ValueError("matmul_tn_sparse: shapes do not match")
     if not _check_idx(idx, m):
         raise ValueError("matmul_tn_sparse: idx holds a column outside D")
-    T = np.empty((m, k_in), C.dtype)
+    tn_sparse_ws(A, D, idx, C, np.empty((m, k_in), C.dtype), n_threads)
+
+
+@kernel
+def tn_sparse_ws(A, D, idx, C, T, n_threads):
+    """matmul_tn_sparse's work, checks done, with the caller's (m, k_in) scratch T
+    (train_batches passes one buffer for every batch)."""
+    n, k_in = A.shape
+    m = D.shape[1]
+    k = idx.shape[1]
     ntiles = (m + SPARSE_COLS - 1) // SPARSE_COLS
     if ntiles > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
         for t in prange(ntiles):
@@ -372,7 +381,16 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
         raise ValueError("matmul_nt_sparse: shapes do not match")
     if not _check_idx(idx, m):
         raise ValueError("matmul_nt_sparse: idx holds a column outside D")
-    Bt = np.empty((m, k_in), B.dtype)
+    nt_sparse_ws(D, idx, B, C, np.empty((m, k_in), B.dtype), n_threads)
+
+
+@kernel
+def nt_sparse_ws(D, idx, B, C, Bt, n_threads):
+    """matmul_nt_sparse's work, checks done, with the caller's (m, k_in) scratch Bt
+    (train_batches passes one buffer for every batch)."""
+    n, m = D.shape
+    k_in = B.shape[0]
+    k = idx.shape[1]
     ntiles = (m + SPARSE_COLS - 1) // SPARSE_COLS
     if n > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
         for t in prange(ntiles):

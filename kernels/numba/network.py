@@ -15,7 +15,7 @@ allocated inside the batch loop; the only allocations are per call: the layer
 offsets, one float64 row-loss buffer (batch_size; the contract's workspace has
 the model dtype, and the loss sum is float64), the 1-element penalty, a copy of
 ``hyper`` (clipping writes its factor there) and, with meProp, one (bs, k) int64
-index buffer.
+index buffer and one (z width x in) scratch for the sparse products.
 
 The further techniques (kernels of layers.py): a Maxout layer's A is the max
 over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
@@ -47,7 +47,7 @@ from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
 from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
-                     topk_rows, matmul_tn_sparse, matmul_nt_sparse)
+                     topk_rows, tn_sparse_ws, nt_sparse_ws)
 
 I_IN = defs.I_IN
 I_OUT = defs.I_OUT
@@ -547,6 +547,11 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     wloss = np.empty(bs, np.float64)
     pen = np.zeros(1, np.float64)
     idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
+    smax = 0                                   # meProp's (z width, in) scratch
+    for l in range(L):
+        if _topk_of(ispec, l) > 0:
+            smax = max(smax, _zw(ispec, l) * ispec[l, I_IN])
+    sparse_ws = np.empty(smax, params.dtype)
     offX = size - size                         # X at 0 (not a literal: see _update)
     h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
     clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
@@ -628,7 +633,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             idx = idxbuf[:nb * kk].reshape((nb, kk))
             if kk > 0:
                 topk_rows(cur, kk, idx, n_threads)
-                matmul_tn_sparse(inp, cur, idx, gW, n_threads)
+                tn_sparse_ws(inp, cur, idx, gW, sparse_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
             else:
                 matmul_tn(inp, cur, gW, n_threads)
             if gb.shape[0] > 0:
@@ -637,7 +642,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             if l > 0:
                 nxt = _view(work, nxt_off, nb, w_in)
                 if kk > 0:
-                    matmul_nt_sparse(cur, idx, W, nxt, n_threads)
+                    nt_sparse_ws(cur, idx, W, nxt, sparse_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                 else:
                     matmul_nt(cur, W, nxt, n_threads)
                 if offM[l - 1] >= 0:
