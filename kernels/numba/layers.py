@@ -312,7 +312,7 @@ def _tn_sparse_cols(A, D, idx, C, T, j0, j1):
             crow[j] = T[j, r]
 
 
-@kernel
+@serial   # checks and the scratch; the parallel loops are in the *_ws kernel
 def matmul_tn_sparse(A, D, idx, C, n_threads):
     """C = A.T @ D where row i of D is nonzero only at columns idx[i] (C is
     fully written; rows of A summed in order)."""
@@ -370,7 +370,7 @@ def _nt_sparse_row(d, cols, Bt, c):
             c[r] += v * b[r]
 
 
-@kernel
+@serial   # checks and the scratch; the parallel loops are in the *_ws kernel
 def matmul_nt_sparse(D, idx, B, C, n_threads):
     """C = D @ B.T using only columns idx[i] of row i of D (summed in the order
     of idx)."""
