@@ -315,3 +315,28 @@ def test_nan_propagates_like_the_reference(cb, act):
     with np.errstate(invalid="ignore"):
         REF.bias_act_forward(np.empty(0), act, 0.2, Z.copy(), ref, 1)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(ref))
+
+
+def test_nan_sign_in_mae_and_l1_like_the_reference(cb):
+    """The mae gradient and the L1 penalty's gradient use np.sign: NaN for NaN (the
+    Cython twin once gave 0 there, hiding the NaN from the diagnostics)."""
+    A = np.array([[np.nan, 1.0, -1.0, 0.0]])
+    Y = np.zeros_like(A)
+    outs = {}
+    for name, be in (("ref", REF), ("got", get_backend(cb))):
+        loss, dA = np.full(1, 0.0), np.full_like(A, 7.0)
+        with np.errstate(invalid="ignore"):
+            be.mae(A, Y, np.empty(0), 1.0, loss, dA, 1)
+        outs[name] = dA
+    np.testing.assert_array_equal(outs["got"], outs["ref"])
+    assert np.isnan(outs["got"][0, 0]) and list(outs["got"][0, 1:]) == [0.25, -0.25, 0.0]
+    ispec, fspec, P = make_spec(2, [2], [0], use_bias=[False], l1=[0.5], l2=[0.0])
+    params = np.array([np.nan, 2.0, -3.0, 0.0])[:P]
+    grads = {}
+    for name, be in (("ref", REF), ("got", get_backend(cb))):
+        g = np.zeros(P)
+        with np.errstate(invalid="ignore"):
+            be.regularize(ispec, fspec, params, g, np.full(1, np.nan), 1)
+        grads[name] = g
+    np.testing.assert_array_equal(grads["got"], grads["ref"])
+    assert np.isnan(grads["got"][0])

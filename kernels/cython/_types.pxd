@@ -18,6 +18,10 @@ from cython cimport floating
 
 ctypedef double float64_t
 
+# Below these thresholds a kernel runs on the calling thread with no OpenMP region
+# at all (``if par: prange loop else: plain loop``), not a prange with
+# use_threads_if=False: libgomp charges ~0.3 us even for a disabled region, which
+# was a third of the batch-10 seed step (15 regions a step).
 cdef enum:
     # sparse (meProp) products of layers.pyx: parallel when their multiply-adds
     # reach this (matmul.pyx keeps its own copy, same value, as numba's _jit.py)

@@ -37,15 +37,24 @@ cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 # ---------------------------------------------------------------------------
 # PReLU
 # ---------------------------------------------------------------------------
-cdef void prelu_forward_c(const floating* Z, const floating* slope, floating* A,
-                          Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+cdef inline void _prelu_fwd_rows(const floating* Z, const floating* slope, floating* A,
+                                 Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t i, j
     cdef floating z
-    for i in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
+    for i in range(i0, i1):
         for j in range(m):
             z = Z[i * m + j]
             A[i * m + j] = z if z > 0 else slope[j] * z
+
+
+cdef void prelu_forward_c(const floating* Z, const floating* slope, floating* A,
+                          Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if n > 1 and n * m >= ELEM_PAR_MIN:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _prelu_fwd_rows(Z, slope, A, i, i + 1, m)
+    else:
+        _prelu_fwd_rows(Z, slope, A, 0, n, m)
 
 
 cdef inline void _dslope_cols(const floating* Z, const floating* dA, floating* ds,
@@ -65,22 +74,37 @@ cdef inline void _dslope_cols(const floating* Z, const floating* dA, floating* d
         ds[j] = <floating> acc[j]
 
 
+cdef inline void _prelu_bwd_rows(const floating* Z, const floating* dA, const floating* slope,
+                                 floating* dZ, Py_ssize_t i0, Py_ssize_t i1,
+                                 Py_ssize_t m) noexcept nogil:
+    cdef Py_ssize_t i, j
+    cdef floating z
+    for i in range(i0, i1):
+        for j in range(m):
+            z = Z[i * m + j]
+            dZ[i * m + j] = dA[i * m + j] if z > 0 else slope[j] * dA[i * m + j]
+
+
 cdef void prelu_backward_c(const floating* Z, const floating* dA, const floating* slope,
                            floating* dslope, floating* dZ, Py_ssize_t n, Py_ssize_t m,
                            int n_threads) noexcept nogil:
     cdef Py_ssize_t ntiles = _cdiv(m, COL_TILE)
-    cdef Py_ssize_t t, j0, i, j
+    cdef Py_ssize_t t, i
     cdef bint par = n * m >= ELEM_PAR_MIN
-    cdef floating z
     # the slope gradient first: dZ may be dA
-    for t in prange(ntiles, schedule='static', num_threads=n_threads,
-                    use_threads_if=ntiles > 1 and par):
-        j0 = t * COL_TILE
-        _dslope_cols(Z + j0, dA + j0, dslope + j0, n, m, min(<Py_ssize_t> COL_TILE, m - j0))
-    for i in prange(n, schedule='static', num_threads=n_threads, use_threads_if=n > 1 and par):
-        for j in range(m):
-            z = Z[i * m + j]
-            dZ[i * m + j] = dA[i * m + j] if z > 0 else slope[j] * dA[i * m + j]
+    if ntiles > 1 and par:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            _dslope_cols(Z + t * COL_TILE, dA + t * COL_TILE, dslope + t * COL_TILE, n, m,
+                         min(<Py_ssize_t> COL_TILE, m - t * COL_TILE))
+    else:
+        for t in range(ntiles):
+            _dslope_cols(Z + t * COL_TILE, dA + t * COL_TILE, dslope + t * COL_TILE, n, m,
+                         min(<Py_ssize_t> COL_TILE, m - t * COL_TILE))
+    if n > 1 and par:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _prelu_bwd_rows(Z, dA, slope, dZ, i, i + 1, m)
+    else:
+        _prelu_bwd_rows(Z, dA, slope, dZ, 0, n, m)
 
 
 # ---------------------------------------------------------------------------
@@ -88,11 +112,20 @@ cdef void prelu_backward_c(const floating* Z, const floating* dA, const floating
 # ---------------------------------------------------------------------------
 cdef void maxout_forward_c(const floating* Z, Py_ssize_t q, floating* A,
                            Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if n > 1 and n * m * q >= ELEM_PAR_MIN:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _maxout_fwd_rows(Z, q, A, i, i + 1, m)
+    else:
+        _maxout_fwd_rows(Z, q, A, 0, n, m)
+
+
+cdef inline void _maxout_fwd_rows(const floating* Z, Py_ssize_t q, floating* A,
+                                  Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t i, j, p
     cdef floating mx, v
     cdef const floating* z
-    for i in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * m * q >= ELEM_PAR_MIN):
+    for i in range(i0, i1):
         for j in range(m):
             z = Z + (i * m + j) * q
             mx = z[0]
@@ -106,11 +139,21 @@ cdef void maxout_forward_c(const floating* Z, Py_ssize_t q, floating* A,
 cdef void maxout_backward_c(const floating* Z, const floating* dA, Py_ssize_t q,
                             floating* dZ, Py_ssize_t n, Py_ssize_t m,
                             int n_threads) noexcept nogil:
+    cdef Py_ssize_t i
+    if n > 1 and n * m * q >= ELEM_PAR_MIN:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _maxout_bwd_rows(Z, dA, q, dZ, i, i + 1, m)
+    else:
+        _maxout_bwd_rows(Z, dA, q, dZ, 0, n, m)
+
+
+cdef inline void _maxout_bwd_rows(const floating* Z, const floating* dA, Py_ssize_t q,
+                                  floating* dZ, Py_ssize_t i0, Py_ssize_t i1,
+                                  Py_ssize_t m) noexcept nogil:
     cdef Py_ssize_t i, j, p, best
     cdef floating mx, v, d
     cdef const floating* z
-    for i in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * m * q >= ELEM_PAR_MIN):
+    for i in range(i0, i1):
         for j in range(m):
             z = Z + (i * m + j) * q
             best = 0
@@ -216,9 +259,12 @@ cdef inline void _topk_row(floating* d, Py_ssize_t k, int64_t* idx, floating* s,
 cdef void topk_rows_c(floating* D, Py_ssize_t k, int64_t* idx, floating* scratch,
                       Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
     cdef Py_ssize_t i
-    for i in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
-        _topk_row(D + i * m, k, idx + i * k, scratch + i * m, m)
+    if n > 1 and n * m >= ELEM_PAR_MIN:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _topk_row(D + i * m, k, idx + i * k, scratch + i * m, m)
+    else:
+        for i in range(n):
+            _topk_row(D + i * m, k, idx + i * k, scratch + i * m, m)
 
 
 # ---------------------------------------------------------------------------
@@ -257,32 +303,37 @@ cdef void matmul_tn_sparse_c(const floating* A, const floating* D, const int64_t
                              floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
                              Py_ssize_t k, floating* T, int n_threads) noexcept nogil:
     cdef Py_ssize_t ntiles = _cdiv(m, SPARSE_COLS)
-    cdef Py_ssize_t t, j0
-    for t in prange(ntiles, schedule='static', num_threads=n_threads,
-                    use_threads_if=ntiles > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN):
-        j0 = t * SPARSE_COLS
-        _tn_sparse_tile(A, D, idx, C, T, n, k_in, m, k, j0, min(<Py_ssize_t> SPARSE_COLS, m - j0))
+    cdef Py_ssize_t t
+    if ntiles > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            _tn_sparse_tile(A, D, idx, C, T, n, k_in, m, k, t * SPARSE_COLS,
+                            min(<Py_ssize_t> SPARSE_COLS, m - t * SPARSE_COLS))
+    else:
+        for t in range(ntiles):
+            _tn_sparse_tile(A, D, idx, C, T, n, k_in, m, k, t * SPARSE_COLS,
+                            min(<Py_ssize_t> SPARSE_COLS, m - t * SPARSE_COLS))
 
 
-cdef void matmul_nt_sparse_c(const floating* D, const int64_t* idx, const floating* B,
-                             floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
-                             Py_ssize_t k, floating* Bt, int n_threads) noexcept nogil:
-    cdef Py_ssize_t i, c, r, j, t, rb, r0, j0, rr, jj, ntiles = _cdiv(m, SPARSE_COLS)
+cdef inline void _transpose_cols(const floating* B, floating* Bt, Py_ssize_t k_in, Py_ssize_t m,
+                                 Py_ssize_t j0) noexcept nogil:
+    """Bt[j0:j0+SPARSE_COLS, :] = B[:, j0:j0+SPARSE_COLS].T, in SPARSE_COLS-square blocks."""
+    cdef Py_ssize_t rb, r0, rr, jj
+    for rb in range(_cdiv(k_in, SPARSE_COLS)):
+        r0 = rb * SPARSE_COLS
+        for rr in range(min(<Py_ssize_t> SPARSE_COLS, k_in - r0)):
+            for jj in range(min(<Py_ssize_t> SPARSE_COLS, m - j0)):
+                Bt[(j0 + jj) * k_in + r0 + rr] = B[(r0 + rr) * m + j0 + jj]
+
+
+cdef inline void _nt_sparse_rows(const floating* D, const int64_t* idx, const floating* Bt,
+                                 floating* C, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t k_in,
+                                 Py_ssize_t m, Py_ssize_t k) noexcept nogil:
+    """Rows i0..i1-1 of C = D @ B.T from the kept columns (Bt = B.T)."""
+    cdef Py_ssize_t i, c, r, j
     cdef floating d
     cdef floating* crow
     cdef const floating* brow
-    cdef bint par = n * k * k_in + k_in * m >= MATMUL_PAR_MIN
-    # Bt (m, k_in) = B.T in SPARSE_COLS x SPARSE_COLS blocks (cache-friendly), so each
-    # kept column of a row adds one contiguous row of Bt
-    for t in prange(ntiles, schedule='static', num_threads=n_threads,
-                    use_threads_if=ntiles > 1 and par):
-        j0 = t * SPARSE_COLS
-        for rb in range(_cdiv(k_in, SPARSE_COLS)):
-            r0 = rb * SPARSE_COLS
-            for rr in range(min(<Py_ssize_t> SPARSE_COLS, k_in - r0)):
-                for jj in range(min(<Py_ssize_t> SPARSE_COLS, m - j0)):
-                    Bt[(j0 + jj) * k_in + r0 + rr] = B[(r0 + rr) * m + j0 + jj]
-    for i in prange(n, schedule='static', num_threads=n_threads, use_threads_if=n > 1 and par):
+    for i in range(i0, i1):
         crow = C + i * k_in
         for r in range(k_in):
             crow[r] = 0
@@ -292,6 +343,26 @@ cdef void matmul_nt_sparse_c(const floating* D, const int64_t* idx, const floati
             brow = Bt + j * k_in
             for r in range(k_in):
                 crow[r] = crow[r] + d * brow[r]
+
+
+cdef void matmul_nt_sparse_c(const floating* D, const int64_t* idx, const floating* B,
+                             floating* C, Py_ssize_t n, Py_ssize_t k_in, Py_ssize_t m,
+                             Py_ssize_t k, floating* Bt, int n_threads) noexcept nogil:
+    cdef Py_ssize_t i, t, ntiles = _cdiv(m, SPARSE_COLS)
+    cdef bint par = n * k * k_in + k_in * m >= MATMUL_PAR_MIN
+    # Bt (m, k_in) = B.T in SPARSE_COLS x SPARSE_COLS blocks (cache-friendly), so each
+    # kept column of a row adds one contiguous row of Bt
+    if ntiles > 1 and par:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            _transpose_cols(B, Bt, k_in, m, t * SPARSE_COLS)
+    else:
+        for t in range(ntiles):
+            _transpose_cols(B, Bt, k_in, m, t * SPARSE_COLS)
+    if n > 1 and par:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _nt_sparse_rows(D, idx, Bt, C, i, i + 1, k_in, m, k)
+    else:
+        _nt_sparse_rows(D, idx, Bt, C, 0, n, k_in, m, k)
 
 
 # ---------------------------------------------------------------------------

@@ -120,10 +120,20 @@ cdef void _dropout(floating* X, floating* out, Py_ssize_t n, Py_ssize_t w,
     """out = X * mask (out may be X), mask = 1/(1-rate) (in the array dtype) where
     kept, 0 where dropped; element (i, j) uses counter base + i*w + j, with
     base = (b * L + l) * batch_size * w."""
+    cdef Py_ssize_t i
+    if n > 1 and n * w >= ELEM_PAR_MIN:
+        for i in prange(n, schedule='static', num_threads=n_threads):
+            _dropout_rows(X, out, i, i + 1, w, key, base, rate)
+    else:
+        _dropout_rows(X, out, 0, n, w, key, base, rate)
+
+
+cdef inline void _dropout_rows(floating* X, floating* out, Py_ssize_t i0, Py_ssize_t i1,
+                               Py_ssize_t w, uint64_t key, uint64_t base,
+                               double rate) noexcept nogil:
     cdef floating keep_scale = <floating> (1.0 / (1.0 - rate))
     cdef Py_ssize_t i, j
-    for i in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * w >= ELEM_PAR_MIN):
+    for i in range(i0, i1):
         for j in range(w):
             if _keep(key, base + <uint64_t> (i * w + j), rate):
                 out[i * w + j] = X[i * w + j] * keep_scale

@@ -71,19 +71,27 @@ cdef inline void _col_sums(const floating* dZ, floating* db, Py_ssize_t n, Py_ss
 cdef void bias_grad_c(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
                       int n_threads) noexcept nogil:
     cdef Py_ssize_t ntiles = _cdiv(m, COL_TILE)
-    cdef Py_ssize_t t, j0
-    for t in prange(ntiles, schedule='static', num_threads=n_threads,
-                    use_threads_if=ntiles > 1 and n * m >= ELEM_PAR_MIN):
-        j0 = t * COL_TILE
-        _col_sums(dZ + j0, db + j0, n, m, min(<Py_ssize_t> COL_TILE, m - j0))
+    cdef Py_ssize_t t
+    # below the thresholds no OpenMP region at all (even a disabled one costs ~0.3 us)
+    if ntiles > 1 and n * m >= ELEM_PAR_MIN:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            _col_sums(dZ + t * COL_TILE, db + t * COL_TILE, n, m,
+                      min(<Py_ssize_t> COL_TILE, m - t * COL_TILE))
+    else:
+        for t in range(ntiles):
+            _col_sums(dZ + t * COL_TILE, db + t * COL_TILE, n, m,
+                      min(<Py_ssize_t> COL_TILE, m - t * COL_TILE))
 
 
 cdef void gather_rows_c(const floating* X, const int64_t* idx, floating* out,
                         Py_ssize_t n, Py_ssize_t m, int n_threads) noexcept nogil:
     cdef Py_ssize_t r
-    for r in prange(n, schedule='static', num_threads=n_threads,
-                    use_threads_if=n > 1 and n * m >= ELEM_PAR_MIN):
-        memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
+    if n > 1 and n * m >= ELEM_PAR_MIN:
+        for r in prange(n, schedule='static', num_threads=n_threads):
+            memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
+    else:
+        for r in range(n):
+            memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
 
 
 cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni) noexcept nogil:
@@ -93,11 +101,27 @@ cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_
     return 2 * _cdiv(size, FLAT_TILE) + 2
 
 
+cdef inline void _reg_tile(const floating* W, floating* G, Py_ssize_t t, Py_ssize_t size,
+                           double l1, double l2, double* scratch) noexcept nogil:
+    """Tile t of one kernel: G += l1 sign(W) + 2 l2 W; its sum |w|, sum w^2 to scratch."""
+    cdef Py_ssize_t e, e0 = t * FLAT_TILE, e1 = min(t * FLAT_TILE + FLAT_TILE, size)
+    cdef double s1 = 0.0, s2 = 0.0, w
+    for e in range(e0, e1):
+        w = W[e]
+        s1 = s1 + fabs(w)
+        s2 = s2 + w * w
+        # l1 sign(w) + 2 l2 w, sign(0) = 0, NaN for NaN (np.sign, as the numba twin)
+        G[e] = <floating> (G[e] + (l1 * (w if w != w else <double> ((w > 0) - (w < 0)))
+                                   + 2.0 * l2 * w))
+    scratch[2 * t] = s1
+    scratch[2 * t + 1] = s2
+
+
 cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L,
                          Py_ssize_t ni, Py_ssize_t nf, const floating* params,
                          floating* grads, double* scratch, int n_threads) noexcept nogil:
-    cdef Py_ssize_t l, size, ntiles, t, e, e0, e1
-    cdef double l1, l2, s1, s2, w, total = 0.0
+    cdef Py_ssize_t l, size, ntiles, t
+    cdef double l1, l2, s1, s2, total = 0.0
     cdef const floating* W
     cdef floating* G
     for l in range(L):
@@ -109,20 +133,12 @@ cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L
         G = grads + ispec[l * ni + I_W]
         size = kernel_size(ispec + l * ni)
         ntiles = _cdiv(size, FLAT_TILE)
-        for t in prange(ntiles, schedule='static', num_threads=n_threads,
-                        use_threads_if=ntiles > 1):
-            e0 = t * FLAT_TILE
-            e1 = min(e0 + FLAT_TILE, size)
-            s1 = 0.0
-            s2 = 0.0
-            for e in range(e0, e1):
-                w = W[e]
-                s1 = s1 + fabs(w)
-                s2 = s2 + w * w
-                # l1 sign(w) + 2 l2 w, sign(0) = 0
-                G[e] = <floating> (G[e] + (l1 * ((w > 0) - (w < 0)) + 2.0 * l2 * w))
-            scratch[2 * t] = s1
-            scratch[2 * t + 1] = s2
+        if ntiles > 1 and size >= ELEM_PAR_MIN:
+            for t in prange(ntiles, schedule='static', num_threads=n_threads):
+                _reg_tile(W, G, t, size, l1, l2, scratch)
+        else:
+            for t in range(ntiles):
+                _reg_tile(W, G, t, size, l1, l2, scratch)
         s1 = 0.0
         s2 = 0.0
         for t in range(ntiles):
