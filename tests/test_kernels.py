@@ -340,3 +340,24 @@ def test_nan_sign_in_mae_and_l1_like_the_reference(cb):
         grads[name] = g
     np.testing.assert_array_equal(grads["got"], grads["ref"])
     assert np.isnan(grads["got"][0])
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 17), (300, 129), (1100, 1000)])
+@pytest.mark.parametrize("bad", [None, np.nan, np.inf, -np.inf])
+def test_all_finite(cb, dtype, shape, bad):
+    """The input check's kernel: one non-finite element anywhere (first, last, a
+    tile boundary of the parallel pass) gives 0, on 1 and 2 threads; huge finite
+    values (whose sum overflows) give 1."""
+    rng = np.random.default_rng(shape[0])
+    X = (rng.uniform(-1.0, 1.0, shape) * (float(np.finfo(dtype).max) / 2)).astype(dtype)
+    spots = [0, X.size - 1, min(X.size - 1, 1 << 16), X.size // 2] if bad is not None else [None]
+    for spot in spots:
+        Y = X.copy()
+        if spot is not None:
+            Y.reshape(-1)[spot] = bad
+        for threads in (1, 2):
+            flag = np.full(1, -1, dtype=np.int64)
+            get_backend(cb).all_finite(Y, flag, threads)
+            ref = np.full(1, -1, dtype=np.int64)
+            REF.all_finite(Y, ref, threads)
+            assert flag[0] == ref[0] == (0 if bad is not None else 1), (spot, threads)

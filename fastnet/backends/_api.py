@@ -149,6 +149,8 @@ KERNELS = {
     "bias_grad": [("dZ", "in", "(n, m)"), ("db", "out", "(m,)"), ("n_threads", "threads", "")],
     "gather_rows": [("X", "in", "(N, m)"), ("idx", "in", "(n,) int64"), ("out", "out", "(n, m)"),
                     ("n_threads", "threads", "")],
+    "all_finite": [("X", "in", "(n, m)"), ("flag", "out", "(1,) int64"),
+                   ("n_threads", "threads", "")],
     "regularize": [("ispec", "in", "(L, NI) int64"), ("fspec", "in", "(L, NF) float64"),
                    ("params", "in", "(P,)"), ("grads", "inout", "(P,)"),
                    ("penalty", "out", "(1,) float64"), ("n_threads", "threads", "")],
@@ -209,6 +211,8 @@ KERNEL_DOCS = {
     "mae": "loss[i] = mean_j |A - Y| (unweighted); dA = sign(A - Y) * w_i * scale / k.",
     "bias_grad": "db[j] = sum_i dZ[i, j], rows summed in order.",
     "gather_rows": "out[r] = X[idx[r]].",
+    "all_finite": "flag[0] = 1 if every element of X is finite, else 0 (the input check of "
+                  "fit / evaluate / predict: one pass at memory speed).",
     "regularize": "grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a "
                   "penalty; penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64).",
     "optimizer_update": "One optimizer step over the flat buffer (PyTorch rules).",

@@ -119,6 +119,11 @@ def gather_rows(X, idx, out, n_threads):
     _rd.gather_rows(X, idx, out, _threads(n_threads))
 
 
+def all_finite(X, flag, n_threads):
+    """flag[0] = 1 if every element of X is finite, else 0."""
+    _rd.all_finite(X, flag, _threads(n_threads))
+
+
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
     """grads[W_l] += l1 sign(W_l) + 2 l2 W_l; penalty[0] = the penalty."""
     _rd.regularize(ispec, fspec, params, grads, penalty, _threads(n_threads))

@@ -166,6 +166,14 @@ def gather_rows(X, idx, out, n_threads):
     np.take(X, idx, axis=0, out=out)
 
 
+def all_finite(X, flag, n_threads):
+    # a finite sum means every element is finite; a non-finite one (NaN, inf, or an
+    # overflow of finite values) is settled element by element
+    with np.errstate(over="ignore", invalid="ignore"):
+        ok = bool(np.isfinite(X.sum())) or bool(np.isfinite(X).all())
+    flag[0] = 1 if ok else 0
+
+
 def _layer_views(ispec, buf, l):
     """W (in, z width) and b (z width,) of layer l (b empty without bias)."""
     n_in, zw = int(ispec[l, defs.I_IN]), _api.z_width(ispec, l)

@@ -3,6 +3,7 @@
 
     bias_grad     db = column sums of dZ (rows summed in order)
     gather_rows   out[r] = X[idx[r]]
+    all_finite    flag[0] = 1 if every element of X is finite
     regularize    L1 / L2 penalty of the kernels and its gradient
 
 Parallel loops run over fixed tiles of the OUTPUT (columns of db, rows of out,
@@ -94,6 +95,37 @@ cdef void gather_rows_c(const floating* X, const int64_t* idx, floating* out,
             memcpy(out + r * m, X + idx[r] * m, m * sizeof(floating))
 
 
+cdef enum:
+    # all_finite: elements per tile, and parallel from this many elements
+    FINITE_TILE = 1 << 16
+    FINITE_PAR_MIN = 1 << 20
+
+
+cdef inline int _finite_span(const floating* x, Py_ssize_t n) noexcept nogil:
+    """1 if x[0:n] is all finite: x - x is 0 for finite x, NaN for NaN and +-inf
+    (blocks of 256 without an exit inside, so gcc vectorises the test)."""
+    cdef Py_ssize_t i, i0
+    cdef int ok = 1
+    for i0 in range(0, n, 256):
+        for i in range(i0, min(i0 + 256, n)):
+            ok = ok & (x[i] - x[i] == 0)
+        if not ok:
+            return 0
+    return 1
+
+
+cdef int all_finite_c(const floating* x, Py_ssize_t size, int n_threads) noexcept nogil:
+    cdef Py_ssize_t t, ntiles = _cdiv(size, FINITE_TILE)
+    cdef int ok = 1
+    if ntiles > 1 and size >= FINITE_PAR_MIN:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            ok &= _finite_span(x + t * FINITE_TILE, min(<Py_ssize_t> FINITE_TILE,
+                                                        size - t * FINITE_TILE))
+    else:
+        ok = _finite_span(x, size)
+    return ok
+
+
 cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni) noexcept nogil:
     cdef Py_ssize_t l, size = 0
     for l in range(L):
@@ -160,6 +192,19 @@ def bias_grad(const floating[:, ::1] dZ,  # IN (n, m)
         raise ValueError("bias_grad: db has %d entries, expected %d" % (db.shape[0], m))
     with nogil:
         bias_grad_c(&dZ[0, 0], &db[0], n, m, max(n_threads, 1))
+
+
+def all_finite(const floating[:, ::1] X,      # IN (n, m)
+               int64_t[::1] flag,              # OUT (1,)
+               int n_threads):
+    """flag[0] = 1 if every element of X is finite, else 0."""
+    if flag.shape[0] != 1:
+        raise ValueError("all_finite: flag has %d entries, expected 1" % flag.shape[0])
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        flag[0] = 1
+        return
+    with nogil:
+        flag[0] = all_finite_c(&X[0, 0], X.shape[0] * X.shape[1], n_threads)
 
 
 def gather_rows(const floating[:, ::1] X,     # IN (N, m)

@@ -2,6 +2,7 @@
 
     bias_grad    db[j] = sum_i dZ[i, j]          parallel over column tiles
     gather_rows  out[r] = X[idx[r]]              parallel over rows
+    all_finite   flag[0] = every element finite  parallel over flat tiles
     regularize   grads[W] += l1 sign(W) + 2 l2 W  parallel over flat tiles of W;
                  penalty = sum l1|W| + l2 W^2     one serial pass per layer
 
@@ -69,6 +70,39 @@ def gather_rows(X, idx, out, n_threads):
     else:
         for r in range(n):
             _copy_row(X[idx[r]], out[r])
+
+
+# ---------------------------------------------------------------------------
+# all_finite
+# ---------------------------------------------------------------------------
+@serial
+def _finite_span(x, big):
+    """1 if x is all finite: |v| <= the dtype's largest finite value is false for
+    NaN and +-inf (counted without an early exit, so LLVM vectorises it; not
+    ``v - v == 0``, which the kernels' fastmath flags may fold to true)."""
+    bad = 0
+    for e in range(x.shape[0]):
+        bad += 0 if abs(x[e]) <= big else 1
+    return 1 if bad == 0 else 0
+
+
+@kernel
+def all_finite(X, flag, n_threads):
+    """flag[0] = 1 if every element of X is finite, else 0 (tiles of FLAT_TILE * 16
+    elements, in parallel from ELEM_PAR_MIN * 16: a pass at memory speed)."""
+    x = X.reshape(-1)
+    size = x.shape[0]
+    tile = FLAT_TILE * 16
+    ntiles = (size + tile - 1) // tile
+    ok = np.ones(max(ntiles, 1), dtype=np.int64)
+    big = np.finfo(X.dtype).max
+    if ntiles > 1 and size >= ELEM_PAR_MIN * 16:
+        for t in prange(ntiles):
+            ok[t] = _finite_span(x[t * tile:min(size, (t + 1) * tile)], big)
+    else:
+        for t in range(ntiles):
+            ok[t] = _finite_span(x[t * tile:min(size, (t + 1) * tile)], big)
+    flag[0] = 1 if ok.min() == 1 else 0
 
 
 # ---------------------------------------------------------------------------
