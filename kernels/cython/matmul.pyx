@@ -26,7 +26,7 @@ so results differ from the SSE2 kernel's in the last bits (and between
 machines), never between thread counts.  The reduction over p runs in order,
 accumulated in the array dtype, as BLAS does.
 
-Three ways to feed it, chosen from the shape only:
+Four ways to feed it, chosen from the shape only:
 
 * **narrow** (AVX-512 only, m <= 64 float32 / 32 float64 columns: the small
   layers, the batch-10 seed step's every product): blocks of up to 16 / 12 / 8 / 6
@@ -36,12 +36,15 @@ Three ways to feed it, chosen from the shape only:
   ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation: the
   10 x 784 x 30 forward product went 8.9 -> 2.7 us.
 
-* **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. the
-  batch-10 seed step): the micro-kernel reads A and B where they are (the
+* **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
+  inference): each row of C in axpy form (``FN_ROW``), B streamed once, on the
+  calling thread.
+* **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. batch-10
+  products wider than 64 columns): the micro-kernel reads A and B where they are (the
   k-loop runs over the whole inner dimension); the last < NR columns of B are
   copied into a zero-padded panel, the last < MR rows run one at a time as whole
-  rows in axpy form, streaming B row by row (batch-1 inference computes one row,
-  not MR; ``matmul_nt``: a 1 x NR kernel on the packed panels), and
+  rows in axpy form, streaming B row by row (``matmul_nt``: a 1 x NR kernel on
+  the packed panels), and
   ``matmul_nt`` first packs B^T into NR-wide panels.
 * **packed** (GotoBLAS blocking for large products): for each block of ``KC``
   values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
@@ -628,6 +631,20 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
             _narrow_block(t, R, nv, tail, A, sa_i, sa_p, B, sb_p, C, n, k, m)
 
 
+cdef void _rows(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                const floating* B, Py_ssize_t sb_p, floating* C,
+                Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
+    """Fewer rows than a tile (B rows contiguous), e.g. batch-1 inference: each row
+    of C in axpy form (FN_ROW), B streamed once, on the calling thread (splitting
+    the columns of 1 x 784 x 512 between two threads measured 19 -> 32 us)."""
+    cdef Py_ssize_t r
+    for r in range(n):
+        if floating is float:
+            fn_row_f32(k, A + r * sa_i, sa_p, B, sb_p, C + r * m, m)
+        else:
+            fn_row_f64(k, A + r * sa_i, sa_p, B, sb_p, C + r * m, m)
+
+
 cdef int _narrow_bt(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                     const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
                     Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
@@ -664,6 +681,9 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
             return
         if _narrow_bt(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
             return
+    if n < fn_mm_mr and sb_j == 1:
+        _rows(A, sa_i, sa_p, B, sb_p, C, n, k, m)
+        return
     if n >= PACK_MIN_ROWS and n * k * m >= PACK_MIN:
         if _packed(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
             return
