@@ -1,7 +1,7 @@
 """The Cython matmul's micro-kernel variants (baseline SSE2, AVX2+FMA, AVX-512,
 picked once per process from the CPU; ``select_isa`` caps the choice): every
 variant the CPU supports matches float64 numpy on the direct (small, in-place),
-narrow (AVX-512, at most 64 bytes x 4 columns: m <= 64 float32 / 32 float64) and
+narrow (AVX-512 / AVX2, at most 4 vectors of columns: m <= 64 / 32 float32) and
 packed (large) paths of the three forms, ragged edges included, and gives the
 same bits for 1 and 2 threads (the narrow shapes include one above the parallel
 threshold and a matmul_nt whose B^T does not fit the stack buffer)."""

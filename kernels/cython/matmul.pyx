@@ -28,13 +28,14 @@ accumulated in the array dtype, as BLAS does.
 
 Four ways to feed it, chosen from the shape only:
 
-* **narrow** (AVX-512 only, m <= 64 float32 / 32 float64 columns: the small
-  layers, the batch-10 seed step's every product): blocks of up to 16 / 12 / 8 / 6
-  rows (1 / 2 / 3 / 4 vectors per row) keep a whole block of C in registers for
-  the whole k loop, reading A and B in place, the last vector of a row under a
-  mask (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
+* **narrow** (AVX-512 or AVX2, at most 4 vectors of columns: m <= 64 / 32
+  float32, 32 / 16 float64; the small layers, every product of the batch-10 seed
+  step): blocks of up to 16 / 12 / 8 / 6 rows (AVX-512; AVX2: 12 / 5 / 3 / 2) for
+  1 / 2 / 3 / 4 vectors per row keep a whole block of C in registers for the
+  whole k loop, reading A and B in place, the last vector of a row under a mask
+  (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
   ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation: the
-  10 x 784 x 30 forward product went 8.9 -> 2.7 us.
+  10 x 784 x 30 forward product went 8.9 -> 2.7 us (AVX-512; AVX2 12.3 -> 6.7).
 
 * **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
   inference): each row of C in axpy form (``FN_ROW``), B streamed once, on the
@@ -158,7 +159,7 @@ cdef extern from *:
     FN_UKR(fn_ukr1_f64_avx512, double, 1, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
     FN_ROW(fn_row_f32_avx512, float, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
     FN_ROW(fn_row_f64_avx512, double, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
-    /* Narrow products (m <= 4 vectors: every column of C in registers), AVX-512 only:
+    /* Narrow products (m <= 4 vectors: every column of C in registers), AVX-512 / AVX2:
        C[0:R, 0:m] (ldc) = sum_{p<k} a[r*a_r + p*a_p] * b[p*b_p + 0:m] for R rows,
        the last vector of each row loaded and stored under a mask (no padded copy of
        B, no edge tile through a buffer).  p runs in order from 0 with one fused
@@ -170,38 +171,84 @@ cdef extern from *:
        on "may be used uninitialized" (every element read is written first). */
     #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
     #define FN_AVX512 __attribute__((target("avx512f,avx512vl,avx2,fma")))
-    #define FN_NARROW(NAME, T, VT, SUF, MT, VL, R, NV)                                   \
-    FN_AVX512 static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,    \
-                               const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc,            \
-                               unsigned int tail)                                        \
+    /* flavours: the vector type, mask type and operations of one (ISA, dtype) */
+    #define N512S_VT __m512
+    #define N512S_MT __mmask16
+    #define N512S_MASK(tail) ((__mmask16) (tail))
+    #define N512S_ZERO() _mm512_setzero_ps()
+    #define N512S_LOAD(p) _mm512_loadu_ps(p)
+    #define N512S_MLOAD(m, p) _mm512_maskz_loadu_ps((m), (p))
+    #define N512S_SET1(x) _mm512_set1_ps(x)
+    #define N512S_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
+    #define N512S_STORE(p, v) _mm512_storeu_ps((p), (v))
+    #define N512S_MSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+    #define N512D_VT __m512d
+    #define N512D_MT __mmask8
+    #define N512D_MASK(tail) ((__mmask8) (tail))
+    #define N512D_ZERO() _mm512_setzero_pd()
+    #define N512D_LOAD(p) _mm512_loadu_pd(p)
+    #define N512D_MLOAD(m, p) _mm512_maskz_loadu_pd((m), (p))
+    #define N512D_SET1(x) _mm512_set1_pd(x)
+    #define N512D_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
+    #define N512D_STORE(p, v) _mm512_storeu_pd((p), (v))
+    #define N512D_MSTORE(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
+    /* AVX2: masks are vectors of all-ones lanes (the first popcount(tail) lanes) */
+    #define N256S_VT __m256
+    #define N256S_MT __m256i
+    #define N256S_MASK(tail) _mm256_cmpgt_epi32(_mm256_set1_epi32(__builtin_popcount(tail)), \
+                                                _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+    #define N256S_ZERO() _mm256_setzero_ps()
+    #define N256S_LOAD(p) _mm256_loadu_ps(p)
+    #define N256S_MLOAD(m, p) _mm256_maskload_ps((p), (m))
+    #define N256S_SET1(x) _mm256_set1_ps(x)
+    #define N256S_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
+    #define N256S_STORE(p, v) _mm256_storeu_ps((p), (v))
+    #define N256S_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+    #define N256D_VT __m256d
+    #define N256D_MT __m256i
+    #define N256D_MASK(tail) _mm256_cmpgt_epi64(_mm256_set1_epi64x(__builtin_popcount(tail)), \
+                                                _mm256_setr_epi64x(0, 1, 2, 3))
+    #define N256D_ZERO() _mm256_setzero_pd()
+    #define N256D_LOAD(p) _mm256_loadu_pd(p)
+    #define N256D_MLOAD(m, p) _mm256_maskload_pd((p), (m))
+    #define N256D_SET1(x) _mm256_set1_pd(x)
+    #define N256D_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
+    #define N256D_STORE(p, v) _mm256_storeu_pd((p), (v))
+    #define N256D_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
+    #define FN_AVX2 __attribute__((target("avx2,fma")))
+    #define FN_NARROW(NAME, T, F, ATTR, VL, R, NV)                                       \
+    ATTR static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,         \
+                          const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc,                 \
+                          unsigned int tail)                                             \
     {                                                                                    \
-        VT acc[R][NV];                                                                   \
-        VT bv[NV];                                                                       \
-        const MT mk = (MT) tail;                                                         \
+        F##_VT acc[R][NV];                                                               \
+        F##_VT bv[NV];                                                                   \
+        const F##_MT mk = F##_MASK(tail);                                                \
         ptrdiff_t p;                                                                     \
         int r, v;                                                                        \
         _Pragma("GCC unroll 32") for (r = 0; r < R; r++)                                 \
             _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                             \
-                acc[r][v] = _mm512_setzero_##SUF();                                      \
+                acc[r][v] = F##_ZERO();                                                  \
         for (p = 0; p < k; p++) {                                                        \
             const T* bp = b + p * b_p;                                                   \
             const T* ap = a + p * a_p;                                                   \
             _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                         \
-                bv[v] = _mm512_loadu_##SUF(bp + v * VL);                                 \
-            bv[NV - 1] = _mm512_maskz_loadu_##SUF(mk, bp + (NV - 1) * VL);               \
+                bv[v] = F##_LOAD(bp + v * VL);                                           \
+            bv[NV - 1] = F##_MLOAD(mk, bp + (NV - 1) * VL);                              \
             _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                           \
-                const VT av = _mm512_set1_##SUF(ap[r * a_r]);                            \
+                const F##_VT av = F##_SET1(ap[r * a_r]);                                 \
                 _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                         \
-                    acc[r][v] = _mm512_fmadd_##SUF(av, bv[v], acc[r][v]);                \
+                    acc[r][v] = F##_FMA(av, bv[v], acc[r][v]);                           \
             }                                                                            \
         }                                                                                \
         _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                               \
             _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                         \
-                _mm512_storeu_##SUF(c + r * ldc + v * VL, acc[r][v]);                    \
-            _mm512_mask_storeu_##SUF(c + r * ldc + (NV - 1) * VL, mk, acc[r][NV - 1]);   \
+                F##_STORE(c + r * ldc + v * VL, acc[r][v]);                              \
+            F##_MSTORE(c + r * ldc + (NV - 1) * VL, mk, acc[r][NV - 1]);                 \
         }                                                                                \
     }
-    /* (R, NV) pairs: rows per block up to 16 / 12 / 8 / 6 for 1 / 2 / 3 / 4 vectors */
+    /* (R, NV) pairs.  AVX-512 (32 registers): rows per block up to 16 / 12 / 8 / 6 for
+       1 / 2 / 3 / 4 vectors; AVX2 (16): 12 / 5 / 3 / 2 */
     #define FN_NRW_LIST(X)                                                               \
         X(1,1) X(2,1) X(3,1) X(4,1) X(5,1) X(6,1) X(7,1) X(8,1) X(9,1) X(10,1) X(11,1)   \
         X(12,1) X(13,1) X(14,1) X(15,1) X(16,1)                                          \
@@ -209,14 +256,28 @@ cdef extern from *:
         X(12,2)                                                                          \
         X(1,3) X(2,3) X(3,3) X(4,3) X(5,3) X(6,3) X(7,3) X(8,3)                          \
         X(1,4) X(2,4) X(3,4) X(4,4) X(5,4) X(6,4)
+    #define FN_NRW_LIST2(X)                                                              \
+        X(1,1) X(2,1) X(3,1) X(4,1) X(5,1) X(6,1) X(7,1) X(8,1) X(9,1) X(10,1) X(11,1)   \
+        X(12,1)                                                                          \
+        X(1,2) X(2,2) X(3,2) X(4,2) X(5,2)                                               \
+        X(1,3) X(2,3) X(3,3)                                                             \
+        X(1,4) X(2,4)
     #define FN_NRW_DEF32(R, NV) \
-        FN_NARROW(fn_nrw_f32_##R##_##NV, float, __m512, ps, __mmask16, 16, R, NV)
+        FN_NARROW(fn_nrw_f32_##R##_##NV, float, N512S, FN_AVX512, 16, R, NV)
     #define FN_NRW_DEF64(R, NV) \
-        FN_NARROW(fn_nrw_f64_##R##_##NV, double, __m512d, pd, __mmask8, 8, R, NV)
+        FN_NARROW(fn_nrw_f64_##R##_##NV, double, N512D, FN_AVX512, 8, R, NV)
+    #define FN_NRW2_DEF32(R, NV) \
+        FN_NARROW(fn_nrw2_f32_##R##_##NV, float, N256S, FN_AVX2, 8, R, NV)
+    #define FN_NRW2_DEF64(R, NV) \
+        FN_NARROW(fn_nrw2_f64_##R##_##NV, double, N256D, FN_AVX2, 4, R, NV)
     FN_NRW_LIST(FN_NRW_DEF32)
     FN_NRW_LIST(FN_NRW_DEF64)
+    FN_NRW_LIST2(FN_NRW2_DEF32)
+    FN_NRW_LIST2(FN_NRW2_DEF64)
     #define FN_NRW_ENT32(R, NV) [NV - 1][R - 1] = fn_nrw_f32_##R##_##NV,
     #define FN_NRW_ENT64(R, NV) [NV - 1][R - 1] = fn_nrw_f64_##R##_##NV,
+    #define FN_NRW2_ENT32(R, NV) [NV - 1][R - 1] = fn_nrw2_f32_##R##_##NV,
+    #define FN_NRW2_ENT64(R, NV) [NV - 1][R - 1] = fn_nrw2_f64_##R##_##NV,
     #else
     #define FN_MM_X86 0
     #endif
@@ -225,22 +286,26 @@ cdef extern from *:
     typedef void (*fn_nrw_f64_t)(ptrdiff_t, const double*, ptrdiff_t, ptrdiff_t, const double*,
                                  ptrdiff_t, double*, ptrdiff_t, unsigned int);
     #if FN_MM_X86
-    static const fn_nrw_f32_t fn_nrw_f32_all[4][16] = { FN_NRW_LIST(FN_NRW_ENT32) };
-    static const fn_nrw_f64_t fn_nrw_f64_all[4][16] = { FN_NRW_LIST(FN_NRW_ENT64) };
+    static const fn_nrw_f32_t fn_nrw_f32_all[2][4][16] = {{ FN_NRW_LIST2(FN_NRW2_ENT32) },
+                                                          { FN_NRW_LIST(FN_NRW_ENT32) }};
+    static const fn_nrw_f64_t fn_nrw_f64_all[2][4][16] = {{ FN_NRW_LIST2(FN_NRW2_ENT64) },
+                                                          { FN_NRW_LIST(FN_NRW_ENT64) }};
     #endif
-    /* rows per block for 1..4 vectors; fn_nrw_on: the narrow kernels are in use */
-    static const int fn_nrw_rmax[4] = {16, 12, 8, 6};
-    static int fn_nrw_on = 0;
+    /* fn_nrw_on: the narrow kernels in use (0 none, 1 AVX2, 2 AVX-512); rows per
+       block for 1..4 vectors; bytes per vector */
+    static const int fn_nrw_rmax_all[2][4] = {{12, 5, 3, 2}, {16, 12, 8, 6}};
+    static const int* fn_nrw_rmax = fn_nrw_rmax_all[1];
+    static int fn_nrw_on = 0, fn_nrw_vbytes = 64;
     static fn_nrw_f32_t fn_nrw_f32(int nv, int r) {
     #if FN_MM_X86
-        return fn_nrw_f32_all[nv - 1][r - 1];
+        return fn_nrw_f32_all[fn_nrw_on - 1][nv - 1][r - 1];
     #else
         return 0;
     #endif
     }
     static fn_nrw_f64_t fn_nrw_f64(int nv, int r) {
     #if FN_MM_X86
-        return fn_nrw_f64_all[nv - 1][r - 1];
+        return fn_nrw_f64_all[fn_nrw_on - 1][nv - 1][r - 1];
     #else
         return 0;
     #endif
@@ -265,12 +330,14 @@ cdef extern from *:
             fn_ukr_f32 = fn_ukr_f32_avx512; fn_ukr_f64 = fn_ukr_f64_avx512;
             fn_ukr1_f32 = fn_ukr1_f32_avx512; fn_ukr1_f64 = fn_ukr1_f64_avx512;
             fn_row_f32 = fn_row_f32_avx512; fn_row_f64 = fn_row_f64_avx512;
-            fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2; fn_nrw_on = 1;
+            fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2;
+            fn_nrw_on = 2; fn_nrw_vbytes = 64; fn_nrw_rmax = fn_nrw_rmax_all[1];
         } else if (want >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
             fn_ukr_f32 = fn_ukr_f32_avx2; fn_ukr_f64 = fn_ukr_f64_avx2;
             fn_ukr1_f32 = fn_ukr1_f32_avx2; fn_ukr1_f64 = fn_ukr1_f64_avx2;
             fn_row_f32 = fn_row_f32_avx2; fn_row_f64 = fn_row_f64_avx2;
             fn_mm_mr = 6; fn_mm_nr32 = 16; fn_mm_nr64 = 8; fn_mm_isa = 1;
+            fn_nrw_on = 1; fn_nrw_vbytes = 32; fn_nrw_rmax = fn_nrw_rmax_all[0];
         }
     #endif
         return fn_mm_isa;
@@ -298,7 +365,7 @@ cdef extern from *:
                                   const double*, Py_ssize_t, double*, Py_ssize_t,
                                   unsigned int) noexcept nogil
     const int* fn_nrw_rmax
-    int fn_nrw_on
+    int fn_nrw_on, fn_nrw_vbytes
     fn_nrw_f32_t fn_nrw_f32(int nv, int r) noexcept nogil
     fn_nrw_f64_t fn_nrw_f64(int nv, int r) noexcept nogil
 
@@ -613,7 +680,7 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     """m <= 4 vectors (fn_nrw_on, B rows contiguous): blocks of rows of equal size
     (at most fn_nrw_rmax), every column of a block in registers for the whole k
     loop; A and B read in place.  Blocks split between the threads (shape only)."""
-    cdef Py_ssize_t vl = 64 // sizeof(floating)
+    cdef Py_ssize_t vl = fn_nrw_vbytes // sizeof(floating)
     cdef Py_ssize_t nv = (m + vl - 1) // vl
     cdef Py_ssize_t nblk = _cdiv(n, fn_nrw_rmax[nv - 1])
     cdef Py_ssize_t R = _cdiv(n, nblk)
@@ -675,7 +742,7 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     if k <= 0:
         memset(C, 0, n * m * sizeof(floating))
         return
-    if fn_nrw_on and m * <Py_ssize_t> sizeof(floating) <= 256:
+    if fn_nrw_on and m * <Py_ssize_t> sizeof(floating) <= 4 * fn_nrw_vbytes:
         if sb_j == 1:
             _narrow(A, sa_i, sa_p, B, sb_p, C, n, k, m, n_threads)
             return
