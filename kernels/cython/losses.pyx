@@ -20,6 +20,7 @@ from libc.math cimport exp, log, log1p, fabs, fmax
 from libc.stdint cimport int64_t
 
 from ._types cimport ELEM_PAR_MIN
+from ._generated_elementwise cimport exp_inplace_c
 
 
 cdef inline Py_ssize_t _row(const int64_t* rows, Py_ssize_t i) noexcept nogil:
@@ -42,6 +43,9 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
                                     const floating* sw, const int64_t* rows, double scale,
                                     floating* P, double* loss, floating* dZ,
                                     Py_ssize_t k) noexcept nogil:
+    """Rows i0..i1-1: z - max into P row by row, one vector exp over the whole
+    block (exp_inplace_c: rows of 10 are too short for a vector loop each), then
+    per row the sum in order in double, the loss and the gradient."""
     cdef Py_ssize_t i, j, r, lab
     cdef const floating* z
     cdef floating* p
@@ -49,18 +53,27 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
     cdef floating mx
     cdef double s, lse, ws, acc, y
     for i in range(i0, i1):
+        z = Z + i * k
+        p = P + i * k
+        # stable log-sum-exp: shift by the row max
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+        for j in range(k):
+            p[j] = z[j] - mx
+    exp_inplace_c(P + i0 * k, (i1 - i0) * k)
+    for i in range(i0, i1):
         r = _row(rows, i)
         z = Z + i * k
         p = P + i * k
         d = dZ + i * k
-        # stable log-sum-exp: shift by the row max
         mx = z[0]
         for j in range(1, k):
             if z[j] > mx:
                 mx = z[j]
         s = 0.0
         for j in range(k):
-            p[j] = <floating> exp(z[j] - mx)
             s = s + p[j]
         lse = log(s)
         ws = (sw[r] if sw != NULL else 1.0) * scale
