@@ -38,6 +38,15 @@ cdef inline double _sign(double x) noexcept nogil:
 # the call is big enough for threads, once for all rows otherwise (no OpenMP
 # region at all: libgomp charges ~0.3 us even for a disabled one).
 # ---------------------------------------------------------------------------
+cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
+    cdef Py_ssize_t j
+    cdef floating mx = z[0]
+    for j in range(1, k):
+        if z[j] > mx:
+            mx = z[j]
+    return mx
+
+
 cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
                                     const floating* Y, const int64_t* labels,
                                     const floating* sw, const int64_t* rows, double scale,
@@ -56,10 +65,7 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
         z = Z + i * k
         p = P + i * k
         # stable log-sum-exp: shift by the row max
-        mx = z[0]
-        for j in range(1, k):
-            if z[j] > mx:
-                mx = z[j]
+        mx = _row_max(z, k)
         for j in range(k):
             p[j] = z[j] - mx
     exp_inplace_c(P + i0 * k, (i1 - i0) * k)
@@ -68,10 +74,7 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
         z = Z + i * k
         p = P + i * k
         d = dZ + i * k
-        mx = z[0]
-        for j in range(1, k):
-            if z[j] > mx:
-                mx = z[j]
+        mx = _row_max(z, k)
         s = 0.0
         for j in range(k):
             s = s + p[j]
