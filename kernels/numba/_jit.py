@@ -30,11 +30,13 @@ variant silently runs the parallel code or the reverse.  It also compiles
 everything twice.)
 
 Caching caveat: numba invalidates a cached kernel only when ITS OWN source file
-changes.  The constants below and the codes of ``kernels/defs.py`` are frozen
-into the machine code of every module that uses them, so after editing this
-file or defs.py the stale entries must go: :func:`config_digest` fingerprints
-them and ``fastnet.backends.numba.check()`` flushes our cache when the
-fingerprint changed.
+changes.  The constants below, the codes of ``kernels/defs.py`` and the code of
+every kernel a kernel calls (inlined from another module: network.py's cached
+train_batches holds _generated_elementwise's optimizer loop) are frozen into the
+machine code, so after editing any of them the stale entries must go:
+:func:`config_digest` fingerprints them (the sources of every module of this
+package included) and ``fastnet.backends.numba.check()`` flushes our cache when
+the fingerprint changed.
 
 Options
 -------
@@ -63,6 +65,7 @@ contract's, kept so the numba and Cython twins have the same signatures) is
 ignored inside the kernels.
 """
 import hashlib
+import os
 
 from numba import njit, prange  # noqa: F401  (prange re-exported for the kernel modules)
 
@@ -118,4 +121,11 @@ def config_digest():
                     if k.isupper() and isinstance(v, (int, frozenset)))
     codes = sorted((k, v) for k, v in vars(defs).items() if k.isupper() and isinstance(v, int))
     text = repr((options, consts, codes, defs.ACTIVATIONS, defs.OPTIMIZERS, defs.HYPER))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    h = hashlib.sha256(text.encode())
+    # the kernel sources: a callee's edit must reach its cached callers
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), "rb") as f:
+                h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()[:16]

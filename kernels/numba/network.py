@@ -43,7 +43,7 @@ import numpy as np
 from .. import defs
 from ._jit import kernel, serial, prange, ELEM_PAR_MIN, FLAT_TILE
 from .matmul import matmul, matmul_tn, matmul_nt
-from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile
+from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
 from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
@@ -327,14 +327,17 @@ def _update_range(opt, hyper, t, grads, params, state, lo, hi):
     FLAT_TILE from lo; serial below ELEM_PAR_MIN elements)."""
     n = hi - lo
     ntiles = (n + FLAT_TILE - 1) // FLAT_TILE
+    # the step's scalar factors in the parameters' dtype, read by every tile
+    _s = np.empty(NS_MAX, params.dtype)
+    _opt_typed(opt, hyper, t, _s)
     if n >= ELEM_PAR_MIN:
         for tile in prange(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi))
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), _s)
     else:
         for tile in range(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi))
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), _s)
 
 
 @serial
