@@ -98,29 +98,6 @@ cdef uint64_t MIX2 = defs.MIX2
 cdef double TWO_M53 = 2.0 ** -53
 
 
-cdef extern from *:
-    """
-    #define fastnet_prefetch(p) __builtin_prefetch((p), 0, 3)
-    """
-    void fastnet_prefetch(const void* p) noexcept nogil
-
-
-
-cdef inline void _prefetch_rows(const floating* X, const int64_t* rows, Py_ssize_t nb,
-                                Py_ssize_t n_in) noexcept nogil:
-    """Ask for the next batch's rows of X, one prefetch per 64-byte line (random
-    rows of a large array: misses the hardware prefetcher cannot predict) while
-    this batch computes.  Seed epoch, 1 thread, 7 alternated rounds: 85.7 ms
-    without, 83.2 ms with (every second line: 84.1 ms)."""
-    cdef Py_ssize_t i, off
-    cdef const char* row
-    cdef Py_ssize_t nbytes = n_in * sizeof(floating)
-    for i in range(nb):
-        row = <const char*> (X + rows[i] * n_in)
-        for off in range(0, nbytes, 64):
-            fastnet_prefetch(row + off)
-
-
 # ---------------------------------------------------------------------------
 # dropout: the counter-based mask of kernels/defs.py
 # ---------------------------------------------------------------------------
@@ -438,8 +415,6 @@ cdef void _train(
 
         # ---- forward, keeping Z_l, A_l (and the dropped-out copy M_l)
         gather_rows_c(X, rows, Xb, nb, n_in, n_threads)
-        if step + 1 < n_batches:
-            _prefetch_rows(X, rows + nb, min(bs, M - r0 - nb), n_in)
         inp = Xb
         for l in range(L):
             w_out = ispec[l * ni + I_OUT]
