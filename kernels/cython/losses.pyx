@@ -117,42 +117,18 @@ cdef inline void _sigmoid_bce_rows(Py_ssize_t i0, Py_ssize_t i1, const floating*
         loss[i] = acc / k
 
 
-cdef inline void _fused_rows(bint sigmoid, Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
-                             const floating* Y, const int64_t* labels, const floating* sw,
-                             const int64_t* rows, double scale, floating* P, double* loss,
-                             floating* dZ, Py_ssize_t k) noexcept nogil:
-    if sigmoid:
-        _sigmoid_bce_rows(i0, i1, Z, Y, sw, rows, scale, P, loss, dZ, k)
-    else:
-        _softmax_xent_rows(i0, i1, Z, Y, labels, sw, rows, scale, P, loss, dZ, k)
-
-
-cdef void _fused(bint sigmoid, const floating* Z, const floating* Y, const int64_t* labels,
-                 const floating* sw, const int64_t* rows, double scale,
-                 floating* P, double* loss, floating* dZ,
-                 Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    cdef Py_ssize_t i
-    if k <= 0:
-        return
-    if n > 1 and n * k >= ELEM_PAR_MIN:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            _fused_rows(sigmoid, i, i + 1, Z, Y, labels, sw, rows, scale, P, loss, dZ, k)
-    else:
-        _fused_rows(sigmoid, 0, n, Z, Y, labels, sw, rows, scale, P, loss, dZ, k)
-
-
 cdef void softmax_xent_c(const floating* Z, const floating* Y, const int64_t* labels,
                          const floating* sw, const int64_t* rows, double scale,
                          floating* P, double* loss, floating* dZ,
                          Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _fused(False, Z, Y, labels, sw, rows, scale, P, loss, dZ, n, k, n_threads)
+    _head(KIND_SOFTMAX_XENT, Z, Y, labels, sw, rows, scale, P, loss, dZ, n, k, n_threads)
 
 
 cdef void sigmoid_bce_c(const floating* Z, const floating* Y, const floating* sw,
                         const int64_t* rows, double scale,
                         floating* P, double* loss, floating* dZ,
                         Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _fused(True, Z, Y, NULL, sw, rows, scale, P, loss, dZ, n, k, n_threads)
+    _head(KIND_SIGMOID_BCE, Z, Y, NULL, sw, rows, scale, P, loss, dZ, n, k, n_threads)
 
 
 cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
@@ -182,29 +158,51 @@ cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
         loss[i] = acc / k
 
 
-cdef void _regression(bint absolute, const floating* A, const floating* Y, const floating* sw,
-                      const int64_t* rows, double scale, double* loss, floating* dA,
-                      Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
+cdef enum:
+    KIND_SOFTMAX_XENT = 0
+    KIND_SIGMOID_BCE = 1
+    KIND_MSE = 2
+    KIND_MAE = 3
+
+
+cdef inline void _head_rows(int kind, Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
+                            const floating* Y, const int64_t* labels, const floating* sw,
+                            const int64_t* rows, double scale, floating* P, double* loss,
+                            floating* D, Py_ssize_t k) noexcept nogil:
+    """Rows i0..i1-1 of one loss (Z: logits for the fused heads, activations for
+    the regression ones, which have no P)."""
+    if kind == KIND_SOFTMAX_XENT:
+        _softmax_xent_rows(i0, i1, Z, Y, labels, sw, rows, scale, P, loss, D, k)
+    elif kind == KIND_SIGMOID_BCE:
+        _sigmoid_bce_rows(i0, i1, Z, Y, sw, rows, scale, P, loss, D, k)
+    else:
+        _regression_rows(kind == KIND_MAE, i0, i1, Z, Y, sw, rows, scale, loss, D, k)
+
+
+cdef void _head(int kind, const floating* Z, const floating* Y, const int64_t* labels,
+                const floating* sw, const int64_t* rows, double scale, floating* P,
+                double* loss, floating* D, Py_ssize_t n, Py_ssize_t k,
+                int n_threads) noexcept nogil:
     cdef Py_ssize_t i
     if k <= 0:
         return
     if n > 1 and n * k >= ELEM_PAR_MIN:
         for i in prange(n, schedule='static', num_threads=n_threads):
-            _regression_rows(absolute, i, i + 1, A, Y, sw, rows, scale, loss, dA, k)
+            _head_rows(kind, i, i + 1, Z, Y, labels, sw, rows, scale, P, loss, D, k)
     else:
-        _regression_rows(absolute, 0, n, A, Y, sw, rows, scale, loss, dA, k)
+        _head_rows(kind, 0, n, Z, Y, labels, sw, rows, scale, P, loss, D, k)
 
 
 cdef void mse_c(const floating* A, const floating* Y, const floating* sw,
                 const int64_t* rows, double scale, double* loss, floating* dA,
                 Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _regression(False, A, Y, sw, rows, scale, loss, dA, n, k, n_threads)
+    _head(KIND_MSE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
 
 
 cdef void mae_c(const floating* A, const floating* Y, const floating* sw,
                 const int64_t* rows, double scale, double* loss, floating* dA,
                 Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _regression(True, A, Y, sw, rows, scale, loss, dA, n, k, n_threads)
+    _head(KIND_MAE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
 
 
 # ---------------------------------------------------------------------------

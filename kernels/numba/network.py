@@ -322,26 +322,27 @@ def _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads):
 # gradient clipping, diagnostics
 # ---------------------------------------------------------------------------
 @kernel
-def _update_range(opt, hyper, t, grads, params, state, lo, hi):
+def _update_range(opt, hyper, t, grads, params, state, lo, hi, typed):
     """optimizer_update on elements lo:hi of the flat buffers (tiles of
-    FLAT_TILE from lo; serial below ELEM_PAR_MIN elements)."""
+    FLAT_TILE from lo; serial below ELEM_PAR_MIN elements).  typed: the caller's
+    NS_MAX scratch (params' dtype) for the step's scalar factors."""
     n = hi - lo
     ntiles = (n + FLAT_TILE - 1) // FLAT_TILE
-    # the step's scalar factors in the parameters' dtype, read by every tile
-    _s = np.empty(NS_MAX, params.dtype)
-    _opt_typed(opt, hyper, t, _s)
+    # the step's scalar factors in the parameters' dtype (this range's clip factor
+    # included), read by every tile
+    _opt_typed(opt, hyper, t, typed)
     if n >= ELEM_PAR_MIN:
         for tile in prange(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), _s)
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
     else:
         for tile in range(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), _s)
+            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
 
 
 @serial
-def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm):
+def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm, typed):
     """The optimizer step with Keras clipping (h: a copy of hyper).  clipnorm > 0:
     each parameter array (per layer: W, b, PReLU slopes) updated on its range
     with its own factor; else one range, the whole buffer, with the global
@@ -368,7 +369,7 @@ def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm):
             c = clipnorm if clipnorm > 0 else gclipnorm
             if c > 0:
                 h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads[lo:hi]), c)
-            _update_range(opt, h, t, grads, params, state, lo, hi)
+            _update_range(opt, h, t, grads, params, state, lo, hi, typed)
 
 
 @serial
@@ -557,6 +558,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     sparse_ws = np.empty(smax, params.dtype)
     offX = size - size                         # X at 0 (not a literal: see _update)
     h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
+    typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
     clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
     gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
     P = params.shape[0]
@@ -684,7 +686,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             regularize(ispec, fspec, params, grads, pen, n_threads)
             penalty = pen[0]
         batch_loss[bi] = data_loss + penalty
-        _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm)
+        _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm, typed)
         if on:
             for l in range(L):
                 if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
