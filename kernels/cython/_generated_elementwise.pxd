@@ -22,6 +22,6 @@ cdef void optimizer_update_c(int opt, const double* hyper, Py_ssize_t t,
                              const floating* grads, floating* params, floating* state,
                              Py_ssize_t P, Py_ssize_t ld, int n_threads) noexcept nogil
 
-# x[e] = exp(x[e]) for e < n, through this CPU's vector loop (fn_exp of fn_math.h:
-# within 1 ulp of libm in double, rounded to the array dtype)
+# x[e] = exp(x[e]) for e < n, through this CPU's vector loop (fn_math.h: float64
+# fn_exp, within 1 ulp of libm; float32 fn_expf, within 1 ulp of exp rounded to float)
 cdef void exp_inplace_c(floating* x, Py_ssize_t n) noexcept nogil

@@ -83,9 +83,13 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
         if labels != NULL:
             lab = labels[r]
             loss[i] = lse - (z[lab] - mx)
+            # (p - 0) * ws, then the label's entry (p - 1) * ws: branch-free loops
+            # that gcc vectorises, the same values as one loop with the test
             for j in range(k):
                 p[j] = <floating> (p[j] / s)
-                d[j] = <floating> ((p[j] - (1.0 if j == lab else 0.0)) * ws)
+            for j in range(k):
+                d[j] = <floating> (p[j] * ws)
+            d[lab] = <floating> ((p[lab] - 1.0) * ws)
         else:
             acc = 0.0
             for j in range(k):
