@@ -153,6 +153,106 @@ def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, o
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
 
 
+# the two-thread small-batch step (network.pyx: _ksplit, step_plan, _split_thread)
+SPLIT_NETS = {
+    # first layer >= 4x the rest, batch product < 2**20 multiply-adds
+    "2 layers": (110, (40, 10), (defs.ACT_SIGMOID,), 10),
+    "3 layers, odd p, no bias": (131, (33, 12, 5), (defs.ACT_TANH, defs.ACT_RELU), 7),
+}
+
+
+def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
+    name, head, last_act = head_case
+    n_in, widths, acts, bs = SPLIT_NETS[net]
+    rng = np.random.default_rng(3)
+    L = len(widths)
+    use_bias = [True] * L if net == "2 layers" else [False, True, False]
+    ispec, fspec, P = make_spec(n_in, list(widths), list(acts) + [last_act], use_bias=use_bias)
+    k = widths[-1]
+    X = rng.standard_normal((N + 5, n_in)).astype(dtype)
+    labels, Y = np.empty(0, np.int64), np.empty((0, k), dtype)
+    if name == "softmax_xent_sparse":
+        labels = rng.integers(0, k, N + 5).astype(np.int64)
+    elif name == "softmax_xent_dense":
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N + 5)]
+    elif name == "sigmoid_bce":
+        Y = (rng.random((N + 5, k)) > 0.5).astype(dtype)
+    else:
+        Y = rng.standard_normal((N + 5, k)).astype(dtype)
+    sw = rng.random(N + 5).astype(dtype)
+    opt = _optimizer(opt_name)
+    code = defs.OPT_NONE if opt is None else opt.code
+    hyper = np.zeros(defs.NH) if opt is None else opt.hyper()
+    state = np.zeros((defs.N_STATE, P), dtype) if opt is None else opt._initial_state(P, dtype)
+    params = (rng.standard_normal(P) / 10).astype(dtype)
+    perm = rng.permutation(N + 5)[:N].astype(np.int64)     # 5 rows never used
+    nb = _api.n_batches(N, bs)                             # the last batch is short
+    return [X, Y, labels, sw, perm, bs, 0, nb, ispec, fspec, head, code, hyper, 0,
+            0x0123456789ABCDEF, params, np.zeros(P, dtype), state,
+            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.full((N, k), np.nan, dtype), n_threads]
+
+
+@pytest.mark.parametrize("net", list(SPLIT_NETS))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("opt_name", OPTS)
+@pytest.mark.parametrize("head_case", HEADS, ids=[h[0] for h in HEADS])
+def test_split_step_bit_identical_for_any_thread_count_and_the_reference(cy, dtype, head_case,
+                                                                        opt_name, net):
+    """Small batches of a network whose first layer dominates: two threads run the
+    split step (each half of p of the first layer on its own thread), one thread
+    the plain step with the same halves; both give the same bits, in one call or
+    in chunks of batches, and the reference's training."""
+    from fastnet._kernels.cython import network
+    runs = []
+    for n_threads in (1, 2, 3):
+        args = _split_args(dtype, head_case, opt_name, net, n_threads)
+        r, two = network.step_plan(args[8], args[9], args[15].shape[0], args[12], args[5], n_threads)
+        assert r == args[0].shape[1] // 2 and two == (n_threads > 1)
+        if n_threads == 3:                       # the epoch in chunks (t0 follows the batch)
+            for first in range(0, args[7], 4):
+                part = list(args)
+                part[6], part[7], part[13] = first, min(4, args[7] - first), first
+                part[19] = args[19][first:first + part[7]]
+                cy.train_batches(*part)
+        else:
+            cy.train_batches(*args)
+        runs.append(args)
+    ref = runs[0]
+    assert np.isfinite(ref[19]).all() and np.isfinite(ref[15]).all() and np.isfinite(ref[20]).all()
+    for other in runs[1:]:
+        for i in (15, 16, 17, 19, 20):   # params, grads, state, batch_loss, scores
+            np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
+    want = _split_args(dtype, head_case, opt_name, net, 1)
+    get_backend("numpy").train_batches(*want)
+    tol = 2e-4 if dtype == "float32" else 1e-9
+    for i in (15, 16, 19, 20):
+        np.testing.assert_allclose(ref[i], want[i], rtol=tol, atol=tol, err_msg="argument %d" % i)
+
+
+def test_step_plan_keeps_the_plain_step_where_the_split_shares_no_state(cy):
+    """Dropout, L1/L2, clipping, diagnostics, PReLU, one thread, big batches or a
+    first layer that does not dominate: no two-thread step (and no halves of p
+    for shapes the plain step runs in parallel or that are too small)."""
+    from fastnet._kernels.cython import network
+    ispec, fspec, P = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR])
+    h = fastnet.SGD(0.5).hyper()
+    assert network.step_plan(ispec, fspec, P, h, 10, 2) == (392, True)      # the seed workload
+    assert network.step_plan(ispec, fspec, P, h, 10, 1) == (392, False)
+    assert network.step_plan(ispec, fspec, P, h, 10, 2, True) == (392, False)
+    assert network.step_plan(ispec, fspec, P, h, 128, 2) == (0, False)      # 128*784*30 >= 2**20
+    assert network.step_plan(ispec, fspec, P, fastnet.SGD(0.5, clipnorm=1.0).hyper(), 10, 2) == (392, False)
+    for change in ({"drop": [0.2, 0.0]}, {"l2": [1e-3, 0.0]}, {"l1": [0.0, 1e-3]}):
+        i2, f2, P2 = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR], **change)
+        assert network.step_plan(i2, f2, P2, h, 10, 2) == (392, False), change
+    i2, f2, P2 = make_spec(784, [30, 10], [defs.ACT_PRELU, defs.ACT_LINEAR])
+    assert network.step_plan(i2, f2, P2, h, 10, 2) == (0, False)
+    i2, f2, P2 = make_spec(110, [40, 200, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
+    assert network.step_plan(i2, f2, P2, h, 10, 2) == (55, False)           # rest > first / 4
+    i2, f2, P2 = make_spec(64, [25, 15, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
+    assert network.step_plan(i2, f2, P2, h, 10, 2) == (0, False)            # 1,600 weights
+
+
 def _technique_args(dtype, n_threads, clip):
     """train_batches with Maxout (+ dropout), PReLU, meProp on two layers, clipping
     and diagnostics, shapes big enough that the new kernels' loops run in parallel."""

@@ -14,3 +14,13 @@ cdef void matmul_tn_c(const floating* A, const floating* B, floating* C,
 cdef void matmul_nt_c(const floating* A, const floating* B, floating* C,
                       Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, floating* Bt,
                       int n_threads) noexcept nogil
+
+# C (n, m) = A (n, k) @ B with A's rows lda elements apart (a column block of a
+# wider A; every element the same FMA chain as matmul_c's on a contiguous copy)
+cdef void matmul_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
+                       Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil
+
+# C (n, m) = A.T @ B with A (k, n) read from rows lda elements apart (a column block
+# of a wider A: some rows of a weight gradient)
+cdef void matmul_tn_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
+                          Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil

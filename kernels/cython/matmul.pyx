@@ -817,6 +817,16 @@ cdef void matmul_nt_c(const floating* A, const floating* B, floating* C,
     _gemm(A, k, 1, B, 1, k, C, n, k, m, n_threads)
 
 
+cdef void matmul_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
+                       Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    _gemm(A, lda, 1, B, m, 1, C, n, k, m, n_threads)
+
+
+cdef void matmul_tn_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
+                          Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    _gemm(A, 1, lda, B, m, 1, C, n, k, m, n_threads)
+
+
 # ---------------------------------------------------------------------------
 # contract kernels
 # ---------------------------------------------------------------------------

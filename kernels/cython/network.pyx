@@ -14,6 +14,15 @@ losses / reduce (cimported through their .pxd files); each runs its own
 parallel loops over output tiles, so results are bit-identical for any
 ``n_threads``.
 
+Small batches of a network whose first layer dominates (the seed workload,
+784-30-10 at batch 10: every product far below the parallel thresholds) take
+the first layer's product in two halves of p (``_ksplit``, decided by the shapes
+alone, so every driver and thread count forms the same sums), and with two
+threads train_batches runs the split step (``step_plan``, ``_split_thread``):
+each thread owns one half of p (its rows of W_0, its columns of the batch),
+the rest of the step runs on both, one team barrier per batch.  The numba twin
+forms the first layer in one piece (the twins agree to rounding, as before).
+
 The training workspace ``work`` follows ``fastnet.backends._api.workspace_layout``:
 X (bs x n_in), then per layer Z_l (bs x z width: out_l, or out_l * pieces for
 Maxout), A_l and (with dropout) M_l (bs x out_l), then two delta buffers D0, D1
@@ -33,15 +42,15 @@ after each stage, per-unit counts and per-layer gradient norms; when it is
 empty none of that code runs.
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, parallel
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
 
 import numpy as np
 
-from ._types cimport ELEM_PAR_MIN
-from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c
+from ._types cimport ELEM_PAR_MIN, MATMUL_PAR_MIN
+from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_tn_lda_c
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
 from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch
@@ -390,7 +399,7 @@ cdef void _train(
         floating* work, double* batch_loss, floating* scores,
         const Py_ssize_t* offs, double* row_loss, floating* wt, double* reg_scratch,
         bint regularized, int64_t* tidx, double* diag, const Py_ssize_t* doffs,
-        int n_threads) noexcept nogil:
+        Py_ssize_t r_split, int n_threads) noexcept nogil:
     cdef Py_ssize_t step, b, r0, nb, l, i, k, w_in, w_out, zw, bo, kk, off, below
     cdef const int64_t* rows
     cdef const floating* inp
@@ -421,8 +430,12 @@ cdef void _train(
             Z = work + offs[3 * l]
             A = work + offs[3 * l + 1]
             last = l == L - 1
-            # the fused heads take logits: the last layer adds its bias only (P goes to A)
-            _layer_z(inp, ispec, fspec, l, ni, nf, params, Z, A, nb, last and fused, n_threads)
+            if l == 0 and r_split > 0:
+                _layer0_ksplit(Xb, n_in, r_split, ispec, fspec, params, Z, A, nb, n_threads)
+            else:
+                # the fused heads take logits: the last layer adds its bias only (P goes to A)
+                _layer_z(inp, ispec, fspec, l, ni, nf, params, Z, A, nb, last and fused,
+                         n_threads)
             if on:
                 if last and fused:
                     A = Z                 # the reference's a is the logits
@@ -551,6 +564,234 @@ cdef void _train(
 
 
 # ---------------------------------------------------------------------------
+# small first layers: two halves of p, and the two-thread step
+# ---------------------------------------------------------------------------
+# A batch-10 step of 784-30-10 is ~11 us on one core; every product in it is far
+# below the parallel thresholds, so the plain step runs on one thread.  When the
+# first layer is small enough for that (_ksplit) its product is formed in two
+# halves of p, Z_0 = X_b[:, :r] @ W_0[:r] + X_b[:, r:] @ W_0[r:] (then the bias),
+# by every driver and thread count, and train_batches can give each half to its
+# own thread (_split_ok), which owns the rows of W_0 and the columns of X that
+# half reads, writes and updates, so only the two partial Z_0 cross between the
+# cores, at one team barrier per step:
+#
+#   A  part p: its columns of the batch's rows (gathered the step before) @ its
+#      rows of W_0 -> partial[step % 2][p]                                  (both)
+#   -- barrier --
+#   B  Z_0 = partial 0 + partial 1, the bias and activation, layers 1..L-1,
+#      the loss head, backward to dz_0 and every gradient except dW_0: each
+#      thread in its own workspace, with its own copy of the parameters other
+#      than W_0 (thread 0's are the caller's buffers), updated alike
+#   C  part p: dW_0 rows of part p = X_b[:, part].T @ dz_0, their update, then
+#      part p of the next batch's rows gathered
+#
+# Thread 1 writes partial[(step + 1) % 2] only after the barrier of step + 1,
+# which thread 0 passes after its B of step, so two slots suffice.  The arithmetic
+# of every element is the plain step's: bit-identical results for any thread
+# count (tests/test_cython_backend.py).  A team of one thread (no OpenMP, or
+# nested) does both parts.
+cdef extern from *:
+    """
+    #ifdef _OPENMP
+    #include <omp.h>
+    static inline int fn_team_size(void) { return omp_get_num_threads(); }
+    static inline int fn_team_id(void) { return omp_get_thread_num(); }
+    static inline void fn_team_barrier(void) {
+    #pragma omp barrier
+    }
+    #else
+    static inline int fn_team_size(void) { return 1; }
+    static inline int fn_team_id(void) { return 0; }
+    static inline void fn_team_barrier(void) {}
+    #endif
+    """
+    int fn_team_size() noexcept nogil
+    int fn_team_id() noexcept nogil
+    void fn_team_barrier() noexcept nogil
+
+
+cdef enum:
+    # first layers from this many weights take the two halves of p (below: no gain
+    # worth the changed sum); the batch's product must stay below MATMUL_PAR_MIN
+    KSPLIT_MIN = 4096
+
+
+cdef Py_ssize_t _ksplit(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni,
+                        Py_ssize_t bs) noexcept nogil:
+    """Where layer 0's p splits (0: no split), from the shapes only: a Dense,
+    non-PReLU first layer of a deeper network whose batch product runs on one
+    thread (bs * in * out < MATMUL_PAR_MIN) and has at least KSPLIT_MIN weights."""
+    cdef Py_ssize_t n_in = ispec[I_IN], zw0 = ispec[I_OUT]
+    if (L < 2 or ispec[I_KIND] != KIND_DENSE or ispec[I_ACT] == ACT_PRELU or n_in < 64
+            or n_in * zw0 < KSPLIT_MIN or bs * n_in * zw0 >= MATMUL_PAR_MIN):
+        return 0
+    return n_in // 2
+
+
+cdef void _layer0_ksplit(const floating* Xb, Py_ssize_t n_in, Py_ssize_t r,
+                         const int64_t* ispec, const double* fspec,
+                         const floating* params, floating* Z, floating* A,
+                         Py_ssize_t nb, int n_threads) noexcept nogil:
+    """Layer 0 in the plain step with the halves of p (A is the second half's
+    scratch before it takes the activations)."""
+    cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W], bo0 = ispec[I_B], i
+    matmul_lda_c(Xb, n_in, params + W0, Z, nb, r, zw0, n_threads)
+    matmul_lda_c(Xb + r, n_in, params + W0 + r * zw0, A, nb, n_in - r, zw0, n_threads)
+    for i in range(nb * zw0):
+        Z[i] = Z[i] + A[i]
+    bias_act_forward_c(params + bo0 if bo0 >= 0 else NULL, <int> ispec[I_ACT], fspec[F_ALPHA],
+                       Z, A, nb, zw0, n_threads)
+
+
+cdef inline void _split_gather(const floating* X, Py_ssize_t n_in, const int64_t* perm,
+                               Py_ssize_t M, Py_ssize_t bs, Py_ssize_t b, Py_ssize_t c0,
+                               Py_ssize_t c1, floating* xp) noexcept nogil:
+    """Columns c0..c1 of batch b's rows, contiguous into xp (nb x (c1 - c0))."""
+    cdef Py_ssize_t r0 = b * bs
+    cdef Py_ssize_t nb = min(bs, M - r0), i
+    for i in range(nb):
+        memcpy(xp + i * (c1 - c0), X + perm[r0 + i] * n_in + c0, (c1 - c0) * sizeof(floating))
+
+
+cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize_t nb,
+                      Py_ssize_t r0, const floating* Y, const int64_t* labels,
+                      const floating* sw, const int64_t* ispec, const double* fspec,
+                      Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf, int head, int opt,
+                      const double* h, Py_ssize_t t, const floating* part0,
+                      const floating* part1, floating* params, floating* grads,
+                      floating* state, Py_ssize_t P, floating* w, const Py_ssize_t* offs,
+                      double* row_loss, double* batch_loss, floating* scores) noexcept nogil:
+    """Phase B in workspace w with the parameter copy (params, grads, state), then
+    the update of everything but W_0 in that copy; dz_0 is left in w's D buffer
+    of layer 0 (offs[3 * L] for odd L, offs[3 * L + 1] for even).  ``owner``
+    also writes the batch loss and the scores.  _train's code for these layers,
+    on one thread."""
+    cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
+    cdef Py_ssize_t k = ispec[(L - 1) * ni + I_OUT], zw0 = ispec[I_OUT], l, i, w_in, zw, bo
+    cdef floating* Z0 = w + offs[0]
+    cdef floating* A0 = w + offs[1]
+    cdef floating* D = w + offs[3 * L]
+    cdef floating* D2 = w + offs[3 * L + 1]
+    cdef floating* tmp
+    cdef floating* ZL = w + offs[3 * (L - 1)]
+    cdef floating* AL = w + offs[3 * (L - 1) + 1]
+    cdef double data
+    bo = ispec[I_B]
+    for i in range(nb * zw0):
+        Z0[i] = part0[i] + part1[i]
+    bias_act_forward_c(params + bo if bo >= 0 else NULL, <int> ispec[I_ACT], fspec[F_ALPHA],
+                       Z0, A0, nb, zw0, 1)
+    for l in range(1, L):
+        _layer_z(w + offs[3 * (l - 1) + 1], ispec, fspec, l, ni, nf, params, w + offs[3 * l],
+                 w + offs[3 * l + 1], nb, l == L - 1 and fused, 1)
+    if head == HEAD_SOFTMAX_XENT:
+        softmax_xent_c(ZL, Y, labels, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, 1)
+    elif head == HEAD_SIGMOID_BCE:
+        sigmoid_bce_c(ZL, Y, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, 1)
+    else:
+        if head == HEAD_MSE:
+            mse_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, 1)
+        else:
+            mae_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, 1)
+        act_backward_c(ZL, AL, D, <int> ispec[(L - 1) * ni + I_ACT],
+                       fspec[(L - 1) * nf + F_ALPHA], D, nb, k, 1)
+    if owner:
+        data = 0.0
+        for i in range(nb):
+            data = data + (sw[rows[i]] if sw != NULL else 1.0) * row_loss[i]
+        batch_loss[step] = data / nb
+        if scores != NULL:
+            memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
+    for l in range(L - 1, 0, -1):
+        w_in = ispec[l * ni + I_IN]
+        zw = ispec[l * ni + I_OUT]
+        bo = ispec[l * ni + I_B]
+        matmul_tn_c(w + offs[3 * (l - 1) + 1], D, grads + ispec[l * ni + I_W], w_in, nb, zw, 1)
+        if bo >= 0:
+            bias_grad_c(D, grads + bo, nb, zw, 1)
+        matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, NULL, 1)
+        act_backward_c(w + offs[3 * (l - 1)], w + offs[3 * (l - 1) + 1], D2,
+                       <int> ispec[(l - 1) * ni + I_ACT], fspec[(l - 1) * nf + F_ALPHA], D2,
+                       nb, w_in, 1)
+        tmp = D
+        D = D2
+        D2 = tmp
+    bo = ispec[I_B]
+    if bo >= 0:
+        bias_grad_c(D, grads + bo, nb, zw0, 1)
+        optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo, zw0, P, 1)
+    for l in range(1, L):
+        optimizer_update_c(opt, h, t, grads + ispec[l * ni + I_W], params + ispec[l * ni + I_W],
+                           state + ispec[l * ni + I_W],
+                           ispec[l * ni + I_IN] * ispec[l * ni + I_OUT], P, 1)
+        bo = ispec[l * ni + I_B]
+        if bo >= 0:
+            optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo,
+                               ispec[l * ni + I_OUT], P, 1)
+
+
+cdef void _split_thread(
+        int tid, int team,
+        const floating* X, Py_ssize_t n_in, const floating* Y, const int64_t* labels,
+        const floating* sw, const int64_t* perm, Py_ssize_t M,
+        Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
+        const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf,
+        int head, int opt, const double* h, Py_ssize_t t0,
+        floating* params, floating* grads, floating* state, Py_ssize_t P,
+        floating* params1, floating* grads1, floating* state1,
+        floating* work, floating* work1, floating* xparts, floating* partial,
+        double* batch_loss, floating* scores, const Py_ssize_t* offs,
+        double* row_loss, Py_ssize_t r) noexcept nogil:
+    """One thread's share of the split step: part tid of 2 (a team of 2), or both
+    parts (a team of 1).  Thread 1 runs phase B on params1 / grads1 / state1 and
+    work1."""
+    cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W]
+    cdef Py_ssize_t step, b, r0, nb, p, ra, rb
+    cdef floating* D
+    cdef floating* xp
+    cdef floating* slot
+    cdef bint owner = tid == 0
+    cdef floating* w = work if owner else work1
+    for p in range(2):
+        if team == 1 or p == tid:
+            ra = 0 if p == 0 else r
+            rb = r if p == 0 else n_in
+            _split_gather(X, n_in, perm, M, bs, first_batch, ra, rb, xparts + p * bs * (n_in - r))
+    for step in range(n_batches):
+        b = first_batch + step
+        r0 = b * bs
+        nb = min(bs, M - r0)
+        slot = partial + (step % 2) * 2 * bs * zw0
+        # ---- A: this thread's half of p of layer 0's product
+        for p in range(2):
+            if team == 1 or p == tid:
+                ra = 0 if p == 0 else r
+                rb = r if p == 0 else n_in
+                matmul_c(xparts + p * bs * (n_in - r), params + W0 + ra * zw0, slot + p * bs * zw0,
+                         nb, rb - ra, zw0, 1)
+        fn_team_barrier()
+        # ---- B: the rest of the step in this thread's workspace and parameter copy
+        _split_tail(owner, step, perm + r0, nb, r0, Y, labels, sw, ispec, fspec, L, ni, nf,
+                    head, opt, h, t0 + step + 1, slot, slot + bs * zw0,
+                    params if owner else params1, grads if owner else grads1,
+                    state if owner else state1, P, w, offs, row_loss + tid * bs,
+                    batch_loss, scores)
+        D = w + (offs[3 * L] if L % 2 == 1 else offs[3 * L + 1])
+        # ---- C: this thread's rows of dW_0, their update, its part of the next rows
+        for p in range(2):
+            if team == 1 or p == tid:
+                ra = 0 if p == 0 else r
+                rb = r if p == 0 else n_in
+                xp = xparts + p * bs * (n_in - r)
+                matmul_tn_c(xp, D, grads + W0 + ra * zw0, rb - ra, nb, zw0, 1)
+                optimizer_update_c(opt, h, t0 + step + 1, grads + W0 + ra * zw0,
+                                   params + W0 + ra * zw0, state + W0 + ra * zw0,
+                                   (rb - ra) * zw0, P, 1)
+                if step + 1 < n_batches:
+                    _split_gather(X, n_in, perm, M, bs, b + 1, ra, rb, xp)
+
+
+# ---------------------------------------------------------------------------
 # contract kernels
 # ---------------------------------------------------------------------------
 def forward(const floating[:, ::1] X,        # IN (n, n_in)
@@ -581,6 +822,33 @@ def forward(const floating[:, ::1] X,        # IN (n, n_in)
     with nogil:
         _forward(&X[0, 0], &ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
                  &params[0], &work[0], &out[0, 0], n, maxw, max(n_threads, 1))
+
+
+def step_plan(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_t P,
+              const double[::1] hyper, Py_ssize_t batch_size, int n_threads,
+              bint diag_on=False):
+    """How train_batches runs these shapes: (r, two_threads).  r > 0: the first
+    layer's product is formed in the two halves of p at r (_ksplit: shapes only,
+    so every thread count and driver gets the same sums); two_threads: the
+    halves go to two threads (the split step).  That needs two threads asked
+    for, Dense layers only (no PReLU, Maxout, dropout, meProp, L1/L2, clipping or
+    diagnostics: the split shares none of their state out), the exact parameter
+    layout of those layers, and a first layer of at least 4x the multiply-adds
+    of the rest of the network (the rest runs on both threads)."""
+    cdef Py_ssize_t L = ispec.shape[0], l, rest = 0, total = 0
+    cdef Py_ssize_t r = _ksplit(&ispec[0, 0], L, ispec.shape[1], batch_size)
+    if (r == 0 or n_threads < 2 or diag_on
+            or hyper[H_CLIPNORM] > 0 or hyper[H_GLOBAL_CLIPNORM] > 0):
+        return r, False
+    for l in range(L):
+        if (ispec[l, I_KIND] != KIND_DENSE or ispec[l, I_ACT] == ACT_PRELU
+                or fspec[l, F_DROP] > 0 or fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
+                or _topk(&ispec[0, 0], l, ispec.shape[1])):
+            return r, False
+        total += ispec[l, I_IN] * ispec[l, I_OUT] + (ispec[l, I_OUT] if ispec[l, I_B] >= 0 else 0)
+        if l > 0:
+            rest += ispec[l, I_IN] * ispec[l, I_OUT]
+    return r, total == P and 4 * rest <= ispec[0, I_IN] * ispec[0, I_OUT]
 
 
 def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
@@ -692,6 +960,32 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     cdef int64_t[::1] tidx = np.empty(max(1, batch_size * maxk), dtype=np.int64)
     # a private copy of hyper: the clipping sets H_GRAD_SCALE in it
     cdef double[::1] h = np.array(hyper, dtype=np.float64)
+    cdef Py_ssize_t r_split, zw0 = ispec[0, I_OUT]
+    cdef floating[::1] params1, grads1, state1, work1, xparts, partial
+    cdef double[::1] row_loss2
+    r_split, two_threads = step_plan(ispec, fspec, P, h, batch_size, n_threads, on)
+    if two_threads:
+        dt = np.float32 if floating is float else np.float64
+        params1 = np.array(params)
+        grads1 = np.zeros(P, dtype=dt)
+        state1 = np.array(state).reshape(-1)
+        work1 = np.empty(size, dtype=dt)
+        xparts = np.empty(2 * batch_size * (X.shape[1] - r_split), dtype=dt)
+        partial = np.empty(4 * batch_size * zw0, dtype=dt)
+        row_loss2 = np.empty(2 * batch_size, dtype=np.float64)
+        with nogil, parallel(num_threads=2):
+            _split_thread(fn_team_id(), fn_team_size(),
+                          &X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
+                          &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
+                          &perm[0], M, batch_size, first_batch, n_batches,
+                          &ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1],
+                          head, opt, &h[0], t0,
+                          &params[0], &grads[0], &state[0, 0], P,
+                          &params1[0], &grads1[0], &state1[0],
+                          &work[0], &work1[0], &xparts[0], &partial[0], &batch_loss[0],
+                          &scores[0, 0] if scores.shape[0] else NULL,
+                          &offs[0], &row_loss2[0], r_split)
+        return
 
     with nogil:
         _train(&X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
@@ -702,4 +996,4 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                &params[0], &grads[0], &state[0, 0], P, &work[0], &batch_loss[0],
                &scores[0, 0] if scores.shape[0] else NULL,
                &offs[0], &row_loss[0], &wt[0], &reg_scratch[0], regularized,
-               &tidx[0], &diag[0] if on else NULL, &doffs[0], max(n_threads, 1))
+               &tidx[0], &diag[0] if on else NULL, &doffs[0], r_split, max(n_threads, 1))
