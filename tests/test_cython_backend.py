@@ -158,6 +158,9 @@ SPLIT_NETS = {
     # first layer >= 4x the rest, batch product < 2**20 multiply-adds
     "2 layers": (110, (40, 10), (defs.ACT_SIGMOID,), 10),
     "3 layers, odd p, no bias": (131, (33, 12, 5), (defs.ACT_TANH, defs.ACT_RELU), 7),
+    # over 4 vectors of hidden units (and float64 above): each part of the rows
+    # is gathered, not read in place by the narrow kernels
+    "2 layers, 70 hidden": (110, (70, 10), (defs.ACT_RELU,), 10),
 }
 
 

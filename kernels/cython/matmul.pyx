@@ -223,8 +223,12 @@ cdef extern from *:
     #define N256D_STORE(p, v) _mm256_storeu_pd((p), (v))
     #define N256D_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
     #define FN_AVX2 __attribute__((target("avx2,fma")))
-    #define FN_NARROW(NAME, T, F, ATTR, VL, R, NV)                                       \
-    ATTR static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,         \
+    /* FN_NARROW_G: the kernel with A's addressing left to three hooks, so one body
+       serves A given by strides (FN_NARROW) and A given by row pointers (FN_NARROW_RP:
+       element (r, p) at a[r][a_off + p], rows gathered in place; FN_NARROW_PP:
+       element (r, p) at a[p][a_off + r], the transposed operand of matmul_tn). */
+    #define FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, APARAMS, ADECL, AELEM)              \
+    ATTR static void NAME(ptrdiff_t k, APARAMS,                                          \
                           const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc,                 \
                           unsigned int tail)                                             \
     {                                                                                    \
@@ -238,12 +242,12 @@ cdef extern from *:
                 acc[r][v] = F##_ZERO();                                                  \
         for (p = 0; p < k; p++) {                                                        \
             const T* bp = b + p * b_p;                                                   \
-            const T* ap = a + p * a_p;                                                   \
+            ADECL                                                                        \
             _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                         \
                 bv[v] = F##_LOAD(bp + v * VL);                                           \
             bv[NV - 1] = F##_MLOAD(mk, bp + (NV - 1) * VL);                              \
             _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                           \
-                const F##_VT av = F##_SET1(ap[r * a_r]);                                 \
+                const F##_VT av = F##_SET1(AELEM(r));                                    \
                 _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                         \
                     acc[r][v] = F##_FMA(av, bv[v], acc[r][v]);                           \
             }                                                                            \
@@ -254,6 +258,17 @@ cdef extern from *:
             F##_MSTORE(c + r * ldc + (NV - 1) * VL, mk, acc[r][NV - 1]);                 \
         }                                                                                \
     }
+    #define FN_AP_STD(T) const T* a, ptrdiff_t a_r, ptrdiff_t a_p
+    #define FN_AP_PTR(T) const T* const* a, ptrdiff_t a_off
+    #define FN_AE_STD(r) ap[(r) * a_r]
+    #define FN_AE_RP(r) a[r][ao]
+    #define FN_AE_PP(r) ap[r]
+    #define FN_NARROW(NAME, T, F, ATTR, VL, R, NV) FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, \
+        FN_AP_STD(T), const T* ap = a + p * a_p;, FN_AE_STD)
+    #define FN_NARROW_RP(NAME, T, F, ATTR, VL, R, NV) FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, \
+        FN_AP_PTR(T), const ptrdiff_t ao = a_off + p;, FN_AE_RP)
+    #define FN_NARROW_PP(NAME, T, F, ATTR, VL, R, NV) FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, \
+        FN_AP_PTR(T), const T* ap = a[p] + a_off;, FN_AE_PP)
     /* (R, NV) pairs.  AVX-512 (32 registers): rows per block up to 16 / 12 / 8 / 6 for
        1 / 2 / 3 / 4 vectors; AVX2 (16): 12 / 5 / 3 / 2 */
     #define FN_NRW_LIST(X)                                                               \
@@ -269,22 +284,33 @@ cdef extern from *:
         X(1,2) X(2,2) X(3,2) X(4,2) X(5,2)                                               \
         X(1,3) X(2,3) X(3,3)                                                             \
         X(1,4) X(2,4)
-    #define FN_NRW_DEF32(R, NV) \
-        FN_NARROW(fn_nrw_f32_##R##_##NV, float, N512S, FN_AVX512, 16, R, NV)
-    #define FN_NRW_DEF64(R, NV) \
-        FN_NARROW(fn_nrw_f64_##R##_##NV, double, N512D, FN_AVX512, 8, R, NV)
-    #define FN_NRW2_DEF32(R, NV) \
-        FN_NARROW(fn_nrw2_f32_##R##_##NV, float, N256S, FN_AVX2, 8, R, NV)
-    #define FN_NRW2_DEF64(R, NV) \
-        FN_NARROW(fn_nrw2_f64_##R##_##NV, double, N256D, FN_AVX2, 4, R, NV)
+    /* the three addressings of A for one (ISA, dtype, R, NV): fn_nrw (strides),
+       fn_nrwr (row pointers), fn_nrwp (per-p pointers) */
+    #define FN_NRW_ALL3(SFX, T, F, ATTR, VL, R, NV)                                      \
+        FN_NARROW(fn_nrw##SFX, T, F, ATTR, VL, R, NV)                                    \
+        FN_NARROW_RP(fn_nrwr##SFX, T, F, ATTR, VL, R, NV)                                \
+        FN_NARROW_PP(fn_nrwp##SFX, T, F, ATTR, VL, R, NV)
+    #define FN_NRW_DEF32(R, NV) FN_NRW_ALL3(_f32_##R##_##NV, float, N512S, FN_AVX512, 16, R, NV)
+    #define FN_NRW_DEF64(R, NV) FN_NRW_ALL3(_f64_##R##_##NV, double, N512D, FN_AVX512, 8, R, NV)
+    #define FN_NRW2_DEF32(R, NV) FN_NRW_ALL3(2_f32_##R##_##NV, float, N256S, FN_AVX2, 8, R, NV)
+    #define FN_NRW2_DEF64(R, NV) FN_NRW_ALL3(2_f64_##R##_##NV, double, N256D, FN_AVX2, 4, R, NV)
     FN_NRW_LIST(FN_NRW_DEF32)
     FN_NRW_LIST(FN_NRW_DEF64)
     FN_NRW_LIST2(FN_NRW2_DEF32)
     FN_NRW_LIST2(FN_NRW2_DEF64)
+    /* table entries [NV - 1][R - 1] of each addressing */
     #define FN_NRW_ENT32(R, NV) [NV - 1][R - 1] = fn_nrw_f32_##R##_##NV,
     #define FN_NRW_ENT64(R, NV) [NV - 1][R - 1] = fn_nrw_f64_##R##_##NV,
     #define FN_NRW2_ENT32(R, NV) [NV - 1][R - 1] = fn_nrw2_f32_##R##_##NV,
     #define FN_NRW2_ENT64(R, NV) [NV - 1][R - 1] = fn_nrw2_f64_##R##_##NV,
+    #define FN_NRWr_ENT32(R, NV) [NV - 1][R - 1] = fn_nrwr_f32_##R##_##NV,
+    #define FN_NRWr_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwr_f64_##R##_##NV,
+    #define FN_NRWr2_ENT32(R, NV) [NV - 1][R - 1] = fn_nrwr2_f32_##R##_##NV,
+    #define FN_NRWr2_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwr2_f64_##R##_##NV,
+    #define FN_NRWp_ENT32(R, NV) [NV - 1][R - 1] = fn_nrwp_f32_##R##_##NV,
+    #define FN_NRWp_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwp_f64_##R##_##NV,
+    #define FN_NRWp2_ENT32(R, NV) [NV - 1][R - 1] = fn_nrwp2_f32_##R##_##NV,
+    #define FN_NRWp2_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwp2_f64_##R##_##NV,
     #else
     #define FN_MM_X86 0
     #endif
@@ -292,11 +318,22 @@ cdef extern from *:
                                  ptrdiff_t, float*, ptrdiff_t, unsigned int);
     typedef void (*fn_nrw_f64_t)(ptrdiff_t, const double*, ptrdiff_t, ptrdiff_t, const double*,
                                  ptrdiff_t, double*, ptrdiff_t, unsigned int);
+    typedef void (*fn_nrwx_f32_t)(ptrdiff_t, const float* const*, ptrdiff_t, const float*,
+                                  ptrdiff_t, float*, ptrdiff_t, unsigned int);
+    typedef void (*fn_nrwx_f64_t)(ptrdiff_t, const double* const*, ptrdiff_t, const double*,
+                                  ptrdiff_t, double*, ptrdiff_t, unsigned int);
     #if FN_MM_X86
     static const fn_nrw_f32_t fn_nrw_f32_all[2][4][16] = {{ FN_NRW_LIST2(FN_NRW2_ENT32) },
                                                           { FN_NRW_LIST(FN_NRW_ENT32) }};
     static const fn_nrw_f64_t fn_nrw_f64_all[2][4][16] = {{ FN_NRW_LIST2(FN_NRW2_ENT64) },
                                                           { FN_NRW_LIST(FN_NRW_ENT64) }};
+    /* [variant: 0 row pointers, 1 per-p pointers][ISA][NV - 1][R - 1] */
+    static const fn_nrwx_f32_t fn_nrwx_f32_all[2][2][4][16] = {
+        {{ FN_NRW_LIST2(FN_NRWr2_ENT32) }, { FN_NRW_LIST(FN_NRWr_ENT32) }},
+        {{ FN_NRW_LIST2(FN_NRWp2_ENT32) }, { FN_NRW_LIST(FN_NRWp_ENT32) }}};
+    static const fn_nrwx_f64_t fn_nrwx_f64_all[2][2][4][16] = {
+        {{ FN_NRW_LIST2(FN_NRWr2_ENT64) }, { FN_NRW_LIST(FN_NRWr_ENT64) }},
+        {{ FN_NRW_LIST2(FN_NRWp2_ENT64) }, { FN_NRW_LIST(FN_NRWp_ENT64) }}};
     #endif
     /* fn_nrw_on: the narrow kernels in use (0 none, 1 AVX2, 2 AVX-512); rows per
        block for 1..4 vectors; bytes per vector */
@@ -313,6 +350,20 @@ cdef extern from *:
     static fn_nrw_f64_t fn_nrw_f64(int nv, int r) {
     #if FN_MM_X86
         return fn_nrw_f64_all[fn_nrw_on - 1][nv - 1][r - 1];
+    #else
+        return 0;
+    #endif
+    }
+    static fn_nrwx_f32_t fn_nrwx_f32(int variant, int nv, int r) {
+    #if FN_MM_X86
+        return fn_nrwx_f32_all[variant][fn_nrw_on - 1][nv - 1][r - 1];
+    #else
+        return 0;
+    #endif
+    }
+    static fn_nrwx_f64_t fn_nrwx_f64(int variant, int nv, int r) {
+    #if FN_MM_X86
+        return fn_nrwx_f64_all[variant][fn_nrw_on - 1][nv - 1][r - 1];
     #else
         return 0;
     #endif
@@ -375,6 +426,13 @@ cdef extern from *:
     int fn_nrw_on, fn_nrw_vbytes
     fn_nrw_f32_t fn_nrw_f32(int nv, int r) noexcept nogil
     fn_nrw_f64_t fn_nrw_f64(int nv, int r) noexcept nogil
+    ctypedef void (*fn_nrwx_f32_t)(Py_ssize_t, const float* const*, Py_ssize_t, const float*,
+                                   Py_ssize_t, float*, Py_ssize_t, unsigned int) noexcept nogil
+    ctypedef void (*fn_nrwx_f64_t)(Py_ssize_t, const double* const*, Py_ssize_t,
+                                   const double*, Py_ssize_t, double*, Py_ssize_t,
+                                   unsigned int) noexcept nogil
+    fn_nrwx_f32_t fn_nrwx_f32(int variant, int nv, int r) noexcept nogil
+    fn_nrwx_f64_t fn_nrwx_f64(int variant, int nv, int r) noexcept nogil
 
 cdef enum:
     # largest micro-tile (AVX-512 float32: 8 x 32)
@@ -820,6 +878,46 @@ cdef void matmul_nt_c(const floating* A, const floating* B, floating* C,
 cdef void matmul_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
                        Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
     _gemm(A, lda, 1, B, m, 1, C, n, k, m, n_threads)
+
+
+cdef int matmul_ptr_c(int variant, const floating* const* arow, Py_ssize_t a_off,
+                      const floating* B, floating* C, Py_ssize_t n, Py_ssize_t k,
+                      Py_ssize_t m) noexcept nogil:
+    """The narrow path (one thread) with A given by pointers, variant 0: A (n, k),
+    row i at arow[i] + a_off; variant 1: C = A.T @ B with A (k, n), row p at
+    arow[p] + a_off.  -1 (nothing done) where the narrow kernels do not apply
+    (m over 4 vectors, no AVX2): the caller gathers A and calls matmul_c /
+    matmul_tn_c, which give the same bits."""
+    cdef Py_ssize_t vl, nv, nblk, R, rem, t, i0, rows
+    cdef unsigned int tail
+    if not fn_nrw_on or m * <Py_ssize_t> sizeof(floating) > 4 * fn_nrw_vbytes:
+        return -1
+    if n <= 0 or m <= 0:
+        return 0
+    if k <= 0:
+        memset(C, 0, n * m * sizeof(floating))
+        return 0
+    vl = fn_nrw_vbytes // sizeof(floating)
+    nv = (m + vl - 1) // vl
+    nblk = _cdiv(n, fn_nrw_rmax[nv - 1])
+    R = _cdiv(n, nblk)
+    rem = m - (nv - 1) * vl
+    tail = <unsigned int> ((1 << rem) - 1)
+    nblk = _cdiv(n, R)
+    for t in range(nblk):
+        i0 = t * R
+        rows = min(R, n - i0)
+        if floating is float:
+            if variant == 0:
+                fn_nrwx_f32(0, nv, rows)(k, arow + i0, a_off, B, m, C + i0 * m, m, tail)
+            else:
+                fn_nrwx_f32(1, nv, rows)(k, arow, a_off + i0, B, m, C + i0 * m, m, tail)
+        else:
+            if variant == 0:
+                fn_nrwx_f64(0, nv, rows)(k, arow + i0, a_off, B, m, C + i0 * m, m, tail)
+            else:
+                fn_nrwx_f64(1, nv, rows)(k, arow, a_off + i0, B, m, C + i0 * m, m, tail)
+    return 0
 
 
 cdef void matmul_tn_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,

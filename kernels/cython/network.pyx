@@ -50,7 +50,7 @@ from libc.string cimport memcpy
 import numpy as np
 
 from ._types cimport ELEM_PAR_MIN, MATMUL_PAR_MIN
-from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_tn_lda_c
+from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_ptr_c
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
 from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch
@@ -575,15 +575,17 @@ cdef void _train(
 # half reads, writes and updates, so only the two partial Z_0 cross between the
 # cores, at one team barrier per step:
 #
-#   A  part p: its columns of the batch's rows (gathered the step before) @ its
-#      rows of W_0 -> partial[step % 2][p]                                  (both)
+#   A  part p: its columns of the batch's rows @ its rows of W_0 ->
+#      partial[step % 2][p]                                                 (both)
+#      (the narrow kernels read the rows in place through row pointers,
+#      matmul_ptr_c; wider layers read a copy of part p gathered the step before)
 #   -- barrier --
 #   B  Z_0 = partial 0 + partial 1, the bias and activation, layers 1..L-1,
 #      the loss head, backward to dz_0 and every gradient except dW_0: each
 #      thread in its own workspace, with its own copy of the parameters other
 #      than W_0 (thread 0's are the caller's buffers), updated alike
-#   C  part p: dW_0 rows of part p = X_b[:, part].T @ dz_0, their update, then
-#      part p of the next batch's rows gathered
+#   C  part p: dW_0 rows of part p = X_b[:, part].T @ dz_0 (the rows in place
+#      again, or the gathered copy), their update (then the next gather)
 #
 # Thread 1 writes partial[(step + 1) % 2] only after the barrier of step + 1,
 # which thread 0 passes after its B of step, so two slots suffice.  The arithmetic
@@ -741,34 +743,47 @@ cdef void _split_thread(
         floating* params1, floating* grads1, floating* state1,
         floating* work, floating* work1, floating* xparts, floating* partial,
         double* batch_loss, floating* scores, const Py_ssize_t* offs,
-        double* row_loss, Py_ssize_t r) noexcept nogil:
+        double* row_loss, const floating** rowp, Py_ssize_t r) noexcept nogil:
     """One thread's share of the split step: part tid of 2 (a team of 2), or both
     parts (a team of 1).  Thread 1 runs phase B on params1 / grads1 / state1 and
     work1."""
     cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W]
-    cdef Py_ssize_t step, b, r0, nb, p, ra, rb
+    cdef Py_ssize_t step, b, r0, nb, p, ra, rb, i
     cdef floating* D
     cdef floating* xp
     cdef floating* slot
     cdef bint owner = tid == 0
     cdef floating* w = work if owner else work1
-    for p in range(2):
-        if team == 1 or p == tid:
-            ra = 0 if p == 0 else r
-            rb = r if p == 0 else n_in
-            _split_gather(X, n_in, perm, M, bs, first_batch, ra, rb, xparts + p * bs * (n_in - r))
+    # the narrow kernels read the batch's rows in place (through rowp) where they
+    # apply (at most 4 vectors of hidden units); otherwise each part is gathered
+    cdef bint direct = matmul_ptr_c(0, rowp, 0, params, partial, 0, 0, zw0) == 0
+    rowp = rowp + tid * bs
+    if not direct:
+        for p in range(2):
+            if team == 1 or p == tid:
+                ra = 0 if p == 0 else r
+                rb = r if p == 0 else n_in
+                _split_gather(X, n_in, perm, M, bs, first_batch, ra, rb,
+                              xparts + p * bs * (n_in - r))
     for step in range(n_batches):
         b = first_batch + step
         r0 = b * bs
         nb = min(bs, M - r0)
         slot = partial + (step % 2) * 2 * bs * zw0
+        if direct:
+            for i in range(nb):
+                rowp[i] = X + perm[r0 + i] * n_in
         # ---- A: this thread's half of p of layer 0's product
         for p in range(2):
             if team == 1 or p == tid:
                 ra = 0 if p == 0 else r
                 rb = r if p == 0 else n_in
-                matmul_c(xparts + p * bs * (n_in - r), params + W0 + ra * zw0, slot + p * bs * zw0,
-                         nb, rb - ra, zw0, 1)
+                if direct:
+                    matmul_ptr_c(0, rowp, ra, params + W0 + ra * zw0, slot + p * bs * zw0,
+                                 nb, rb - ra, zw0)
+                else:
+                    matmul_c(xparts + p * bs * (n_in - r), params + W0 + ra * zw0,
+                             slot + p * bs * zw0, nb, rb - ra, zw0, 1)
         fn_team_barrier()
         # ---- B: the rest of the step in this thread's workspace and parameter copy
         _split_tail(owner, step, perm + r0, nb, r0, Y, labels, sw, ispec, fspec, L, ni, nf,
@@ -783,11 +798,14 @@ cdef void _split_thread(
                 ra = 0 if p == 0 else r
                 rb = r if p == 0 else n_in
                 xp = xparts + p * bs * (n_in - r)
-                matmul_tn_c(xp, D, grads + W0 + ra * zw0, rb - ra, nb, zw0, 1)
+                if direct:
+                    matmul_ptr_c(1, rowp, ra, D, grads + W0 + ra * zw0, rb - ra, nb, zw0)
+                else:
+                    matmul_tn_c(xp, D, grads + W0 + ra * zw0, rb - ra, nb, zw0, 1)
                 optimizer_update_c(opt, h, t0 + step + 1, grads + W0 + ra * zw0,
                                    params + W0 + ra * zw0, state + W0 + ra * zw0,
                                    (rb - ra) * zw0, P, 1)
-                if step + 1 < n_batches:
+                if not direct and step + 1 < n_batches:
                     _split_gather(X, n_in, perm, M, bs, b + 1, ra, rb, xp)
 
 
@@ -963,6 +981,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     cdef Py_ssize_t r_split, zw0 = ispec[0, I_OUT]
     cdef floating[::1] params1, grads1, state1, work1, xparts, partial
     cdef double[::1] row_loss2
+    cdef Py_ssize_t rowp_addr
     r_split, two_threads = step_plan(ispec, fspec, P, h, batch_size, n_threads, on)
     if two_threads:
         dt = np.float32 if floating is float else np.float64
@@ -973,6 +992,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
         xparts = np.empty(2 * batch_size * (X.shape[1] - r_split), dtype=dt)
         partial = np.empty(4 * batch_size * zw0, dtype=dt)
         row_loss2 = np.empty(2 * batch_size, dtype=np.float64)
+        rowp_arr = np.empty(2 * batch_size, dtype=np.intp)
+        rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
         with nogil, parallel(num_threads=2):
             _split_thread(fn_team_id(), fn_team_size(),
                           &X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
@@ -984,7 +1005,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                           &params1[0], &grads1[0], &state1[0],
                           &work[0], &work1[0], &xparts[0], &partial[0], &batch_loss[0],
                           &scores[0, 0] if scores.shape[0] else NULL,
-                          &offs[0], &row_loss2[0], r_split)
+                          &offs[0], &row_loss2[0], <const floating**> rowp_addr, r_split)
         return
 
     with nogil:
