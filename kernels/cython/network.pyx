@@ -399,7 +399,7 @@ cdef void _train(
         floating* work, double* batch_loss, floating* scores,
         const Py_ssize_t* offs, double* row_loss, floating* wt, double* reg_scratch,
         bint regularized, int64_t* tidx, double* diag, const Py_ssize_t* doffs,
-        Py_ssize_t r_split, int n_threads) noexcept nogil:
+        Py_ssize_t r_split, const floating** rowp, int n_threads) noexcept nogil:
     cdef Py_ssize_t step, b, r0, nb, l, i, k, w_in, w_out, zw, bo, kk, off, below
     cdef const int64_t* rows
     cdef const floating* inp
@@ -412,6 +412,9 @@ cdef void _train(
     cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
     cdef bint last, on = diag != NULL
     cdef floating* Xb = work
+    # (_ksplit layers only: their products run on one thread, and no meProp on layer 0)
+    cdef bint direct = (r_split > 0 and _topk(ispec, 0, ni) == 0
+                        and matmul_ptr_c(0, rowp, 0, params, work, 0, 0, ispec[I_OUT]) == 0)
     cdef floating* ZL = work + offs[3 * (L - 1)]
     cdef floating* AL = work + offs[3 * (L - 1) + 1]
     k = ispec[(L - 1) * ni + I_OUT]
@@ -422,8 +425,13 @@ cdef void _train(
         nb = min(bs, M - r0)
         rows = perm + r0
 
-        # ---- forward, keeping Z_l, A_l (and the dropped-out copy M_l)
-        gather_rows_c(X, rows, Xb, nb, n_in, n_threads)
+        # ---- forward, keeping Z_l, A_l (and the dropped-out copy M_l); layer 0 of the
+        # halves of p reads the batch's rows in place where the narrow kernels apply
+        if direct:
+            for i in range(nb):
+                rowp[i] = X + rows[i] * n_in
+        else:
+            gather_rows_c(X, rows, Xb, nb, n_in, n_threads)
         inp = Xb
         for l in range(L):
             w_out = ispec[l * ni + I_OUT]
@@ -431,7 +439,8 @@ cdef void _train(
             A = work + offs[3 * l + 1]
             last = l == L - 1
             if l == 0 and r_split > 0:
-                _layer0_ksplit(Xb, n_in, r_split, ispec, fspec, params, Z, A, nb, n_threads)
+                _layer0_ksplit(Xb, rowp if direct else NULL, n_in, r_split, ispec, fspec,
+                               params, Z, A, nb, n_threads)
             else:
                 # the fused heads take logits: the last layer adds its bias only (P goes to A)
                 _layer_z(inp, ispec, fspec, l, ni, nf, params, Z, A, nb, last and fused,
@@ -498,6 +507,8 @@ cdef void _train(
                 # wt (the transposed-W scratch of the delta product, not in use yet)
                 matmul_tn_sparse_c(inp, D, tidx, grads + ispec[l * ni + I_W], nb, w_in, zw, kk,
                                    wt, n_threads)
+            elif l == 0 and direct:
+                matmul_ptr_c(1, rowp, 0, D, grads + ispec[I_W], w_in, nb, zw)
             else:
                 matmul_tn_c(inp, D, grads + ispec[l * ni + I_W], w_in, nb, zw, n_threads)
             if bo >= 0:
@@ -630,15 +641,20 @@ cdef Py_ssize_t _ksplit(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni,
     return n_in // 2
 
 
-cdef void _layer0_ksplit(const floating* Xb, Py_ssize_t n_in, Py_ssize_t r,
-                         const int64_t* ispec, const double* fspec,
+cdef void _layer0_ksplit(const floating* Xb, const floating** rowp, Py_ssize_t n_in,
+                         Py_ssize_t r, const int64_t* ispec, const double* fspec,
                          const floating* params, floating* Z, floating* A,
                          Py_ssize_t nb, int n_threads) noexcept nogil:
     """Layer 0 in the plain step with the halves of p (A is the second half's
-    scratch before it takes the activations)."""
+    scratch before it takes the activations), from the gathered rows Xb or, when
+    rowp is not NULL, from the rows in place."""
     cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W], bo0 = ispec[I_B], i
-    matmul_lda_c(Xb, n_in, params + W0, Z, nb, r, zw0, n_threads)
-    matmul_lda_c(Xb + r, n_in, params + W0 + r * zw0, A, nb, n_in - r, zw0, n_threads)
+    if rowp != NULL:
+        matmul_ptr_c(0, rowp, 0, params + W0, Z, nb, r, zw0)
+        matmul_ptr_c(0, rowp, r, params + W0 + r * zw0, A, nb, n_in - r, zw0)
+    else:
+        matmul_lda_c(Xb, n_in, params + W0, Z, nb, r, zw0, n_threads)
+        matmul_lda_c(Xb + r, n_in, params + W0 + r * zw0, A, nb, n_in - r, zw0, n_threads)
     for i in range(nb * zw0):
         Z[i] = Z[i] + A[i]
     bias_act_forward_c(params + bo0 if bo0 >= 0 else NULL, <int> ispec[I_ACT], fspec[F_ALPHA],
@@ -983,6 +999,9 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     cdef double[::1] row_loss2
     cdef Py_ssize_t rowp_addr
     r_split, two_threads = step_plan(ispec, fspec, P, h, batch_size, n_threads, on)
+    # row pointers of the batch (one set per thread of the split step)
+    rowp_arr = np.empty(2 * batch_size, dtype=np.intp)
+    rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
     if two_threads:
         dt = np.float32 if floating is float else np.float64
         params1 = np.array(params)
@@ -992,8 +1011,6 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
         xparts = np.empty(2 * batch_size * (X.shape[1] - r_split), dtype=dt)
         partial = np.empty(4 * batch_size * zw0, dtype=dt)
         row_loss2 = np.empty(2 * batch_size, dtype=np.float64)
-        rowp_arr = np.empty(2 * batch_size, dtype=np.intp)
-        rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
         with nogil, parallel(num_threads=2):
             _split_thread(fn_team_id(), fn_team_size(),
                           &X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
@@ -1017,4 +1034,5 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                &params[0], &grads[0], &state[0, 0], P, &work[0], &batch_loss[0],
                &scores[0, 0] if scores.shape[0] else NULL,
                &offs[0], &row_loss[0], &wt[0], &reg_scratch[0], regularized,
-               &tidx[0], &diag[0] if on else NULL, &doffs[0], r_split, max(n_threads, 1))
+               &tidx[0], &diag[0] if on else NULL, &doffs[0], r_split,
+               <const floating**> rowp_addr, max(n_threads, 1))
