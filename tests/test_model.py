@@ -303,6 +303,32 @@ def test_thread_count_does_not_change_results(backend, digits):
         np.testing.assert_array_equal(a, b)
 
 
+def test_thread_count_does_not_change_results_small_batches(backend, digits):
+    """Batches of 10 through a first layer that dominates the network (64 x 80,
+    then 80 x 10): the shapes of the Cython backend's two-thread step; sample
+    weights and a validation split along."""
+    X, y = digits
+    w = np.linspace(0.5, 1.5, 500)
+    out = []
+    try:
+        for n in (1, 2):
+            fastnet.set_num_threads(n)
+            m = fastnet.Sequential([fastnet.Dense(80, activation="sigmoid"), fastnet.Dense(10)],
+                                   backend=backend, seed=2)
+            m.compile(optimizer=fastnet.SGD(0.3, momentum=0.5),
+                      loss=fastnet.SparseCategoricalCrossentropy(from_logits=True),
+                      metrics=["accuracy"])
+            h = m.fit(X[:500], y[:500], epochs=2, batch_size=10, sample_weight=w,
+                      validation_split=0.2, verbose=0)
+            out.append((m.get_weights(), h.history))
+    finally:
+        fastnet.set_num_threads(None)
+    (wa, ha), (wb, hb) = out
+    for a, b in zip(wa, wb):
+        np.testing.assert_array_equal(a, b)
+    assert ha == hb and ha["accuracy"][-1] > 0.5
+
+
 def test_logits_of_1e4_give_finite_loss_and_gradients(backend):
     for loss, y in [(fastnet.SparseCategoricalCrossentropy(from_logits=True), np.array([0, 1])),
                     (fastnet.BinaryCrossentropy(from_logits=True), np.array([[0.0, 1.0], [1.0, 0.0]])),
