@@ -389,6 +389,21 @@ cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssi
     optimizer_update_c(opt, h, t, grads, params, state, P, P, n_threads)
 
 
+cdef bint _per_layer_update(int opt, const double* h, const int64_t* ispec, Py_ssize_t L,
+                            Py_ssize_t ni, bint regularized, bint diag_on) noexcept nogil:
+    """Whether the step updates each layer's W and b as soon as the backward pass is
+    done with them (no clipping: its norms need every gradient; no L1/L2: the
+    penalty gradients come after the backward pass; no PReLU: its slopes' gradient
+    is formed one layer down; no diagnostics: they check the whole update)."""
+    cdef Py_ssize_t l
+    if opt == OPT_NONE or regularized or diag_on or h[H_CLIPNORM] > 0 or h[H_GLOBAL_CLIPNORM] > 0:
+        return False
+    for l in range(L):
+        if ispec[l * ni + I_ACT] == ACT_PRELU:
+            return False
+    return True
+
+
 cdef void _train(
         const floating* X, Py_ssize_t n_in, const floating* Y, const int64_t* labels,
         const floating* sw, const int64_t* perm, Py_ssize_t M,
@@ -417,6 +432,7 @@ cdef void _train(
                         and matmul_ptr_c(0, rowp, 0, params, work, 0, 0, ispec[I_OUT]) == 0)
     cdef floating* ZL = work + offs[3 * (L - 1)]
     cdef floating* AL = work + offs[3 * (L - 1) + 1]
+    cdef bint per_layer = _per_layer_update(opt, h, ispec, L, ni, regularized, diag != NULL)
     k = ispec[(L - 1) * ni + I_OUT]
 
     for step in range(n_batches):
@@ -543,6 +559,15 @@ cdef void _train(
                     tmp = D
                     D = D2
                     D2 = tmp
+            if per_layer:
+                # W and b of this layer are done with (the delta below read W): update them
+                # while their gradient is still in cache
+                optimizer_update_c(opt, h, t0 + step + 1, grads + ispec[l * ni + I_W],
+                                   params + ispec[l * ni + I_W], state + ispec[l * ni + I_W],
+                                   w_in * zw, P, n_threads)
+                if bo >= 0:
+                    optimizer_update_c(opt, h, t0 + step + 1, grads + bo, params + bo, state + bo,
+                                       zw, P, n_threads)
             if on:
                 # this layer's gradients are complete (its slopes were formed one step earlier)
                 if not (_finite(grads + ispec[l * ni + I_W], w_in * zw)
@@ -566,7 +591,8 @@ cdef void _train(
             data = data + regularize_c(ispec, fspec, L, ni, nf, params, grads, reg_scratch,
                                        n_threads)
         batch_loss[step] = data
-        _update(opt, h, t0 + step + 1, ispec, L, ni, grads, params, state, P, n_threads)
+        if not per_layer:
+            _update(opt, h, t0 + step + 1, ispec, L, ni, grads, params, state, P, n_threads)
         if on:
             for l in range(L):
                 if not _params_finite(ispec, l, ni, params):
