@@ -8,7 +8,9 @@ The Python wrappers check every shape and index once, take the memoryviews,
 then run everything inside ``with nogil:``: for each batch, gather its rows by
 index from the caller's X (no copy of the epoch's data), forward through every
 layer (with dropout), the fused loss head (targets and weights read through
-the same row index), backward, regularization and the optimizer update.  The
+the same row index), backward, regularization and the optimizer update (each
+layer's W and b as soon as the backward pass is done with them, when no
+clipping, L1/L2, PReLU or diagnostics needs every gradient first).  The
 inner kernels are the cdef functions of matmul / _generated_elementwise /
 losses / reduce (cimported through their .pxd files); each runs its own
 parallel loops over output tiles, so results are bit-identical for any
