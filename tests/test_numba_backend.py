@@ -368,6 +368,12 @@ def test_thread_count_is_clamped_and_validated():
     with pytest.raises(ValueError):
         nb.matmul(A, np.ones((2, 3)), C, 0)
     nb.matmul(A, np.ones((2, 3)), C, nb.MAX_THREADS)
+    assert numba.get_num_threads() == nb.MAX_THREADS
+    # the adapter sets the pool through the C setter after reading it: a change made
+    # behind its back (numba's public API) is still overridden by the next call
+    numba.set_num_threads(1)
+    nb.matmul(A, np.ones((2, 3)), C, nb.MAX_THREADS)
+    assert numba.get_num_threads() == nb.MAX_THREADS
 
 
 def test_scalar_arguments_do_not_multiply_specialisations():

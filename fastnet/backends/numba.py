@@ -9,11 +9,12 @@ the compiled kernel.
 
 Threads
 -------
-Each call does ``numba.set_num_threads(min(n_threads, NUMBA_NUM_THREADS))``
-and the kernels then use numba's pool.  Measured: the adapter adds about 2 us
-to a kernel call (1-2 us of it is ``numba.set_num_threads``; a direct
-dispatcher call costs 0.5 us), nothing next to ``train_batches``, which runs
-whole epochs per call.  The alternative, calling ``set_num_threads`` inside the
+Each call makes ``min(n_threads, NUMBA_NUM_THREADS)`` the calling thread's pool
+size (through the threading layer's C getter / setter, see _raw_set_num_threads)
+and the kernels then use numba's pool.  Measured: the adapter adds about 0.4 us
+to a kernel call (a numba dispatcher call itself costs 0.3 us; through the public
+``numba.set_num_threads`` it added 1-2 us), nothing next to ``train_batches``,
+which runs whole epochs per call.  The alternative, calling ``set_num_threads`` inside the
 jitted kernels, costs nothing measurable but makes every such kernel
 uncacheable (numba embeds the pool's ctypes function pointer: "cannot cache
 ... dynamic globals"), so it is not used.  The setting is per calling thread
@@ -54,7 +55,32 @@ __all__ = [
 
 NAME = "numba"
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
-_set_num_threads = numba.set_num_threads
+
+
+def _raw_set_num_threads():
+    """numba.set_num_threads launches the pool, type-checks and range-checks its
+    argument, then calls the threading layer's C setter: 0.9 us per call, most
+    of a tiny kernel's cost (a 10x30x10 matmul through the adapter took 1.8 us,
+    the kernel alone 0.76 us).  _threads already clamps n to [1, MAX_THREADS],
+    so after one public call (which launches the pool) the C setter and getter
+    are called directly (0.25 / 0.14 us) when this numba exposes them (numba
+    0.68: ``numba.np.ufunc.parallel._set_num_threads``); otherwise the public
+    functions."""
+    import ctypes
+    numba.set_num_threads(MAX_THREADS)
+    try:
+        from numba.np.ufunc import parallel as _par
+    except ImportError:
+        return numba.set_num_threads, numba.get_num_threads
+    raw_set = getattr(_par, "_set_num_threads", None)
+    raw_get = getattr(_par, "_get_num_threads", None)
+    if isinstance(raw_set, ctypes._CFuncPtr) and isinstance(raw_get, ctypes._CFuncPtr):
+        return raw_set, raw_get
+    return numba.set_num_threads, numba.get_num_threads
+
+
+# (a read, 0.14 us, skips the write when the calling thread's pool size is already n)
+_set_num_threads, _get_num_threads = _raw_set_num_threads()
 _U64 = (1 << 64) - 1
 _NO_DIAG = np.empty(0, np.float64)
 
@@ -66,7 +92,8 @@ def _threads(n_threads):
         raise ValueError("n_threads must be >= 1; got %d" % n)
     if n > MAX_THREADS:
         n = MAX_THREADS
-    _set_num_threads(n)
+    if _get_num_threads() != n:
+        _set_num_threads(n)
     return n
 
 
