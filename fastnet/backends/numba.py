@@ -10,7 +10,7 @@ the compiled kernel.
 Threads
 -------
 Each call makes ``min(n_threads, NUMBA_NUM_THREADS)`` the calling thread's pool
-size (through the threading layer's C getter / setter, see _raw_set_num_threads)
+size (through the threading layer's C getter / setter, see _pool_size_functions)
 and the kernels then use numba's pool.  Measured: the adapter adds about 0.4 us
 to a kernel call (a numba dispatcher call itself costs 0.3 us; through the public
 ``numba.set_num_threads`` it added 1-2 us), nothing next to ``train_batches``,
@@ -57,7 +57,7 @@ NAME = "numba"
 MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
 
-def _raw_set_num_threads():
+def _pool_size_functions():
     """numba.set_num_threads launches the pool, type-checks and range-checks its
     argument, then calls the threading layer's C setter: 0.9 us per call, most
     of a tiny kernel's cost (a 10x30x10 matmul through the adapter took 1.8 us,
@@ -80,7 +80,7 @@ def _raw_set_num_threads():
 
 
 # (a read, 0.14 us, skips the write when the calling thread's pool size is already n)
-_set_num_threads, _get_num_threads = _raw_set_num_threads()
+_set_num_threads, _get_num_threads = _pool_size_functions()
 _U64 = (1 << 64) - 1
 _NO_DIAG = np.empty(0, np.float64)
 

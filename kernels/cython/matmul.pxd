@@ -20,11 +20,6 @@ cdef void matmul_nt_c(const floating* A, const floating* B, floating* C,
 cdef void matmul_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
                        Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil
 
-# C (n, m) = A.T @ B with A (k, n) read from rows lda elements apart (a column block
-# of a wider A: some rows of a weight gradient)
-cdef void matmul_tn_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
-                          Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil
-
 # the narrow path (one thread) with A given by pointers: variant 0, C (n, m) = A @ B
 # with row i of A (n, k) at arow[i] + a_off; variant 1, C = A.T @ B with row p of
 # A (k, n) at arow[p] + a_off.  Returns -1, doing nothing, where the narrow

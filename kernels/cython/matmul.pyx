@@ -764,20 +764,33 @@ cdef inline void _narrow_block(Py_ssize_t t, Py_ssize_t R, Py_ssize_t nv, unsign
         fn_nrw_f64(nv, rows)(k, A + i0 * sa_i, sa_i, sa_p, B, sb_p, C + i0 * m, m, tail)
 
 
+cdef inline bint _narrow_ok(Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
+    """The narrow kernels apply: AVX2 or AVX-512, m at most 4 vectors of elements
+    of esize bytes."""
+    return fn_nrw_on and m * esize <= 4 * fn_nrw_vbytes
+
+
+cdef inline unsigned int _narrow_blocks(Py_ssize_t n, Py_ssize_t m, Py_ssize_t esize,
+                                        Py_ssize_t* nv, Py_ssize_t* R,
+                                        Py_ssize_t* nblk) noexcept nogil:
+    """The narrow path's blocking of n rows x m columns: nv vectors per row, nblk
+    blocks of R rows (equal sizes, at most fn_nrw_rmax[nv - 1]); returns the mask
+    of the last vector's lanes."""
+    cdef Py_ssize_t vl = fn_nrw_vbytes // esize
+    nv[0] = (m + vl - 1) // vl
+    R[0] = _cdiv(n, _cdiv(n, fn_nrw_rmax[nv[0] - 1]))
+    nblk[0] = _cdiv(n, R[0])
+    return <unsigned int> ((1 << (m - (nv[0] - 1) * vl)) - 1)
+
+
 cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                   const floating* B, Py_ssize_t sb_p, floating* C,
                   Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
     """m <= 4 vectors (fn_nrw_on, B rows contiguous): blocks of rows of equal size
     (at most fn_nrw_rmax), every column of a block in registers for the whole k
     loop; A and B read in place.  Blocks split between the threads (shape only)."""
-    cdef Py_ssize_t vl = fn_nrw_vbytes // sizeof(floating)
-    cdef Py_ssize_t nv = (m + vl - 1) // vl
-    cdef Py_ssize_t nblk = _cdiv(n, fn_nrw_rmax[nv - 1])
-    cdef Py_ssize_t R = _cdiv(n, nblk)
-    cdef Py_ssize_t rem = m - (nv - 1) * vl
-    cdef unsigned int tail = <unsigned int> ((1 << rem) - 1)
-    cdef Py_ssize_t t
-    nblk = _cdiv(n, R)
+    cdef Py_ssize_t nv, R, nblk, t
+    cdef unsigned int tail = _narrow_blocks(n, m, sizeof(floating), &nv, &R, &nblk)
     # (a serial loop outside any OpenMP region below the threshold: even a disabled
     # region costs ~0.3 us in libgomp, a tenth of a batch-10 product)
     if nblk > 1 and n * k * m >= MATMUL_PAR_MIN:
@@ -832,7 +845,7 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     if k <= 0:
         memset(C, 0, n * m * sizeof(floating))
         return
-    if fn_nrw_on and m * <Py_ssize_t> sizeof(floating) <= 4 * fn_nrw_vbytes:
+    if _narrow_ok(m, sizeof(floating)):
         if sb_j == 1:
             _narrow(A, sa_i, sa_p, B, sb_p, C, n, k, m, n_threads)
             return
@@ -888,22 +901,16 @@ cdef int matmul_ptr_c(int variant, const floating* const* arow, Py_ssize_t a_off
     arow[p] + a_off.  -1 (nothing done) where the narrow kernels do not apply
     (m over 4 vectors, no AVX2): the caller gathers A and calls matmul_c /
     matmul_tn_c, which give the same bits."""
-    cdef Py_ssize_t vl, nv, nblk, R, rem, t, i0, rows
+    cdef Py_ssize_t nv, nblk, R, t, i0, rows
     cdef unsigned int tail
-    if not fn_nrw_on or m * <Py_ssize_t> sizeof(floating) > 4 * fn_nrw_vbytes:
+    if not _narrow_ok(m, sizeof(floating)):
         return -1
     if n <= 0 or m <= 0:
         return 0
     if k <= 0:
         memset(C, 0, n * m * sizeof(floating))
         return 0
-    vl = fn_nrw_vbytes // sizeof(floating)
-    nv = (m + vl - 1) // vl
-    nblk = _cdiv(n, fn_nrw_rmax[nv - 1])
-    R = _cdiv(n, nblk)
-    rem = m - (nv - 1) * vl
-    tail = <unsigned int> ((1 << rem) - 1)
-    nblk = _cdiv(n, R)
+    tail = _narrow_blocks(n, m, sizeof(floating), &nv, &R, &nblk)
     for t in range(nblk):
         i0 = t * R
         rows = min(R, n - i0)
@@ -918,11 +925,6 @@ cdef int matmul_ptr_c(int variant, const floating* const* arow, Py_ssize_t a_off
             else:
                 fn_nrwx_f64(1, nv, rows)(k, arow, a_off + i0, B, m, C + i0 * m, m, tail)
     return 0
-
-
-cdef void matmul_tn_lda_c(const floating* A, Py_ssize_t lda, const floating* B, floating* C,
-                          Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    _gemm(A, 1, lda, B, m, 1, C, n, k, m, n_threads)
 
 
 # ---------------------------------------------------------------------------

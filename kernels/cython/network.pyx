@@ -391,6 +391,31 @@ cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssi
     optimizer_update_c(opt, h, t, grads, params, state, P, P, n_threads)
 
 
+cdef double _loss_head(int head, const floating* ZL, floating* AL, const floating* Y,
+                       const int64_t* labels, const floating* sw, const int64_t* rows,
+                       const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni,
+                       Py_ssize_t nf, double* row_loss, floating* D, Py_ssize_t nb,
+                       Py_ssize_t k, int n_threads) noexcept nogil:
+    """The loss head of a batch: per-row losses, dL/dz of the last layer into D (P
+    into AL for the fused heads); returns the batch's mean weighted data loss."""
+    cdef Py_ssize_t i
+    cdef double data = 0.0
+    if head == HEAD_SOFTMAX_XENT:
+        softmax_xent_c(ZL, Y, labels, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, n_threads)
+    elif head == HEAD_SIGMOID_BCE:
+        sigmoid_bce_c(ZL, Y, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, n_threads)
+    else:
+        if head == HEAD_MSE:
+            mse_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
+        else:
+            mae_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
+        act_backward_c(ZL, AL, D, <int> ispec[(L - 1) * ni + I_ACT],
+                       fspec[(L - 1) * nf + F_ALPHA], D, nb, k, n_threads)
+    for i in range(nb):
+        data = data + (sw[rows[i]] if sw != NULL else 1.0) * row_loss[i]
+    return data / nb
+
+
 cdef bint _per_layer_update(int opt, const double* h, const int64_t* ispec, Py_ssize_t L,
                             Py_ssize_t ni, bint regularized, bint diag_on) noexcept nogil:
     """Whether the step updates each layer's W and b as soon as the backward pass is
@@ -484,21 +509,8 @@ cdef void _train(
         # ---- loss head: per-row losses, dL/dz of the last layer into D
         D = work + offs[3 * L]
         D2 = work + offs[3 * L + 1]
-        if head == HEAD_SOFTMAX_XENT:
-            softmax_xent_c(ZL, Y, labels, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, n_threads)
-        elif head == HEAD_SIGMOID_BCE:
-            sigmoid_bce_c(ZL, Y, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, n_threads)
-        else:
-            if head == HEAD_MSE:
-                mse_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
-            else:
-                mae_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
-            act_backward_c(ZL, AL, D, <int> ispec[(L - 1) * ni + I_ACT],
-                           fspec[(L - 1) * nf + F_ALPHA], D, nb, k, n_threads)
-        data = 0.0
-        for i in range(nb):
-            data = data + (sw[rows[i]] if sw != NULL else 1.0) * row_loss[i]
-        data = data / nb
+        data = _loss_head(head, ZL, AL, Y, labels, sw, rows, ispec, fspec, L, ni, nf, row_loss,
+                          D, nb, k, n_threads)
         if scores != NULL:
             memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
         if on and not (data - data == 0 and _finite(D, nb * k)):
@@ -605,12 +617,12 @@ cdef void _train(
 # ---------------------------------------------------------------------------
 # small first layers: two halves of p, and the two-thread step
 # ---------------------------------------------------------------------------
-# A batch-10 step of 784-30-10 is ~11 us on one core; every product in it is far
-# below the parallel thresholds, so the plain step runs on one thread.  When the
+# A batch-10 step of 784-30-10 took ~11 us on one core (~8 us now); every product
+# in it is far below the parallel thresholds, so the plain step runs on one thread.  When the
 # first layer is small enough for that (_ksplit) its product is formed in two
 # halves of p, Z_0 = X_b[:, :r] @ W_0[:r] + X_b[:, r:] @ W_0[r:] (then the bias),
 # by every driver and thread count, and train_batches can give each half to its
-# own thread (_split_ok), which owns the rows of W_0 and the columns of X that
+# own thread (step_plan), which owns the rows of W_0 and the columns of X that
 # half reads, writes and updates, so only the two partial Z_0 cross between the
 # cores, at one team barrier per step:
 #
@@ -753,23 +765,11 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
         _layer_z(w + offs[3 * (l - 1) + 1], ispec, fspec, l, ni, nf, params, w + offs[3 * l],
                  w + offs[3 * l + 1], nb, l == L - 1 and fused, 1)
     _prefetch_rows(X, n_in, nrows, nn, 1, c0, c1)
-    if head == HEAD_SOFTMAX_XENT:
-        softmax_xent_c(ZL, Y, labels, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, 1)
-    elif head == HEAD_SIGMOID_BCE:
-        sigmoid_bce_c(ZL, Y, sw, rows, 1.0 / nb, AL, row_loss, D, nb, k, 1)
-    else:
-        if head == HEAD_MSE:
-            mse_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, 1)
-        else:
-            mae_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, 1)
-        act_backward_c(ZL, AL, D, <int> ispec[(L - 1) * ni + I_ACT],
-                       fspec[(L - 1) * nf + F_ALPHA], D, nb, k, 1)
+    data = _loss_head(head, ZL, AL, Y, labels, sw, rows, ispec, fspec, L, ni, nf, row_loss, D,
+                      nb, k, 1)
     _prefetch_rows(X, n_in, nrows, nn, 2, c0, c1)
     if owner:
-        data = 0.0
-        for i in range(nb):
-            data = data + (sw[rows[i]] if sw != NULL else 1.0) * row_loss[i]
-        batch_loss[step] = data / nb
+        batch_loss[step] = data
         if scores != NULL:
             memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
     for l in range(L - 1, 0, -1):

@@ -5,7 +5,11 @@ to Python: for each batch it gathers the batch's rows of the caller's ``X``
 through ``perm`` into the workspace (the epoch's data is never copied), runs
 the forward pass through every layer (dropout included), the fused loss head,
 the backward pass, the regularization and the optimizer update.
-``forward`` is the inference pass (no dropout).
+``forward`` is the inference pass (no dropout).  Unlike the Cython twin, the
+first layer's product is formed in one piece and there is no two-thread
+small-batch step (kernels/cython/network.pyx, ``step_plan``: it forms a small
+first layer in two halves of p), so on those shapes the twins agree to rounding,
+not bit for bit.
 
 Both are serial drivers: every layer operation is a call to a contract kernel
 (``matmul``, ``bias_act_forward``, ...) which itself runs serially or in
