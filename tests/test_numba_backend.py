@@ -473,3 +473,63 @@ def test_wrong_descriptions_raise_instead_of_writing_out_of_bounds():
     with pytest.raises(ValueError):                      # X of the wrong width
         nb.forward(X[:, :-1].copy(), ispec, fspec, params, work,
                    np.empty((X.shape[0], ispec[-1, defs.I_OUT])), 1)
+
+
+# ---------------------------------------------------------------------------
+# the matmul family's SIMD micro-kernel (kernels/numba/matmul.py, simd.py)
+# ---------------------------------------------------------------------------
+# widths around one and two vectors (16 / 32 float32 lanes on AVX-512, 8 / 16
+# on AVX2, float64 half), a k past P_BLOCK (a block that starts from C), rows
+# past I_BLOCK and not a multiple of the 4-row block, k = 0, and shapes above
+# MATMUL_PAR_MIN (the parallel loop)
+MM_SHAPES = [(1, 1, 1), (3, 5, 7), (10, 784, 30), (17, 9, 16), (13, 20, 33), (5, 600, 48),
+             (130, 300, 65), (2, 0, 3), (10, 10, 30), (30, 10, 10), (300, 200, 129),
+             (261, 70, 100), (9, 1000, 17), (64, 513, 8)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", MM_SHAPES)
+def test_matmul_forms_match_float64_and_every_thread_count(dtype, n, k, m):
+    rng = np.random.default_rng(n * 7919 + k * 31 + m)
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    R = A.astype(np.float64) @ B.astype(np.float64)
+    scale = max(np.abs(R).max(), 1.0) if R.size else 1.0
+    tol = 1e-5 if dtype == np.float32 else 1e-13
+    tol *= max(k, 1) ** 0.5
+    for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
+                       ("matmul_nt", A, np.ascontiguousarray(B.T))]:
+        outs = []
+        for threads in (1, 2, 3):
+            C = np.full((n, m), np.nan, dtype)
+            getattr(nb, form)(a, b, C, threads)
+            outs.append(C)
+        assert np.abs(outs[0] - R).max() <= tol * scale, form
+        assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes(), form
+
+
+def test_matmul_forms_accept_strided_arrays():
+    """Outside the contract (C-contiguous arrays) the drivers go through
+    contiguous copies: same values as numpy, nothing written outside C."""
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((12, 40))
+    Bw = rng.standard_normal((20, 66))
+    B = Bw[:, ::2]                          # (20, 33), column stride 2
+    for form, a, b, R in [("matmul", A[:, :20], B, A[:, :20] @ B),
+                          ("matmul_tn", A[:, :12].T.copy(), B[:12], A[:, :12] @ B[:12]),
+                          ("matmul_nt", A[:, :33], B, A[:, :33] @ B.T)]:
+        Cw = np.full((R.shape[0], 2 * R.shape[1]), 7.0)
+        nb_form = getattr(nb, form)
+        nb_form(a, b, Cw[:, ::2], 2)
+        np.testing.assert_allclose(Cw[:, ::2], R, rtol=1e-12, atol=1e-12)
+        assert (Cw[:, 1::2] == 7.0).all()
+
+
+def test_simd_vector_width_follows_the_cpu():
+    from fastnet._kernels.numba import simd
+    import llvmlite.binding as llvm
+    feats = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
+    have = {f[1:] for f in feats.split(",") if f.startswith("+")}
+    want = 64 if "avx512f" in have else 32 if "avx" in have else 16
+    assert simd.VECTOR_BYTES == want
+    assert simd.lanes_of(numba.float32) == want // 4 and simd.lanes_of(numba.float64) == want // 8

@@ -293,10 +293,10 @@ def check():
 def _start_pool():
     """Run a small product through matmul's parallel loop so that numba starts
     its pool and picks its threading layer."""
-    n = 2 * _jit.MATMUL_ROW_TILE
+    n = 2 * _mm.ROW_BLOCK
     k = -(-_jit.MATMUL_PAR_MIN // n)
     a = np.ones((n, k))
-    _mm.matmul(a, np.ones((k, 1)), np.empty((n, 1)), 1)
+    _mm.matmul(a, np.ones((k, 1)), np.empty((n, 1)), 2)   # two row chunks: a parallel loop
 
 
 def threading_layer():

@@ -59,10 +59,12 @@ Threads
 The kernels do not set the pool size themselves: calling
 ``numba.set_num_threads`` inside a jitted function embeds a ctypes pointer,
 which makes the function uncacheable ("uses dynamic globals").  The adapter
-``fastnet.backends.numba`` calls ``numba.set_num_threads(n)`` (about 1 us)
-before each kernel call; the ``n_threads`` argument every kernel takes (the
-contract's, kept so the numba and Cython twins have the same signatures) is
-ignored inside the kernels.
+``fastnet.backends.numba`` sets the pool size to ``n`` before each kernel
+call (through the threading layer's C setter, ~0.25 us; the public
+``numba.set_num_threads`` costs ~1 us).  Inside the kernels the ``n_threads``
+argument every kernel takes (the contract's, kept so the numba and Cython twins
+have the same signatures) only sizes the matmul family's row chunks (one per
+thread); the other kernels' prange loops split over fixed tiles.
 """
 import hashlib
 import os
@@ -91,8 +93,6 @@ serial = njit(**_OPTIONS)
 #: us to wake, far more when the cores are shared) does not pay: the batch-10
 #: seed step's products (<= 235k) always run on the calling thread.
 MATMUL_PAR_MIN = 1 << 20
-#: matmul family: rows of C per parallel tile (the micro-kernel does row pairs).
-MATMUL_ROW_TILE = 2
 #: elementwise / row-wise kernels and the optimizer update: parallel when the
 #: element count reaches this.  Measured on 2 cores: alone, a parallel Adam pays
 #: from ~8k elements, but in a batch-10 step on a loaded machine the barrier costs
