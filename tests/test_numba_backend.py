@@ -556,3 +556,24 @@ def test_matmul_bits_equal_the_cython_twins():
                 getattr(nb, form)(a, b, C1, 2)
                 getattr(cy, form)(a, b, C2, 2)
                 assert C1.tobytes() == C2.tobytes(), (form, n, k, m, dtype)
+
+
+def test_matmul_runs_as_python_under_numba_disable_jit():
+    """NUMBA_DISABLE_JIT (debugging) runs the kernels as Python: the SIMD
+    intrinsics have numpy stand-ins there (kernels/numba/simd.py)."""
+    code = ("import numpy as np\n"
+            "from fastnet.backends import get_backend\n"
+            "nb = get_backend('numba')\n"
+            "rng = np.random.default_rng(0)\n"
+            "for dt in (np.float32, np.float64):\n"
+            "    A = rng.standard_normal((9, 20)).astype(dt); B = rng.standard_normal((20, 37)).astype(dt)\n"
+            "    R = A.astype(np.float64) @ B\n"
+            "    for f, a, b in [('matmul', A, B), ('matmul_tn', np.ascontiguousarray(A.T), B),\n"
+            "                    ('matmul_nt', A, np.ascontiguousarray(B.T))]:\n"
+            "        C = np.full((9, 37), np.nan, dt); getattr(nb, f)(a, b, C, 2)\n"
+            "        assert np.abs(C - R).max() < (1e-5 if dt == np.float32 else 1e-12), f\n"
+            "print('ok')\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -258,3 +258,45 @@ def stack_empty_2d(typingctx, rows, cols, like):
 
 #: largest scratch ``stack_empty_2d`` is used for (bytes)
 STACK_MAX_BYTES = 16384
+
+
+if config.DISABLE_JIT:
+    # NUMBA_DISABLE_JIT (debugging: the kernels run as Python): the same
+    # operations on numpy arrays of one vector's lanes.  vfma rounds a * b + c
+    # twice for float64 (numpy has no fused multiply-add); float32 goes through
+    # float64, where a * b is exact.
+    import numpy as _np
+
+    def _lanes(arr):
+        return VECTOR_BYTES // arr.itemsize
+
+    def vlanes(arr):  # noqa: F811
+        return _lanes(arr)
+
+    def vzero(arr):  # noqa: F811
+        return _np.zeros(_lanes(arr), arr.dtype)
+
+    def vbcast(x, arr):  # noqa: F811
+        return _np.full(_lanes(arr), x, arr.dtype)
+
+    def vload(row, j):  # noqa: F811
+        return row[j:j + _lanes(row)].copy()
+
+    def vload_n(row, j, n):  # noqa: F811
+        v = _np.zeros(_lanes(row), row.dtype)
+        n = max(0, min(n, v.shape[0]))
+        v[:n] = row[j:j + n]
+        return v
+
+    def vstore(row, j, v):  # noqa: F811
+        row[j:j + v.shape[0]] = v
+
+    def vstore_n(row, j, v, n):  # noqa: F811
+        n = max(0, min(n, v.shape[0]))
+        row[j:j + n] = v[:n]
+
+    def vfma(a, b, c):  # noqa: F811
+        return (a.astype(_np.float64) * b + c).astype(c.dtype)
+
+    def stack_empty_2d(rows, cols, like):  # noqa: F811
+        return _np.empty((rows, cols), like.dtype)
