@@ -35,6 +35,7 @@ the dense products).
 import numpy as np
 
 from ._jit import kernel, serial, prange, ELEM_PAR_MIN, ELEM_TILE, COL_TILE, MATMUL_PAR_MIN
+from .matmul import _transpose
 
 #: sparse products: columns of D per tile (matmul_tn_sparse's parallel unit, the
 #: blocks of matmul_nt_sparse's transpose of B), as the Cython twin.
@@ -345,18 +346,6 @@ def tn_sparse_ws(A, D, idx, C, T, n_threads):
 
 
 @serial
-def _transpose_block(B, Bt, j0, j1):
-    """Bt[j0:j1] = B[:, j0:j1].T in SPARSE_COLS-row blocks (cache-friendly)."""
-    k_in = B.shape[0]
-    for r0 in range(0, k_in, SPARSE_COLS):
-        r1 = min(r0 + SPARSE_COLS, k_in)
-        for r in range(r0, r1):
-            b = B[r]
-            for j in range(j0, j1):
-                Bt[j, r] = b[j]
-
-
-@serial
 def _nt_sparse_row(d, cols, Bt, c):
     """c = sum_t d[cols[t]] Bt[cols[t]], t in order (contiguous axpys)."""
     zero = c.dtype.type(0)
@@ -394,11 +383,11 @@ def nt_sparse_ws(D, idx, B, C, Bt, n_threads):
     ntiles = (m + SPARSE_COLS - 1) // SPARSE_COLS
     if n > 1 and n * k * k_in + k_in * m >= MATMUL_PAR_MIN:
         for t in prange(ntiles):
-            _transpose_block(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
+            _transpose(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
         for i in prange(n):
             _nt_sparse_row(D[i], idx[i], Bt, C[i])
     else:
         for t in range(ntiles):
-            _transpose_block(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
+            _transpose(B, Bt, t * SPARSE_COLS, min(t * SPARSE_COLS + SPARSE_COLS, m))
         for i in range(n):
             _nt_sparse_row(D[i], idx[i], Bt, C[i])

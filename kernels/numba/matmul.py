@@ -19,7 +19,8 @@ after the first starts from the C values the previous block stored.
 
 ``matmul_tn`` runs the kernel on the transposed view ``A.T`` (the A values are
 scalar broadcasts, so their stride costs nothing); ``matmul_nt`` first writes
-B^T into a scratch array (m * k moves, against n * m * k multiply-adds).
+B^T into a scratch array (m * k moves, against n * m * k multiply-adds;
+``nt_ws`` takes the caller's scratch).
 
 Reduction order: every element of C is ``fma(a_p, b_p, ...)`` for p = 0, 1,
 ..., k-1 in order, starting from 0, whatever the blocking, so the result is a
@@ -176,23 +177,24 @@ def _product(A, B, C, n_threads):
 
 
 @serial
-def _transpose(B, Bt):
-    """Bt = B.T in tiles of T_TILE x T_TILE (a plain double loop writes Bt's
-    column with a stride of a whole row: 4k aliasing, 0.6 ms at 512 x 256)."""
+def _transpose(B, Bt, j0, j1):
+    """Bt[j0:j1] = B[:, j0:j1].T in tiles of T_TILE x T_TILE (a plain double
+    loop writes Bt's column with a stride of a whole row: 4k aliasing, 0.6 ms at
+    512 x 256); one pass when B fits STACK_MAX_BYTES (all in L1).  Also
+    meProp's matmul_nt_sparse (kernels/numba/layers.py), per column tile."""
     m = B.shape[0]
-    k = B.shape[1]
-    if m * k * Bt.itemsize <= STACK_MAX_BYTES:   # all in L1: no tiles
-        for p in range(k):
+    if m * (j1 - j0) * Bt.itemsize <= STACK_MAX_BYTES:
+        for p in range(j0, j1):
             for j in range(m):
                 Bt[p, j] = B[j, p]
         return
-    for j0 in range(0, m, T_TILE):
-        j1 = min(j0 + T_TILE, m)
-        for p0 in range(0, k, T_TILE):
-            p1 = min(p0 + T_TILE, k)
-            for j in range(j0, j1):
+    for i0 in range(0, m, T_TILE):
+        i1 = min(i0 + T_TILE, m)
+        for p0 in range(j0, j1, T_TILE):
+            p1 = min(p0 + T_TILE, j1)
+            for i in range(i0, i1):
                 for p in range(p0, p1):
-                    Bt[p, j] = B[j, p]
+                    Bt[p, i] = B[i, p]
 
 
 @serial
@@ -232,7 +234,14 @@ def matmul_nt(A, B, C, n_threads):
         Bt = stack_empty_2d(k, m, C)            # small: no allocator call (0.3 of 0.8 us at 10x10x30)
     else:
         Bt = np.empty((k, m), C.dtype)
-    _transpose(B, Bt)
+    nt_ws(A, B, C, Bt, n_threads)
+
+
+@serial
+def nt_ws(A, B, C, Bt, n_threads):
+    """matmul_nt's work with the caller's (k, m) scratch Bt for B^T
+    (train_batches passes one buffer for every batch and layer)."""
+    _transpose(B, Bt, 0, B.shape[1])
     if _unit_rows(C):
         _product(A, Bt, C, n_threads)
     else:

@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import defs
 from ._jit import kernel, serial, prange, ELEM_PAR_MIN, FLAT_TILE
-from .matmul import matmul, matmul_tn, matmul_nt
+from .matmul import matmul, matmul_tn, nt_ws
 from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
@@ -555,11 +555,11 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
     wloss = np.empty(bs, np.float64)
     pen = np.zeros(1, np.float64)
     idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
-    smax = 0                                   # meProp's (z width, in) scratch
-    for l in range(L):
-        if _topk_of(ispec, l) > 0:
+    smax = 0                                   # a layer's W^T, (z width, in): matmul_nt's
+    for l in range(L):                         # scratch (layers above the first) and meProp's
+        if l > 0 or _topk_of(ispec, l) > 0:
             smax = max(smax, _zw(ispec, l) * ispec[l, I_IN])
-    sparse_ws = np.empty(smax, params.dtype)
+    wt_ws = np.empty(smax, params.dtype)
     offX = size - size                         # X at 0 (not a literal: see _update)
     h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
     typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
@@ -642,7 +642,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             idx = idxbuf[:nb * kk].reshape((nb, kk))
             if kk > 0:
                 topk_rows(cur, kk, idx, n_threads)
-                tn_sparse_ws(inp, cur, idx, gW, sparse_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                tn_sparse_ws(inp, cur, idx, gW, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
             else:
                 matmul_tn(inp, cur, gW, n_threads)
             if gb.shape[0] > 0:
@@ -651,9 +651,9 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
             if l > 0:
                 nxt = _view(work, nxt_off, nb, w_in)
                 if kk > 0:
-                    nt_sparse_ws(cur, idx, W, nxt, sparse_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                    nt_sparse_ws(cur, idx, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                 else:
-                    matmul_nt(cur, W, nxt, n_threads)
+                    nt_ws(cur, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                 if offM[l - 1] >= 0:
                     _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
                 Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
