@@ -26,5 +26,85 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """Number of threads the kernels will use (default: all available cores)."""
+    """Number of threads the kernels will use (default: all available cores;
+    1 in a process forked after OpenMP threads had started, see
+    :func:`forked_serial`)."""
+    if _forked_serial:
+        if _n_threads is not None and _n_threads > 1:
+            warn_forked_serial(_n_threads)
+        return 1
     return _n_threads if _n_threads is not None else _available_cores()
+
+
+# ---------------------------------------------------------------------------
+# fork safety
+# ---------------------------------------------------------------------------
+# GNU OpenMP (Cython's prange, numba's 'omp' threading layer) keeps its worker
+# threads in a pool owned by the thread that started it; fork() copies the pool's
+# bookkeeping but not its threads, so the child's next parallel region waits
+# forever for them.  A team of one thread never touches the pool, so a forked
+# child runs every kernel on the calling thread: same tiles, same bits.
+_omp_pool_started = False   # a compiled kernel ran with n_threads > 1 on OpenMP
+_forked_serial = False      # this process was forked after that
+_fork_warned = False
+
+
+def note_threads_started():
+    """Called by the compiled backends' adapters the first time a kernel runs
+    with more than one OpenMP thread in this process."""
+    global _omp_pool_started
+    _omp_pool_started = True
+
+
+def forked_serial():
+    """True in a process forked (``os.fork``, multiprocessing's 'fork' start
+    method) from one whose OpenMP threads had started: fastnet's kernels run on
+    one thread here.  Workers started with 'spawn' or 'forkserver' (or joblib's
+    loky) start fresh and use threads as usual."""
+    return _forked_serial
+
+
+def warn_forked_serial(requested):
+    """One warning per process when more threads are asked for in a forked child."""
+    global _fork_warned
+    if _fork_warned:
+        return
+    _fork_warned = True
+    import warnings
+    warnings.warn("fastnet: this process was forked after OpenMP threads had started in its parent; "
+                  "GNU OpenMP cannot start threads in such a child, so fastnet's kernels run on 1 thread "
+                  "here instead of %d (use the 'spawn' or 'forkserver' start method, or joblib's loky, "
+                  "for threaded workers)" % requested, RuntimeWarning, stacklevel=3)
+
+
+def _rearm_numba_omp():
+    """numba's 'omp' threading layer records the pid that launched it and kills a
+    forked child (SIGTERM: "fork() called from a process already using GNU
+    OpenMP") on its first parallel loop.  Calling the layer's launch function
+    again records the child's pid; the loops then run (on one thread: see above)."""
+    import sys
+    par = sys.modules.get("numba.np.ufunc.parallel")
+    if par is None or not getattr(par, "_is_initialized", False) \
+            or getattr(par, "_threading_layer", None) != "omp":
+        return
+    try:
+        import ctypes
+        from numba.np.ufunc import omppool
+        if getattr(omppool, "openmp_vendor", None) != "GNU":
+            return
+        launch = ctypes.CFUNCTYPE(None, ctypes.c_int)(omppool.launch_threads)
+        launch(int(par.NUM_THREADS))
+    except Exception:  # noqa: BLE001 - without it numba's own check stands
+        pass
+
+
+def _after_fork_in_child():
+    global _forked_serial, _fork_warned
+    if _omp_pool_started:
+        _forked_serial = True
+        _fork_warned = False
+    _rearm_numba_omp()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -24,6 +24,9 @@ built for another Python, stale), :func:`check` raises with the reason, so
 
 import numpy as np
 
+import os
+
+from .. import _threads as _thr
 from .._kernels import defs
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
 NAME = "cython"
 _U64 = (1 << 64) - 1
 _NO_DIAG = np.empty(0, dtype=np.float64)
+_MAX_THREADS = os.cpu_count() or 1
 
 try:
     from .._kernels.cython import matmul as _mm
@@ -53,9 +57,20 @@ else:
 
 
 def _threads(n_threads):
+    """n_threads as OpenMP gets it: >= 1, at most the machine's CPUs (results do
+    not depend on it; libgomp dies creating thousands), 1 in a forked child
+    (fastnet/_threads.py: fork safety)."""
     n = int(n_threads)
     if n < 1:
         raise ValueError("n_threads must be >= 1; got %d" % n)
+    if n > 1:
+        if _thr._forked_serial:
+            _thr.warn_forked_serial(n)
+            return 1
+        if not _thr._omp_pool_started:
+            _thr.note_threads_started()
+        if n > _MAX_THREADS:
+            n = _MAX_THREADS
     return n
 
 

@@ -35,6 +35,7 @@ import os
 import numba
 import numpy as np
 
+from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
 from .._kernels.numba import matmul as _mm
@@ -81,15 +82,24 @@ def _pool_size_functions():
 
 # (a read, 0.14 us, skips the write when the calling thread's pool size is already n)
 _set_num_threads, _get_num_threads = _pool_size_functions()
+# the pool started above picked its layer; only GNU OpenMP's breaks in a forked child
+_LAYER_IS_OMP = numba.threading_layer() == "omp"
 _U64 = (1 << 64) - 1
 _NO_DIAG = np.empty(0, np.float64)
 
 
 def _threads(n_threads):
-    """Clamp to numba's pool and make it the pool size for this call."""
+    """Clamp to numba's pool (1 in a forked child: fastnet/_threads.py, fork
+    safety) and make it the pool size for this call."""
     n = int(n_threads)
     if n < 1:
         raise ValueError("n_threads must be >= 1; got %d" % n)
+    if n > 1:
+        if _thr._forked_serial:
+            _thr.warn_forked_serial(n)
+            n = 1
+        elif not _thr._omp_pool_started and _LAYER_IS_OMP:
+            _thr.note_threads_started()
     if n > MAX_THREADS:
         n = MAX_THREADS
     if _get_num_threads() != n:
