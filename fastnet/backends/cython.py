@@ -40,7 +40,9 @@ __all__ = [
 NAME = "cython"
 _U64 = (1 << 64) - 1
 _NO_DIAG = np.empty(0, dtype=np.float64)
-_MAX_THREADS = os.cpu_count() or 1
+# a cap for direct kernel calls (set_num_threads clamps to the cores): odd and
+# oversubscribed counts stay testable, thousands of threads never reach libgomp
+_MAX_THREADS = 8 * (os.cpu_count() or 1)
 
 try:
     from .._kernels.cython import matmul as _mm
@@ -57,9 +59,9 @@ else:
 
 
 def _threads(n_threads):
-    """n_threads as OpenMP gets it: >= 1, at most the machine's CPUs (results do
-    not depend on it; libgomp dies creating thousands), 1 in a forked child
-    (fastnet/_threads.py: fork safety)."""
+    """n_threads as OpenMP gets it: >= 1, capped (results do not depend on it;
+    libgomp dies creating thousands), 1 in a forked child (fastnet/_threads.py:
+    fork safety)."""
     n = int(n_threads)
     if n < 1:
         raise ValueError("n_threads must be >= 1; got %d" % n)
