@@ -1,5 +1,6 @@
 """Thread control in one place: every backend call receives ``n_threads`` from here."""
 import os
+import sys as _sys
 
 _n_threads = None
 
@@ -33,7 +34,25 @@ def get_num_threads():
         if _n_threads is not None and _n_threads > 1:
             warn_forked_serial(_n_threads)
         return 1
-    return _n_threads if _n_threads is not None else _available_cores()
+    return _n_threads if _n_threads is not None else default_num_threads()
+
+
+def default_num_threads():
+    """The limits in force now, not at import: the CPUs this process may run on
+    (``os.sched_getaffinity``), ``OMP_NUM_THREADS`` (as joblib's and Dask's
+    workers set it) and, once the Cython kernels are loaded, OpenMP's own limit
+    (``omp_get_max_threads``, which threadpoolctl's ``threadpool_limits`` lowers)."""
+    n = _available_cores()
+    env = os.environ.get("OMP_NUM_THREADS")
+    if env:
+        try:
+            n = min(n, max(1, int(env.split(",")[0])))
+        except ValueError:
+            pass
+    omp = _sys.modules.get("fastnet._kernels.cython._openmp_helpers")
+    if omp is not None:
+        n = min(n, max(1, omp.max_threads()))
+    return n
 
 
 # ---------------------------------------------------------------------------

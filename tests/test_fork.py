@@ -161,3 +161,49 @@ def test_fork_before_any_parallel_kernel_keeps_threads(backend):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
     assert out.returncode == 0, out.stderr
     assert "child 0" in out.stdout, (out.stdout, out.stderr)
+
+
+# ---------------------------------------------------------------------------
+# the default thread count follows the limits in force when a kernel is called
+# (as joblib's, Dask's and threadpoolctl's workers set them)
+# ---------------------------------------------------------------------------
+@pytest.fixture
+def default_threads():
+    old = _threads._n_threads
+    _threads._n_threads = None
+    yield
+    _threads._n_threads = old
+
+
+def test_default_threads_follow_omp_num_threads(default_threads, monkeypatch):
+    cores = len(os.sched_getaffinity(0))
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert fastnet.get_num_threads() == min(cores, _threads.default_num_threads())
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert fastnet.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "1,1")   # nested form: the outer level counts
+    assert fastnet.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+    assert 1 <= fastnet.get_num_threads() <= cores
+    fastnet.set_num_threads(1)                     # an explicit setting wins
+    monkeypatch.setenv("OMP_NUM_THREADS", "64")
+    assert fastnet.get_num_threads() == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_default_threads_follow_affinity(default_threads):
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert fastnet.get_num_threads() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert fastnet.get_num_threads() == min(len(before), _threads.default_num_threads())
+
+
+@pytest.mark.skipif("cython" not in COMPILED, reason="needs the Cython backend's OpenMP")
+def test_default_threads_follow_threadpoolctl(default_threads):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import fastnet.backends.cython  # noqa: F401  (loads the OpenMP runtime threadpoolctl limits)
+    with threadpoolctl.threadpool_limits(limits=1, user_api="openmp"):
+        assert fastnet.get_num_threads() == 1
