@@ -3,12 +3,24 @@
 A callback is an object whose hooks ``fit`` calls at fixed points of training:
 
 * ``on_train_begin(logs)``
-* per epoch: ``on_epoch_begin(epoch, logs)``, zero or more
-  ``on_train_batch_end(batch, logs)`` progress updates (possibly one per chunk
-  of batches, with ``logs = {"batches_done", "batches_total", "loss", ...}``)
-  and ``on_epoch_end(epoch, logs)`` with the epoch's ``loss``/metrics and
+* per epoch: ``on_epoch_begin(epoch, logs)``, the batch hooks, and
+  ``on_epoch_end(epoch, logs)`` with the epoch's ``loss``/metrics and
   ``val_*`` values;
-* ``on_train_end(logs)``.
+* ``on_train_end(logs)`` (not when an exception such as ``KeyboardInterrupt``
+  leaves ``fit``, as in Keras).
+
+Batch hooks: when any callback implements them (overrides
+``on_train_batch_begin``, ``on_train_batch_end``, ``on_batch_begin`` or
+``on_batch_end``; see ``Callback._implements_train_batch_hooks``), ``fit`` runs
+one batch per compiled call and calls ``on_train_batch_begin(batch, {})`` and
+``on_train_batch_end(batch, logs)`` for every batch, ``batch`` 0-based within
+the epoch, ``logs = {"batches_done", "batches_total", "loss"}`` (``loss`` the
+mean over the epoch's samples so far).  Otherwise ``fit`` runs chunks of
+batches (about 0.1 s each) and calls only ``on_train_batch_end`` once per
+chunk (``batch`` its last batch): the built-in progress bar and TerminateOnNaN
+need no more.  ``model.stop_training`` is checked after every batch hook call,
+so setting it there stops after that batch (or chunk); ``on_epoch_end`` still
+runs for the partial epoch.
 
 Epochs are 0-based in the calls (as in Keras); messages and file names show
 them 1-based.
@@ -22,6 +34,7 @@ settable float).
 
 import collections.abc
 import csv
+import io
 import math
 import numbers
 import os
@@ -30,6 +43,8 @@ import time
 import warnings
 
 import numpy as np
+
+from . import _io
 
 __all__ = [
     "Callback",
@@ -79,6 +94,15 @@ def _resolve_mode(mode, monitor, owner):
     return mode
 
 
+_BATCH_HOOKS = ("on_batch_begin", "on_batch_end", "on_train_batch_begin", "on_train_batch_end")
+
+
+def _overrides_batch_hooks(callback, base):
+    """Whether ``type(callback)`` overrides a training batch hook of ``base``."""
+    cls = type(callback)
+    return any(getattr(cls, name, None) is not getattr(base, name) for name in _BATCH_HOOKS)
+
+
 def _less(a, b):
     return a < b
 
@@ -111,6 +135,12 @@ class Callback:
     def set_model(self, model):
         self.model = model
 
+    def _implements_train_batch_hooks(self):
+        """Whether ``fit`` must call the batch hooks for every batch (as Keras:
+        true when the class overrides one of them).  A built-in callback that
+        is content with one call per chunk of batches returns False."""
+        return _overrides_batch_hooks(self, Callback)
+
     # Backwards-compatibility aliases (as Keras): the default train-batch
     # hooks forward to these.
     def on_batch_begin(self, batch, logs=None):
@@ -126,11 +156,13 @@ class Callback:
         """Called at the end of epoch ``epoch`` with the epoch's logs."""
 
     def on_train_batch_begin(self, batch, logs=None):
-        """Called before a training batch (``fit`` may not call it)."""
+        """Called before each training batch when a callback implements the
+        batch hooks (module docstring)."""
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        """Called with progress logs after a batch or a chunk of batches."""
+        """Called with progress logs after each batch, or after each chunk of
+        batches when no callback implements the batch hooks."""
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
@@ -149,7 +181,8 @@ class Callback:
         """Called once at the start of training."""
 
     def on_train_end(self, logs=None):
-        """Called once at the end of training (however training ended)."""
+        """Called once at the end of training (epoch limit or stop_training;
+        not when an exception leaves ``fit``)."""
 
     def on_test_begin(self, logs=None):
         """Called at the start of evaluation."""
@@ -254,11 +287,23 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.set_params(params)
 
+    def _implements_train_batch_hooks(self):
+        return any(cb._implements_train_batch_hooks() for cb in self.callbacks)
+
+    # set by ``fit`` to its fastnet._interrupts.SigintGuard: the built-in
+    # callbacks here run with SIGINT deferred (no half-written CSV row or
+    # History entry), the user's with SIGINT delivered at once
+    _guard = None
+
     def _dispatch(self, name, *args, logs=None):
         if logs is None:
             logs = {}
+        guard = self._guard
         for cb in self.callbacks:
-            getattr(cb, name)(*args, logs)
+            if guard is not None and type(cb).__module__ != __name__:
+                guard.call(getattr(cb, name), *args, logs)
+            else:
+                getattr(cb, name)(*args, logs)
 
     def on_batch_begin(self, batch, logs=None):
         self._dispatch("on_batch_begin", batch, logs=logs)
@@ -309,17 +354,12 @@ class CallbackList(Callback):
         self._dispatch("on_predict_end", logs=logs)
 
 
-def configure_callbacks(callbacks, model, verbose, epochs, steps, samples):
-    """Build the :class:`CallbackList` that ``fit`` drives.
-
-    Validates that every item of ``callbacks`` (``None``, a single
-    :class:`Callback`, or an iterable of them) is a :class:`Callback`
-    instance, raising ``TypeError`` naming the offending item otherwise;
-    appends a :class:`History` (unless the user passed one) and, when
-    ``verbose`` is not 0, a :class:`ProgbarLogger` (unless the user passed
-    one); sets the model and ``params = {"epochs", "steps", "verbose",
-    "samples"}`` on all of them.  The returned list exposes ``.history``.
-    """
+def check_callbacks(callbacks):
+    """The list of callbacks in ``callbacks`` (``None``, a single
+    :class:`Callback`, or an iterable of them: a generator is read once),
+    raising ``TypeError`` naming the offending item if one is not a
+    :class:`Callback` instance.  Touches none of them: ``fit`` calls it among
+    its argument checks, before the model changes."""
     if callbacks is None:
         items = []
     elif isinstance(callbacks, CallbackList):
@@ -342,6 +382,19 @@ def configure_callbacks(callbacks, model, verbose, epochs, steps, samples):
                 f"fastnet.callbacks.Callback instance; callbacks[{i}] is "
                 f"{cb!r} (type {type(cb).__name__})."
             )
+    return items
+
+
+def configure_callbacks(callbacks, model, verbose, epochs, steps, samples):
+    """Build the :class:`CallbackList` that ``fit`` drives.
+
+    Validates ``callbacks`` with :func:`check_callbacks`; appends a
+    :class:`History` (unless the user passed one) and, when ``verbose`` is not
+    0, a :class:`ProgbarLogger` (unless the user passed one); sets the model
+    and ``params = {"epochs", "steps", "verbose", "samples"}`` on all of them.
+    The returned list exposes ``.history``.
+    """
+    items = check_callbacks(callbacks)
     if verbose == "auto":
         verbose = 1
     params = {
@@ -457,6 +510,10 @@ class ProgbarLogger(Callback):
         self._epoch_target = self.target
         self._prev_width = 0
         self._live = False
+
+    def _implements_train_batch_hooks(self):
+        # the bar is drawn at most every `interval` seconds: per-chunk updates do
+        return _overrides_batch_hooks(self, ProgbarLogger)
 
     def set_params(self, params):
         super().set_params(params)
@@ -761,6 +818,10 @@ class ModelCheckpoint(Callback):
         self._batches_seen_since_last_saving = 0
         self._last_batches_done = 0
 
+    def _implements_train_batch_hooks(self):
+        # saves every save_freq batches exactly (Keras): per-batch calls
+        return self.save_freq != "epoch" or _overrides_batch_hooks(self, ModelCheckpoint)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
         self._last_batches_done = 0
@@ -851,13 +912,18 @@ class TerminateOnNaN(Callback):
     """Stop training when the loss becomes NaN or infinite.
 
     Checked on every progress update (``on_train_batch_end``) and at epoch
-    end; sets ``model.stop_training`` (training stops after the current
-    epoch) and prints a message.
+    end; sets ``model.stop_training`` (training stops after the current batch,
+    or chunk of batches when no callback needs per-batch calls: the running
+    loss stays non-finite once a batch's loss was, so the check is exact at
+    either granularity) and prints a message.
     """
 
     def __init__(self):
         super().__init__()
         self._flagged_epoch = False
+
+    def _implements_train_batch_hooks(self):
+        return _overrides_batch_hooks(self, TerminateOnNaN)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._flagged_epoch = False
@@ -1041,10 +1107,15 @@ class CSVLogger(Callback):
 
     The header is ``epoch`` followed by the sorted keys of the first epoch's
     logs; each epoch adds one row (``epoch`` 0-based as Keras; keys missing
-    later are written as ``NA``, keys appearing later are ignored).  The file
-    is flushed every epoch and closed at the end of training.  With
+    later are written as ``NA``, keys appearing later are ignored).  With
     ``append=True`` rows are appended and the header is written only if the
-    file is missing or empty.
+    file is missing or empty; without it the file is emptied when training
+    begins.
+
+    The file is never left half-written: at each epoch's end the whole file
+    (the earlier content, kept in memory, plus the new row) is written to a
+    temporary file that is fsynced and renamed over it, so a crash or a
+    reader at any moment sees the file as it was after some complete epoch.
     """
 
     def __init__(self, filename, separator=",", append=False):
@@ -1052,27 +1123,29 @@ class CSVLogger(Callback):
         self.sep = separator
         self.filename = os.fspath(filename)
         self.append = append
-        self.writer = None
         self.keys = None
         self.append_header = True
-        self.csv_file = None
+        self._content = None  # the file's bytes as last written; None outside training
 
     def on_train_begin(self, logs=None):
+        content = b""
         if self.append:
-            if os.path.exists(self.filename):
-                with open(self.filename, "r", encoding="utf-8") as f:
-                    self.append_header = not bool(len(f.readline()))
-            else:
-                self.append_header = True
-            mode = "a"
-        else:
-            self.append_header = True
-            mode = "w"
-        if self.csv_file is not None and not self.csv_file.closed:
-            self.csv_file.close()
-        self.csv_file = open(self.filename, mode, newline="", encoding="utf-8")
-        self.writer = None
+            try:
+                with open(self.filename, "rb") as f:
+                    content = f.read()
+            except FileNotFoundError:
+                pass
+            if content and not content.endswith(b"\n"):
+                content += b"\n"  # a file ended by another writer: rows start on a line of their own
+        self.append_header = not content
         self.keys = None
+        self._content = content
+        if not self.append:
+            self._write()  # an emptied log, as opening with mode "w" would leave
+
+    def _write(self):
+        with _io.atomic_write(self.filename) as f:
+            f.write(self._content)
 
     @staticmethod
     def _handle_value(value):
@@ -1086,28 +1159,26 @@ class CSVLogger(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.csv_file is None or self.csv_file.closed:
-            # Used outside fit (no on_train_begin): open lazily.
+        if self._content is None:
+            # Used outside fit (no on_train_begin): start lazily.
             self.on_train_begin()
         if self.keys is None:
             self.keys = sorted(logs.keys())
-        if self.writer is None:
 
-            class _Dialect(csv.excel):
-                delimiter = self.sep
-                lineterminator = "\n"
+        class _Dialect(csv.excel):
+            delimiter = self.sep
+            lineterminator = "\n"
 
-            self.writer = csv.DictWriter(
-                self.csv_file, fieldnames=["epoch"] + self.keys, dialect=_Dialect
-            )
-            if self.append_header:
-                self.writer.writeheader()
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=["epoch"] + self.keys, dialect=_Dialect)
+        if self.append_header:
+            writer.writeheader()
+            self.append_header = False
         row = {"epoch": epoch}
         row.update((k, self._handle_value(logs.get(k, "NA"))) for k in self.keys)
-        self.writer.writerow(row)
-        self.csv_file.flush()
+        writer.writerow(row)
+        self._content += text.getvalue().encode("utf-8")
+        self._write()
 
     def on_train_end(self, logs=None):
-        if self.csv_file is not None and not self.csv_file.closed:
-            self.csv_file.close()
-        self.writer = None
+        self._content = None

@@ -7,16 +7,19 @@ Python runs between chunks of batches (for progress and callbacks), never
 between layers.
 """
 import numbers
+import os as _os
 import time
 
 import numpy as np
 
+from . import _io
 from . import callbacks as _callbacks
 from . import diagnostics as _diagnostics
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._kernels import defs
+from ._interrupts import SigintGuard as _SigintGuard
 from ._threads import get_num_threads
 from .backends import _api, get_backend, resolve_name
 from .layers import Dense, Dropout, Layer, Maxout, PReLU
@@ -24,15 +27,89 @@ from .layers import Dense, Dropout, Layer, Maxout, PReLU
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
 _PREDICT_CHUNK = 4096
-# Progress updates: aim for one backend call per this many seconds.
-_CHUNK_SECONDS = 0.2
+# Seconds per compiled training call (a chunk of batches): Ctrl-C, stop_training
+# and progress wait at most this long; Python between chunks is then negligible.
+_CHUNK_SECONDS = 0.1
 
 # Independent random streams derived from the model's seed.
 _STREAM_INIT, _STREAM_SHUFFLE, _STREAM_SPLIT, _STREAM_DROPOUT = range(4)
 
 
+def _weight_dtype_problem(dtype):
+    """None for a dtype weights may come in (real floats and integers), else what
+    they must be instead."""
+    if np.issubdtype(dtype, np.floating) or (np.issubdtype(dtype, np.integer) and dtype != np.bool_):
+        return None
+    return "a real float or integer array"
+
+
+def _weight_key_order(key):
+    """(position, name) of a save_weights key "NNN:name"; (-1, key) if it is not one."""
+    num, sep, name = key.partition(":")
+    if sep and num.isascii() and num.isdigit() and len(num) < 10:
+        return int(num), name
+    return -1, key
+
+
+def _fspath(filepath, who):
+    try:
+        return _os.fspath(filepath)
+    except TypeError:
+        raise TypeError("%s: filepath must be a str or os.PathLike; got %s"
+                        % (who, type(filepath).__name__)) from None
+
+
+def _next_chunk(chunk, elapsed, rows, batch_size, nb):
+    """Batches for the next compiled call: _CHUNK_SECONDS at the rate (per row:
+    the last batch may be short) of the call that took ``elapsed`` for ``rows``,
+    at most 4 times the last plan ``chunk`` (one fast-looking call cannot
+    commit the loop to a long one)."""
+    want = _CHUNK_SECONDS * rows / (max(elapsed, 1e-9) * batch_size)
+    return max(1, min(nb, 4 * chunk, int(want)))
+
+
 def _rng(seed, stream):
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
+
+def _check_real_dtype(arr, name):
+    """TypeError unless arr holds real numbers (bool, integers, floats): not
+    complex, datetime64 / timedelta64 (timedelta64 counts as an integer to
+    NumPy), strings or objects."""
+    if arr.dtype.kind == "c":
+        raise TypeError("%s must be real-valued; got dtype %s" % (name, arr.dtype))
+    if arr.dtype.kind not in "biuf":
+        raise TypeError("%s must be a numeric array; got dtype %s" % (name, arr.dtype))
+
+
+def _where(index):
+    return "index %d" % index[0] if len(index) == 1 else "row %d, column %d" % tuple(index[:2])
+
+
+def _cast_finite(arr, dtype, name, what=None):
+    """arr as a C-contiguous array of ``dtype`` whose elements are all finite.
+    A NaN or inf in arr, or a finite value beyond ``dtype``'s range (1e39 in
+    float32), raises ValueError naming ``name``, the value and its position."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind != "f":  # integers and bools fit any float dtype
+        return out
+    flat = out.reshape(out.shape[0], -1) if out.ndim else out.reshape(1, 1)
+    # in chunks of rows: no full-size temporary next to the caller's data
+    step = max(1, (1 << 20) // max(1, flat.shape[1]))
+    for start in range(0, flat.shape[0], step):
+        block = flat[start:start + step]
+        if np.isfinite(block).all():
+            continue
+        bad = np.argwhere(~np.isfinite(block))[0]
+        index = (start + bad[0],) + tuple(bad[1:]) if out.ndim > 1 else (start + bad[0],)
+        value = arr[index] if out.ndim else arr[()]
+        if not np.isfinite(value):
+            raise ValueError("%s contains NaN or inf (%s at %s)" % (name, value, _where(index)))
+        raise ValueError("%s overflows %s (value %.6g at %s; the largest %s is %.6g)"
+                         % (what or name, np.dtype(dtype), value, _where(index), np.dtype(dtype),
+                            np.finfo(dtype).max))
+    return out
 
 
 class Sequential:
@@ -74,7 +151,6 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._shuffle_rng = _rng(self.seed, _STREAM_SHUFFLE)
-        self._split_rng = _rng(self.seed, _STREAM_SPLIT)
         self._dropout_rng = _rng(self.seed, _STREAM_DROPOUT)
         if layers is not None:
             if isinstance(layers, Layer):
@@ -150,6 +226,7 @@ class Sequential:
 
     def build(self, input_dim=None):
         """Create the weights for inputs of ``input_dim`` features."""
+        self._require_dense("build")
         dense, drops, prelus = self._plan_layers()
         if input_dim is None:
             input_dim = dense[0].input_dim
@@ -246,6 +323,7 @@ class Sequential:
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss=None, metrics=None):
         """Set the optimizer (name or object), the loss (name or object) and metrics."""
+        self._require_dense("compile")
         opt = _optimizers.get(optimizer)
         if loss is None:
             raise ValueError("compile: loss is required; one of %s or a fastnet.losses.Loss"
@@ -283,10 +361,7 @@ class Sequential:
             arr = np.asarray(X)
         except Exception as exc:  # noqa: BLE001
             raise TypeError("%s must be array-like; got %s (%s)" % (name, type(X).__name__, exc)) from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise TypeError("%s must be a numeric array; got dtype %s" % (name, arr.dtype))
-        if np.issubdtype(arr.dtype, np.complexfloating):
-            raise TypeError("%s must be real-valued; got dtype %s" % (name, arr.dtype))
+        _check_real_dtype(arr, name)
         if arr.ndim != 2:
             raise ValueError("%s must be 2-D (samples, features); got shape %s%s"
                              % (name, arr.shape, " (use X.reshape(-1, 1) for one feature or "
@@ -295,23 +370,13 @@ class Sequential:
             raise ValueError("%s is empty: it has 0 samples" % name)
         if arr.shape[1] == 0:
             raise ValueError("%s has 0 features" % name)
+        self._require_dense(name)
         dense = self._dense()
         want = self._input_dim if self.built else dense[0].input_dim
         if want is not None and arr.shape[1] != want:
             raise ValueError("%s has %d features but layer %r (the first layer) expects %d inputs"
                              % (name, arr.shape[1], dense[0].name, want))
-        out = np.ascontiguousarray(arr, dtype=self.dtype)
-        if np.issubdtype(arr.dtype, np.floating) or arr.dtype.itemsize > 4:
-            # in chunks of rows: no full-size temporary next to the caller's data
-            step = max(1, (1 << 20) // max(1, out.shape[1]))
-            for start in range(0, out.shape[0], step):
-                block = out[start:start + step]
-                if not np.isfinite(block).all():
-                    bad = np.argwhere(~np.isfinite(block))[0]
-                    what = "contains NaN or inf" if np.issubdtype(arr.dtype, np.floating) else \
-                        "overflows %s" % self.dtype
-                    raise ValueError("%s %s (first at row %d, column %d)" % (name, what, start + bad[0], bad[1]))
-        return out
+        return _cast_finite(arr, self.dtype, name)
 
     def _check_y(self, y, n, name="y"):
         """Targets in the form the loss head needs: (labels int64, Y float)."""
@@ -319,15 +384,15 @@ class Sequential:
             arr = np.asarray(y)
         except Exception as exc:  # noqa: BLE001
             raise TypeError("%s must be array-like; got %s (%s)" % (name, type(y).__name__, exc)) from None
-        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-            raise TypeError("%s must be a numeric array; got dtype %s" % (name, arr.dtype))
+        _check_real_dtype(arr, name)
         if arr.shape[:1] != (n,):
             raise ValueError("%s has %s samples but X has %d"
                              % (name, arr.shape[0] if arr.ndim else "no", n))
         k = self.output_dim
         out_name = self._dense()[-1].name
-        if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
-            raise ValueError("%s contains NaN or inf" % name)
+        if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+            bad = np.argwhere(~np.isfinite(arr))[0]
+            raise ValueError("%s contains NaN or inf (%s at %s)" % (name, arr[tuple(bad)], _where(bad)))
         empty_f = np.empty((0, k), dtype=self.dtype)
         empty_i = np.empty(0, dtype=np.int64)
         if self.loss.sparse:
@@ -337,15 +402,19 @@ class Sequential:
                 raise ValueError("%s: %s expects integer class labels of shape (n,); got shape %s "
                                  "(use CategoricalCrossentropy for one-hot targets)"
                                  % (name, type(self.loss).__name__, arr.shape))
-            if not np.issubdtype(arr.dtype, np.integer):
-                if np.any(arr != np.round(arr)):
-                    raise ValueError("%s: class labels must be integers; got non-integer values" % name)
-            lab = arr.astype(np.int64)
-            lo, hi = int(lab.min()), int(lab.max())
+            if arr.dtype.kind == "f" and np.any(arr != np.round(arr)):
+                bad = np.flatnonzero(arr != np.round(arr))[0]
+                raise ValueError("%s: class labels must be integers; got %r at index %d"
+                                 % (name, float(arr[bad]), bad))
+            # the range is checked before the cast to int64 (uint64 2**63 + 5 or
+            # 1e19 would wrap) and reported as given
+            lo, hi = arr.min(), arr.max()
             if lo < 0 or hi >= k:
+                bad = lo if lo < 0 else hi
+                shown = int(bad) if arr.dtype.kind != "f" or abs(bad) < 1e15 else "%r" % float(bad)
                 raise ValueError("%s: labels must be in [0, %d) for the output layer %r with %d units; "
-                                 "found %d" % (name, k, out_name, k, lo if lo < 0 else hi))
-            return np.ascontiguousarray(lab), empty_f
+                                 "found %s" % (name, k, out_name, k, shown))
+            return np.ascontiguousarray(arr, dtype=np.int64), empty_f
         if arr.ndim == 1:
             arr = arr[:, None]
         if arr.ndim != 2 or arr.shape[1] != k:
@@ -353,7 +422,7 @@ class Sequential:
                              % (name, arr.shape, out_name, k, n, k,
                                 "; for integer labels use SparseCategoricalCrossentropy"
                                 if isinstance(self.loss, _losses.CategoricalCrossentropy) else ""))
-        Y = np.ascontiguousarray(arr, dtype=self.dtype)
+        Y = _cast_finite(arr, self.dtype, name)
         if isinstance(self.loss, (_losses.BinaryCrossentropy, _losses.CategoricalCrossentropy)):
             if Y.min() < 0 or Y.max() > 1:
                 raise ValueError("%s: %s targets must lie in [0, 1]" % (name, type(self.loss).__name__))
@@ -362,16 +431,21 @@ class Sequential:
     def _check_sample_weight(self, sample_weight, n, name="sample_weight"):
         if sample_weight is None:
             return np.empty(0, dtype=self.dtype)
-        sw = np.asarray(sample_weight)
-        if sw.dtype == object or not np.issubdtype(sw.dtype, np.number):
-            raise TypeError("%s must be a numeric array; got dtype %s" % (name, sw.dtype))
+        try:
+            sw = np.asarray(sample_weight)
+        except Exception as exc:  # noqa: BLE001
+            raise TypeError("%s must be array-like; got %s (%s)"
+                            % (name, type(sample_weight).__name__, exc)) from None
+        _check_real_dtype(sw, name)
         if sw.ndim == 2 and sw.shape[1] == 1:
             sw = sw[:, 0]
         if sw.shape != (n,):
             raise ValueError("%s must have shape (%d,); got %s" % (name, n, sw.shape))
-        if not np.isfinite(sw).all() or (sw < 0).any():
-            raise ValueError("%s must be finite and >= 0" % name)
-        return np.ascontiguousarray(sw, dtype=self.dtype)
+        out = _cast_finite(sw, self.dtype, name)
+        if (out < 0).any():
+            bad = np.flatnonzero(out < 0)[0]
+            raise ValueError("%s must be >= 0; got %r at index %d" % (name, sw[bad].item(), bad))
+        return out
 
     def _class_weights(self, class_weight, labels, Y, n):
         if not isinstance(class_weight, dict):
@@ -382,10 +456,20 @@ class Sequential:
             if isinstance(cls, bool) or not isinstance(cls, numbers.Integral) or not 0 <= cls < table.shape[0]:
                 raise ValueError("class_weight: class %r is not an integer class index in [0, %d)"
                                  % (cls, table.shape[0]))
-            if isinstance(w, bool) or not isinstance(w, numbers.Real) or not np.isfinite(w) or w < 0:
+            if isinstance(w, bool) or not isinstance(w, numbers.Real):
+                raise TypeError("class_weight: weight of class %r must be a number; got %r" % (cls, w))
+            try:
+                wf = float(w)
+            except OverflowError:  # a finite int beyond float64
+                wf = float("inf") if w > 0 else float("-inf")
+            if w != w or w < 0 or (not isinstance(w, numbers.Integral) and abs(wf) == float("inf")):
                 raise ValueError("class_weight: weight of class %r must be a finite number >= 0; got %r"
                                  % (cls, w))
-            table[cls] = float(w)
+            top = float(np.finfo(self.dtype).max)
+            if wf > top:
+                raise ValueError("class_weight: weight of class %r overflows %s (value %.6g; the largest %s "
+                                 "is %.6g)" % (cls, self.dtype, wf, self.dtype, top))
+            table[cls] = wf
         if labels.shape[0]:
             return table[labels]
         if k == 1:  # binary with one sigmoid unit: class = the 0/1 target
@@ -413,6 +497,12 @@ class Sequential:
             raise ValueError("%s: the model must be compiled first: call "
                              "model.compile(optimizer=..., loss=...)" % what)
 
+    def _require_dense(self, what):
+        if not self._dense():
+            have = ", ".join("%s %r" % (type(l).__name__, l.name) for l in self.layers) or "no layers"
+            raise ValueError("%s: the model has no Dense layer (it has %s); add one with "
+                             "model.add(fastnet.Dense(units))" % (what, have))
+
     def _require_built(self, what):
         if not self.built:
             raise ValueError("%s: the model is not built yet; call model.build(input_dim) or fit/predict "
@@ -432,6 +522,9 @@ class Sequential:
         and stops with ``fastnet.diagnostics.NonFiniteError`` naming the epoch,
         batch, layer and stage where a NaN or inf first appeared (the weights are
         then those of that moment).  Off, it costs nothing."""
+        # every check comes before the first change to the model and its random
+        # streams: a rejected fit leaves the next fit as a fresh model's
+        self._require_dense("fit")
         self._require_compiled("fit")
         if not isinstance(diagnostics, (bool, np.bool_)):
             raise TypeError("diagnostics must be a bool; got %r" % (diagnostics,))
@@ -447,13 +540,22 @@ class Sequential:
         if isinstance(validation_split, bool) or not isinstance(validation_split, numbers.Real) \
                 or not 0.0 <= validation_split < 1.0:
             raise ValueError("validation_split must be a float in [0, 1); got %r" % (validation_split,))
+        callbacks = _callbacks.check_callbacks(callbacks)
+        self.optimizer._check_owner(self)
         Xc = self._check_X(X)
         n = Xc.shape[0]
         labels, Y = self._check_y(y, n)
         sw = self._check_sample_weight(sample_weight, n)
         if class_weight is not None:
             cw = self._class_weights(class_weight, labels, Y, n)
-            sw = np.ascontiguousarray(cw * (sw if sw.shape[0] else 1.0), dtype=self.dtype)
+            sw = _cast_finite(cw * (sw if sw.shape[0] else 1.0), self.dtype, "sample_weight",
+                              "sample_weight * class_weight" if sw.shape[0] else "class_weight")
+        # the task (and the metrics' fit to it) of the whole data, before any split
+        task = self._task(labels, Y)
+        for m in self.metrics:
+            m_check = getattr(m, "check_task", None)
+            if m_check is not None:
+                m_check(task)
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -469,83 +571,94 @@ class Sequential:
             val = (Xc[val_idx], take(labels, val_idx), take(Y, val_idx), take(sw, val_idx))
             Xc, labels, Y, sw = Xc[train_idx], take(labels, train_idx), take(Y, train_idx), take(sw, train_idx)
             n = Xc.shape[0]
-        task = self._task(labels, Y)
-        for m in self.metrics:
-            m_check = getattr(m, "check_task", None)
-            if m_check is not None:
-                m_check(task)
 
         # ---- all checks passed: from here on the model may change
-        if not self.built:
-            self.build(Xc.shape[1])
-        self.optimizer._bind(self, self._params.shape[0], self.dtype)
-        be = self._backend
-        k = self.output_dim
-        nb = _api.n_batches(n, batch_size)
-        work = self._workspace(batch_size)
-        batch_loss = np.empty(nb, dtype=np.float64)
-        sizes = np.full(nb, batch_size, dtype=np.float64)
-        sizes[-1] = n - (nb - 1) * batch_size
-        want_scores = bool(self.metrics)
-        scores = np.empty((n if want_scores else 0, k), dtype=self.dtype)
-        cbs = _callbacks.configure_callbacks(callbacks, self, verbose, epochs, nb, n)
-        self.stop_training = False
-        self.history = cbs.history
-        batch_level = verbose == 1 or any(
-            type(c).on_train_batch_end is not _callbacks.Callback.on_train_batch_end
-            or type(c).on_batch_end is not _callbacks.Callback.on_batch_end
-            for c in cbs.callbacks if not isinstance(c, _callbacks.ProgbarLogger))
-        diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
-        layer_names = [layer.name for layer in self._dense()]
-        warned = set()
-        cbs.on_train_begin({})
-        chunk = 1 if batch_level else nb
-        for epoch in range(initial_epoch, epochs):
-            cbs.on_epoch_begin(epoch, {})
-            if diag is not None:
-                _diagnostics.reset(diag)
-            perm = (self._shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
-            key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
-            first = 0
-            while first < nb:
-                cnt = min(chunk, nb - first)
-                t_start = time.perf_counter()
-                be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec, self._fspec,
-                                 self._head, self.optimizer.code, self.optimizer.hyper(),
-                                 self.optimizer.iterations, key, self._params, self._grads,
-                                 self.optimizer.state, work, batch_loss[first:first + cnt], scores,
-                                 get_num_threads(), diag=diag)
+        # SIGINT is deferred while the model changes and delivered (KeyboardInterrupt)
+        # once the applied batches are accounted for: see fastnet/_interrupts.py
+        with _SigintGuard() as guard:
+            if not self.built:
+                self.build(Xc.shape[1])
+            self.optimizer._bind(self, self._params.shape[0], self.dtype)
+            be = self._backend
+            k = self.output_dim
+            nb = _api.n_batches(n, batch_size)
+            work = self._workspace(batch_size)
+            batch_loss = np.empty(nb, dtype=np.float64)
+            sizes = np.full(nb, batch_size, dtype=np.float64)
+            sizes[-1] = n - (nb - 1) * batch_size
+            want_scores = bool(self.metrics)
+            scores = np.empty((n if want_scores else 0, k), dtype=self.dtype)
+            cbs = _callbacks.configure_callbacks(callbacks, self, verbose, epochs, nb, n)
+            cbs._guard = guard if guard.installed else None
+            self.stop_training = False
+            self.history = cbs.history
+            # one batch per compiled call when a callback needs every batch's hooks (Keras);
+            # otherwise chunks of ~_CHUNK_SECONDS (the latency of Ctrl-C and stop_training)
+            per_batch = cbs._implements_train_batch_hooks()
+            diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
+            layer_names = [layer.name for layer in self._dense()]
+            warned = set()
+            cbs.on_train_begin({})
+            chunk = 1
+            for epoch in range(initial_epoch, epochs):
+                cbs.on_epoch_begin(epoch, {})
                 if diag is not None:
-                    if diag[defs.DG_STAGE] != defs.STAGE_NONE:
-                        self.optimizer.iterations += int(diag[defs.DG_BATCH]) - first + 1
-                    _diagnostics.check(diag, epoch, layer_names)
-                self.optimizer.iterations += cnt
-                first += cnt
-                if batch_level:
-                    elapsed = time.perf_counter() - t_start
-                    per_batch = max(elapsed / cnt, 1e-7)
-                    chunk = max(1, min(nb, int(_CHUNK_SECONDS / per_batch)))
-                    done = float(sizes[:first].sum())
+                    _diagnostics.reset(diag)
+                perm = (self._shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
+                guard.poll()
+                first = 0
+                loss_sum = 0.0
+                while first < nb:
+                    if per_batch:
+                        cnt = 1
+                        cbs.on_train_batch_begin(first, {})
+                    else:
+                        cnt = min(chunk, nb - first)
+                    t_start = time.perf_counter()
+                    be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec, self._fspec,
+                                     self._head, self.optimizer.code, self.optimizer.hyper(),
+                                     self.optimizer.iterations, key, self._params, self._grads,
+                                     self.optimizer.state, work, batch_loss[first:first + cnt], scores,
+                                     get_num_threads(), diag=diag)
+                    if diag is not None:
+                        if diag[defs.DG_STAGE] != defs.STAGE_NONE:
+                            self.optimizer.iterations += int(diag[defs.DG_BATCH]) - first + 1
+                        _diagnostics.check(diag, epoch, layer_names)
+                    self.optimizer.iterations += cnt
+                    loss_sum += float(batch_loss[first:first + cnt] @ sizes[first:first + cnt])
+                    first += cnt
+                    if not per_batch:
+                        chunk = _next_chunk(chunk, time.perf_counter() - t_start,
+                                            min(first * batch_size, n) - (first - cnt) * batch_size,
+                                            batch_size, nb)
+                    guard.poll()
                     cbs.on_train_batch_end(first - 1, {
                         "batches_done": first, "batches_total": nb,
-                        "loss": float((batch_loss[:first] * sizes[:first]).sum() / done)})
-            logs = {"loss": float((batch_loss * sizes).sum() / n)}
-            if want_scores:
-                lab_e = labels[perm] if labels.shape[0] else labels
-                Y_e = Y[perm] if Y.shape[0] else Y
-                sw_e = sw[perm] if sw.shape[0] else None
-                logs.update(self._metric_values(lab_e, Y_e, scores, task, sw_e))
-            if val is not None:
-                vlogs = self._evaluate_arrays(*val, batch_size=None, task=task)
-                logs.update({"val_" + key_: v for key_, v in vlogs.items()})
-            if diag is not None:
-                _diagnostics.record(cbs.history, _diagnostics.epoch_record(
-                    diag, self._ispec, self._params, layer_names,
-                    self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)), warned, epoch)
-            cbs.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
-        cbs.on_train_end({})
+                        "loss": loss_sum / min(first * batch_size, n)})
+                    if self.stop_training:
+                        break
+                # the epoch's samples so far (all of them unless stop_training ended it early)
+                rows = min(first * batch_size, n)
+                logs = {"loss": float((batch_loss[:first] * sizes[:first]).sum() / rows)}
+                if want_scores:
+                    p = perm[:rows]
+                    lab_e = labels[p] if labels.shape[0] else labels
+                    Y_e = Y[p] if Y.shape[0] else Y
+                    sw_e = sw[p] if sw.shape[0] else None
+                    logs.update(guard.call(self._metric_values, lab_e, Y_e, scores[:rows], task, sw_e))
+                if val is not None:
+                    vlogs = guard.call(self._evaluate_arrays, *val, None, task)
+                    logs.update({"val_" + key_: v for key_, v in vlogs.items()})
+                if diag is not None:
+                    _diagnostics.record(cbs.history, _diagnostics.epoch_record(
+                        diag, self._ispec, self._params, layer_names,
+                        self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)), warned, epoch)
+                cbs.on_epoch_end(epoch, logs)
+                guard.poll()
+                if self.stop_training:
+                    break
+            cbs.on_train_end({})
         return cbs.history
 
     @staticmethod
@@ -557,12 +670,19 @@ class Sequential:
         return int(value)
 
     def _split(self, labels, Y, n, fraction):
-        """Shuffled validation split drawn from the seed, stratified for class labels."""
+        """(train rows, validation rows), shuffled and stratified for class labels.
+
+        A function of the seed, n, the class labels and the fraction only (no
+        random stream advances): every fit of a model on the same data
+        validates on the same rows, so repeated fits never validate on rows an
+        earlier fit trained on; a larger fraction takes a superset of rows
+        (unstratified; stratified up to the rounding of each class's share)."""
         n_val = int(np.ceil(n * fraction))
         if n_val < 1 or n_val >= n:
             raise ValueError("validation_split=%r leaves %d training and %d validation samples of %d"
                              % (fraction, n - n_val, n_val, n))
-        rng = self._split_rng
+        rng = np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(_STREAM_SPLIT, n)))
+        perm = rng.permutation(n)
         task_labels = None
         if labels.shape[0]:
             task_labels = labels
@@ -570,23 +690,23 @@ class Sequential:
                 isinstance(self.loss, _losses.BinaryCrossentropy) and Y.shape[1] == 1):
             task_labels = np.argmax(Y, axis=1) if Y.shape[1] > 1 else (Y[:, 0] > 0.5).astype(np.int64)
         if task_labels is None:
-            perm = rng.permutation(n)
             return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-        # stratified: each class contributes round(fraction * count), fixed up to n_val
+        # stratified: class c gives floor(fraction * count_c) rows, and the
+        # n_val - sum(...) rows left go one each to the classes with the largest
+        # remainders (ties in a seeded order), classes that keep a training row
+        # first; a class's validation rows are its first in the permutation
         classes, inv = np.unique(task_labels, return_inverse=True)
-        val_parts = []
-        quotas = np.floor(np.bincount(inv) * fraction).astype(int)
-        short = n_val - quotas.sum()
-        order = rng.permutation(len(classes))
-        for c in order[:max(short, 0)]:
-            quotas[c] += 1
-        for c in range(len(classes)):
-            idx = np.flatnonzero(inv == c)
-            val_parts.append(rng.permutation(idx)[:quotas[c]])
-        val_idx = np.sort(np.concatenate(val_parts))
-        mask = np.ones(n, dtype=bool)
-        mask[val_idx] = False
-        return np.flatnonzero(mask), val_idx
+        counts = np.bincount(inv)
+        share = counts * fraction
+        quotas = np.floor(share).astype(np.int64)
+        short = n_val - int(quotas.sum())
+        order = np.lexsort((rng.permutation(len(classes)), quotas - share, quotas + 1 >= counts))
+        quotas[order[:short]] += 1
+        rows = perm[np.argsort(inv[perm], kind="stable")]       # by class, each in permutation order
+        rank = np.arange(n) - np.repeat(np.cumsum(counts) - counts, counts)
+        is_val = np.zeros(n, dtype=bool)
+        is_val[rows] = rank < quotas[inv[rows]]
+        return np.flatnonzero(~is_val), np.flatnonzero(is_val)
 
     def _workspace(self, batch_size):
         key = ("train", batch_size)
@@ -627,6 +747,7 @@ class Sequential:
     def predict(self, X, batch_size=None, verbose=0):
         """The last layer's activations (logits when the last layer is linear).
         Works before ``compile``; builds the model on first use."""
+        self._require_dense("predict")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)
         Xc = self._check_X(X)
@@ -752,7 +873,8 @@ class Sequential:
 
     def set_weights(self, weights):
         """Set all weights from a list in the layout of ``get_weights()``.  Every
-        array is checked before any is written."""
+        array is checked (count, shape, a real number dtype, finite after the
+        cast to the model's dtype) before any is written."""
         self._require_built("set_weights")
         if not isinstance(weights, (list, tuple)):
             raise TypeError("set_weights expects a list of arrays; got %r" % (type(weights).__name__,))
@@ -760,37 +882,103 @@ class Sequential:
         if len(weights) != len(targets):
             raise ValueError("set_weights expects %d arrays (%s); got %d"
                              % (len(targets), ", ".join(t[0] for t in targets), len(weights)))
-        checked = []
+        arrays = []
         for (name, dst), src in zip(targets, weights):
-            arr = np.asarray(src)
+            try:
+                arr = np.asarray(src)
+            except Exception as exc:  # noqa: BLE001 - ragged lists and the like
+                raise TypeError("set_weights: %s must be an array; got %s (%s)"
+                                % (name, type(src).__name__, exc)) from None
+            problem = _weight_dtype_problem(arr.dtype)
+            if problem:
+                raise TypeError("set_weights: %s must be %s; got dtype %s" % (name, problem, arr.dtype))
             if arr.shape != dst.shape:
                 raise ValueError("set_weights: %s must have shape %s; got %s" % (name, dst.shape, arr.shape))
-            if not np.issubdtype(arr.dtype, np.number):
-                raise TypeError("set_weights: %s must be numeric; got dtype %s" % (name, arr.dtype))
-            if not np.isfinite(arr).all():
-                raise ValueError("set_weights: %s contains NaN or inf" % name)
-            checked.append(arr)
-        for (_, dst), arr in zip(targets, checked):
+            arrays.append(arr)
+        self._assign_weights(targets, arrays, "set_weights:")
+
+    def _assign_weights(self, targets, arrays, where):
+        """Cast every array to the model's dtype, refuse any that is not finite
+        afterwards (NaN / inf, or a finite value the dtype cannot hold), then
+        write them all."""
+        cast = []
+        for (name, _), arr in zip(targets, arrays):
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = arr.astype(self.dtype)
+            if not np.isfinite(out).all():
+                if np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all():
+                    raise ValueError("%s %s contains NaN or inf" % (where, name))
+                big = np.abs(arr[~np.isfinite(out)]).max()
+                raise ValueError("%s %s overflows %s: it holds %.4g (the largest %s is %.4g)"
+                                 % (where, name, self.dtype, big, self.dtype, np.finfo(self.dtype).max))
+            cast.append(out)
+        for (_, dst), arr in zip(targets, cast):
             dst[...] = arr
 
     def save_weights(self, filepath):
-        """Write the weights to an .npz file (layer names as keys)."""
+        """Write the weights to an .npz file (keys ``"000:dense.kernel"``, ...:
+        position and name).  The file is written atomically: a temporary file in
+        the same folder, flushed and fsynced, then renamed over *filepath*, so a
+        crash or an error never leaves a partial file and a failed save leaves
+        the previous file as it was."""
         self._require_built("save_weights")
+        path = _fspath(filepath, "save_weights")
         names = [name for name, _ in self._weight_views(self._params)]
         arrays = dict(zip(["%03d:%s" % (i, nm) for i, nm in enumerate(names)], self.get_weights()))
-        with open(filepath, "wb") as f:
+        with _io.atomic_write(path) as f:
             np.savez(f, **arrays)
 
     def load_weights(self, filepath):
-        """Read weights written by ``save_weights``."""
+        """Read weights written by ``save_weights`` into this (built) model.
+
+        The file is matched by position: it must hold one array per weight of
+        this model, in order, of the same kind (kernel / bias / alpha; layer
+        names may differ) and shape, each of a real float or integer dtype whose
+        values are finite in the model's dtype (a float64 file loads into a
+        float32 model unless a value overflows float32).  Anything else - an
+        empty, truncated or corrupt file, a .npy or text file, another
+        architecture's weights, complex / bool / string / object arrays (never
+        unpickled), NaN or inf - raises ValueError naming the file and the
+        problem, before any weight is changed; a missing file raises
+        FileNotFoundError."""
         self._require_built("load_weights")
-        with np.load(filepath) as data:
-            keys = sorted(data.files)
-            self.set_weights([data[k] for k in keys])
+        path = _fspath(filepath, "load_weights")
+        targets = self._weight_views(self._params)
+        order = []
+
+        def check(headers):
+            keys = list(headers)
+            order[:] = sorted(keys, key=_weight_key_order)
+            if any(_weight_key_order(k)[0] < 0 for k in keys):
+                bad = [k for k in keys if _weight_key_order(k)[0] < 0][0]
+                return ("is not a save_weights file: array %r is not named 'NNN:layer.kind'" % bad)
+            if len(keys) != len(targets):
+                return ("holds %d weight arrays (%s) but the model has %d (%s)"
+                        % (len(keys), ", ".join(order), len(targets), ", ".join(t[0] for t in targets)))
+            for i, (key, (name, dst)) in enumerate(zip(order, targets)):
+                num, stored = _weight_key_order(key)
+                if num != i:
+                    return "is not a save_weights file: its arrays are numbered %s" % (
+                        ", ".join(str(_weight_key_order(k)[0]) for k in order))
+                if stored.rpartition(".")[2] != name.rpartition(".")[2]:
+                    return ("does not fit this model: array %d is %r but the model's weight %d is %s"
+                            % (i, stored, i, name))
+                shape, dtype = headers[key]
+                problem = _weight_dtype_problem(dtype)
+                if problem:
+                    return "holds %r of dtype %s; weights must be %s" % (stored, dtype, problem)
+                if tuple(shape) != dst.shape:
+                    return ("does not fit this model: %r has shape %s but %s has shape %s"
+                            % (stored, tuple(shape), name, dst.shape))
+            return None
+
+        data = _io.read_npz(path, check=check, who="load_weights")
+        self._assign_weights(targets, [data[k] for k in order], "load_weights: %r:" % path)
 
     # ----------------------------------------------------------------- summary
     def summary(self, print_fn=None):
         """Print the layers, their output shapes and parameter counts."""
+        self._require_dense("summary")
         rows = [("Layer (type)", "Output Shape", "Param #")]
         n_in = self._input_dim if self.built else (self._dense()[0].input_dim if self._dense() else None)
         total = 0

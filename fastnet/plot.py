@@ -13,6 +13,8 @@ needs no display and does not touch pyplot's global state or backend; only
 import numbers
 import os
 
+from . import _io
+
 _MISSING = "fastnet.plot needs matplotlib: pip install 'fastnet[plot]'"
 
 # Nicer axis titles for the usual History keys.
@@ -165,8 +167,10 @@ def history(history, path=None, metrics=None, title=None, show=False):
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        fmt = None if os.path.splitext(os.fspath(path))[1] else "png"
-        fig.savefig(path, format=fmt, dpi=110)
+        # the format from the name's extension (a file object has none to go by)
+        fmt = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+        with _io.atomic_write(path) as f:
+            fig.savefig(f, format=fmt, dpi=110)
     if show:
         import matplotlib.pyplot as plt
         plt.show()

@@ -35,6 +35,7 @@ import os
 import numba
 import numpy as np
 
+from .. import _io
 from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
@@ -276,7 +277,7 @@ def refresh_cache():
         for disp in _dispatchers():
             disp._cache.flush()
         os.makedirs(path, exist_ok=True)
-        with open(marker, "w") as f:
+        with _io.atomic_write(marker, "w") as f:  # processes compiling at once never see half a marker
             f.write(digest + "\n")
         return True
     except Exception:  # noqa: BLE001 - best effort

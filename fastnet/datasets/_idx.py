@@ -26,14 +26,14 @@ compression from the gzip magic bytes (``1f 8b``), not from the file name.
 
 from __future__ import annotations
 
-import contextlib
 import gzip as _gzip
 import io
 import os
-import secrets
-from typing import BinaryIO, Iterable, Iterator, Union
+from typing import BinaryIO, Iterable, Union
 
 import numpy as np
+
+from .._io import atomic_write
 
 __all__ = ["read_idx", "write_idx"]
 
@@ -413,37 +413,5 @@ def write_idx(dest: PathLike | BinaryIO, array, gzip: bool | None = None) -> Non
         _write(dest)
         return
 
-    with atomic_create(dest) as fh:
+    with atomic_write(dest) as fh:
         _write(fh)
-
-
-@contextlib.contextmanager
-def atomic_create(path: PathLike) -> Iterator[BinaryIO]:
-    """Open a temporary file next to *path*; rename it over *path* on success.
-
-    Yields a binary file object whose ``name`` is the temporary path.  The
-    file gets the default permissions (``0o666`` minus the umask), like
-    :func:`open`, and is removed if the ``with`` block raises, so readers
-    never observe a partially written *path*.
-    """
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    for _ in range(100):
-        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(6)}.part")
-        try:
-            fh = open(tmp, "xb")  # exclusive create; mode 0o666 minus umask
-            break
-        except FileExistsError:
-            continue
-    else:  # pragma: no cover - astronomically unlikely
-        raise FileExistsError(f"could not create a temporary file next to {path}")
-    try:
-        with fh:
-            yield fh
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise

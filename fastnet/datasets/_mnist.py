@@ -23,7 +23,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from ._idx import _GZIP_MAGIC, _read_idx, atomic_create
+from .._io import atomic_write
+from ._idx import _GZIP_MAGIC, _read_idx
 
 __all__ = [
     "ChecksumError",
@@ -560,7 +561,7 @@ def download_mnist(
                 continue
         file_url = base + stem + ".gz"
         target = directory / (stem + ".gz")
-        with atomic_create(target) as fh:
+        with atomic_write(target) as fh:
             _fetch(file_url, fh, timeout)
             fh.flush()
             try:
