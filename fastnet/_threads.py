@@ -1,4 +1,5 @@
 """Thread control in one place: every backend call receives ``n_threads`` from here."""
+import numbers
 import os
 import sys as _sys
 
@@ -14,15 +15,27 @@ def _available_cores():
 
 def set_num_threads(n):
     """Set the number of threads used by the compiled kernels (numba pool and
-    Cython ``prange``).  ``None`` restores the default (all available cores)."""
+    Cython ``prange``).  ``None`` restores the default (all available cores).
+
+    ``n`` is a positive int (NumPy integers too).  More than the cores this
+    process may run on (``len(os.sched_getaffinity(0))``) is clamped to that
+    number with a ``RuntimeWarning``: extra threads would only wait, and
+    OpenMP cannot start thousands of them (libgomp aborts the process)."""
     global _n_threads
     if n is None:
         _n_threads = None
         return
-    if isinstance(n, bool) or not isinstance(n, int):
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError("set_num_threads: n must be a positive int or None; got %r" % (n,))
+    n = int(n)
     if n < 1:
         raise ValueError("set_num_threads: n must be >= 1; got %d" % n)
+    cores = _available_cores()
+    if n > cores:
+        import warnings
+        warnings.warn("set_num_threads: %d threads requested but this process can run on %d cores; "
+                      "using %d" % (n, cores, cores), RuntimeWarning, stacklevel=2)
+        n = cores
     _n_threads = n
 
 

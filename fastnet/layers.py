@@ -6,6 +6,7 @@ The model owns one flat parameter buffer (and one flat gradient buffer); after
 (units,) are views into it, so one optimizer kernel call updates the whole model.
 """
 import numbers
+import weakref
 
 from . import activations as _activations
 from . import initializers as _initializers
@@ -21,6 +22,31 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError("name must be a string or None; got %r" % (name,))
         self.name = name
+
+    # The model this layer belongs to (a weak reference; None: no model).  A
+    # layer's weights are views into one model's buffer, so it cannot be shared.
+    _owner_ref = None
+
+    def _owner(self):
+        return None if self._owner_ref is None else self._owner_ref()
+
+    def _claim(self, model):
+        """Make ``model`` this layer's owner.  ValueError if another model owns
+        it, unless that model is gone or failed to build (never built, its
+        layers hold no weights: they may start again in a new model)."""
+        owner = self._owner()
+        if owner is model:
+            return
+        if owner is not None and not getattr(owner, "_build_failed", False):
+            raise ValueError("layer %r already belongs to another model (%r); a layer is part of one "
+                             "model only (its weights live in that model): create a new %s for this "
+                             "model" % (self.name, owner, type(self).__name__))
+        if self._owner_ref is not None:
+            # views into a former model's buffer: this model's build makes new ones
+            for attr in ("kernel", "bias", "alpha"):
+                if getattr(self, attr, None) is not None:
+                    setattr(self, attr, None)
+        self._owner_ref = weakref.ref(model)
 
     def count_params(self):
         return 0

@@ -152,13 +152,24 @@ class Sequential:
         self.history = None
         self._shuffle_rng = _rng(self.seed, _STREAM_SHUFFLE)
         self._dropout_rng = _rng(self.seed, _STREAM_DROPOUT)
+        self._build_failed = False  # its layers may then be taken by another model (Layer._claim)
         if layers is not None:
             if isinstance(layers, Layer):
                 layers = [layers]
             if not isinstance(layers, (list, tuple)):
                 raise TypeError("layers must be a list of fastnet layers; got %r" % (layers,))
-            for layer in layers:
-                self.add(layer)
+            # all or nothing: a constructor that fails leaves every layer as it was
+            before = [(layer, layer.__dict__.get("_owner_ref"), layer.name) for layer in layers
+                      if isinstance(layer, Layer)]
+            try:
+                for layer in layers:
+                    self.add(layer)
+            except Exception:
+                for layer, ref, name in before:
+                    if layer._owner() is self:
+                        layer._owner_ref, layer.name = ref, name
+                self.layers = []
+                raise
 
     # ------------------------------------------------------------------ layers
     def add(self, layer):
@@ -169,11 +180,12 @@ class Sequential:
             raise ValueError("cannot add layers to a built model")
         if any(layer is existing for existing in self.layers):
             raise ValueError("layer %r is already in this model" % (layer.name,))
+        if layer.name is not None and any(l.name == layer.name for l in self.layers):
+            raise ValueError("duplicate layer name %r" % layer.name)
+        layer._claim(self)  # ValueError if another model owns it
         if layer.name is None:
             n = sum(type(l) is type(layer) for l in self.layers)
             layer.name = layer._prefix if n == 0 else "%s_%d" % (layer._prefix, n)
-        elif any(l.name == layer.name for l in self.layers):
-            raise ValueError("duplicate layer name %r" % layer.name)
         self.layers.append(layer)
         if isinstance(layer, Dense) and layer.input_dim is not None and len(self._dense()) == 1:
             pass  # built lazily; input_dim is honoured by build()
@@ -184,6 +196,10 @@ class Sequential:
     def _plan_layers(self):
         """The weight layers (Dense, Maxout), the dropout rate applied to each
         one's output and the PReLU layer folded into each (or None)."""
+        for layer in self.layers:
+            if layer._owner() is not self:
+                raise ValueError("layer %r now belongs to another model (it was added to one after this "
+                                 "model failed to build): build a new model" % (layer.name,))
         dense, drops, prelus = [], [], []
         for layer in self.layers:
             if isinstance(layer, Dense):
@@ -226,6 +242,14 @@ class Sequential:
 
     def build(self, input_dim=None):
         """Create the weights for inputs of ``input_dim`` features."""
+        try:
+            self._build(input_dim)
+        except Exception:
+            self._build_failed = not self.built
+            raise
+        self._build_failed = False
+
+    def _build(self, input_dim):
         self._require_dense("build")
         dense, drops, prelus = self._plan_layers()
         if input_dim is None:
@@ -329,7 +353,11 @@ class Sequential:
             raise ValueError("compile: loss is required; one of %s or a fastnet.losses.Loss"
                              % ", ".join(_losses.NAMES))
         loss_obj = _losses.get(loss)
-        dense = self._plan_layers()[0]
+        try:
+            dense = self._plan_layers()[0]
+        except ValueError:
+            self._build_failed = not self.built
+            raise
         head = loss_obj.head(dense[-1].activation.code)  # raises on a mismatch
         if isinstance(metrics, (str, _metrics.Metric)) or callable(metrics) and not isinstance(metrics, (list, tuple)):
             metrics = [metrics]

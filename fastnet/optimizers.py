@@ -127,11 +127,15 @@ class Optimizer:
     def _initial_state(self, n_params, dtype):
         return np.zeros((defs.N_STATE, n_params), dtype=dtype)
 
-    def _bind(self, model, n_params, dtype):
-        """Create (or check) the state for ``model``'s flat buffer."""
+    def _check_owner(self, model):
+        """ValueError if another (live) model uses this optimizer."""
         if self._owner is not None and self._owner() is not None and self._owner() is not model:
             raise ValueError("this %s instance is already used by another model; create a new "
                              "optimizer for each model" % type(self).__name__)
+
+    def _bind(self, model, n_params, dtype):
+        """Create (or check) the state for ``model``'s flat buffer."""
+        self._check_owner(model)
         if self.state is None or self.state.shape[1] != n_params or self.state.dtype != dtype:
             self.state = self._initial_state(n_params, dtype)
             self.iterations = 0
