@@ -13,6 +13,7 @@ import time
 import numpy as np
 
 from . import _io
+from . import activations as _activations
 from . import callbacks as _callbacks
 from . import diagnostics as _diagnostics
 from . import losses as _losses
@@ -22,7 +23,8 @@ from ._kernels import defs
 from ._interrupts import SigintGuard as _SigintGuard
 from ._threads import get_num_threads
 from .backends import _api, get_backend, resolve_name
-from .layers import Dense, Dropout, Layer, Maxout, PReLU
+from .layers import Dense, Dropout, InputLayer, Layer, Maxout, PReLU
+from . import utils as _utils
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
@@ -138,7 +140,7 @@ class Sequential:
             raise ValueError("dtype must be 'float32' or 'float64'; got %r" % (dtype,))
         self.dtype = np.dtype(_DTYPES[dtype])
         if seed is None:
-            seed = int(np.random.SeedSequence().entropy % (2 ** 63))
+            seed = _utils._next_seed()  # from fastnet.utils.set_random_seed, else the OS
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError("seed must be a non-negative int or None; got %r" % (seed,))
         self.seed = int(seed)
@@ -153,6 +155,11 @@ class Sequential:
         self._shuffle_rng = _rng(self.seed, _STREAM_SHUFFLE)
         self._dropout_rng = _rng(self.seed, _STREAM_DROPOUT)
         self._build_failed = False  # its layers may then be taken by another model (Layer._claim)
+        # fastnet.Input(...) given as the first layer (not kept in self.layers, as in Keras)
+        self._input_layer = None
+        # built from a declared input width (Input / input_shape / input_dim): rebuilt as layers are added
+        self._auto_built = False
+        self._constructing = True
         if layers is not None:
             if isinstance(layers, Layer):
                 layers = [layers]
@@ -170,14 +177,23 @@ class Sequential:
                         layer._owner_ref, layer.name = ref, name
                 self.layers = []
                 raise
+        self._constructing = False
+        self._autobuild()
 
     # ------------------------------------------------------------------ layers
     def add(self, layer):
         """Append a layer (before the model is built)."""
         if not isinstance(layer, Layer):
             raise TypeError("Sequential.add expects a fastnet layer (Dense, Dropout); got %r" % (layer,))
-        if self.built:
+        if isinstance(layer, InputLayer):
+            self._add_input(layer)
+            return
+        if self.built and not self._auto_built:
             raise ValueError("cannot add layers to a built model")
+        if self._input_layer is not None and isinstance(layer, Dense) and not self._dense() \
+                and layer.input_dim is not None and layer.input_dim != self._input_layer.input_dim:
+            raise ValueError("layer %r declares input_dim=%d but the model's Input has shape (%d,)"
+                             % (layer.name, layer.input_dim, self._input_layer.input_dim))
         if any(layer is existing for existing in self.layers):
             raise ValueError("layer %r is already in this model" % (layer.name,))
         if layer.name is not None and any(l.name == layer.name for l in self.layers):
@@ -187,8 +203,8 @@ class Sequential:
             n = sum(type(l) is type(layer) for l in self.layers)
             layer.name = layer._prefix if n == 0 else "%s_%d" % (layer._prefix, n)
         self.layers.append(layer)
-        if isinstance(layer, Dense) and layer.input_dim is not None and len(self._dense()) == 1:
-            pass  # built lazily; input_dim is honoured by build()
+        if not self._constructing:
+            self._autobuild()
 
     def _dense(self):
         return [l for l in self.layers if isinstance(l, Dense)]
@@ -343,6 +359,192 @@ class Sequential:
     def count_params(self):
         self._require_built("count_params")
         return int(self._params.shape[0])
+
+    # ------------------------------------------------------------ Keras habits
+    def _add_input(self, layer):
+        """``fastnet.Input(shape=(n,))`` as the first layer: declares the input width."""
+        if self.layers or self._input_layer is not None or self.built:
+            raise ValueError("fastnet.Input must be the model's first layer; this model already has %s"
+                             % ("an Input" if self._input_layer is not None else
+                                "layers (%s)" % ", ".join(repr(l.name) for l in self.layers) if self.layers
+                                else "weights"))
+        layer._claim(self)
+        if layer.name is None:
+            layer.name = layer._prefix
+        self._input_layer = layer
+
+    def _declared_input_dim(self):
+        if self._input_layer is not None:
+            return self._input_layer.input_dim
+        dense = self._dense()
+        return dense[0].input_dim if dense else None
+
+    def _autobuild(self):
+        """Build (or rebuild, keeping the weights of the layers already there) a
+        model whose input width is declared, as Keras does at construction and
+        at each ``add``.  A stack that is not a valid model yet (no Dense layer,
+        or one ending in Dropout / PReLU while it is being assembled) stays
+        unbuilt until it is."""
+        n_in = self._declared_input_dim()
+        if n_in is None or (self.built and not self._auto_built):
+            return
+        saved = getattr(self, "_pending_weights", None) or {}
+        if self.built:
+            saved.update((name, view.copy()) for name, view in self._weight_views(self._params))
+        try:
+            self._plan_layers()
+        except ValueError:
+            if self.built:
+                self.built = False
+                for layer in self.layers:
+                    for attr in ("kernel", "bias", "alpha"):
+                        if getattr(layer, attr, None) is not None:
+                            setattr(layer, attr, None)
+            self._pending_weights = saved
+            return
+        self.built = False
+        self.build(n_in)
+        for name, view in self._weight_views(self._params):
+            old = saved.get(name)
+            if old is not None and old.shape == view.shape:
+                view[...] = old
+        self._pending_weights = None
+        self._auto_built = True
+
+    def _layer_weight_views(self, layer):
+        """(name, view) of ``layer``'s weights (see ``_weight_views``)."""
+        return [(name, view) for name, view in self._weight_views(self._params)
+                if name.rpartition(".")[0] == layer.name]
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name``, or ``self.layers[index]`` (Keras's get_layer:
+        exactly one of the two; a negative index counts from the end)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer: give exactly one of name= or index=; got name=%r, index=%r"
+                             % (name, index))
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+                raise TypeError("get_layer: index must be an int; got %r" % (index,))
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError("get_layer: index %d is out of range: the model has %d layers"
+                                 % (index, len(self.layers)))
+            return self.layers[index]
+        if not isinstance(name, str):
+            raise TypeError("get_layer: name must be a str; got %r" % (name,))
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        raise ValueError("get_layer: no layer named %r; the model's layers are %s"
+                         % (name, ", ".join(repr(l.name) for l in self.layers) or "none"))
+
+    def __call__(self, X, training=False):
+        """``model(X)``: what ``predict(X)`` returns (Keras's habit), with a fast
+        path for small float inputs of the model's dtype.  ``training=True``
+        (dropout in the forward pass) is not supported: fastnet applies dropout
+        only inside the training step."""
+        if training is not None and training is not False:
+            if isinstance(training, (bool, np.bool_)) and training:
+                raise ValueError("model(X, training=True) is not supported: dropout is applied only "
+                                 "inside fit / train_on_batch; use model(X) for inference")
+            raise TypeError("training must be a bool; got %r" % (training,))
+        if self.built:
+            return self._forward(self._check_X(X), self._ispec, None)
+        return self.predict(X)
+
+    def predict_proba(self, X, batch_size=None, verbose=0):
+        """Class probabilities: the outputs of a softmax / sigmoid output layer,
+        or the softmax (categorical cross-entropies) / sigmoid (binary) of the
+        logits of a linear output layer compiled with ``from_logits=True``.
+        Shape (n, units): per class for softmax, per label (probability of 1)
+        for sigmoid."""
+        self._require_dense("predict_proba")
+        last = self._dense()[-1].activation.code
+        loss = self.loss
+        if last in (defs.ACT_SOFTMAX, defs.ACT_SIGMOID):
+            squash = None
+        elif last == defs.ACT_LINEAR and loss is not None and loss.from_logits and isinstance(
+                loss, (_losses.CategoricalCrossentropy, _losses.SparseCategoricalCrossentropy)):
+            squash = _activations.softmax
+        elif last == defs.ACT_LINEAR and loss is not None and loss.from_logits and isinstance(
+                loss, _losses.BinaryCrossentropy):
+            squash = _activations.sigmoid
+        else:
+            raise ValueError("predict_proba: the model's outputs are not class probabilities (output layer "
+                             "%r has activation %r and the loss is %r); use a softmax / sigmoid output layer "
+                             "or compile a linear one with a from_logits=True cross-entropy"
+                             % (self._dense()[-1].name, self._dense()[-1].activation.name, loss))
+        out = self.predict(X, batch_size=batch_size, verbose=verbose)
+        return out if squash is None else squash(out).astype(self.dtype, copy=False)
+
+    def _keras_logs(self, logs, return_dict):
+        """Keras's return value of evaluate / *_on_batch: the loss alone without
+        metrics, [loss, metric, ...] with them, the dict with return_dict=True."""
+        if not isinstance(return_dict, (bool, np.bool_)):
+            raise TypeError("return_dict must be a bool; got %r" % (return_dict,))
+        if return_dict:
+            return logs
+        return logs["loss"] if len(logs) == 1 else list(logs.values())
+
+    @staticmethod
+    def _check_verbose(verbose):
+        if verbose == "auto":
+            return 1
+        if isinstance(verbose, (bool, np.bool_)) or verbose not in (0, 1, 2):
+            raise ValueError("verbose must be 0, 1, 2 or 'auto'; got %r" % (verbose,))
+        return int(verbose)
+
+    @staticmethod
+    def _report(verbose, n, batch_size, seconds, logs=None):
+        """Keras's one-line summary of predict / evaluate (verbose 1: with the bar)."""
+        if not verbose:
+            return
+        steps = max(1, -(-n // (batch_size or 32)))
+        head = "%d/%d" % (steps, steps)
+        if verbose == 1:
+            head += " [" + "=" * 30 + "]"
+        line = "%s - %s %s%s" % (head, _callbacks._format_duration(seconds),
+                                 _callbacks._format_per_step(seconds / steps),
+                                 _callbacks._format_logs(logs) if logs else "")
+        _callbacks._print_msg(line)
+
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One optimizer step on the batch (x, y) with the compiled step ``fit``
+        uses (``fit(x, y, batch_size=len(x), epochs=1, shuffle=False)`` gives the
+        same weights, optimizer state and random streams, bit for bit).  Returns
+        the batch's loss (and metrics) from the forward pass before the update,
+        in Keras's form (see ``evaluate``).  ``optimizer.iterations`` grows by 1."""
+        self._require_dense("train_on_batch")
+        self._require_compiled("train_on_batch")
+        if not isinstance(return_dict, (bool, np.bool_)):
+            raise TypeError("return_dict must be a bool; got %r" % (return_dict,))
+        self.optimizer._check_owner(self)
+        Xc, labels, Y, sw, task = self._check_training_data(x, y, sample_weight, class_weight, "x")
+        # ---- all checks passed: from here on the model may change
+        with _SigintGuard():
+            if not self.built:
+                self.build(Xc.shape[1])
+            self.optimizer._bind(self, self._params.shape[0], self.dtype)
+            scores = np.empty((n if self.metrics else 0, self.output_dim), dtype=self.dtype)
+            batch_loss = np.empty(1, dtype=np.float64)
+            key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
+            self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, self._ispec,
+                                        self._fspec, self._head, self.optimizer.code, self.optimizer.hyper(),
+                                        self.optimizer.iterations, key, self._params, self._grads,
+                                        self.optimizer.state, self._workspace(n), batch_loss, scores,
+                                        get_num_threads())
+            self.optimizer.iterations += 1
+        logs = {"loss": float(batch_loss[0])}
+        if self.metrics:
+            logs.update(self._metric_values(labels, Y, scores, task, sw if sw.shape[0] else None))
+        return self._keras_logs(logs, return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """Loss (and metrics) on one batch, in Keras's form: ``evaluate`` of (x, y)."""
+        return self.evaluate(x, y, sample_weight=sample_weight, return_dict=return_dict)
+
+    def predict_on_batch(self, x):
+        """The outputs for one batch: ``predict(x)``."""
+        return self.predict(x)
 
     # ----------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss=None, metrics=None):
@@ -510,6 +712,24 @@ class Sequential:
             return np.where(cnt > 0, tot / np.maximum(cnt, 1), 1.0)
         return table[np.argmax(Y, axis=1)]
 
+    def _check_training_data(self, X, y, sample_weight, class_weight, x_name="X"):
+        """(X, labels, Y, sample weights times class weights, task), all checked,
+        and every metric checked against the task."""
+        Xc = self._check_X(X, x_name)
+        n = Xc.shape[0]
+        labels, Y = self._check_y(y, n)
+        sw = self._check_sample_weight(sample_weight, n)
+        if class_weight is not None:
+            cw = self._class_weights(class_weight, labels, Y, n)
+            sw = _cast_finite(cw * (sw if sw.shape[0] else 1.0), self.dtype, "sample_weight",
+                              "sample_weight * class_weight" if sw.shape[0] else "class_weight")
+        task = self._task(labels, Y)
+        for m in self.metrics:
+            m_check = getattr(m, "check_task", None)
+            if m_check is not None:
+                m_check(task)
+        return Xc, labels, Y, sw, task
+
     def _task(self, labels, Y):
         if self.loss.sparse or isinstance(self.loss, _losses.CategoricalCrossentropy):
             return "multiclass"
@@ -549,7 +769,19 @@ class Sequential:
         in ``history.diagnostics`` (warning about dying ReLUs and saturation),
         and stops with ``fastnet.diagnostics.NonFiniteError`` naming the epoch,
         batch, layer and stage where a NaN or inf first appeared (the weights are
-        then those of that moment).  Off, it costs nothing."""
+        then those of that moment).  Off, it costs nothing.
+
+        ``validation_split=f`` holds out ``ceil(f * n)`` rows, shuffled and, for
+        class labels, stratified (each class gives its share).  Which rows is a
+        function of the model's seed, n and the labels only: every ``fit`` of a
+        model on the same data validates on the same rows, so a second ``fit``
+        never validates on rows an earlier one trained on (and a larger ``f``
+        holds out a superset of a smaller one's rows).
+
+        Every argument is checked before anything changes: a rejected ``fit``
+        (ValueError / TypeError) leaves the weights, the optimizer state and the
+        random streams as they were, so the next ``fit`` gives what it would
+        have given without the rejected one."""
         # every check comes before the first change to the model and its random
         # streams: a rejected fit leaves the next fit as a fresh model's
         self._require_dense("fit")
@@ -570,20 +802,9 @@ class Sequential:
             raise ValueError("validation_split must be a float in [0, 1); got %r" % (validation_split,))
         callbacks = _callbacks.check_callbacks(callbacks)
         self.optimizer._check_owner(self)
-        Xc = self._check_X(X)
-        n = Xc.shape[0]
-        labels, Y = self._check_y(y, n)
-        sw = self._check_sample_weight(sample_weight, n)
-        if class_weight is not None:
-            cw = self._class_weights(class_weight, labels, Y, n)
-            sw = _cast_finite(cw * (sw if sw.shape[0] else 1.0), self.dtype, "sample_weight",
-                              "sample_weight * class_weight" if sw.shape[0] else "class_weight")
         # the task (and the metrics' fit to it) of the whole data, before any split
-        task = self._task(labels, Y)
-        for m in self.metrics:
-            m_check = getattr(m, "check_task", None)
-            if m_check is not None:
-                m_check(task)
+        Xc, labels, Y, sw, task = self._check_training_data(X, y, sample_weight, class_weight)
+        n = Xc.shape[0]
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -650,8 +871,13 @@ class Sequential:
                                      self.optimizer.state, work, batch_loss[first:first + cnt], scores,
                                      get_num_threads(), diag=diag)
                     if diag is not None:
-                        if diag[defs.DG_STAGE] != defs.STAGE_NONE:
-                            self.optimizer.iterations += int(diag[defs.DG_BATCH]) - first + 1
+                        stage = diag[defs.DG_STAGE]
+                        if stage != defs.STAGE_NONE:
+                            # the batches before the bad one were applied, the bad one only
+                            # when its update made the non-finite value (a bad forward,
+                            # loss or backward pass returns before the update)
+                            self.optimizer.iterations += int(diag[defs.DG_BATCH]) - first + (
+                                stage == defs.STAGE_UPDATE)
                         _diagnostics.check(diag, epoch, layer_names)
                     self.optimizer.iterations += cnt
                     loss_sum += float(batch_loss[first:first + cnt] @ sizes[first:first + cnt])
@@ -774,14 +1000,20 @@ class Sequential:
 
     def predict(self, X, batch_size=None, verbose=0):
         """The last layer's activations (logits when the last layer is linear).
-        Works before ``compile``; builds the model on first use."""
+        Works before ``compile``; builds the model on first use.  ``verbose``
+        as in Keras (default 0 here): 1 or "auto" prints the finished progress
+        bar with the time, 2 the line without the bar."""
         self._require_dense("predict")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)
+        verbose = self._check_verbose(verbose)
+        t0 = time.perf_counter()
         Xc = self._check_X(X)
         if not self.built:
             self.build(Xc.shape[1])
-        return self._forward(Xc, self._ispec, batch_size)
+        out = self._forward(Xc, self._ispec, batch_size)
+        self._report(verbose, Xc.shape[0], batch_size, time.perf_counter() - t0)
+        return out
 
     def predict_labels(self, X, threshold=0.5, batch_size=None):
         """Class predictions: argmax for softmax / multi-class outputs (integer
@@ -802,18 +1034,28 @@ class Sequential:
                              "use predict()")
         return np.argmax(out, axis=1)
 
-    def evaluate(self, X, y, batch_size=None, verbose=0, sample_weight=None, return_dict=True):
-        """Loss (data loss + regularization penalty) and metrics on (X, y), as a dict."""
+    def evaluate(self, X, y, batch_size=None, verbose=0, sample_weight=None, return_dict=False):
+        """Loss (data loss + regularization penalty) and metrics on (X, y), as
+        Keras returns them: the scalar loss when the model has no metrics,
+        ``[loss, metric_1, ...]`` (compile order) when it has, and the dict
+        ``{"loss": ..., name: ...}`` with ``return_dict=True``.  So
+        ``loss, acc = model.evaluate(X, y)`` works as in Keras.  ``verbose`` as
+        in ``predict``, with the values on the line."""
         self._require_compiled("evaluate")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)
+        verbose = self._check_verbose(verbose)
+        if not isinstance(return_dict, (bool, np.bool_)):
+            raise TypeError("return_dict must be a bool; got %r" % (return_dict,))
+        t0 = time.perf_counter()
         Xc = self._check_X(X)
         labels, Y = self._check_y(y, Xc.shape[0])
         sw = self._check_sample_weight(sample_weight, Xc.shape[0])
         if not self.built:
             self.build(Xc.shape[1])
         logs = self._evaluate_arrays(Xc, labels, Y, sw, batch_size, self._task(labels, Y))
-        return logs if return_dict else [logs[k] for k in logs]
+        self._report(verbose, Xc.shape[0], batch_size, time.perf_counter() - t0, logs)
+        return self._keras_logs(logs, return_dict)
 
     def _evaluate_arrays(self, X, labels, Y, sw, batch_size, task):
         be, nt = self._backend, get_num_threads()
@@ -902,28 +1144,43 @@ class Sequential:
     def set_weights(self, weights):
         """Set all weights from a list in the layout of ``get_weights()``.  Every
         array is checked (count, shape, a real number dtype, finite after the
-        cast to the model's dtype) before any is written."""
+        cast to the model's dtype) before any is written.
+
+        Layout (Keras's): a kernel is (in, out) and the layer computes
+        ``x @ kernel + bias``.  A PyTorch ``nn.Linear.weight`` is (out, in): it
+        must be transposed, and for a square layer a forgotten transpose cannot
+        be detected from the shape.  ``fastnet.interop.from_torch`` /
+        ``from_sklearn`` convert whole models (scikit-learn's ``coefs_`` are
+        already (in, out))."""
         self._require_built("set_weights")
-        if not isinstance(weights, (list, tuple)):
-            raise TypeError("set_weights expects a list of arrays; got %r" % (type(weights).__name__,))
         targets = self._weight_views(self._params)
+        arrays = self._check_weight_list(targets, weights, "set_weights")
+        self._assign_weights(targets, arrays, "set_weights:")
+
+    @staticmethod
+    def _check_weight_list(targets, weights, who):
+        """The arrays of ``weights`` checked against ``targets`` ((name, view)
+        pairs): a list of that many arrays of a real number dtype and the views'
+        shapes (finiteness is checked by _assign_weights, after the cast)."""
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError("%s expects a list of arrays; got %r" % (who, type(weights).__name__))
         if len(weights) != len(targets):
-            raise ValueError("set_weights expects %d arrays (%s); got %d"
-                             % (len(targets), ", ".join(t[0] for t in targets), len(weights)))
+            raise ValueError("%s expects %d arrays (%s); got %d"
+                             % (who, len(targets), ", ".join(t[0] for t in targets), len(weights)))
         arrays = []
         for (name, dst), src in zip(targets, weights):
             try:
                 arr = np.asarray(src)
             except Exception as exc:  # noqa: BLE001 - ragged lists and the like
-                raise TypeError("set_weights: %s must be an array; got %s (%s)"
-                                % (name, type(src).__name__, exc)) from None
+                raise TypeError("%s: %s must be an array; got %s (%s)"
+                                % (who, name, type(src).__name__, exc)) from None
             problem = _weight_dtype_problem(arr.dtype)
             if problem:
-                raise TypeError("set_weights: %s must be %s; got dtype %s" % (name, problem, arr.dtype))
+                raise TypeError("%s: %s must be %s; got dtype %s" % (who, name, problem, arr.dtype))
             if arr.shape != dst.shape:
-                raise ValueError("set_weights: %s must have shape %s; got %s" % (name, dst.shape, arr.shape))
+                raise ValueError("%s: %s must have shape %s; got %s" % (who, name, dst.shape, arr.shape))
             arrays.append(arr)
-        self._assign_weights(targets, arrays, "set_weights:")
+        return arrays
 
     def _assign_weights(self, targets, arrays, where):
         """Cast every array to the model's dtype, refuse any that is not finite
@@ -996,7 +1253,7 @@ class Sequential:
                 if problem:
                     return "holds %r of dtype %s; weights must be %s" % (stored, dtype, problem)
                 if tuple(shape) != dst.shape:
-                    return ("does not fit this model: %r has shape %s but %s has shape %s"
+                    return ("does not fit this model: its %r has shape %s but the model's %s has shape %s"
                             % (stored, tuple(shape), name, dst.shape))
             return None
 
@@ -1042,3 +1299,19 @@ class Sequential:
     def __repr__(self):
         return "<Sequential %r: %d layers, backend=%r, dtype=%s>" % (
             self.name, len(self.layers), self.backend_name, self.dtype.name)
+
+    # ------------------------------------------------------- whole-model files
+    def save(self, filepath):
+        """Write the whole model to one file (``fastnet.load_model`` reads it
+        back): architecture, compile configuration, weights, optimizer state and
+        step count, epoch counter, seed and random-stream positions, so that
+        training resumes bit for bit.  Written atomically; no pickle (format:
+        ``fastnet/saving.py``, docs/FORMAT.md)."""
+        from . import saving
+        saving.save_model(self, filepath)
+
+    def __reduce__(self):
+        # pickle, copy.copy and copy.deepcopy go through the model file's bytes:
+        # the copy is independent and continues training exactly like the original
+        from . import saving
+        return saving.reduce_model(self)
