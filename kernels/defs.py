@@ -91,9 +91,12 @@ ACTIVATIONS = [
          forward="z if z > 0 else alpha * (exp(z) - 1.0)",
          backward="1.0 if z > 0 else a + alpha"),
     dict(name="swish", code=7,
-         # z * sigmoid(z); derivative s + z s (1 - s) = a + s (1 - a), s = sigmoid(z)
+         # z * sigmoid(z); derivative s (1 + z (1 - s)), s = sigmoid(z), with s and
+         # 1 - s from the one exponential e^-|z| (not from the output: a + s (1 - a)
+         # cancels to 0 once a = z >= 1e16 swallows the 1)
          forward="z / (1.0 + exp(-z)) if z >= 0 else z * exp(z) / (1.0 + exp(z))",
-         backward="a + (1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))) * (1.0 - a)"),
+         backward="(1.0 + z * exp(-z) / (1.0 + exp(-z))) / (1.0 + exp(-z)) if z >= 0 "
+                  "else exp(z) / (1.0 + exp(z)) * (1.0 + z / (1.0 + exp(z)))"),
     dict(name="softmax", code=8, rowwise=True,
          forward=None,   # row-wise: p = exp(z - max) / sum(exp(z - max))
          backward=None),  # dz = a * (da - sum(da * a))

@@ -117,8 +117,14 @@ def _weights(sw, n, dtype):
 
 def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
     shifted = Z - Z.max(axis=1, keepdims=True)
-    log_sum = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_p = shifted - log_sum
+    e = np.exp(shifted)
+    # log sum e = log1p(sum of e beside the max's 1): accurate when the max dominates
+    first_max = np.argmax(shifted, axis=1)
+    rest = e.copy()
+    rest[np.arange(Z.shape[0]), first_max] = 0
+    with np.errstate(invalid="ignore"):
+        rest_sum = rest.sum(axis=1, keepdims=True) + (e.max(axis=1, keepdims=True) - 1)
+    log_p = shifted - np.log1p(rest_sum)
     P[...] = np.exp(log_p)
     if labels.shape[0]:
         rows = np.arange(Z.shape[0])
@@ -126,10 +132,13 @@ def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
         target = np.zeros_like(P)
         target[rows, labels] = 1
     else:
-        loss[...] = -(Y * log_p).sum(axis=1)
+        loss[...] = -(np.where(Y != 0, Y * log_p, 0)).sum(axis=1)
         target = Y
     w = _weights(sw, Z.shape[0], Z.dtype)
-    dZ[...] = (P - target) * (w * scale)[:, None]
+    # p - y: for p > 1/2 as (p - 1) + (1 - y) with p - 1 = expm1(log p), which keeps
+    # its relative precision when p is within a few ulp of 1
+    d = np.where(P > 0.5, np.expm1(log_p) + (1 - target), P - target)
+    dZ[...] = d * (w * scale)[:, None]
 
 
 def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
@@ -261,8 +270,13 @@ def regularize(ispec, fspec, params, grads, penalty, n_threads):
             continue
         W, _ = _layer_views(ispec, params, l)
         gW, _ = _layer_views(ispec, grads, l)
-        gW += l1 * np.sign(W) + 2 * l2 * W
-        total += l1 * float(np.abs(W).sum(dtype=np.float64)) + l2 * float((W.astype(np.float64) ** 2).sum())
+        # a zero coefficient contributes nothing (not 0 * inf = NaN for an infinite weight)
+        if l1 != 0.0:
+            gW += l1 * np.sign(W)
+            total += l1 * float(np.abs(W).sum(dtype=np.float64))
+        if l2 != 0.0:
+            gW += 2 * l2 * W
+            total += l2 * float((W.astype(np.float64) ** 2).sum())
     penalty[0] = total
 
 

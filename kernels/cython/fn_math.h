@@ -10,12 +10,13 @@
  * levels (libm: 8.3; a standalone C loop over 65,536 floats, gcc -O3, on the
  * AVX-512 machine of bench/REPORT.md, whose step breakdown times the kernel).
  *
- * float32 arrays: the sigmoid forward and the exponentials of softmax and of
- * the softmax cross-entropy head (one vector loop over a block of rows) use
- * fn_expf / fn_sigmoidf below, in float lanes (twice as many per vector, a
- * degree-7 polynomial): within 1 ulp of exp rounded to float (2 ulp for the
- * sigmoid) over their whole range; 300 sigmoids of the seed step 1,340 -> 650
- * cycles, its softmax cross-entropy 1,400 -> 1,140 (rdtsc inside the step).
+ * float32 arrays: the sigmoid forward and the exponentials of softmax (one
+ * vector loop over a block of rows) use fn_expf / fn_sigmoidf below, in float
+ * lanes (twice as many per vector, a degree-7 polynomial): within 1 ulp of exp
+ * rounded to float (2 ulp for the sigmoid) over their whole range; 300 sigmoids
+ * of the seed step 1,340 -> 650 cycles (rdtsc inside the step).  (The softmax
+ * cross-entropy head calls libm's exp in double instead, as its numba twin does:
+ * the two give the same bits.)
  *
  * Method: x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^52 shift trick) and
  * |r| <= ln2 / 2 (Cody-Waite: ln2 split into a high part with trailing zero bits

@@ -20,7 +20,14 @@ from libc.math cimport exp, log, log1p, fabs, fmax
 from libc.stdint cimport int64_t
 
 from ._types cimport ELEM_PAR_MIN
-from ._generated_elementwise cimport exp_inplace_c
+
+cdef extern from *:
+    """
+    /* no contraction of a multiply and an add into an FMA (gcc does it for an
+       -march with FMA): the loss heads round as the numba twin's strict row
+       functions do, whatever the build's instruction set */
+    #pragma GCC optimize ("fp-contract=off")
+    """
 
 
 cdef inline Py_ssize_t _row(const int64_t* rows, Py_ssize_t i) noexcept nogil:
@@ -38,13 +45,10 @@ cdef inline double _sign(double x) noexcept nogil:
 # the call is big enough for threads, once for all rows otherwise (no OpenMP
 # region at all: libgomp charges ~0.3 us even for a disabled one).
 # ---------------------------------------------------------------------------
-cdef inline floating _row_max(const floating* z, Py_ssize_t k) noexcept nogil:
-    cdef Py_ssize_t j
-    cdef floating mx = z[0]
-    for j in range(1, k):
-        if z[j] > mx:
-            mx = z[j]
-    return mx
+cdef enum:
+    # softmax_xent keeps a row's exponentials when it has at most this many columns
+    # (wider rows compute them again: exp gives the same bits both times)
+    XENT_KEEP = 64
 
 
 cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
@@ -52,51 +56,69 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
                                     const floating* sw, const int64_t* rows, double scale,
                                     floating* P, double* loss, floating* dZ,
                                     Py_ssize_t k) noexcept nogil:
-    """Rows i0..i1-1: z - max into P row by row, one vector exp over the whole
-    block (exp_inplace_c: rows of 10 are too short for a vector loop each), then
-    per row the sum in order in double, the loss and the gradient."""
-    cdef Py_ssize_t i, j, r, lab
+    """Rows i0..i1-1, in double, the numba twin's formula and order (same bits):
+    jm = the first column of the row max mx; s_rest = sum over j != jm of
+    e^(z_j - mx) in column order; p_j = e^(z_j - mx) / (1 + s_rest) (p_jm = 1 / (1 +
+    s_rest)); loss = sum_j y_j ((mx - z_j) + log1p(s_rest)).  The delta p - y at jm is
+    ((1 - y) - y s_rest) / (1 + s_rest): for a confident, correct prediction p_jm - 1 =
+    -s_rest / (1 + s_rest) keeps its relative precision (1 / (1 + s_rest) - 1 loses it
+    to cancellation once the logit gap is 10-30)."""
+    cdef Py_ssize_t i, j, r, lab, jm
     cdef const floating* z
     cdef floating* p
     cdef floating* d
-    cdef floating mx
-    cdef double s, lse, ws, acc, y
-    for i in range(i0, i1):
-        z = Z + i * k
-        p = P + i * k
-        # stable log-sum-exp: shift by the row max
-        mx = _row_max(z, k)
-        for j in range(k):
-            p[j] = z[j] - mx
-    exp_inplace_c(P + i0 * k, (i1 - i0) * k)
+    cdef double mx, s_rest, inv, l1p, ws, acc, y, pj, dj
+    cdef double e[XENT_KEEP]
+    cdef bint keep = k <= XENT_KEEP
     for i in range(i0, i1):
         r = _row(rows, i)
         z = Z + i * k
         p = P + i * k
         d = dZ + i * k
-        mx = _row_max(z, k)
-        s = 0.0
+        jm = 0
+        mx = z[0]
+        for j in range(1, k):
+            if z[j] > mx:
+                mx = z[j]
+                jm = j
+        # e^0 - 1 = 0, or NaN for an infinite max: then the row is NaN, as the reference's
+        s_rest = exp(z[jm] - mx) - 1.0
         for j in range(k):
-            s = s + p[j]
-        lse = log(s)
+            if j != jm:
+                pj = exp(z[j] - mx)
+                if keep:
+                    e[j] = pj
+                s_rest = s_rest + pj
+        inv = 1.0 / (1.0 + s_rest)
+        l1p = log1p(s_rest)
         ws = (sw[r] if sw != NULL else 1.0) * scale
         if labels != NULL:
             lab = labels[r]
-            loss[i] = lse - (z[lab] - mx)
-            # (p - 0) * ws, then the label's entry (p - 1) * ws: branch-free loops
-            # that gcc vectorises, the same values as one loop with the test
+            loss[i] = (mx - z[lab]) + l1p
             for j in range(k):
-                p[j] = <floating> (p[j] / s)
-            for j in range(k):
-                d[j] = <floating> (p[j] * ws)
-            d[lab] = <floating> ((p[lab] - 1.0) * ws)
+                if j == jm:
+                    pj = inv
+                else:
+                    pj = (e[j] if keep else exp(z[j] - mx)) * inv
+                p[j] = <floating> pj
+                if j == lab:
+                    pj = -s_rest * inv if j == jm else pj - 1.0
+                d[j] = <floating> (pj * ws)
         else:
             acc = 0.0
             for j in range(k):
                 y = Y[r * k + j]
-                acc = acc - y * ((z[j] - mx) - lse)
-                p[j] = <floating> (p[j] / s)
-                d[j] = <floating> ((p[j] - y) * ws)
+                if y != 0.0:
+                    # (a zero target skips its term: 0 * inf for a -inf logit is NaN)
+                    acc = acc + y * ((mx - z[j]) + l1p)
+                if j == jm:
+                    pj = inv
+                    dj = ((1.0 - y) - y * s_rest) * inv
+                else:
+                    pj = (e[j] if keep else exp(z[j] - mx)) * inv
+                    dj = pj - y
+                p[j] = <floating> pj
+                d[j] = <floating> (dj * ws)
             loss[i] = acc
 
 

@@ -135,18 +135,34 @@ cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_
 
 cdef inline void _reg_tile(const floating* W, floating* G, Py_ssize_t t, Py_ssize_t size,
                            double l1, double l2, double* scratch) noexcept nogil:
-    """Tile t of one kernel: G += l1 sign(W) + 2 l2 W; its sum |w|, sum w^2 to scratch."""
+    """Tile t of one kernel: G += l1 sign(W) + 2 l2 W; its sum |w|, sum w^2 to scratch.
+    A zero coefficient's term is left out (not added as 0 * inf = NaN for an
+    infinite weight), as in the numba twin and the reference."""
     cdef Py_ssize_t e, e0 = t * FLAT_TILE, e1 = min(t * FLAT_TILE + FLAT_TILE, size)
-    cdef double s1 = 0.0, s2 = 0.0, w
+    cdef double s1 = 0.0, s2 = 0.0, w, sg, l2x2 = 2.0 * l2
     for e in range(e0, e1):
         w = W[e]
         s1 = s1 + fabs(w)
         s2 = s2 + w * w
-        # l1 sign(w) + 2 l2 w, sign(0) = 0, NaN for NaN (np.sign, as the numba twin)
-        G[e] = <floating> (G[e] + (l1 * (w if w != w else <double> ((w > 0) - (w < 0)))
-                                   + 2.0 * l2 * w))
+        # sign(0) = 0, NaN for NaN (np.sign, as the numba twin)
+        sg = w if w != w else <double> ((w > 0) - (w < 0))
+        if l2 == 0.0:
+            G[e] = <floating> (G[e] + l1 * sg)
+        elif l1 == 0.0:
+            G[e] = <floating> (G[e] + l2x2 * w)
+        else:
+            G[e] = <floating> (G[e] + (l1 * sg + l2x2 * w))
     scratch[2 * t] = s1
     scratch[2 * t + 1] = s2
+
+
+cdef inline double _penalty(double l1, double s1, double l2, double s2) noexcept nogil:
+    """l1 s1 + l2 s2 without the term of a zero coefficient (0 * inf would be NaN)."""
+    if l2 == 0.0:
+        return l1 * s1
+    if l1 == 0.0:
+        return l2 * s2
+    return l1 * s1 + l2 * s2
 
 
 cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L,
@@ -176,7 +192,7 @@ cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L
         for t in range(ntiles):
             s1 = s1 + scratch[2 * t]
             s2 = s2 + scratch[2 * t + 1]
-        total = total + (l1 * s1 + l2 * s2)
+        total = total + _penalty(l1, s1, l2, s2)
     return total
 
 

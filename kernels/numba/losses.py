@@ -8,7 +8,8 @@ the same row functions with the target row picked through ``perm`` (no copy of
 the targets) and sums ``w_i * loss_i`` in row order.
 
 Numerics: everything is computed in float64 and stored in the array dtype;
-``softmax_xent`` uses the log-sum-exp (loss_j = lse - z_j, never log(p)), and
+``softmax_xent`` uses the log-sum-exp (loss_j = lse - z_j, never log(p); its row
+function is strict, bit-identical to the Cython twin's), and
 ``sigmoid_bce`` the softplus form max(z, 0) - z y + log1p(exp(-|z|)).  NaN in a
 row propagates to that row's outputs and loss (the fastmath flags exclude
 ``nnan``).
@@ -16,24 +17,29 @@ row propagates to that row's outputs and loss (the fastmath flags exclude
 import numpy as np
 from math import exp, log1p, fabs
 
-from ._jit import kernel, serial, prange, ELEM_PAR_MIN
+from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN
 from .reduce import sign
 
 
 # ---------------------------------------------------------------------------
 # row functions (shared with network.py)
 # ---------------------------------------------------------------------------
-@serial
+@strict
 def _softmax_xent_row(z, y, label, coef, p, dz):
     """One row of the fused softmax + cross-entropy.
 
     z (k,) logits; y (k,) targets, ignored when ``label >= 0`` (then the target
     is one-hot at ``label``); coef = w_i * scale.  Writes p = softmax(z) and
     dz = (p - y) * coef.  Returns -sum_j y_j log p_j.
+
+    The Cython twin's formula and order, strict (no fast-math: same bits): jm =
+    the first column of the row max mx; s_rest = sum over j != jm of e^(z_j - mx)
+    in column order; p_j = e^(z_j - mx) / (1 + s_rest); -log p_j = (mx - z_j) +
+    log1p(s_rest) (accurate when the loss is tiny); the delta at jm is
+    ((1 - y) - y s_rest) / (1 + s_rest), so p_jm - 1 = -s_rest / (1 + s_rest)
+    keeps its relative precision at logit gaps of 10-30.
     """
     k = z.shape[0]
-    # max and its position; a NaN anywhere ends up in s_rest (or in mx when it
-    # is z[0]), so the whole row becomes NaN
     jm = 0
     mx = np.float64(z[0])
     for j in range(1, k):
@@ -41,34 +47,40 @@ def _softmax_xent_row(z, y, label, coef, p, dz):
         if zj > mx:
             mx = zj
             jm = j
-    # log-sum-exp = mx + log1p(sum over j != jm of exp(z_j - mx)): accurate
-    # even when the loss is tiny (a confident, correct prediction)
-    s_rest = 0.0
+    # e^0 - 1 = 0, or NaN for an infinite max (a NaN logit reaches s_rest, or mx
+    # when it is z[0]): then the whole row is NaN, as the reference's
+    s_rest = exp(np.float64(z[jm]) - mx) - 1.0
     for j in range(k):
         if j != jm:
             s_rest += exp(np.float64(z[j]) - mx)
+    inv = 1.0 / (1.0 + s_rest)
     l1p = log1p(s_rest)
-    loss = 0.0
     if label >= 0:
-        zl = np.float64(z[label])
-        loss = (mx - zl) + l1p
-        pl = exp((zl - mx) - l1p)
+        loss = (mx - np.float64(z[label])) + l1p
         for j in range(k):
-            pj = exp((np.float64(z[j]) - mx) - l1p)
+            if j == jm:
+                pj = inv
+            else:
+                pj = exp(np.float64(z[j]) - mx) * inv
             p[j] = pj
+            if j == label:
+                pj = -s_rest * inv if j == jm else pj - 1.0
             dz[j] = pj * coef
-        dz[label] = (pl - 1.0) * coef
-    else:
-        for j in range(k):
-            zj = np.float64(z[j])
-            yj = np.float64(y[j])
-            if yj != 0.0:
-                # (terms with y_j == 0 are skipped: a -inf logit with a zero
-                # target must not make the loss 0 * inf = nan)
-                loss += yj * ((mx - zj) + l1p)
-            pj = exp((zj - mx) - l1p)
-            p[j] = pj
-            dz[j] = (pj - yj) * coef
+        return loss
+    loss = 0.0
+    for j in range(k):
+        yj = np.float64(y[j])
+        if yj != 0.0:
+            # (a zero target skips its term: 0 * inf for a -inf logit is NaN)
+            loss += yj * ((mx - np.float64(z[j])) + l1p)
+        if j == jm:
+            pj = inv
+            dj = ((1.0 - yj) - yj * s_rest) * inv
+        else:
+            pj = exp(np.float64(z[j]) - mx) * inv
+            dj = pj - yj
+        p[j] = pj
+        dz[j] = dj * coef
     return loss
 
 

@@ -45,7 +45,7 @@ from math import isfinite
 import numpy as np
 
 from .. import defs
-from ._jit import kernel, serial, prange, ELEM_PAR_MIN, FLAT_TILE
+from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, FLAT_TILE
 from .matmul import matmul, matmul_tn, nt_ws
 from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
@@ -155,6 +155,16 @@ def _dropout(src, dst, rate, key, b, L, l, bs):
 # ---------------------------------------------------------------------------
 # loss head over the rows of one batch
 # ---------------------------------------------------------------------------
+@strict
+def _sum_in_order(x, n):
+    """x[0] + ... + x[n-1] left to right (strict: not reassociated into vector
+    partial sums), the Cython twin's order for the batch loss."""
+    acc = 0.0
+    for i in range(n):
+        acc += x[i]
+    return acc
+
+
 @serial
 def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
     """Row i of the batch (sample perm[r0 + i]): the fused head on logits Z
@@ -611,10 +621,7 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
         cur = _view(work, offD0, nb, n_out)
         scale = 1.0 / nb
         _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, scale, wloss, out_scores)
-        data_loss = 0.0
-        for i in range(nb):
-            data_loss += wloss[i]
-        data_loss = data_loss / nb
+        data_loss = _sum_in_order(wloss, nb) / nb
         if not fused:
             act_backward(Zl, Al, cur, act_last, alpha_last, cur, n_threads)
         if on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):

@@ -14,7 +14,7 @@ order (vectorised across the columns of a tile, never across rows).
 import numpy as np
 
 from .. import defs
-from ._jit import kernel, serial, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
+from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
 
 I_IN = defs.I_IN
 I_OUT = defs.I_OUT
@@ -123,13 +123,21 @@ def sign(x):
 
 @serial
 def _reg_grad(W, G, l1, l2, lo, hi):
-    """G[lo:hi] += l1 sign(W) + 2 l2 W (sign(0) = 0, sign(nan) = nan)."""
+    """G[lo:hi] += l1 sign(W) + 2 l2 W (sign(0) = 0, sign(nan) = nan); a zero
+    coefficient's term is left out (0 * inf would be NaN), as in the Cython twin."""
     l2x2 = 2.0 * l2
     Wt = W[lo:hi]
     Gt = G[lo:hi]
-    for i in range(Wt.shape[0]):
-        w = np.float64(Wt[i])
-        Gt[i] = np.float64(Gt[i]) + (l1 * sign(w) + l2x2 * w)
+    if l2 == 0.0:
+        for i in range(Wt.shape[0]):
+            Gt[i] = np.float64(Gt[i]) + l1 * sign(np.float64(Wt[i]))
+    elif l1 == 0.0:
+        for i in range(Wt.shape[0]):
+            Gt[i] = np.float64(Gt[i]) + l2x2 * np.float64(Wt[i])
+    else:
+        for i in range(Wt.shape[0]):
+            w = np.float64(Wt[i])
+            Gt[i] = np.float64(Gt[i]) + (l1 * sign(w) + l2x2 * w)
 
 
 @kernel
@@ -140,21 +148,28 @@ def _reg_grad_par(W, G, l1, l2):
         _reg_grad(W, G, l1, l2, lo, min(lo + FLAT_TILE, n))
 
 
-@serial
+@strict
 def _reg_penalty(W, l1, l2):
-    """l1 * sum|W| + l2 * sum W^2 in float64, one pass in order."""
+    """l1 * sum|W| + l2 * sum W^2 in float64: sums in order within each tile of
+    FLAT_TILE, then over the tiles (the Cython twin's order; strict: no reassociation
+    of the sums); a zero coefficient's term is left out (0 * inf would be NaN)."""
     s1 = 0.0
     s2 = 0.0
-    for i in range(W.shape[0]):
-        w = np.float64(W[i])
-        s1 += abs(w)
-        s2 += w * w
-    pen = 0.0
-    if l1 != 0.0:
-        pen += l1 * s1
-    if l2 != 0.0:
-        pen += l2 * s2
-    return pen
+    n = W.shape[0]
+    for lo in range(0, n, FLAT_TILE):
+        t1 = 0.0
+        t2 = 0.0
+        for i in range(lo, min(lo + FLAT_TILE, n)):
+            w = np.float64(W[i])
+            t1 += abs(w)
+            t2 += w * w
+        s1 += t1
+        s2 += t2
+    if l2 == 0.0:
+        return l1 * s1
+    if l1 == 0.0:
+        return l2 * s2
+    return l1 * s1 + l2 * s2
 
 
 @serial
