@@ -519,6 +519,7 @@ class Sequential:
             raise TypeError("return_dict must be a bool; got %r" % (return_dict,))
         self.optimizer._check_owner(self)
         Xc, labels, Y, sw, task = self._check_training_data(x, y, sample_weight, class_weight, "x")
+        n = Xc.shape[0]
         # ---- all checks passed: from here on the model may change
         with _SigintGuard():
             if not self.built:
