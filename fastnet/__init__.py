@@ -50,6 +50,7 @@ if not _source_checkout_shim():
     from .backends import available_backends, backend_status, BackendUnavailable
     from .layers import Dense, Dropout, Layer, Maxout, PReLU
     from .model import Sequential
+    from .saving import load_model
     from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
                          SparseCategoricalCrossentropy)
     from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
@@ -62,7 +63,7 @@ if not _source_checkout_shim():
     from .diagnostics import NonFiniteError
 
     __all__ = [
-        "Sequential", "Dense", "Dropout", "Layer", "Maxout", "PReLU", "NonFiniteError",
+        "Sequential", "load_model", "Dense", "Dropout", "Layer", "Maxout", "PReLU", "NonFiniteError",
         "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
         "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
         "SparseCategoricalCrossentropy",
