@@ -118,16 +118,18 @@ def _weights(sw, n, dtype):
 def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
     shifted = Z - Z.max(axis=1, keepdims=True)
     e = np.exp(shifted)
-    # log sum e = log1p(sum of e beside the max's 1): accurate when the max dominates
-    first_max = np.argmax(shifted, axis=1)
-    rest = e.copy()
-    rest[np.arange(Z.shape[0]), first_max] = 0
+    # sum e = 1 + rest, rest = the sum beside the (first) max's e^0 = 1: log sum e =
+    # log1p(rest) and p_max - 1 = -rest / (1 + rest) stay accurate when the max dominates
+    rows = np.arange(Z.shape[0])
+    at_max = np.zeros(Z.shape, dtype=bool)
+    at_max[rows, np.argmax(shifted, axis=1)] = True
     with np.errstate(invalid="ignore"):
-        rest_sum = rest.sum(axis=1, keepdims=True) + (e.max(axis=1, keepdims=True) - 1)
-    log_p = shifted - np.log1p(rest_sum)
-    P[...] = np.exp(log_p)
+        # (+ e_max - 1: 0, or NaN for an infinite max, which makes the row NaN)
+        rest = np.where(at_max, 0, e).sum(axis=1, keepdims=True) + (e[at_max][:, None] - 1)
+    total = 1 + rest
+    log_p = shifted - np.log1p(rest)
+    P[...] = e / total
     if labels.shape[0]:
-        rows = np.arange(Z.shape[0])
         loss[...] = -log_p[rows, labels]
         target = np.zeros_like(P)
         target[rows, labels] = 1
@@ -135,9 +137,8 @@ def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
         loss[...] = -(np.where(Y != 0, Y * log_p, 0)).sum(axis=1)
         target = Y
     w = _weights(sw, Z.shape[0], Z.dtype)
-    # p - y: for p > 1/2 as (p - 1) + (1 - y) with p - 1 = expm1(log p), which keeps
-    # its relative precision when p is within a few ulp of 1
-    d = np.where(P > 0.5, np.expm1(log_p) + (1 - target), P - target)
+    # p - y at the max as ((1 - y) - y rest) / (1 + rest): no cancellation when p ~ 1
+    d = np.where(at_max, ((1 - target) - target * rest) / total, e / total - target)
     dZ[...] = d * (w * scale)[:, None]
 
 
