@@ -11,7 +11,7 @@ a pure-NumPy reference backend.  Optimizers follow PyTorch's torch.optim rules.
                   loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(X, y, epochs=10)
 """
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def _source_checkout_shim():
@@ -48,7 +48,8 @@ if not _source_checkout_shim():
     from . import plot  # matplotlib is imported only when a plot is drawn
     from ._threads import get_num_threads, set_num_threads
     from .backends import available_backends, backend_status, BackendUnavailable
-    from .layers import Dense, Dropout, Layer, Maxout, PReLU
+    from .layers import Dense, Dropout, Input, InputLayer, Layer, Maxout, PReLU
+    from . import models, utils
     from .model import Sequential
     from .saving import load_model
     from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
@@ -63,7 +64,8 @@ if not _source_checkout_shim():
     from .diagnostics import NonFiniteError
 
     __all__ = [
-        "Sequential", "load_model", "Dense", "Dropout", "Layer", "Maxout", "PReLU", "NonFiniteError",
+        "Sequential", "load_model", "Input", "InputLayer", "Dense", "Dropout", "Layer", "Maxout", "PReLU",
+        "NonFiniteError", "models", "utils",
         "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
         "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
         "SparseCategoricalCrossentropy",

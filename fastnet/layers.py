@@ -48,8 +48,38 @@ class Layer:
                     setattr(self, attr, None)
         self._owner_ref = weakref.ref(model)
 
+    def __getstate__(self):
+        # a copy (copy.copy, copy.deepcopy, pickle) belongs to no model
+        state = self.__dict__.copy()
+        state.pop("_owner_ref", None)
+        return state
+
     def count_params(self):
         return 0
+
+    def get_weights(self):
+        """Copies of this layer's weights, in Keras's order and layout (Dense:
+        ``[kernel (in, out), bias (out,)]``; PReLU: ``[alpha (units,)]``); ``[]``
+        for a layer without weights or one whose model is not built yet."""
+        owner = self._owner()
+        if owner is None or not owner.built:
+            return []
+        return [view.copy() for _, view in owner._layer_weight_views(self)]
+
+    def set_weights(self, weights):
+        """Set this layer's weights from a list in the layout of ``get_weights()``
+        (a kernel is (in, out), as in Keras: a PyTorch ``nn.Linear.weight`` is
+        (out, in) and must be transposed; ``fastnet.interop.from_torch`` does it).
+        Every array is checked (count, shape, a real number dtype, finite in the
+        model's dtype) before any is written."""
+        owner = self._owner()
+        if owner is None or not owner.built:
+            raise ValueError("%s.set_weights: layer %r has no weights yet: its model must be built first "
+                             "(declare the input with fastnet.Input(shape=(n,)) or call model.build(n))"
+                             % (type(self).__name__, self.name))
+        targets = owner._layer_weight_views(self)
+        arrays = owner._check_weight_list(targets, weights, "%s.set_weights" % self.name)
+        owner._assign_weights(targets, arrays, "%s.set_weights:" % self.name)
 
     def get_config(self):
         return {"name": self.name}
@@ -59,6 +89,74 @@ class Layer:
         return "%s(%s)" % (type(self).__name__, ", ".join("%s=%r" % kv for kv in cfg.items()))
 
 
+def _input_width(shape, who, arg):
+    """The feature count n of a Keras input shape ``(n,)`` (an int n is taken too)."""
+    if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError("%s: %s must be a tuple (n_features,); got %r" % (who, arg, shape))
+    if len(shape) != 1:
+        hint = ""
+        if len(shape) > 1 and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d > 0
+                                  for d in shape):
+            size = 1
+            for d in shape:
+                size *= int(d)
+            hint = (" (fastnet models take flat feature vectors: flatten X with X.reshape(len(X), -1) "
+                    "and declare %s=(%d,))" % (arg, size))
+        raise ValueError("%s: %s must have one dimension, (n_features,); got %r%s" % (who, arg, tuple(shape), hint))
+    n = shape[0]
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError("%s: %s must be (n_features,) with a positive int; got %r" % (who, arg, tuple(shape)))
+    return int(n)
+
+
+class InputLayer(Layer):
+    """The model's input declaration, ``fastnet.Input(shape=(n_features,))``.
+
+    As the first layer of a Sequential model (Keras's habit) it fixes the input
+    width, and the model is built (its weights initialised) at construction.
+    It holds no weights and is not kept in ``model.layers`` (as in Keras).
+    ``batch_shape=(None, n)`` is accepted in place of ``shape``."""
+
+    _prefix = "input_layer"
+
+    def __init__(self, shape=None, *, batch_shape=None, name=None):
+        super().__init__(name)
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("Input: give shape or batch_shape, not both")
+            if not isinstance(batch_shape, (tuple, list)) or len(batch_shape) != 2:
+                raise ValueError("Input: batch_shape must be (batch, n_features), e.g. (None, %s); got %r"
+                                 % ("n", batch_shape))
+            if batch_shape[0] is not None and (isinstance(batch_shape[0], bool) or not isinstance(
+                    batch_shape[0], numbers.Integral) or batch_shape[0] < 1):
+                raise ValueError("Input: batch_shape[0] must be None or a positive int; got %r"
+                                 % (batch_shape[0],))
+            shape = tuple(batch_shape[1:])
+        if shape is None:
+            raise TypeError("Input: shape=(n_features,) is required")
+        self.shape = (_input_width(shape, "Input", "shape"),)
+
+    @property
+    def input_dim(self):
+        return self.shape[0]
+
+    def get_config(self):
+        return {"shape": self.shape, "name": self.name}
+
+    def __eq__(self, other):
+        return type(other) is InputLayer and other.shape == self.shape and other.name == self.name
+
+    __hash__ = Layer.__hash__
+
+
+def Input(shape=None, *, batch_shape=None, name=None):
+    """Declare the model's input: ``Sequential([fastnet.Input(shape=(784,)),
+    Dense(...), ...])`` builds the model at construction (Keras's habit)."""
+    return InputLayer(shape, batch_shape=batch_shape, name=name)
+
+
 class Dense(Layer):
     """A fully connected layer: ``a = activation(x @ kernel + bias)``.
 
@@ -66,16 +164,27 @@ class Dense(Layer):
     Activation object or None for linear), ``use_bias``, ``kernel_initializer``
     (default ``"glorot_uniform"``), ``bias_initializer`` (default ``"zeros"``),
     ``kernel_regularizer`` (``fastnet.regularizers.L1/L2/L1L2`` or None).
-    ``input_dim`` may be given on the first layer instead of ``model.build``.
+    ``input_dim=n`` or Keras's ``input_shape=(n,)`` on the first layer declares
+    the input width: the model is then built at construction, as in Keras.
+    ``bias_regularizer`` is accepted for Keras code, but only as None: the
+    compiled training step penalises kernels only.
     """
 
     _prefix = "dense"
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, meprop_k=None,
-                 name=None):
+                 name=None, input_shape=None, bias_regularizer=None):
         super().__init__(name)
         cls = type(self).__name__
+        if input_shape is not None:
+            n = _input_width(input_shape, cls, "input_shape")
+            if input_dim is not None and input_dim != n:
+                raise ValueError("%s: input_dim=%r and input_shape=%r disagree" % (cls, input_dim, input_shape))
+            input_dim = n
+        if bias_regularizer is not None:
+            raise ValueError("%s: bias_regularizer is not supported (the compiled training step "
+                             "penalises kernels only); use kernel_regularizer, or None" % cls)
         if isinstance(units, bool) or not isinstance(units, numbers.Integral):
             raise TypeError("%s: units must be a positive int; got %r" % (cls, units))
         if units < 1:
@@ -134,9 +243,10 @@ class Maxout(Dense):
     _prefix = "maxout"
 
     def __init__(self, units, pieces=2, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, name=None):
+                 bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, name=None,
+                 input_shape=None):
         super().__init__(units, None, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         input_dim=input_dim, name=name)
+                         input_dim=input_dim, name=name, input_shape=input_shape)
         if isinstance(pieces, bool) or not isinstance(pieces, numbers.Integral):
             raise TypeError("Maxout: pieces must be an int >= 1; got %r" % (pieces,))
         if pieces < 1:

@@ -29,6 +29,8 @@ from . import utils as _utils
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
 _PREDICT_CHUNK = 4096
+# Elements of X up to which model(X) checks finiteness with NumPy in the caller's thread.
+_CALL_FAST_SIZE = 1 << 15
 # Seconds per compiled training call (a chunk of batches): Ctrl-C, stop_training
 # and progress wait at most this long; Python between chunks is then negligible.
 _CHUNK_SECONDS = 0.1
@@ -389,8 +391,12 @@ class Sequential:
         if n_in is None or (self.built and not self._auto_built):
             return
         saved = getattr(self, "_pending_weights", None) or {}
-        if self.built:
-            saved.update((name, view.copy()) for name, view in self._weight_views(self._params))
+        if self.built:  # the layers' views into the buffer (a layer just added has none yet)
+            for layer in self.layers:
+                for attr in ("kernel", "bias", "alpha"):
+                    view = getattr(layer, attr, None)
+                    if view is not None:
+                        saved["%s.%s" % (layer.name, attr)] = view.copy()
         try:
             self._plan_layers()
         except ValueError:
@@ -447,8 +453,13 @@ class Sequential:
                 raise ValueError("model(X, training=True) is not supported: dropout is applied only "
                                  "inside fit / train_on_batch; use model(X) for inference")
             raise TypeError("training must be a bool; got %r" % (training,))
-        if self.built:
-            return self._forward(self._check_X(X), self._ispec, None)
+        # fast path: a small C-contiguous batch of the model's dtype skips predict's
+        # argument handling and the backend's parallel finiteness kernel, whose
+        # thread launch costs more than the forward pass of a few rows
+        if (self.built and type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
+                and 0 < X.shape[0] and X.shape[1] == self._input_dim and X.size <= _CALL_FAST_SIZE
+                and X.flags.c_contiguous and np.isfinite(X).all()):
+            return self._forward(X, self._ispec, None)
         return self.predict(X)
 
     def predict_proba(self, X, batch_size=None, verbose=0):

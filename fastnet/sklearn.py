@@ -475,7 +475,7 @@ class _BaseMLP(BaseEstimator):
             grads = model.gradients(Xc, target, sample_weight=fsw)
             loss = getattr(model, "_last_gradient_loss", None)
             if loss is None:
-                loss = model.evaluate(Xc, target, sample_weight=fsw)["loss"]
+                loss = model.evaluate(Xc, target, sample_weight=fsw, return_dict=True)["loss"]
             return float(loss), _pack(grads)
 
         iteration = [0]

@@ -16,7 +16,7 @@ def test_computation_graph(backend):
     model.set_weights([np.array([[2.0]]), np.array([8.0])])
     X, y = np.array([[-2.0]]), np.array([2.0])
     assert model.predict(X)[0, 0] == pytest.approx(4.0)  # a = 2 * -2 + 8
-    assert model.evaluate(X, y)["loss"] == pytest.approx(4.0)
+    assert model.evaluate(X, y, return_dict=True)["loss"] == pytest.approx(4.0)
     gW, gb = model.gradients(X, y)
     assert gW[0, 0] == pytest.approx(-8.0)
     assert gb[0] == pytest.approx(4.0)
@@ -73,4 +73,4 @@ def test_backprop_1_2_1_1_tanh_network(backend):
     np.testing.assert_allclose(gW3, [[0.84]], atol=0.005)
     np.testing.assert_allclose(gb3, [-0.93], atol=0.005)
     # and the loss itself: E = (y - t)^2 without the 1/2
-    assert model.evaluate(X, t)["loss"] == pytest.approx((out - 1.0) ** 2, rel=1e-12)
+    assert model.evaluate(X, t, return_dict=True)["loss"] == pytest.approx((out - 1.0) ** 2, rel=1e-12)

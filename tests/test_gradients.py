@@ -134,7 +134,7 @@ def test_model_gradients_match_finite_differences(backend, case, regularized):
     for i, w in enumerate(weights):
         def objective(i=i, w=w):
             model.set_weights(weights[:i] + [w] + weights[i + 1:])
-            return model.evaluate(X, y, sample_weight=sw)["loss"]
+            return model.evaluate(X, y, sample_weight=sw, return_dict=True)["loss"]
         fd.append(_fd(objective, w))
     model.set_weights(weights)
     for g, f in zip(grads, fd):

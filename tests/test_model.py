@@ -95,7 +95,7 @@ def test_history_loss_is_mean_of_pre_update_batch_losses(backend):
     for start in range(0, 23, 5):
         Xb, yb = X[start:start + 5], y[start:start + 5]
         stepwise.build(4)
-        expected += len(Xb) * stepwise.evaluate(Xb, yb)["loss"]
+        expected += len(Xb) * stepwise.evaluate(Xb, yb, return_dict=True)["loss"]
         total += len(Xb)
         stepwise.fit(Xb, yb, epochs=1, batch_size=len(Xb), shuffle=False, verbose=0)
     assert total == 23
@@ -176,7 +176,7 @@ def test_evaluate_returns_loss_and_metrics(backend, digits):
     X, y = digits
     model = digits_model(backend, seed=3)
     model.fit(X[:500], y[:500], epochs=3, verbose=0)
-    res = model.evaluate(X[500:700], y[500:700])
+    res = model.evaluate(X[500:700], y[500:700], return_dict=True)
     assert set(res) == {"loss", "accuracy"}
     logits = model.predict(X[500:700])
     expect = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y[500:700], logits)
@@ -339,7 +339,7 @@ def test_logits_of_1e4_give_finite_loss_and_gradients(backend):
         m.build(1)
         m.set_weights([np.array([[1e4, -1e4]]), np.zeros(2)])
         X = np.array([[1.0], [1.0]])
-        res = m.evaluate(X, y)
+        res = m.evaluate(X, y, return_dict=True)
         assert np.isfinite(res["loss"]) and res["loss"] > 1000
         assert all(np.isfinite(g).all() for g in m.gradients(X, y))
 
@@ -353,8 +353,8 @@ def test_sample_and_class_weights(backend):
     m.build(4)
     cw = {0: 2.0, 1: 0.5, 2: 1.0}
     sw = np.array([cw[c] for c in y])
-    unweighted = m.evaluate(X, y)["loss"]
-    weighted = m.evaluate(X, y, sample_weight=sw)["loss"]
+    unweighted = m.evaluate(X, y, return_dict=True)["loss"]
+    weighted = m.evaluate(X, y, sample_weight=sw, return_dict=True)["loss"]
     per = fastnet.SparseCategoricalCrossentropy(from_logits=True)
     assert weighted == pytest.approx(per(y, m.predict(X), sample_weight=sw), rel=1e-10)
     assert weighted != pytest.approx(unweighted)

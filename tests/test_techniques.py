@@ -131,7 +131,7 @@ def test_maxout_learns_digits(backend, digits):
     m.compile(fastnet.Adam(3e-3), loss=xent(), metrics=["accuracy"])
     h = m.fit(X[:1400], y[:1400], epochs=15, batch_size=32, verbose=0)
     assert h.history["loss"][-1] < 0.5 * h.history["loss"][0]
-    assert m.evaluate(X[1400:], y[1400:])["accuracy"] > 0.9
+    assert m.evaluate(X[1400:], y[1400:], return_dict=True)["accuracy"] > 0.9
 
 
 def test_maxout_misplaced_and_bad_args():

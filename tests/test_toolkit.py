@@ -52,7 +52,7 @@ def test_regularization_penalty_in_reported_loss(backend):
     m.build(5)
     W0 = m.get_weights()[0]
     data = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y, m.predict(X))
-    assert m.evaluate(X, y)["loss"] == pytest.approx(data + reg(W0), rel=1e-10)
+    assert m.evaluate(X, y, return_dict=True)["loss"] == pytest.approx(data + reg(W0), rel=1e-10)
     h = m.fit(X, y, batch_size=30, epochs=1, shuffle=False, verbose=0)
     assert h.history["loss"][0] == pytest.approx(data + reg(W0), rel=1e-10)
 
@@ -105,7 +105,7 @@ def test_multilabel_sigmoid_bce_with_metrics(backend):
     P = m.predict(X)
     pred = (P > 0.5).astype(float)
     assert (pred == Y).mean() > 0.9
-    res = m.evaluate(X, Y)
+    res = m.evaluate(X, Y, return_dict=True)
     assert res["auc"] > 0.95
 
 
