@@ -13,6 +13,7 @@ naming the file.
 import contextlib
 import os
 import secrets
+import stat
 import zipfile
 
 import numpy as np
@@ -51,14 +52,22 @@ def atomic_write(path, mode="wb", *, encoding=None, newline=None):
     *newline* as :func:`open`) whose ``name`` is the temporary file.  When the
     block ends the file is flushed, fsynced and renamed over *path*, and the
     folder is fsynced; if the block (or any of those steps before the rename)
-    raises, the temporary file is removed and *path* is left as it was.  The
-    new file gets the default permissions (``0o666`` minus the umask), as
-    :func:`open` gives."""
+    raises, the temporary file is removed and *path* is left as it was (a
+    SIGKILL or power loss can leave the hidden temporary ``.NAME.*.tmp``
+    behind, never a partial *path*).  A symbolic link is written through, as
+    :func:`open` does; the new file keeps the permissions of the file it
+    replaces, or gets the default ones (``0o666`` minus the umask)."""
     if mode not in ("w", "wb", "wt"):
         raise ValueError("atomic_write: mode must be 'w', 'wt' or 'wb'; got %r" % (mode,))
     path = os.fspath(path)
+    if os.path.islink(path):
+        path = os.path.realpath(path)
     if os.path.isdir(path):
         raise IsADirectoryError("cannot write %r: it is a directory" % (path,))
+    try:
+        keep_mode = stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        keep_mode = None
     for _ in range(100):
         tmp = temp_name(path)
         try:
@@ -71,6 +80,8 @@ def atomic_write(path, mode="wb", *, encoding=None, newline=None):
         raise FileExistsError("could not create a temporary file next to %r" % (path,))
     try:
         with fh:
+            if keep_mode is not None and hasattr(os, "fchmod"):
+                os.fchmod(fh.fileno(), keep_mode)  # a private file stays private
             yield fh
             fh.flush()
             os.fsync(fh.fileno())

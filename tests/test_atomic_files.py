@@ -177,6 +177,17 @@ def test_atomic_write_text_mode_and_refusals(tmp_path):
             raise KeyError("stop")
     assert path.read_bytes() == "h\u00e9\r\n".encode()
     assert os.listdir(tmp_path) == ["a.txt"]
+    if hasattr(os, "fchmod"):  # the replaced file's permissions are kept
+        os.chmod(path, 0o600)
+        with _io.atomic_write(path) as f:
+            f.write(b"new")
+        assert os.stat(path).st_mode & 0o777 == 0o600 and path.read_bytes() == b"new"
+    if hasattr(os, "symlink"):  # a link is written through, as open() does
+        os.symlink("a.txt", tmp_path / "link")
+        with _io.atomic_write(tmp_path / "link") as f:
+            f.write(b"via link")
+        assert os.path.islink(tmp_path / "link") and path.read_bytes() == b"via link"
+        assert sorted(os.listdir(tmp_path)) == ["a.txt", "link"]
 
 
 def test_csv_logger_append_keeps_foreign_bytes(tmp_path):
