@@ -768,7 +768,8 @@ class ModelCheckpoint(Callback):
     (1-based), ``batch`` (1-based, batch-frequency saves only) and the keys
     of the logs, e.g. ``"ckpt/w-{epoch:02d}-{val_loss:.4f}.npz"``.  Parent
     directories are created as needed.  Weights are written with
-    ``model.save_weights(path)``; with ``save_weights_only=False`` the model
+    ``model.save_weights(path)``, atomically (another process loading the
+    file while training runs, or a crash, never sees a partial file); with ``save_weights_only=False`` the model
     is saved with ``model.save(path)`` when the model has ``save`` (falling
     back to ``save_weights`` otherwise).
 
