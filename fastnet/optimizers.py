@@ -2,8 +2,15 @@
 
 Every optimizer updates the model's whole flat parameter buffer with one fused
 kernel call per step (``optimizer_update`` in the backend contract; inside the
-compiled training step for the compiled backends).  ``learning_rate=`` is
-accepted as an alias of ``lr`` (Keras spelling).
+compiled training step for the compiled backends).  Defaults are PyTorch's
+(2.13: SGD's ``lr`` is 1e-3, as Adam's).  Keras's spellings are accepted where
+they mean the same thing: ``learning_rate=`` for ``lr``; Adam / AdamW's
+``beta_1`` / ``beta_2`` for ``betas`` and ``epsilon`` for ``eps``; RMSprop's
+``rho`` for ``alpha``.  (Keras's Adam adds its epsilon to sqrt(v) before the
+bias correction, PyTorch after it: the updates differ by a factor
+sqrt(1 - beta_2^t) on epsilon, which matters only while v is of epsilon's
+size.  Keras's RMSprop and Adagrad add epsilon inside the square root, so
+their ``epsilon`` is not accepted: pass PyTorch's ``eps``.)
 
 State (PyTorch's ``state`` dict) lives in one array of shape
 (3, n_params), rows in the order of the optimizer's ``slots``; ``iterations``
@@ -45,6 +52,20 @@ class _Default(float):
 
     def __repr__(self):
         return float.__repr__(self)
+
+
+#: Adam's default betas (a distinct object: an explicit betas=(0.9, 0.999) is told from the default)
+_DEFAULT_BETAS = (0.9, 0.999)
+
+
+def _alias(cls, name, value, alias, alias_value):
+    """``value`` of the PyTorch argument ``name``, or that of its Keras spelling
+    ``alias`` (TypeError when both are given)."""
+    if alias_value is None:
+        return value
+    if not isinstance(value, _Default):
+        raise TypeError("%s: give %s or its Keras spelling %s, not both" % (cls, name, alias))
+    return alias_value
 
 
 class Optimizer:
@@ -155,7 +176,7 @@ class SGD(Optimizer):
     code = defs.OPT_SGD
     slots = ("momentum_buffer",)
 
-    def __init__(self, lr=_Default(0.01), momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
+    def __init__(self, lr=_Default(0.001), momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0,
                  maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
         super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
@@ -189,16 +210,22 @@ class Adagrad(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """torch.optim.RMSprop (centered and momentum variants)."""
+    """torch.optim.RMSprop (centered and momentum variants); Keras's ``rho`` is
+    accepted for ``alpha``."""
 
     name = "rmsprop"
     code = defs.OPT_RMSPROP
     slots = ("square_avg", "momentum_buffer", "grad_avg")
 
-    def __init__(self, lr=_Default(0.01), alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
-                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, lr=_Default(0.01), alpha=_Default(0.99), eps=1e-8, weight_decay=0.0, momentum=0.0,
+                 centered=False, maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, rho=None, epsilon=None):
         super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
+        if epsilon is not None:
+            raise TypeError("RMSprop: epsilon (Keras) is not accepted: Keras adds it inside the square root, "
+                            "PyTorch's eps (used here) outside; pass eps=")
+        alpha = _alias(c, "alpha", alpha, "rho", rho)
         self._h.update(alpha=_num(c, "alpha", alpha), eps=_num(c, "eps", eps),
                        weight_decay=_num(c, "weight_decay", weight_decay),
                        momentum=_num(c, "momentum", momentum), centered=_flag(c, "centered", centered),
@@ -212,10 +239,16 @@ class Adam(Optimizer):
     code = defs.OPT_ADAM
     slots = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
-    def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0, amsgrad=False,
-                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, lr=_Default(0.001), betas=_DEFAULT_BETAS, eps=_Default(1e-8), weight_decay=0.0,
+                 amsgrad=False, maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, learning_rate, clipnorm, clipvalue, global_clipnorm)
         c = type(self).__name__
+        if beta_1 is not None or beta_2 is not None:
+            if betas is not _DEFAULT_BETAS:
+                raise TypeError("%s: give betas or Keras's beta_1 / beta_2, not both" % c)
+            betas = (_DEFAULT_BETAS[0] if beta_1 is None else beta_1, _DEFAULT_BETAS[1] if beta_2 is None else beta_2)
+        eps = _alias(c, "eps", eps, "epsilon", epsilon)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError("%s: betas must be a pair (beta1, beta2); got %r" % (c, betas))
         wd = weight_decay
@@ -236,10 +269,12 @@ class AdamW(Adam):
     name = "adamw"
     code = defs.OPT_ADAMW
 
-    def __init__(self, lr=_Default(0.001), betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, amsgrad=False,
-                 maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    def __init__(self, lr=_Default(0.001), betas=_DEFAULT_BETAS, eps=_Default(1e-8), weight_decay=0.01,
+                 amsgrad=False, maximize=False, *, learning_rate=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, beta_1=None, beta_2=None, epsilon=None):
         super().__init__(lr, betas, eps, weight_decay, amsgrad, maximize, learning_rate=learning_rate,
-                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm)
+                         clipnorm=clipnorm, clipvalue=clipvalue, global_clipnorm=global_clipnorm,
+                         beta_1=beta_1, beta_2=beta_2, epsilon=epsilon)
 
 
 _BY_NAME = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adam": Adam, "adamw": AdamW}

@@ -1,6 +1,8 @@
 """Weight regularizers with Keras's definitions: L1 adds l1 * sum|W| to the loss
 (gradient l1 * sign(W)); L2 adds l2 * sum W^2 (gradient 2 * l2 * W).  Applied to
-Dense kernels only (never biases), inside the backend's training step."""
+Dense kernels only (never biases), inside the backend's training step.  Keras's
+spellings ``l1(0.01)``, ``l2(0.01)`` and ``l1_l2(l1=..., l2=...)`` are the
+same classes."""
 import numpy as np
 
 
@@ -46,6 +48,12 @@ class L2(Regularizer):
 
     def get_config(self):
         return {"l2": self.l2}
+
+
+# Keras's lower-case spellings: regularizers.l2(0.01) is L2(0.01)
+l1 = L1
+l2 = L2
+l1_l2 = L1L2
 
 
 def get(identifier):

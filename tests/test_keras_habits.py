@@ -307,3 +307,46 @@ def test_test_and_predict_on_batch(backend):
     assert m.test_on_batch(X, y) == m.evaluate(X, y)
     assert m.test_on_batch(X, y, return_dict=True) == m.evaluate(X, y, return_dict=True)
     np.testing.assert_array_equal(m.predict_on_batch(X), m.predict(X))
+
+
+# ------------------------------------------------------- Keras spellings
+def test_keras_spellings_of_optimizer_arguments():
+    for cls in (fastnet.Adam, fastnet.AdamW):
+        keras = cls(beta_1=0.8, beta_2=0.99, epsilon=1e-6)
+        torch_ = cls(betas=(0.8, 0.99), eps=1e-6)
+        np.testing.assert_array_equal(keras.hyper(), torch_.hyper())
+        assert keras.get_config() == torch_.get_config()
+        assert cls(beta_2=0.95).get_config()["betas"] == (0.9, 0.95)
+        with pytest.raises(TypeError, match="not both"):
+            cls(betas=(0.9, 0.99), beta_1=0.8)
+        with pytest.raises(TypeError, match="not both"):
+            cls(eps=1e-7, epsilon=1e-7)
+        with pytest.raises(ValueError, match="betas"):
+            cls(beta_1=1.5)
+        # get_config rebuilds an equal optimizer
+        cfg = {k: v for k, v in keras.get_config().items() if k != "name"}
+        np.testing.assert_array_equal(cls(**cfg).hyper(), keras.hyper())
+    np.testing.assert_array_equal(fastnet.RMSprop(rho=0.9).hyper(), fastnet.RMSprop(alpha=0.9).hyper())
+    with pytest.raises(TypeError, match="not both"):
+        fastnet.RMSprop(alpha=0.9, rho=0.9)
+    with pytest.raises(TypeError, match="inside the square root"):
+        fastnet.RMSprop(epsilon=1e-7)
+    # defaults are PyTorch 2.13's
+    assert fastnet.SGD().lr == 1e-3 and fastnet.Adam().lr == 1e-3 and fastnet.RMSprop().lr == 1e-2
+
+
+def test_keras_spellings_of_regularizers(backend):
+    from fastnet import regularizers
+    assert isinstance(regularizers.l2(0.02), regularizers.L2) and regularizers.l2(0.02).l2 == 0.02
+    assert regularizers.l1(0.03).l1 == 0.03
+    r = regularizers.l1_l2(l1=0.01, l2=0.02)
+    assert (r.l1, r.l2) == (0.01, 0.02)
+    X, y = _data()
+    a = fastnet.Sequential([fastnet.Input((5,)), fastnet.Dense(3, kernel_regularizer=regularizers.l2(0.5),
+                                                               bias_regularizer=None)], backend=backend, seed=0)
+    a.compile("sgd", fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    W = a.get_weights()[0].astype(np.float64)
+    data = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y, a.predict(X))
+    assert a.evaluate(X, y) == pytest.approx(data + 0.5 * (W ** 2).sum(), rel=1e-5)
+    with pytest.raises(ValueError, match="bias_regularizer"):
+        fastnet.Dense(3, bias_regularizer=regularizers.l2(0.01))

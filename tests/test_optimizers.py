@@ -39,7 +39,7 @@ SLOTS = {"sgd": ("momentum_buffer",), "adagrad": ("sum",),
          "adam": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"),
          "adamw": ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")}
 DEFAULTS = {
-    "sgd": dict(lr=0.01, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False),
+    "sgd": dict(lr=0.001, momentum=0.0, dampening=0.0, nesterov=False, weight_decay=0.0, maximize=False),
     "adagrad": dict(lr=0.01, lr_decay=0.0, weight_decay=0.0, initial_accumulator_value=0.0, eps=1e-10,
                     maximize=False),
     "rmsprop": dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.0, centered=False,
