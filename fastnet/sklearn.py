@@ -90,6 +90,13 @@ class _EpochEnd(Callback):
             self.model.stop_training = True
 
 
+def _as_input(X, dtype):
+    """C-contiguous, of the model's dtype and writeable: the numba kernels compile
+    a second specialisation for read-only arrays (joblib's memmaps in workers)."""
+    X = np.ascontiguousarray(X, dtype=dtype)
+    return X if X.flags.writeable else X.copy()
+
+
 def _pack(arrays):
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
 
@@ -391,10 +398,10 @@ class _BaseMLP(BaseEstimator):
             model.optimizer.learning_rate = float(self.learning_rate_init)
         run = {"n": n, "incremental": incremental, "stopped": False, "model": model}
         if X_val is not None:
-            run.update(X_val=np.ascontiguousarray(X_val, dtype=model.dtype), y_val=y_val, w_val=w_val,
+            run.update(X_val=_as_input(X_val, model.dtype), y_val=y_val, w_val=w_val,
                        target_val=target_val)
         self.n_iter_ = 0
-        Xc = np.ascontiguousarray(X, dtype=model.dtype)
+        Xc = _as_input(X, model.dtype)
         try:
             model.fit(Xc, target, epochs=1 if incremental else int(self.max_iter), batch_size=batch,
                       shuffle=bool(self.shuffle), verbose=0, callbacks=[_EpochEnd(self, run)],
@@ -464,7 +471,7 @@ class _BaseMLP(BaseEstimator):
         fsw, mean_w = self._fastnet_weights(weights, n)
         l1, l2 = self._regularizers(n, mean_w)
         model = self._ensure_model(n_features, n_outputs, dtype, l1, l2, init, rs)
-        Xc = np.ascontiguousarray(X, dtype=model.dtype)
+        Xc = _as_input(X, model.dtype)
         like = model.get_weights()
 
         def loss_grad(x):
@@ -505,7 +512,7 @@ class _BaseMLP(BaseEstimator):
         X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
         self._sync_weights()
         with _thread_limit(self.n_threads):
-            return self._model.predict(np.ascontiguousarray(X, dtype=self._model.dtype))
+            return self._model.predict(_as_input(X, self._model.dtype))
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -583,9 +590,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError("`y` has classes not in `classes`: %s" % np.setdiff1d(unique_labels(y), lb.classes_))
         Yb = lb.transform(y)
         if lb.y_type_ == "multiclass":
-            target = np.ascontiguousarray(np.argmax(Yb, axis=1), dtype=np.int64)
+            target = np.argmax(Yb, axis=1).astype(np.int64)
         else:
-            target = np.ascontiguousarray(Yb, dtype=X.dtype)
+            target = np.array(Yb, dtype=X.dtype)
         stratify = Yb if Yb.shape[1] == 1 else None  # as scikit-learn: binary problems only
         info = {"lb": lb, "y": y, "n_outputs": Yb.shape[1], "stratify": stratify}
         return X, target, info
@@ -713,7 +720,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if not first and n_outputs != self.n_outputs_:
             raise ValueError("y has %d outputs but this MLPRegressor was fitted with %d"
                              % (n_outputs, self.n_outputs_))
-        target = np.ascontiguousarray(y, dtype=X.dtype)
+        target = np.array(y, dtype=X.dtype)  # a writeable copy (see _as_input)
         return X, target, {"y": y, "n_outputs": n_outputs, "stratify": None}
 
     def _commit_input(self, info):
