@@ -4,8 +4,10 @@ layer ownership, set_num_threads and models without a Dense layer.
 
 (tests/test_bad_input.py has the basic shape / label / NaN checks; the cases
 here are the ones it does not try.)"""
+import copy
 import gc
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -393,6 +395,17 @@ def test_layers_of_a_model_that_failed_to_build_can_start_again(backend):
     # a built model's layers stay its own
     with pytest.raises(ValueError, match="already belongs to another model"):
         fastnet.Sequential([hidden], backend=backend)
+
+
+def test_a_copied_layer_belongs_to_no_model(backend):
+    m = fastnet.Sequential([fastnet.Dense(2, "tanh", name="out")], backend=backend, seed=0)
+    m.build(3)
+    for clone in (copy.copy(m.layers[0]), copy.deepcopy(m.layers[0]), pickle.loads(pickle.dumps(m.layers[0]))):
+        m2 = fastnet.Sequential([clone], backend=backend, seed=1)
+        m2.build(4)
+        assert clone.kernel.shape == (4, 2) and np.shares_memory(clone.kernel, m2._params)
+        assert clone.activation.name == "tanh" and clone.name == "out"
+    assert np.shares_memory(m.layers[0].kernel, m._params)
 
 
 def test_layers_of_a_deleted_model_are_free(backend):
