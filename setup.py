@@ -5,12 +5,19 @@ Environment variables:
   FASTNET_NATIVE=1   add -march=native (local builds only: such a binary is not
                      portable and must never go into a distributed wheel)
   FASTNET_NO_OPENMP=1  build the Cython kernels without OpenMP (serial prange)
+
+The Cython kernels are optional: without a working C compiler (or without
+Cython) the package installs with the numpy and numba backends and one warning,
+and ``fastnet.backend_status()`` says why the cython backend is missing.  A
+compiler without OpenMP builds them serial.  ``FASTNET_REQUIRE_CYTHON=1`` makes
+any of this an error instead (the wheel builds use it).
 """
 import os
 import sys
 import glob
 
 from setuptools import setup, Extension
+from setuptools.command.build_ext import build_ext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -59,9 +66,88 @@ def cython_include_dir():
     return root
 
 
+_NO_KERNELS = ("WARNING: fastnet is installed WITHOUT its Cython kernels (%s). The numpy and numba "
+               "backends work; for the faster cython backend install a binary wheel, or a C compiler "
+               "with OpenMP (e.g. gcc and libgomp) and reinstall from source. "
+               "fastnet.backend_status() reports this at run time.")
+
+
+def _warn(msg):
+    if os.environ.get("FASTNET_REQUIRE_CYTHON"):
+        raise SystemExit("error: " + msg + " (FASTNET_REQUIRE_CYTHON is set)")
+    bar = "*" * 78
+    print("\n%s\n%s\n%s\n" % (bar, msg, bar), file=sys.stderr, flush=True)
+
+
+_OPTIONAL_ERRORS = (OSError,)
+try:
+    from setuptools.errors import CCompilerError, CompileError, ExecError, LinkError, PlatformError
+    _OPTIONAL_ERRORS += (CCompilerError, CompileError, ExecError, LinkError, PlatformError)
+except ImportError:  # setuptools < 59
+    from distutils.errors import CCompilerError, DistutilsExecError, DistutilsPlatformError
+    _OPTIONAL_ERRORS += (CCompilerError, DistutilsExecError, DistutilsPlatformError)
+
+
+class OptionalBuildExt(build_ext):
+    """Build the Cython kernels when a C compiler works; else install without them.
+
+    A compiler is probed with a tiny C file first (with -fopenmp when the
+    extensions ask for it, falling back to a serial build), so a machine without
+    one fails fast with one warning, not with a compiler error per module.  A
+    build that still fails half-way removes what it built: the backend is
+    whole or absent, never half there."""
+
+    def _probe(self, cflags, lflags):
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "probe.c")
+            with open(src, "w") as f:
+                f.write("#ifdef _OPENMP\n#include <omp.h>\n#endif\n"
+                        "int fastnet_probe(void) {\n#ifdef _OPENMP\nreturn omp_get_max_threads();\n"
+                        "#else\nreturn 1;\n#endif\n}\n")
+            try:
+                objs = self.compiler.compile([src], output_dir=tmp, extra_postargs=cflags)
+                self.compiler.link_shared_object(objs, os.path.join(tmp, "probe.so"),
+                                                 extra_postargs=lflags)
+            except _OPTIONAL_ERRORS as exc:
+                return "%s: %s" % (type(exc).__name__, str(exc).strip() or "failed")
+        return None
+
+    def build_extensions(self):
+        if not self.extensions:
+            return
+        failed = self._probe([], [])
+        if failed:
+            _warn(_NO_KERNELS % ("no working C compiler: " + failed))
+            self.extensions = []
+            return
+        if any("-fopenmp" in ext.extra_compile_args for ext in self.extensions):
+            failed = self._probe(["-fopenmp"], ["-fopenmp"])
+            if failed:
+                _warn("WARNING: the C compiler has no OpenMP (%s); fastnet's Cython kernels are built "
+                      "serial (one thread). Install OpenMP (e.g. libgomp / libomp) and reinstall for "
+                      "threads, or install a binary wheel." % failed)
+                for ext in self.extensions:
+                    ext.extra_compile_args = [a for a in ext.extra_compile_args if a != "-fopenmp"]
+                    ext.extra_link_args = [a for a in ext.extra_link_args if a != "-fopenmp"]
+        try:
+            super().build_extensions()
+        except _OPTIONAL_ERRORS as exc:
+            for ext in self.extensions:
+                out = self.get_ext_fullpath(ext.name)
+                if os.path.exists(out):
+                    os.remove(out)
+            _warn(_NO_KERNELS % ("the build failed: %s: %s" % (type(exc).__name__, exc)))
+            self.extensions = []
+
+
 def extensions():
     import numpy
-    from Cython.Build import cythonize
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        _warn(_NO_KERNELS % "Cython is not installed")
+        return []
 
     openmp = sys.platform.startswith("linux") and not os.environ.get("FASTNET_NO_OPENMP")
     # -g0: no DWARF in the shipped .so (Python's CFLAGS add -g; it was ~80% of their size)
@@ -101,6 +187,7 @@ setup(
     package_data={"fastnet.datasets": ["data/*"], "fastnet._kernels.cython": ["*.pxd"]},
     exclude_package_data={"": ["*.c", "*.cpp", "*.html"]},
     ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt},
     # compile the extension modules in parallel (pip install / pip wheel too)
     options={"build_ext": {"parallel": os.cpu_count() or 1}},
     zip_safe=False,

@@ -88,17 +88,67 @@ def _demo(args):
     return 0 if acc >= 0.95 else 1
 
 
+DISTRIBUTION = "fastnet-mlp"  # the name on PyPI; the import name stays fastnet
+# dependencies and the optional packages fastnet uses when present, for bug reports
+_PACKAGES = ("numpy", "numba", "llvmlite", "threadpoolctl", "matplotlib", "scikit-learn", "torch")
+
+
+def _dist_version(name):
+    from importlib import metadata
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
 def _info(args):
+    """Everything a bug report needs: versions, backends and why one is
+    missing, the instruction sets chosen, threads and the numba cache folder."""
+    import platform
+
     import fastnet
-    print("fastnet", fastnet.__version__)
-    print("threads:", fastnet.get_num_threads())
-    for name, reason in fastnet.backend_status().items():
+    from fastnet.backends import get_backend
+
+    print("fastnet %s (distribution %s %s)" % (fastnet.__version__, DISTRIBUTION,
+                                                _dist_version(DISTRIBUTION) or "not installed as such"))
+    print("installed at: %s" % os.path.dirname(os.path.abspath(fastnet.__file__)))
+    print("python %s (%s) on %s %s" % (platform.python_version(), sys.executable, platform.system(),
+                                       platform.machine()))
+    print("packages:")
+    for name in _PACKAGES:
+        print("  %-14s %s" % (name, _dist_version(name) or "not installed"))
+    print("threads: %d" % fastnet.get_num_threads())
+    print("backends:")
+    status = fastnet.backend_status()
+    for name, reason in status.items():
         print("  %-7s %s" % (name, "available" if reason is None else "unavailable: " + reason))
+    if status["cython"] is None:
+        cy = get_backend("cython").info()
+        print("cython: matmul ISA %s, elementwise ISA %s, OpenMP %s, native build %s"
+              % (cy["matmul_isa"], cy["optimizer_isa"], "yes" if cy["openmp"] else "no",
+                 "yes" if cy["native"] else "no"))
+    if status["numba"] is None:
+        import numba
+
+        from fastnet._kernels.numba import simd
+        from fastnet.backends import _numba_cache
+        nb = get_backend("numba")
+        path, source = nb.cache_dir(), _numba_cache.resolve()[1]
+        print("numba: SIMD vectors of %d bytes (%s), threading layer setting %r, %d threads max"
+              % (simd.VECTOR_BYTES, {64: "AVX-512", 32: "AVX2", 16: "SSE"}.get(simd.VECTOR_BYTES, "?"),
+                 numba.config.THREADING_LAYER, nb.MAX_THREADS))
+        print("numba cache: %s" % ("%s (%s)" % (path, {"package": "the installed package's folder",
+                                                       "user": "the per-user folder",
+                                                       "NUMBA_CACHE_DIR": "NUMBA_CACHE_DIR"}[source])
+                                   if path else "none (no writable folder: kernels compile in every process; "
+                                                "set FASTNET_CACHE_DIR)"))
     return 0
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m fastnet")
+    import fastnet  # already imported: python -m fastnet runs the package's __init__ first
+    parser.add_argument("--version", action="version", version="fastnet " + fastnet.__version__)
     sub = parser.add_subparsers(dest="cmd", required=True)
     d = sub.add_parser("demo", help="train a digit classifier (MNIST when available, else the bundled "
                                     "8x8 digits), report test accuracy, draw the learning curve")

@@ -7,6 +7,8 @@ suite in ``bench/``).  Imports are lazy, and a backend whose import fails is
 reported as unavailable with the reason instead of breaking ``import fastnet``.
 """
 import importlib
+import importlib.util
+import sys
 
 BACKENDS = ("numpy", "numba", "cython")
 AUTO_ORDER = ("cython", "numba", "numpy")
@@ -22,6 +24,36 @@ class BackendUnavailable(ImportError):
     """Raised when a backend is asked for but cannot be used here."""
 
 
+def _explain(name, mod, exc):
+    """The reason a backend is unavailable, in words a user can act on.
+
+    The cython backend's extension modules fail to import for three different
+    reasons that need three different fixes: fastnet was installed from source
+    without a C compiler (nothing was built), the OpenMP runtime the build links
+    (libgomp) is missing on this machine, or the build is stale / foreign."""
+    reason = "%s: %s" % (type(exc).__name__, exc)
+    cause = getattr(mod, "_IMPORT_ERROR", None)
+    if name != "cython" or cause is None:
+        return reason
+    text = str(cause)
+    try:
+        built = importlib.util.find_spec("fastnet._kernels.cython.matmul") is not None
+    except ImportError:
+        built = False
+    if not built:
+        return ("fastnet was installed without its compiled Cython kernels (%s): a source install on a "
+                "machine without a working C compiler skips them. Install a binary wheel (pip install "
+                "fastnet-mlp picks one on Linux x86_64), or install a C compiler with OpenMP (e.g. gcc "
+                "and libgomp) and reinstall from source: pip install --force-reinstall --no-binary "
+                "fastnet-mlp fastnet-mlp" % text)
+    for lib in ("libgomp", "libomp", "libiomp"):
+        if lib in text and "cannot open shared object" in text:
+            return ("the OpenMP runtime the Cython kernels were built against is missing on this machine "
+                    "(%s). Install it (Debian / Ubuntu: apt install libgomp1; Fedora / RHEL: dnf install "
+                    "libgomp), or install fastnet's binary wheel, which bundles it." % text)
+    return reason
+
+
 def _load(name):
     if name not in _cache:
         try:
@@ -31,7 +63,7 @@ def _load(name):
                 check()
             _cache[name] = (mod, None)
         except Exception as exc:  # noqa: BLE001 - any failure makes it unavailable
-            _cache[name] = (None, "%s: %s" % (type(exc).__name__, exc))
+            _cache[name] = (None, _explain(name, sys.modules.get(_MODULES[name]), exc))
     return _cache[name]
 
 

@@ -39,7 +39,10 @@ from .. import _io
 from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
-from .._kernels.numba import matmul as _mm
+from . import _numba_cache
+# before the kernels are decorated: numba picks a cache folder per function then
+_numba_cache.install(os.path.dirname(os.path.abspath(_jit.__file__)))
+from .._kernels.numba import matmul as _mm  # noqa: E402
 from .._kernels.numba import losses as _ls
 from .._kernels.numba import reduce as _rd
 from .._kernels.numba import network as _nw
@@ -254,6 +257,15 @@ def _dispatchers():
                 yield obj
 
 
+_numba_cache.uncache(_dispatchers())
+
+
+def cache_dir():
+    """The folder the compiled kernels are cached in, None when uncached (no
+    writable folder; see :mod:`fastnet.backends._numba_cache`)."""
+    return getattr(_mm.matmul._cache, "cache_path", None)
+
+
 def refresh_cache():
     """Drop our cached machine code if it was compiled under other constants.
 
@@ -265,7 +277,9 @@ def refresh_cache():
     Returns True when something was flushed.  Never raises: a cache problem
     only costs a recompile."""
     try:
-        path = _mm.matmul._cache.cache_path
+        path = cache_dir()
+        if path is None:
+            return False
         digest = _jit.config_digest()
         marker = os.path.join(path, _MARKER)
         try:
@@ -329,4 +343,5 @@ def info():
         "max_threads": MAX_THREADS,
         "fastmath": sorted(_jit.FASTMATH),
         "svml": bool(getattr(numba.config, "USING_SVML", False)),
+        "cache_dir": cache_dir(),
     }
