@@ -130,6 +130,11 @@ def linear(x):
 
 
 def sigmoid(x):
+    """The logistic function 1 / (1 + exp(-x)), elementwise and stable for
+    both signs: turns the logits of a model trained with
+    ``BinaryCrossentropy(from_logits=True)`` into probabilities
+    (``fastnet.activations.sigmoid(model.predict(X))``; ``model.predict_proba``
+    does it for you).  Float32 input gives float32, anything else float64."""
     return Sigmoid()(x)
 
 
@@ -160,5 +165,18 @@ def swish(x):
 silu = swish
 
 
-def softmax(x):
-    return Softmax()(x)
+def softmax(x, axis=-1):
+    """exp(x) / sum(exp(x)) along ``axis`` (the last: one row per sample),
+    computed stably (the maximum is subtracted first): turns the logits of a
+    model trained with ``SparseCategoricalCrossentropy(from_logits=True)`` /
+    ``CategoricalCrossentropy(from_logits=True)`` into class probabilities
+    (``fastnet.activations.softmax(model.predict(X))``; ``model.predict_proba``
+    does it for you).  Float32 input gives float32, anything else float64."""
+    x = np.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("softmax needs at least one axis; got a scalar")
+    x = x.astype(np.result_type(x.dtype, np.float32), copy=False)
+    if x.ndim <= 2 and axis in (-1, x.ndim - 1):
+        return Softmax()(x)
+    e = np.exp(x - np.max(x, axis=axis, keepdims=True))
+    return e / np.sum(e, axis=axis, keepdims=True)

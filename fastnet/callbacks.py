@@ -72,7 +72,7 @@ def _print_msg(message):
 
 
 # Substrings that make ``mode="auto"`` pick "max" (higher is better).
-_MAX_MODE_KEYWORDS = ("acc", "auc", "precision", "recall", "f1", "specificity")
+_MAX_MODE_KEYWORDS = ("acc", "auc", "precision", "recall", "f1", "specificity", "r2")
 
 
 def _resolve_mode(mode, monitor, owner):
@@ -777,9 +777,11 @@ class ModelCheckpoint(Callback):
     value improves on ``best`` (initially ``initial_value_threshold`` or
     +/-inf); a missing monitored value warns and skips the save.
     ``save_freq`` is ``"epoch"`` or a number of batches, counted from the
-    ``batches_done`` progress updates that ``fit`` sends (so a save happens at
-    the first progress update at which at least ``save_freq`` batches were
-    done since the previous save; ``{batch}`` is then ``batches_done``).
+    ``batches_done`` progress updates (so a save happens at the first update
+    at which at least ``save_freq`` batches were done since the previous save;
+    ``{batch}`` is then ``batches_done``).  A number makes ``fit`` call the
+    batch hooks after every batch, so the saves come every ``save_freq``
+    batches exactly (counting on across epochs), as in Keras.
     """
 
     def __init__(

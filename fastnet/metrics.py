@@ -46,8 +46,10 @@ Two layers live here:
      skipped; if nothing is defined the value is ``nan`` (with an
      :class:`UndefinedMetricWarning`) instead of an error, so that training is
      never interrupted by a batch or validation split lacking a class.
-   * ``"mse"``, ``"mae"``: mean squared / absolute error, for any task
-     (multiclass integer targets are one-hot encoded first).
+   * ``"mse"``, ``"mae"``, ``"rmse"``, ``"mape"`` (percent), ``"r2"``: mean
+     squared / absolute error, its root, the mean absolute percentage error
+     and the coefficient of determination, for any task (multiclass integer
+     targets are one-hot encoded first).
    * Classification metrics raise ``ValueError`` for ``task="regression"``.
 
    All Metric values are Python floats.
@@ -86,6 +88,9 @@ __all__ = [
     "AUC",
     "MeanSquaredError",
     "MeanAbsoluteError",
+    "RootMeanSquaredError",
+    "MeanAbsolutePercentageError",
+    "R2Score",
     "FunctionMetric",
     "get",
 ]
@@ -1438,6 +1443,55 @@ class MeanAbsoluteError(_ErrorMetric):
         return np.abs(diff)
 
 
+class RootMeanSquaredError(_ErrorMetric):
+    """Root of the mean squared error: ``sqrt(mse)`` (Keras's definition; for
+    one output it equals scikit-learn's ``root_mean_squared_error``; for several
+    outputs scikit-learn averages the per-output roots instead)."""
+
+    name = "rmse"
+
+    def compute(self, y_true, y_score, task, sample_weight=None):
+        yt, ys, sw = self._prepare(y_true, y_score, task, sample_weight)
+        diff = ys - yt
+        return float(np.sqrt(_weighted_mean((diff * diff).mean(axis=1), sw)))
+
+
+class MeanAbsolutePercentageError(_ErrorMetric):
+    """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``, in percent as
+    Keras (scikit-learn's ``mean_absolute_percentage_error`` is the same as a
+    fraction, with a smaller floor for |y_true|)."""
+
+    name = "mape"
+
+    def compute(self, y_true, y_score, task, sample_weight=None):
+        yt, ys, sw = self._prepare(y_true, y_score, task, sample_weight)
+        err = np.abs(ys - yt) / np.maximum(np.abs(yt), 1e-7)
+        return 100.0 * _weighted_mean(err.mean(axis=1), sw)
+
+
+class R2Score(_ErrorMetric):
+    """Coefficient of determination ``1 - SS_res / SS_tot`` per output, averaged
+    over the outputs (scikit-learn's ``r2_score`` and Keras's ``R2Score`` with
+    ``multioutput="uniform_average"``; sample weights weight both sums).  An
+    output whose targets are constant scores 1.0 if predicted exactly, else 0.0
+    (scikit-learn's ``force_finite=True``)."""
+
+    name = "r2"
+    greater_is_better = True
+
+    def compute(self, y_true, y_score, task, sample_weight=None):
+        yt, ys, sw = self._prepare(y_true, y_score, task, sample_weight)
+        w = np.ones(yt.shape[0]) if sw is None else np.asarray(sw, dtype=np.float64)
+        if w.sum() == 0:
+            return float("nan")
+        res = (w[:, None] * (yt - ys) ** 2).sum(axis=0)
+        mean = (w[:, None] * yt).sum(axis=0) / w.sum()
+        tot = (w[:, None] * (yt - mean) ** 2).sum(axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            r2 = np.where(tot > 0, 1.0 - res / np.where(tot > 0, tot, 1.0), np.where(res == 0, 1.0, 0.0))
+        return float(r2.mean())
+
+
 def _accepts_kwarg(fn, kwarg):
     try:
         params = inspect.signature(fn).parameters.values()
@@ -1501,6 +1555,12 @@ _REGISTRY = {
     "mean_squared_error": MeanSquaredError,
     "mae": MeanAbsoluteError,
     "mean_absolute_error": MeanAbsoluteError,
+    "rmse": RootMeanSquaredError,
+    "root_mean_squared_error": RootMeanSquaredError,
+    "mape": MeanAbsolutePercentageError,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "r2": R2Score,
+    "r2_score": R2Score,
 }
 
 
@@ -1510,7 +1570,9 @@ def get(identifier):
     * a name (case-insensitive): ``"accuracy"``/``"acc"``, ``"precision"``,
       ``"recall"``, ``"specificity"``, ``"f1"``/``"f1_score"``,
       ``"auc"``/``"roc_auc"``, ``"mse"``/``"mean_squared_error"``,
-      ``"mae"``/``"mean_absolute_error"``; the metric's ``name`` (its
+      ``"mae"``/``"mean_absolute_error"``, ``"rmse"``/``"root_mean_squared_error"``,
+      ``"mape"``/``"mean_absolute_percentage_error"``, ``"r2"``/``"r2_score"``;
+      the metric's ``name`` (its
       History key) is the string as given, like Keras;
     * a :class:`Metric` instance (returned as is) or subclass (instantiated);
     * a callable ``f(y_true, y_score) -> float`` (wrapped in

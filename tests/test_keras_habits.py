@@ -350,3 +350,84 @@ def test_keras_spellings_of_regularizers(backend):
     assert a.evaluate(X, y) == pytest.approx(data + 0.5 * (W ** 2).sum(), rel=1e-5)
     with pytest.raises(ValueError, match="bias_regularizer"):
         fastnet.Dense(3, bias_regularizer=regularizers.l2(0.01))
+
+
+# ----------------------------------------- probabilities of logits, metrics
+def test_softmax_and_sigmoid_of_logits():
+    from fastnet import activations
+    z = np.array([[1000.0, 0.0, -1000.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+    p = activations.softmax(z)
+    assert p.dtype == np.float32
+    e = np.exp(np.array([1.0, 2.0, 3.0]))
+    np.testing.assert_allclose(p, [[1, 0, 0], e / e.sum()], rtol=1e-6, atol=1e-30)
+    np.testing.assert_allclose(activations.softmax(z.T, axis=0), p.T, rtol=1e-6)
+    np.testing.assert_allclose(activations.softmax(np.stack([z, z])), np.stack([p, p]), rtol=1e-6)
+    s = activations.sigmoid(np.array([-1000.0, -2.0, 0.0, 3.0, 1000.0]))
+    np.testing.assert_allclose(s, [0.0, 1 / (1 + np.exp(2.0)), 0.5, 1 / (1 + np.exp(-3.0)), 1.0], rtol=1e-12)
+    with pytest.raises(ValueError):
+        activations.softmax(1.0)
+
+
+def test_predict_proba(backend):
+    X, y = _data()
+    logits = _clf(backend)
+    logits.compile("adam", fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    P = logits.predict_proba(X)
+    Z = logits.predict(X).astype(np.float64)
+    ref = np.exp(Z - Z.max(1, keepdims=True))
+    np.testing.assert_allclose(P, ref / ref.sum(1, keepdims=True), rtol=1e-5)
+    assert P.dtype == np.float32
+    soft = fastnet.Sequential([fastnet.Input((5,)), fastnet.Dense(3, "softmax")], backend=backend, seed=0)
+    np.testing.assert_array_equal(soft.predict_proba(X), soft.predict(X))      # no compile needed
+    bce = fastnet.Sequential([fastnet.Input((5,)), fastnet.Dense(2)], backend=backend, seed=0)
+    bce.compile("adam", fastnet.BinaryCrossentropy(from_logits=True))
+    np.testing.assert_allclose(bce.predict_proba(X), 1 / (1 + np.exp(-bce.predict(X).astype(np.float64))), rtol=1e-5)
+    reg = fastnet.Sequential([fastnet.Input((5,)), fastnet.Dense(1)], backend=backend, seed=0)
+    with pytest.raises(ValueError, match="not class probabilities"):
+        reg.predict_proba(X)
+    reg.compile("adam", "mse")
+    with pytest.raises(ValueError, match="not class probabilities"):
+        reg.predict_proba(X)
+
+
+@pytest.mark.parametrize("outputs", [1, 3])
+def test_regression_metrics_match_sklearn(outputs):
+    sk = pytest.importorskip("sklearn.metrics")
+    from fastnet import metrics
+    rng = np.random.default_rng(3)
+    yt = rng.standard_normal((50, outputs)) + 3.0
+    yp = yt + 0.3 * rng.standard_normal((50, outputs))
+    sw = rng.uniform(0.1, 2.0, 50)
+    shape = (lambda a: a[:, 0]) if outputs == 1 else (lambda a: a)
+    for w in (None, sw):
+        r2 = metrics.get("r2")(shape(yt), shape(yp), "regression", sample_weight=w)
+        assert r2 == pytest.approx(sk.r2_score(yt, yp, sample_weight=w), rel=1e-12)
+        mape = metrics.get("mape")(shape(yt), shape(yp), "regression", sample_weight=w)
+        assert mape == pytest.approx(100 * sk.mean_absolute_percentage_error(yt, yp, sample_weight=w), rel=1e-12)
+        rmse = metrics.RootMeanSquaredError()(shape(yt), shape(yp), "regression", sample_weight=w)
+        assert rmse == pytest.approx(np.sqrt(sk.mean_squared_error(yt, yp, sample_weight=w)), rel=1e-12)
+        if outputs == 1:
+            assert rmse == pytest.approx(sk.root_mean_squared_error(yt, yp, sample_weight=w), rel=1e-12)
+    assert metrics.R2Score()(np.ones(4), np.ones(4), "regression") == 1.0       # constant targets
+    assert metrics.R2Score()(np.ones(4), np.zeros(4), "regression") == 0.0
+    assert metrics.get("root_mean_squared_error").name == "root_mean_squared_error"
+
+
+def test_regression_metrics_in_fit_and_evaluate(backend):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((80, 5)).astype(np.float32)
+    y = X @ rng.standard_normal(5) + 4.0
+    m = fastnet.Sequential([fastnet.Input((5,)), fastnet.Dense(1)], backend=backend, seed=0)
+    m.compile(fastnet.Adam(0.05), "mse", metrics=["rmse", "r2", "mape"])
+    h = m.fit(X, y, epochs=20, verbose=0, validation_split=0.25)
+    assert h.history["r2"][-1] > h.history["r2"][0] and "val_rmse" in h.history
+    loss, rmse, r2, mape = m.evaluate(X, y)
+    p = m.predict(X)[:, 0].astype(np.float64)
+    assert rmse == pytest.approx(np.sqrt(np.mean((p - y) ** 2)), rel=1e-5)
+    assert loss == pytest.approx(rmse ** 2, rel=1e-5)
+    assert r2 == pytest.approx(1 - ((y - p) ** 2).sum() / ((y - y.mean()) ** 2).sum(), rel=1e-5)
+    assert mape == pytest.approx(100 * np.mean(np.abs(p - y) / np.abs(y)), rel=1e-5)
+    es = fastnet.EarlyStopping(monitor="val_r2")
+    es.set_model(m)
+    es.on_train_begin()
+    assert es.monitor_op(2.0, 1.0)          # r2: higher is better
