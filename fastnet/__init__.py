@@ -49,7 +49,7 @@ if not _source_checkout_shim():
     from ._threads import get_num_threads, set_num_threads
     from .backends import available_backends, backend_status, BackendUnavailable
     from .layers import Dense, Dropout, Input, InputLayer, Layer, Maxout, PReLU
-    from . import models, utils
+    from . import interop, models, utils
     from .model import Sequential
     from .saving import load_model
     from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
@@ -65,7 +65,7 @@ if not _source_checkout_shim():
 
     __all__ = [
         "Sequential", "load_model", "Input", "InputLayer", "Dense", "Dropout", "Layer", "Maxout", "PReLU",
-        "NonFiniteError", "models", "utils",
+        "NonFiniteError", "interop", "models", "utils",
         "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
         "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
         "SparseCategoricalCrossentropy",
