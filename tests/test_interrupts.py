@@ -231,8 +231,10 @@ def test_interrupted_then_resumed_equals_uninterrupted(backend, seed):
     assert_same_state(m, whole)
 
 
-def test_stop_training_in_batch_hooks_and_hook_calls(backend):
+@pytest.mark.parametrize("seed", range(2))
+def test_stop_training_in_batch_hooks_and_hook_calls(backend, seed):
     X, y = data()
+    rng = np.random.default_rng(20 + seed)
     calls = []
 
     class Recorder(fastnet.Callback):
@@ -269,28 +271,30 @@ def test_stop_training_in_batch_hooks_and_hook_calls(backend):
     m0 = make_model(backend)
     m0.build(D)
     first_loss = m0.evaluate(X[:BS], y[:BS], return_dict=True)["loss"]
+    e, b = int(rng.integers(1, 3)), int(rng.integers(0, NB))
     m = make_model(backend)
-    old = OldNames(stop_at=(1, 6))
+    old = OldNames(stop_at=(e, b))
     h = m.fit(X, y, epochs=5, batch_size=BS, shuffle=False, verbose=0, callbacks=[Recorder(), old])
-    assert m.optimizer.iterations == NB + 7
+    assert m.optimizer.iterations == e * NB + b + 1
     assert_matches_replay(m, backend, X, y)
-    # epoch 0: begin/end per batch, 0..NB-1, then the epoch end; epoch 1 stops after batch 6
+    # every batch of the e whole epochs, then batches 0..b of epoch e, each hook once
+    want = list(range(NB)) * e + list(range(b + 1))
     ends = [c for c in calls if c[0] == "end"]
-    assert [c[1] for c in calls if c[0] == "begin"] == list(range(NB)) + list(range(7))
-    assert [c[1] for c in ends] == list(range(NB)) + list(range(7))
+    assert [c[1] for c in calls if c[0] == "begin"] == want
+    assert [c[1] for c in ends] == want
     assert all(c[2] == {} for c in calls if c[0] == "begin")
     assert [c[2]["batches_done"] for c in ends] == [c[1] + 1 for c in ends]
     assert all(c[2]["batches_total"] == NB for c in ends)
-    assert [c[0] for c in calls].count("epoch_end") == 2
-    assert old.seen == [(kind, b) for b in range(NB) for kind in "be"] + [(kind, b) for b in range(7) for kind in "be"]
+    assert [c[0] for c in calls].count("epoch_end") == e + 1
+    assert old.seen == [(kind, i) for i in want for kind in "be"]
     # the logs' loss is the running mean over the epoch's samples: batch 0's is the
-    # initial model's loss on the first batch; the last one equals the epoch's loss
+    # initial model's loss on the first batch; an epoch's last one is the epoch's loss
     np.testing.assert_allclose(ends[0][2]["loss"], first_loss, rtol=1e-5)
     epoch_ends = [c for c in calls if c[0] == "epoch_end"]
-    np.testing.assert_allclose(ends[NB - 1][2]["loss"], epoch_ends[0][2]["loss"], rtol=1e-12)
-    # the partial epoch's logs cover its 7 batches (56 samples)
-    np.testing.assert_allclose(ends[-1][2]["loss"], epoch_ends[1][2]["loss"], rtol=1e-12)
-    assert h.history["loss"] == [epoch_ends[0][2]["loss"], epoch_ends[1][2]["loss"]]
+    last = [i for i, c in enumerate(ends) if c[1] == NB - 1] + [len(ends) - 1]
+    for i, c in zip(last, epoch_ends):
+        np.testing.assert_allclose(ends[i][2]["loss"], c[2]["loss"], rtol=1e-12)
+    assert h.history["loss"] == [c[2]["loss"] for c in epoch_ends]
 
 
 def test_stop_training_from_another_thread_stops_within_a_chunk(backend):
