@@ -41,7 +41,7 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, Options, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -55,7 +55,7 @@ from .model import Sequential
 from .optimizers import SGD, Adam
 from .regularizers import L1L2
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Perceptron", "OneVsRest"]
 
 # scikit-learn's activation names -> fastnet's
 _ACTIVATIONS = {"identity": "linear", "logistic": "sigmoid", "tanh": "tanh", "relu": "relu"}
@@ -753,3 +753,126 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         """Predicted values, shape (n,) for one output, else (n, n_outputs)."""
         Z = self._outputs(X)
         return Z.ravel() if Z.shape[1] == 1 else Z
+
+
+def _two_or_more_classes(est, X, y):
+    X, y = validate_data(est, X, y, dtype=np.float64)
+    check_classification_targets(y)
+    classes = unique_labels(y)
+    if len(classes) < 2:
+        raise ValueError("%s needs samples of at least 2 classes in the data; got 1 class: %r"
+                         % (type(est).__name__, classes[0]))
+    return X, y, classes
+
+
+class Perceptron(ClassifierMixin, BaseEstimator):
+    """``fastnet.Perceptron`` (Rosenblatt's rule as in Raschka's *Python Machine
+    Learning*) as a scikit-learn classifier: parameters validated by ``fit``,
+    any labels, several classes one-vs-rest (one perceptron per class, each
+    trained exactly as ``fastnet.Perceptron`` on that class = +1, the rest = -1).
+
+    Attributes: ``classes_``, ``coef_`` (n_features,) for two classes, else
+    (n_classes, n_features); ``intercept_`` (scalar / (n_classes,));
+    ``errors_`` (misclassifications per epoch; per class for several classes);
+    ``w_`` (bias first, as ``fastnet.Perceptron``; two classes only).
+    """
+
+    _parameter_constraints = {
+        "eta": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_iter": [Interval(numbers.Integral, 1, None, closed="left")],
+        "random_state": [Interval(numbers.Integral, 0, 2 ** 32 - 1, closed="both"), None],
+        "shuffle": ["boolean"],
+    }
+
+    def __init__(self, eta=0.01, n_iter=50, random_state=1, shuffle=False):
+        self.eta = eta
+        self.n_iter = n_iter
+        self.random_state = random_state
+        self.shuffle = shuffle
+
+    def _binary(self, X, targets):
+        from .perceptron import Perceptron as _Rosenblatt
+        return _Rosenblatt(eta=float(self.eta), n_iter=int(self.n_iter), random_state=self.random_state,
+                           shuffle=bool(self.shuffle)).fit(X, targets)
+
+    def fit(self, X, y):
+        """Fit one perceptron (two classes) or one per class; returns self."""
+        self._validate_params()
+        X, y, classes = _two_or_more_classes(self, X, y)
+        if len(classes) == 2:
+            p = self._binary(X, np.where(y == classes[1], 1, -1))
+            self.w_ = p.w_
+            self.coef_, self.intercept_, self.errors_ = p.w_[1:], p.w_[0], p.errors_
+        else:
+            fits = [self._binary(X, np.where(y == c, 1, -1)) for c in classes]
+            self.coef_ = np.array([p.w_[1:] for p in fits])
+            self.intercept_ = np.array([p.w_[0] for p in fits])
+            self.errors_ = [p.errors_ for p in fits]
+        self.classes_ = classes
+        return self
+
+    def decision_function(self, X):
+        """The net input ``X @ coef_.T + intercept_``: (n,) for two classes, else
+        (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        return X @ self.coef_.T + self.intercept_
+
+    def predict(self, X):
+        """``classes_[1]`` where the net input is >= 0 (two classes, as
+        ``fastnet.Perceptron``), else the class of the largest net input."""
+        s = self.decision_function(X)
+        if s.ndim == 1:
+            return self.classes_[(s >= 0.0).astype(np.intp)]
+        return self.classes_[np.argmax(s, axis=1)]
+
+
+class OneVsRest(ClassifierMixin, BaseEstimator):
+    """``fastnet.OneVsRest`` as a scikit-learn meta-estimator: one clone of
+    ``estimator`` per class, fitted with labels +1 (that class) / -1 (the
+    rest); ``predict`` takes the class whose estimator gives the largest
+    ``decision_function`` (or ``net_input``) score, ties to the first class.
+    One estimator per class is fitted even for two classes (as
+    ``fastnet.OneVsRest``).
+
+    ``estimator=None`` means ``fastnet.sklearn.Perceptron()``.
+    """
+
+    _parameter_constraints = {"estimator": [HasMethods(["fit"]), None]}
+
+    def __init__(self, estimator=None):
+        self.estimator = estimator
+
+    def fit(self, X, y):
+        """Fit one binary estimator per class; returns self."""
+        self._validate_params()
+        base = Perceptron() if self.estimator is None else self.estimator
+        if not hasattr(base, "fit") or not (hasattr(base, "decision_function") or hasattr(base, "net_input")):
+            raise TypeError("estimator must have fit(X, y) and decision_function(X) or net_input(X); got %r"
+                            % (base,))
+        X, y, classes = _two_or_more_classes(self, X, y)
+        from sklearn.base import clone
+        self.estimators_ = [clone(base).fit(X, np.where(y == c, 1, -1)) for c in classes]
+        self.classes_ = classes
+        return self
+
+    def decision_function(self, X):
+        """The per-class estimators' scores, shape (n_samples, n_classes); for two
+        classes scikit-learn's convention, (n_samples,): the second class's score
+        minus the first's (> 0 where ``predict`` gives ``classes_[1]``)."""
+        scores = self._scores(X)
+        return scores[:, 1] - scores[:, 0] if scores.shape[1] == 2 else scores
+
+    def _scores(self, X):
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=np.float64, reset=False)
+        cols = []
+        for est in self.estimators_:
+            fn = getattr(est, "decision_function", None) or est.net_input
+            cols.append(np.asarray(fn(X), dtype=np.float64).reshape(X.shape[0]))
+        return np.column_stack(cols)
+
+    def predict(self, X):
+        """``classes_[argmax(scores)]`` over the per-class estimators' scores."""
+        scores = self._scores(X)
+        return self.classes_[np.argmax(scores, axis=1)]

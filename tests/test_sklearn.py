@@ -24,7 +24,7 @@ from sklearn.utils._param_validation import InvalidParameterError  # noqa: E402
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 import fastnet  # noqa: E402
-from fastnet.sklearn import MLPClassifier, MLPRegressor  # noqa: E402
+from fastnet.sklearn import MLPClassifier, MLPRegressor, OneVsRest, Perceptron  # noqa: E402
 
 from conftest import BACKENDS  # noqa: E402
 
@@ -45,7 +45,8 @@ def diabetes():
 
 
 # ----------------------------------------------------------- scikit-learn's checks
-@parametrize_with_checks([est(backend=b) for b in BACKENDS for est in (MLPClassifier, MLPRegressor)])
+@parametrize_with_checks([est(backend=b) for b in BACKENDS for est in (MLPClassifier, MLPRegressor)]
+                         + [Perceptron(), OneVsRest(Perceptron())])
 def test_sklearn_estimator_checks(estimator, check):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -381,3 +382,34 @@ def test_import_fastnet_does_not_import_sklearn():
     code = "import sys, fastnet; assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+
+
+def test_perceptron_and_one_vs_rest_are_fastnets_in_a_pipeline():
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+
+    from fastnet.multiclass import OneVsRest as FnOneVsRest
+    from fastnet.multiclass import load_iris
+    from fastnet.perceptron import Perceptron as FnPerceptron
+
+    X, y, _ = load_iris()
+    Xs = StandardScaler().fit_transform(X)
+    labels = np.array(["setosa", "versicolor", "virginica"])[y]
+    two = y < 2
+    ours = Perceptron(eta=0.1, n_iter=10).fit(Xs[two], labels[two])
+    ref = FnPerceptron(eta=0.1, n_iter=10).fit(Xs[two], labels[two])
+    np.testing.assert_array_equal(ours.w_, ref.w_)
+    assert ours.errors_ == ref.errors_
+    np.testing.assert_array_equal(ours.predict(Xs), ref.predict(Xs))
+    ovr = OneVsRest(Perceptron(eta=0.1, n_iter=10)).fit(Xs, labels)
+    fn_ovr = FnOneVsRest(lambda: FnPerceptron(eta=0.1, n_iter=10)).fit(Xs, labels)
+    np.testing.assert_array_equal(ovr.predict(Xs), fn_ovr.predict(Xs))
+    multi = Perceptron(eta=0.1, n_iter=10).fit(Xs, labels)  # several classes: one-vs-rest inside
+    np.testing.assert_allclose(multi.decision_function(Xs), fn_ovr.decision_function(Xs), rtol=1e-12)
+    for est in (Perceptron(eta=0.1, n_iter=10), OneVsRest()):
+        pipe = make_pipeline(StandardScaler(), est).fit(X, labels)
+        np.testing.assert_array_equal(pipe.predict(X), clone(est).fit(Xs, labels).predict(Xs))
+        scores = cross_val_score(make_pipeline(StandardScaler(), est), X, labels, cv=3)
+        assert scores.shape == (3,) and np.isfinite(scores).all()
+    with pytest.raises(InvalidParameterError, match="The 'eta' parameter of Perceptron"):
+        Perceptron(eta=0).fit(Xs, labels)
