@@ -436,14 +436,14 @@ LATENCY_CHILD = textwrap.dedent("""
     rng = np.random.default_rng(0)
     X = rng.standard_normal((1024, 32)).astype(np.float32)
     y = rng.integers(0, 10, 1024)
-    m = fastnet.Sequential([fastnet.Dense(256, activation="relu"), fastnet.Dense(256, activation="relu"),
+    m = fastnet.Sequential([fastnet.Dense(512, activation="relu"), fastnet.Dense(512, activation="relu"),
                             fastnet.Dense(10, activation="softmax")], backend=be, seed=0)
     m.compile("sgd", "sparse_categorical_crossentropy")
     m.fit(X[:64], y[:64], epochs=1, batch_size=32, verbose=0)  # compiles / loads the kernels
     t = time.perf_counter()
     m.fit(X, y, epochs=1, batch_size=32, verbose=0)
     per_batch = (time.perf_counter() - t) / 32
-    Xl, yl = np.tile(X, (128, 1)), np.tile(y, 128)  # one epoch of 4096 batches: seconds
+    Xl, yl = np.tile(X, (128, 1)), np.tile(y, 128)  # one epoch of 4096 batches: >= 4 s
     print("READY", per_batch, flush=True)
     try:
         m.fit(Xl, yl, epochs=1, batch_size=32, verbose=0)
@@ -454,7 +454,7 @@ LATENCY_CHILD = textwrap.dedent("""
 
 
 def test_sigint_latency_in_a_long_epoch(backend):
-    """A long verbose=0 epoch (seconds: 4096 batches) stops within about one
+    """A long verbose=0 epoch (4096 batches, >= 4 s) stops within about one
     chunk (0.1 s) of SIGINT, not at its end.  The bound allows for a busy
     machine: 1.5 s plus a few batch times as measured in the child."""
     proc = subprocess.Popen([sys.executable, "-c", LATENCY_CHILD, backend], stdout=subprocess.PIPE,
@@ -475,4 +475,5 @@ def test_sigint_latency_in_a_long_epoch(backend):
     assert words and words[0] == "INTERRUPTED", (out, err)
     latency = float(words[1]) - sent
     assert latency < 1.5 + 4 * per_batch, (latency, per_batch)
-    assert 0 < int(words[2]) < 4096
+    # 34 updates before the long epoch; some of it counted, not all of it run
+    assert 34 < int(words[2]) < 34 + 4096
