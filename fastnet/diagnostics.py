@@ -9,20 +9,20 @@ layer and stage (forward, loss, backward, update) where a NaN or inf appeared.
 With ``diagnostics=False`` (the default) the buffer is empty and none of this
 runs.
 
-Per layer and epoch ``history.diagnostics[layer_name]`` holds lists of:
+Per layer and epoch ``history.diagnostics[layer_name]`` holds lists of::
 
-``dead_relu``            share of units (relu, relu6) never active (a > 0) on any
-                         sample of the epoch (None for other activations)
-``saturated_units``      share of sigmoid / tanh units saturated on at least
-                         ``SATURATED_SHARE`` of the epoch's samples (None otherwise)
-``saturated_fraction``   share of (sample, unit) pairs saturated (None otherwise)
-``weight_norm``          L2 norm of the layer's kernel at the end of the epoch
-``grad_norm``            mean over the epoch's batches of the L2 norm of the
-                         layer's data-loss gradient (kernel, bias and PReLU slopes)
+    ``dead_relu``            share of units (relu, relu6) never active (a > 0) on any
+                             sample of the epoch (None for other activations)
+    ``saturated_units``      share of sigmoid / tanh units saturated on at least
+                             ``SATURATED_SHARE`` of the epoch's samples (None otherwise)
+    ``saturated_fraction``   share of (sample, unit) pairs saturated (None otherwise)
+    ``weight_norm``          L2 norm of the layer's kernel at the end of the epoch
+    ``grad_norm``            mean over the epoch's batches of the L2 norm of the
+                             layer's data-loss gradient (kernel, bias and PReLU slopes)
 
 A unit is saturated on a sample when its derivative is below ``defs.SATURATION``
 (5%) of its maximum: sigmoid a (1 - a) < 0.0125 (a < 0.0127 or a > 0.987), tanh
-1 - a^2 < 0.05 (|a| > 0.975).  Counts are taken in the training forward pass,
+1 - a^2 < 0.05 (``|a|`` > 0.975).  Counts are taken in the training forward pass,
 before dropout, while the weights change over the epoch: "never active over the
 epoch" means exactly that.
 """

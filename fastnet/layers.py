@@ -234,7 +234,7 @@ class Maxout(Dense):
     ``pieces`` affine functions of the input, ``a_j = max_p (x @ W + b)[j*pieces + p]``.
 
     It learns its own piecewise-linear convex activation (with 2 pieces it can be
-    ReLU, leaky ReLU or |x|) at ``pieces`` times the parameters of a Dense layer:
+    ReLU, leaky ReLU or ``|x|``) at ``pieces`` times the parameters of a Dense layer:
     ``kernel`` is (in, units * pieces), ``bias`` (units * pieces,).  The gradient
     flows only to the piece that was the maximum (the first one on ties).  A
     Maxout layer is a hidden layer (it cannot be the model's output layer).

