@@ -81,10 +81,15 @@ def assert_history_whole(m):
 
 @pytest.fixture(autouse=True)
 def default_sigint():
-    """Every test starts and must end with Python's own SIGINT handler."""
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    yield
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    """Every test runs with Python's own SIGINT handler (a runner may start the
+    tests with SIGINT ignored, as a shell does for background jobs), and fit
+    must leave it in place."""
+    prev = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, prev)
 
 
 class SigintAt(fastnet.Callback):
@@ -428,9 +433,10 @@ def test_diagnostics_non_finite_counts_the_applied_updates(backend):
 
 
 LATENCY_CHILD = textwrap.dedent("""
-    import sys, time
+    import signal, sys, time
     import numpy as np
     import fastnet
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # an ignored SIGINT is inherited
     be = sys.argv[1]
     fastnet.set_num_threads(1)  # no thread waits at a barrier for a core a busy machine took
     rng = np.random.default_rng(0)
