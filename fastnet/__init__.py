@@ -55,7 +55,7 @@ if not _source_checkout_shim():
     from .losses import (BinaryCrossentropy, CategoricalCrossentropy, MeanAbsoluteError, MeanSquaredError,
                          SparseCategoricalCrossentropy)
     from .optimizers import SGD, Adagrad, Adam, AdamW, RMSprop
-    from .callbacks import (Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
+    from .callbacks import (BackupAndRestore, Callback, CSVLogger, EarlyStopping, History, LearningRateScheduler, ModelCheckpoint,
                             ReduceLROnPlateau, TerminateOnNaN)
     from .regularizers import L1, L2, L1L2
     from .perceptron import Perceptron
@@ -69,7 +69,7 @@ if not _source_checkout_shim():
         "SGD", "Adagrad", "RMSprop", "Adam", "AdamW",
         "MeanSquaredError", "MeanAbsoluteError", "BinaryCrossentropy", "CategoricalCrossentropy",
         "SparseCategoricalCrossentropy",
-        "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
+        "BackupAndRestore", "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
         "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
         "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
         "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",

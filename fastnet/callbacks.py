@@ -770,8 +770,11 @@ class ModelCheckpoint(Callback):
     directories are created as needed.  Weights are written with
     ``model.save_weights(path)``, atomically (another process loading the
     file while training runs, or a crash, never sees a partial file); with ``save_weights_only=False`` the model
-    is saved with ``model.save(path)`` when the model has ``save`` (falling
-    back to ``save_weights`` otherwise).
+    is saved whole with ``model.save(path)`` (``fastnet.load_model`` reads it:
+    architecture, optimizer state and random streams too), as Keras does.
+    ``save_weights_only=None`` (the default) follows the file name: an ``.npz``
+    name gets the weights (the format ``save_weights`` writes), any other name
+    (``"best.keras"``, ``"ckpt.fastnet"``) the whole model.
 
     With ``save_best_only=True`` a file is written only when the monitored
     value improves on ``best`` (initially ``initial_value_threshold`` or
@@ -790,7 +793,7 @@ class ModelCheckpoint(Callback):
         monitor="val_loss",
         verbose=0,
         save_best_only=False,
-        save_weights_only=True,
+        save_weights_only=None,
         mode="auto",
         save_freq="epoch",
         initial_value_threshold=None,
@@ -800,6 +803,10 @@ class ModelCheckpoint(Callback):
         self.monitor = monitor
         self.verbose = verbose
         self.save_best_only = save_best_only
+        if save_weights_only is None:
+            save_weights_only = self.filepath.lower().endswith(".npz")
+        elif not isinstance(save_weights_only, bool):
+            raise TypeError(f"save_weights_only must be a bool or None; got {save_weights_only!r}")
         self.save_weights_only = save_weights_only
         if save_freq != "epoch" and (
             isinstance(save_freq, bool)
@@ -1185,3 +1192,74 @@ class CSVLogger(Callback):
 
     def on_train_end(self, logs=None):
         self._content = None
+
+
+class BackupAndRestore(Callback):
+    """Resume training where an interrupted ``fit`` stopped (Keras's callback).
+
+    At the end of every epoch the whole model -- weights, optimizer state and
+    step count, random streams, learning rate -- is written atomically to
+    ``backup_dir/backup.fastnet`` with the epoch reached.  When ``fit`` is
+    called again after a crash or a kill (same model architecture, same
+    arguments), the backup is loaded into the model and training continues at
+    the epoch after the last completed one, exactly as if it had not stopped
+    (bit for bit: the batch order and dropout masks come from the restored
+    streams).  When training ends normally the backup is deleted
+    (``delete_checkpoint=False`` keeps it).
+
+    Backups are made at epoch ends only (``save_freq="epoch"``); the history
+    returned by a resumed ``fit`` holds the epochs it ran, as in Keras.
+    """
+
+    FILENAME = "backup.fastnet"
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if isinstance(backup_dir, bytes):
+            backup_dir = os.fsdecode(backup_dir)
+        if not isinstance(backup_dir, (str, os.PathLike)) or not os.fspath(backup_dir):
+            raise TypeError(f"backup_dir must be a non-empty path; got {backup_dir!r}")
+        if save_freq != "epoch":
+            raise ValueError(f"BackupAndRestore: save_freq must be 'epoch' (backups are made at epoch ends); "
+                             f"got {save_freq!r}")
+        if not isinstance(delete_checkpoint, bool):
+            raise TypeError(f"delete_checkpoint must be a bool; got {delete_checkpoint!r}")
+        self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.delete_checkpoint = delete_checkpoint
+        if os.path.exists(self.backup_dir) and not os.path.isdir(self.backup_dir):
+            raise ValueError(f"BackupAndRestore: backup_dir {self.backup_dir!r} exists and is not a folder")
+        self._path = os.path.join(self.backup_dir, self.FILENAME)
+
+    def on_train_begin(self, logs=None):
+        from . import saving
+        if not os.path.exists(self._path):
+            return
+        backup = saving.load_model(self._path, backend=self.model.backend_name)
+        extra = getattr(backup, "_saved_extra", None) or {}
+        epoch = extra.get("backup_epoch") if isinstance(extra, dict) else None
+        if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+            raise ValueError(f"{self._path}: not a backup written by BackupAndRestore")
+        try:
+            saving.restore_into(self.model, backup)
+        except ValueError as exc:
+            raise ValueError(f"{self._path}: {exc} than the model being trained") from None
+        self.model._resume_initial_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        from . import saving
+        os.makedirs(self.backup_dir, exist_ok=True)
+        saving.save_model(self.model, self._path, extra={"backup_epoch": epoch + 1})
+
+    def on_train_end(self, logs=None):
+        # (an exception or Ctrl-C leaving fit skips on_train_end: the backup stays)
+        if not self.delete_checkpoint:
+            return
+        try:
+            os.remove(self._path)
+        except FileNotFoundError:
+            pass
+        try:
+            os.rmdir(self.backup_dir)
+        except OSError:
+            pass  # not empty (the user's files) or already gone

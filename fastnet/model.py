@@ -859,7 +859,10 @@ class Sequential:
             diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
             layer_names = [layer.name for layer in self._dense()]
             warned = set()
+            self.__dict__.pop("_resume_initial_epoch", None)
             cbs.on_train_begin({})
+            # BackupAndRestore found a backup: continue after its last completed epoch
+            initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_initial_epoch", initial_epoch))
             chunk = 1
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch, {})
@@ -920,6 +923,7 @@ class Sequential:
                     _diagnostics.record(cbs.history, _diagnostics.epoch_record(
                         diag, self._ispec, self._params, layer_names,
                         self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)), warned, epoch)
+                self._epochs_done = getattr(self, "_epochs_done", 0) + 1
                 cbs.on_epoch_end(epoch, logs)
                 guard.poll()
                 if self.stop_training:

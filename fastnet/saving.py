@@ -268,9 +268,12 @@ def model_header(model, custom=None):
     }
 
 
-def model_to_bytes(model, custom=None):
-    """The model file's bytes."""
+def model_to_bytes(model, custom=None, extra=None):
+    """The model file's bytes (``extra``: a JSON-able dict kept in the header,
+    read back as ``model._saved_extra``; BackupAndRestore's epoch)."""
     header = model_header(model, custom)
+    if extra is not None:
+        header["extra"] = serialize(extra)
     table, chunks, pos = [], [], 0
     for name, arr in _tensors(model):
         a = np.ascontiguousarray(arr)
@@ -286,12 +289,14 @@ def model_to_bytes(model, custom=None):
     return b"".join([MAGIC, struct.pack("<Q", len(text)), text] + chunks)
 
 
-def save_model(model, filepath):
+def save_model(model, filepath, extra=None):
     """Write ``model`` to ``filepath`` atomically (a temporary file in the same
     folder, fsync, ``os.replace``): a crash leaves the previous file intact."""
     from ._io import atomic_write
     path = _check_path(filepath, "save")
-    data = model_to_bytes(model)
+    if os.path.isdir(path):
+        raise ValueError("save: %s is a folder; give a file name" % path)
+    data = model_to_bytes(model, extra=extra)
     with atomic_write(path, "wb") as f:
         f.write(data)
 
@@ -514,6 +519,8 @@ def model_from_header(header, tensors, backend=None, custom_objects=None):
     for s, rng in rngs.items():
         setattr(model, "_%s_rng" % s, rng)
     model._epochs_done = epochs_done
+    extra = header.get("extra")
+    model._saved_extra = extra if isinstance(extra, dict) else None
     return model
 
 
