@@ -34,7 +34,7 @@ import warnings
 
 import numpy as np
 import scipy.optimize
-from scipy.special import expit, log_expit, logsumexp
+from scipy.special import expit, log_expit, logsumexp, xlogy
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
@@ -273,6 +273,7 @@ class _BaseMLP(BaseEstimator):
         random streams kept) when the penalties changed."""
         if init is not None:
             seed = int(rs.randint(np.iinfo(np.int32).max))
+            self._batch_rng = np.random.RandomState(seed)  # batch order of the batch-by-batch losses
             model = self._new_model(n_features, n_outputs, dtype, seed, l1, l2)
             model.set_weights(init)
             self._set_model(model, (l1, l2))
@@ -402,10 +403,13 @@ class _BaseMLP(BaseEstimator):
                        target_val=target_val)
         self.n_iter_ = 0
         Xc = _as_input(X, model.dtype)
+        epochs = 1 if incremental else int(self.max_iter)
         try:
-            model.fit(Xc, target, epochs=1 if incremental else int(self.max_iter), batch_size=batch,
-                      shuffle=bool(self.shuffle), verbose=0, callbacks=[_EpochEnd(self, run)],
-                      sample_weight=fsw)
+            if self._custom_loss():
+                self._fit_batch_by_batch(model, Xc, target, fsw, batch, run, epochs)
+            else:
+                model.fit(Xc, target, epochs=epochs, batch_size=batch, shuffle=bool(self.shuffle), verbose=0,
+                          callbacks=[_EpochEnd(self, run)], sample_weight=fsw)
         except KeyboardInterrupt:
             warnings.warn("Training interrupted by user.")
         if not incremental and not run["stopped"] and self.n_iter_ == self.max_iter:
@@ -413,6 +417,42 @@ class _BaseMLP(BaseEstimator):
                           "converged yet." % self.max_iter, ConvergenceWarning)
         if self.early_stopping and self._best_weights is not None:
             model.set_weights(self._best_weights)
+
+    def _fit_batch_by_batch(self, model, Xc, target, fsw, batch, run, epochs):
+        """Losses without a kernel head (huber, poisson): per batch, the outputs
+        z, then one training step on the squared-error head with the target
+        z - g * k / 2, whose gradient at z is g, the loss's own gradient."""
+        n = Xc.shape[0]
+        for _ in range(epochs):
+            order = self._batch_rng.permutation(n) if self.shuffle else np.arange(n)
+            total = 0.0
+            for start in range(0, n, batch):
+                idx = order[start:start + batch]
+                Xb, Tb = Xc[idx], target[idx]
+                wb = None if fsw is None else fsw[idx]
+                Zb = model.predict(Xb)
+                penalty = self._penalty()
+                model.fit(Xb, self._pseudo_target(Zb, Tb, model.dtype), epochs=1, batch_size=len(idx),
+                          shuffle=False, verbose=0, sample_weight=wb)
+                per = self._per_sample_loss(Zb, Tb)
+                total += float((per if wb is None else per * wb).sum()) + penalty * len(idx)
+            if self._end_epoch(run, total / n):
+                break
+
+    def _pseudo_target(self, Z, T, dtype):
+        k = Z.shape[1]
+        return (np.asarray(Z, dtype=np.float64) - self._loss_gradient(Z, T) * (k / 2.0)).astype(dtype)
+
+    def _penalty(self):
+        l1, l2 = self._penalties
+        return float(sum(l1 * np.abs(W).sum(dtype=np.float64) + l2 * np.square(W, dtype=np.float64).sum()
+                         for W in self.coefs_))
+
+    def _data_loss(self, Z, target, w):
+        return float(np.average(self._per_sample_loss(Z, target), weights=w))
+
+    def _custom_loss(self):
+        return False
 
     def _end_epoch(self, run, loss):
         """scikit-learn's end-of-epoch rules; True stops training."""
@@ -479,6 +519,10 @@ class _BaseMLP(BaseEstimator):
                 model.set_weights([a.astype(model.dtype) for a in _unpack(x, like)])
             except ValueError:  # the line search tried a non-finite point
                 return np.inf, np.zeros_like(x)
+            if self._custom_loss():
+                Z = model.predict(Xc)
+                grads = model.gradients(Xc, self._pseudo_target(Z, target, model.dtype), sample_weight=fsw)
+                return self._data_loss(Z, target, fsw) + self._penalty(), _pack(grads)
             grads = model.gradients(Xc, target, sample_weight=fsw)
             loss = getattr(model, "_last_gradient_loss", None)
             if loss is None:
@@ -625,14 +669,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         # fastnet's binary cross-entropy is a mean over the outputs, scikit-learn's a sum
         return float(len(self.classes_)) if self._label_binarizer.y_type_ == "multilabel-indicator" else 1.0
 
-    def _data_loss(self, Z, target, w):
+    def _per_sample_loss(self, Z, target):
         Z = np.asarray(Z, dtype=np.float64)
         if self._label_binarizer.y_type_ == "multiclass":
-            per = logsumexp(Z, axis=1) - Z[np.arange(Z.shape[0]), target]
-        else:
-            T = np.asarray(target, dtype=np.float64)
-            per = -(T * log_expit(Z) + (1 - T) * log_expit(-Z)).sum(axis=1)
-        return float(np.average(per, weights=w))
+            return logsumexp(Z, axis=1) - Z[np.arange(Z.shape[0]), target]
+        T = np.asarray(target, dtype=np.float64)
+        return -(T * log_expit(Z) + (1 - T) * log_expit(-Z)).sum(axis=1)
 
     def _proba(self, Z):
         Z = np.asarray(Z, dtype=np.float64)
@@ -685,21 +727,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multi-layer perceptron regressor trained by fastnet: the parameters,
     defaults and attributes of ``sklearn.neural_network.MLPRegressor``.
 
-    ``loss``: ``"squared_error"`` (scikit-learn's, halved mean squared error) or
-    ``"absolute_error"`` (mean absolute error, robust to outliers).  The other
-    extra keyword arguments are those of :class:`MLPClassifier` (without
+    ``loss``: ``"squared_error"`` (scikit-learn's, halved mean squared error),
+    ``"poisson"`` (scikit-learn's half Poisson deviance with a log link:
+    ``predict`` is ``exp`` of the output layer), and beyond scikit-learn
+    ``"absolute_error"`` (mean absolute error) and ``"huber"`` (quadratic within
+    ``huber_delta`` of the target, linear outside; mean over the outputs).  The
+    squared and absolute errors train in fastnet's fused kernels; huber and
+    poisson have no kernel head yet and take one backend call per batch.  The
+    other extra keyword arguments are those of :class:`MLPClassifier` (without
     ``class_weight``); ``early_stopping_metric="score"`` uses the validation R^2.
     """
 
     _parameter_constraints = {**_BaseMLP._parameter_constraints,
-                              "loss": [StrOptions({"squared_error", "absolute_error"})]}
+                              "loss": [StrOptions({"squared_error", "absolute_error", "huber", "poisson"})],
+                              "huber_delta": [Interval(numbers.Real, 0, None, closed="neither")]}
 
     def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
                  alpha=0.0001, batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dropout=0.0, l1=0.0,
-                 early_stopping_metric="score", backend="auto", n_threads=None, dtype=None):
+                 early_stopping_metric="score", backend="auto", n_threads=None, dtype=None, huber_delta=1.0):
         self._store_params(locals())
 
     def fit(self, X, y, sample_weight=None):
@@ -717,6 +765,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError("Some value(s) of y are negative which is not allowed for Poisson regression.")
+        if self._custom_loss() and self.dropout > 0:
+            raise ValueError("dropout is not supported with loss=%r (its training step needs the outputs of "
+                             "the same forward pass)" % (self.loss,))
         if not first and n_outputs != self.n_outputs_:
             raise ValueError("y has %d outputs but this MLPRegressor was fitted with %d"
                              % (n_outputs, self.n_outputs_))
@@ -730,28 +783,54 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return None
 
     def _out_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
+
+    def _custom_loss(self):
+        return self.loss in ("huber", "poisson")
 
     def _fastnet_loss(self):
-        return MeanSquaredError() if self.loss == "squared_error" else MeanAbsoluteError()
+        # huber and poisson train through the squared-error head (see _fit_batch_by_batch)
+        return MeanAbsoluteError() if self.loss == "absolute_error" else MeanSquaredError()
 
     def _loss_scale(self):
         return 0.5 if self.loss == "squared_error" else 1.0
 
-    def _data_loss(self, Z, target, w):
-        D = np.asarray(Z, dtype=np.float64) - np.asarray(target, dtype=np.float64).reshape(Z.shape)
-        per = 0.5 * (D ** 2).mean(axis=1) if self.loss == "squared_error" else np.abs(D).mean(axis=1)
-        return float(np.average(per, weights=w))
+    def _per_sample_loss(self, Z, target):
+        Z = np.asarray(Z, dtype=np.float64)
+        T = np.asarray(target, dtype=np.float64).reshape(Z.shape)
+        if self.loss == "poisson":  # scikit-learn's half Poisson deviance, summed over the outputs
+            mu = np.exp(Z)
+            return (xlogy(T, T / mu) - T + mu).sum(axis=1)
+        D = Z - T
+        if self.loss == "squared_error":
+            return 0.5 * (D ** 2).mean(axis=1)
+        if self.loss == "absolute_error":
+            return np.abs(D).mean(axis=1)
+        d = float(self.huber_delta)
+        A = np.abs(D)
+        return np.where(A <= d, 0.5 * D ** 2, d * (A - 0.5 * d)).mean(axis=1)
+
+    def _loss_gradient(self, Z, target):
+        """d(per-sample loss)/dZ of the losses without a kernel head."""
+        Z = np.asarray(Z, dtype=np.float64)
+        T = np.asarray(target, dtype=np.float64).reshape(Z.shape)
+        if self.loss == "poisson":
+            return np.exp(Z) - T
+        return np.clip(Z - T, -float(self.huber_delta), float(self.huber_delta)) / Z.shape[1]
 
     def _score_outputs(self, Z, y, w):
+        Z = np.exp(np.asarray(Z, dtype=np.float64)) if self.loss == "poisson" else Z
         pred = Z.ravel() if Z.shape[1] == 1 else Z
         if not np.isfinite(pred).all():
             return np.nan
         return r2_score(y, pred, sample_weight=w)
 
     def predict(self, X):
-        """Predicted values, shape (n,) for one output, else (n, n_outputs)."""
+        """Predicted values, shape (n,) for one output, else (n, n_outputs)
+        (``exp`` of the outputs for ``loss="poisson"``)."""
         Z = self._outputs(X)
+        if self.loss == "poisson":
+            Z = np.exp(Z)
         return Z.ravel() if Z.shape[1] == 1 else Z
 
 

@@ -86,6 +86,42 @@ def test_lbfgs_regressor_matches_scikit_learn(backend, diabetes):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_lbfgs_poisson_matches_scikit_learn(backend, diabetes):
+    X, y = diabetes
+    counts = np.random.RandomState(0).poisson(np.exp(0.5 * y + 1.0)).astype(float)
+    kw = dict(loss="poisson", hidden_layer_sizes=(8,), solver="lbfgs", max_iter=20, random_state=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ours = MLPRegressor(backend=backend, **kw).fit(X, counts)
+        ref = SkMLPRegressor(**kw).fit(X, counts)
+    assert ours.out_activation_ == ref.out_activation_ == "exp"
+    np.testing.assert_allclose(ours.loss_, ref.loss_, rtol=1e-6)
+    np.testing.assert_allclose(ours.predict(X), ref.predict(X), rtol=1e-5)
+    with pytest.raises(ValueError, match="Some value"):
+        MLPRegressor(loss="poisson").fit(X, counts - 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_batch_by_batch_losses_train_like_the_fused_heads(backend, diabetes):
+    """huber and poisson train batch by batch through the squared-error head; a
+    huber_delta past every residual is the halved squared error: same run."""
+    X, y = diabetes
+    kw = dict(hidden_layer_sizes=(8,), max_iter=4, batch_size=64, shuffle=False, random_state=0,
+              backend=backend, learning_rate_init=0.01)
+    fused = _fit_quiet(MLPRegressor(loss="squared_error", **kw), X, y)
+    steps = _fit_quiet(MLPRegressor(loss="huber", huber_delta=1e6, **kw), X, y)
+    np.testing.assert_allclose(steps.loss_curve_, fused.loss_curve_, rtol=1e-7)
+    np.testing.assert_allclose(steps.predict(X), fused.predict(X), rtol=1e-6, atol=1e-9)
+    shuffled = dict(kw, shuffle=True, max_iter=30)
+    pois = _fit_quiet(MLPRegressor(loss="poisson", **shuffled), X, np.exp(y / 2))
+    assert pois.loss_curve_[-1] < 0.5 * pois.loss_curve_[0] and (pois.predict(X) > 0).all()
+    again = pickle.loads(pickle.dumps(pois))
+    pois.partial_fit(X, np.exp(y / 2))
+    again.partial_fit(X, np.exp(y / 2))
+    np.testing.assert_array_equal(pois.predict(X), again.predict(X))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("solver", ["adam", "sgd"])
 def test_epoch_losses_follow_scikit_learn(backend, solver, digits):
     """Unshuffled mini-batches: the same batches in the same order, so the loss
@@ -114,6 +150,10 @@ def test_lbfgs_loss_definitions(backend, diabetes):
     cases = [(MLPRegressor(loss="squared_error", alpha=0.1, l1=0.01), X, Y2,
               lambda P, T: 0.5 * ((P - T) ** 2).mean()),
              (MLPRegressor(loss="absolute_error", alpha=0.1), X, y, lambda P, T: np.abs(P - T).mean()),
+             (MLPRegressor(loss="huber", huber_delta=0.5, alpha=0.1), X, Y2,
+              lambda P, T: np.where(np.abs(P - T) <= 0.5, 0.5 * (P - T) ** 2, 0.5 * (np.abs(P - T) - 0.25)).mean()),
+             (MLPRegressor(loss="poisson", alpha=0.1), X, np.exp(y / 2),
+              lambda P, T: (T * np.log(T / P) - T + P).mean()),
              (MLPClassifier(alpha=0.1), Xm, Ym,
               lambda P, T: -(T * np.log(P) + (1 - T) * np.log(1 - P)).sum(axis=1).mean())]
     for est, Xc, Yc, data_loss in cases:
