@@ -97,6 +97,12 @@ def _as_input(X, dtype):
     return X if X.flags.writeable else X.copy()
 
 
+def _dense(X):
+    """Sparse input (accepted, as by scikit-learn's MLP) as a dense array: the
+    kernels take dense rows; memory is n_samples x n_features."""
+    return X.toarray() if hasattr(X, "toarray") else X
+
+
 def _pack(arrays):
     return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
 
@@ -553,7 +559,7 @@ class _BaseMLP(BaseEstimator):
     def _outputs(self, X):
         """The output layer's pre-activations (logits) for validated X."""
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=(np.float64, np.float32), reset=False)
+        X = _dense(validate_data(self, X, accept_sparse=True, dtype=(np.float64, np.float32), reset=False))
         self._sync_weights()
         with _thread_limit(self.n_threads):
             return self._model.predict(_as_input(X, self._model.dtype))
@@ -561,6 +567,7 @@ class _BaseMLP(BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -612,8 +619,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     # -- targets
     def _validate_input(self, X, y, incremental, first, classes):
-        X, y = validate_data(self, X, y, accept_sparse=False, multi_output=True,
+        X, y = validate_data(self, X, y, accept_sparse=True, multi_output=True,
                              dtype=(np.float64, np.float32), reset=first)
+        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -760,8 +768,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._fit(X, y, sample_weight=sample_weight, incremental=True)
 
     def _validate_input(self, X, y, incremental, first, classes):
-        X, y = validate_data(self, X, y, accept_sparse=False, multi_output=True, y_numeric=True,
+        X, y = validate_data(self, X, y, accept_sparse=True, multi_output=True, y_numeric=True,
                              dtype=(np.float64, np.float32), reset=first)
+        X = _dense(X)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         n_outputs = 1 if y.ndim == 1 else y.shape[1]

@@ -453,3 +453,12 @@ def test_perceptron_and_one_vs_rest_are_fastnets_in_a_pipeline():
         assert scores.shape == (3,) and np.isfinite(scores).all()
     with pytest.raises(InvalidParameterError, match="The 'eta' parameter of Perceptron"):
         Perceptron(eta=0).fit(Xs, labels)
+
+
+def test_sparse_input_is_densified(digits):
+    from scipy import sparse
+    X, y = digits
+    kw = dict(hidden_layer_sizes=(8,), max_iter=3, random_state=0)
+    dense = _fit_quiet(MLPClassifier(**kw), X, y)
+    csr = _fit_quiet(MLPClassifier(**kw), sparse.csr_matrix(X), y)
+    np.testing.assert_array_equal(csr.predict_proba(sparse.csc_matrix(X)), dense.predict_proba(X))
