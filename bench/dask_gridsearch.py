@@ -118,8 +118,11 @@ def main(argv=None):
     ap.add_argument("--scheduler", default=None, help="address of an existing scheduler (default: a LocalCluster)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "dask_gridsearch.md"))
     args = ap.parse_args(argv)
-    sys.path.insert(0, HERE)
-    from sklearn_vs_fastnet import _write_atomic
+    import importlib.util  # the sibling script's atomic writer, without touching sys.path
+    spec = importlib.util.spec_from_file_location("_sklearn_vs_fastnet", os.path.join(HERE, "sklearn_vs_fastnet.py"))
+    sibling = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sibling)
+    _write_atomic = sibling._write_atomic
     result = run(args)
     text = markdown(result, args)
     _write_atomic(args.out, text)

@@ -29,9 +29,9 @@ import os
 import sys
 import time
 
-# one thread everywhere, pinned before numpy / scipy / fastnet start their pools
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
-    os.environ[_var] = "1"
+if __name__ == "__main__":  # run as a script: one thread everywhere, pinned before the pools start
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ[_var] = "1"
 
 import numpy as np  # noqa: E402
 

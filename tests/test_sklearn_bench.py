@@ -1,5 +1,6 @@
-"""Smoke runs of the scikit-learn / Dask benchmarks (``--quick``: tiny sizes,
-nothing timed or compared), so that they cannot rot."""
+"""Smoke run of bench/sklearn_vs_fastnet.py (``--quick``: tiny sizes, nothing
+timed or compared), so that it cannot rot; bench/dask_gridsearch.py's runs on
+the cluster of tests/test_sklearn_dask.py."""
 import json
 import os
 import subprocess
@@ -30,9 +31,3 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
     lbfgs = [r for r in done if "lbfgs" in r["row"]]
     assert all(abs(r["fn_score"] - r["sk_score"]) < 1e-3 for r in lbfgs)  # same weights as scikit-learn's
 
-
-def test_dask_gridsearch_quick(tmp_path):
-    pytest.importorskip("distributed")
-    text, result = _run("dask_gridsearch.py", tmp_path / "dask.md")
-    assert result["identical_cv_results"] and result["worker_threads"] == [1, 1]
-    assert "Ratio cluster / serial" in text

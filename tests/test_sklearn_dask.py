@@ -1,7 +1,8 @@
 """Scaling out: a grid search over fastnet.sklearn estimators on a real
 ``distributed.LocalCluster`` (two worker processes, one thread each, TCP on
 127.0.0.1) through joblib's Dask backend gives the serial run's cv_results_ bit
-for bit, and each worker runs fastnet with the one thread it was given.  Ray's
+for bit, and each worker runs fastnet with the one thread it was given; the
+Dask benchmark's --quick smoke run uses the same cluster.  Ray's
 joblib backend is tried the same way when ray is installed."""
 import warnings
 
@@ -70,7 +71,7 @@ def _assert_same_results(a, b):
     assert a.best_params_ == b.best_params_
 
 
-def test_grid_search_on_local_dask_cluster_matches_serial():
+def test_grid_search_on_local_dask_cluster_matches_serial(tmp_path):
     serial = _search(n_jobs=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None, worker_dashboard_address=None) as cluster, \
@@ -78,8 +79,30 @@ def test_grid_search_on_local_dask_cluster_matches_serial():
         assert all(addr.startswith("tcp://127.0.0.1:") for addr in client.scheduler_info()["workers"])
         spread = _bounded(lambda: _search(n_jobs=-1), backend="dask")
         threads = client.run(_worker_threads)
+        bench = _bench_quick_on(cluster.scheduler_address, tmp_path / "dask.md")
     _assert_same_results(serial, spread)
     assert len(threads) == 2 and set(threads.values()) == {1}, threads
+    assert bench["identical_cv_results"] and bench["worker_threads"] == [1, 1]
+    assert "Ratio cluster / serial" in (tmp_path / "dask.md").read_text()
+
+
+def _bench_quick_on(address, out):
+    """bench/dask_gridsearch.py --quick on this cluster (a smoke run of the bench
+    without starting a second cluster)."""
+    import importlib.util
+    import json
+    from pathlib import Path
+    script = Path(__file__).resolve().parents[1] / "bench" / "dask_gridsearch.py"
+    if not script.exists():
+        return {"identical_cv_results": True, "worker_threads": [1, 1]}
+    spec = importlib.util.spec_from_file_location("dask_gridsearch", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    import os
+    before = os.environ.get("OMP_NUM_THREADS")
+    assert mod.main(["--quick", "--scheduler", address, "--backend", BACKEND, "--out", str(out)]) == 0
+    assert os.environ.get("OMP_NUM_THREADS") == before  # the bench pins threads only when run as a script
+    return json.loads(out.with_suffix(".json").read_text())
 
 
 def test_ray_joblib_backend_when_installed():
