@@ -183,6 +183,13 @@ class _BaseMLP(BaseEstimator):
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
+        if not first:
+            built = ([int(c.shape[1]) for c in self.coefs_[:-1]], self._fitted_activation)
+            if built != (hidden, self.activation):
+                raise ValueError("hidden_layer_sizes=%s, activation=%r differ from the fitted network's (%s, %r): "
+                                 "warm_start and partial_fit continue training the same network; set "
+                                 "warm_start=False (or clone the estimator) to fit a new one"
+                                 % (hidden, self.activation, built[0], built[1]))
         X, target, fit_info = self._validate_input(X, y, incremental, first, classes)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(sample_weight, X)
@@ -223,6 +230,7 @@ class _BaseMLP(BaseEstimator):
         self.n_outputs_ = n_outputs
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = self._out_activation()
+        self._fitted_activation = self.activation
         self._best_weights = None
         self._optimizer_state = None
         if self.solver != "lbfgs":

@@ -408,6 +408,9 @@ def test_bad_parameters_raise_in_fit_and_train_nothing(digits):
         est.fit(X_nan, y)
     with pytest.raises(ValueError, match="has classes not in"):
         est.partial_fit(X, y + 100)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes=\[9\], activation='relu' differ from the fitted"):
+        est.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+    est.set_params(hidden_layer_sizes=(8,))
     est.set_params(class_weight={c: float(c != 3) for c in range(10)})
     with pytest.raises(ValueError, match="sum to zero"):
         est.fit(X, y, sample_weight=(y == 3).astype(float))
