@@ -199,26 +199,30 @@ class _BaseMLP(BaseEstimator):
         if weights is not None and not weights.sum() > 0:
             raise ValueError("the sample weights (sample_weight x class_weight) sum to zero: nothing to fit")
 
-        # ---- every check passed: from here on the estimator changes
-        self._commit_input(fit_info)
         n_features = X.shape[1]
         n_outputs = fit_info["n_outputs"]
         rs = check_random_state(self.random_state)
+        # drawn in scikit-learn's order: initial weights, validation split, (fastnet's seed)
+        init = self._initial_weights(hidden, n_features, n_outputs, rs) if first else None
+        val = None
+        if self.early_stopping and self.solver != "lbfgs":
+            X, target, weights, val = self._validation_split(X, target, weights, fit_info, rs)
+
+        # ---- every check passed: from here on the estimator changes
+        self._commit_input(fit_info)
         if first:
             dtype = self.dtype or ("float32" if X.dtype == np.float32 else "float64")
-            init = self._initial_weights(hidden, n_features, n_outputs, rs)
             self._initialize(n_outputs, hidden)
         else:
             self._sync_weights()
             dtype = self._model.dtype.name
-            init = None
 
         with _thread_limit(self.n_threads):
             if self.solver == "lbfgs":
                 self._fit_lbfgs(X, target, weights, n_features, n_outputs, dtype, init, rs)
             else:
                 self._fit_stochastic(X, target, weights, n_features, n_outputs, dtype, init, rs,
-                                     incremental, fit_info)
+                                     incremental, val)
         if not all(np.isfinite(w).all() for w in self._model.get_weights()):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed.")
@@ -232,7 +236,6 @@ class _BaseMLP(BaseEstimator):
         self.out_activation_ = self._out_activation()
         self._fitted_activation = self.activation
         self._best_weights = None
-        self._optimizer_state = None
         if self.solver != "lbfgs":
             self.loss_curve_ = []
             self._no_improvement_count = 0
@@ -390,17 +393,18 @@ class _BaseMLP(BaseEstimator):
             self._restore(snap)
 
     # -- stochastic solvers
-    def _fit_stochastic(self, X, target, weights, n_features, n_outputs, dtype, init, rs, incremental, info):
-        X_val = None
-        if self.early_stopping:
-            arrays = [X, target, info["y"]] + ([] if weights is None else [weights])
-            parts = train_test_split(*arrays, random_state=rs, test_size=self.validation_fraction,
-                                     stratify=info["stratify"])
-            X, X_val, target, target_val, _, y_val = parts[:6]
-            weights, w_val = parts[6:8] if weights is not None else (None, None)
-            if X_val.shape[0] < 2:
-                raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
-                                 "of your dataset.")
+    def _validation_split(self, X, target, weights, info, rs):
+        arrays = [X, target, info["y"]] + ([] if weights is None else [weights])
+        parts = train_test_split(*arrays, random_state=rs, test_size=self.validation_fraction,
+                                 stratify=info["stratify"])
+        X, X_val, target, target_val, _, y_val = parts[:6]
+        weights, w_val = parts[6:8] if weights is not None else (None, None)
+        if X_val.shape[0] < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size "
+                             "of your dataset.")
+        return X, target, weights, {"X_val": X_val, "y_val": y_val, "w_val": w_val, "target_val": target_val}
+
+    def _fit_stochastic(self, X, target, weights, n_features, n_outputs, dtype, init, rs, incremental, val):
         n = X.shape[0]
         batch = self._batch_size(n)
         fsw, mean_w = self._fastnet_weights(weights, n)
@@ -412,9 +416,8 @@ class _BaseMLP(BaseEstimator):
         elif init is not None:
             model.optimizer.learning_rate = float(self.learning_rate_init)
         run = {"n": n, "incremental": incremental, "stopped": False, "model": model}
-        if X_val is not None:
-            run.update(X_val=_as_input(X_val, model.dtype), y_val=y_val, w_val=w_val,
-                       target_val=target_val)
+        if val is not None:
+            run.update(val, X_val=_as_input(val["X_val"], model.dtype))
         self.n_iter_ = 0
         Xc = _as_input(X, model.dtype)
         epochs = 1 if incremental else int(self.max_iter)

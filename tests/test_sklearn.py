@@ -465,3 +465,14 @@ def test_sparse_input_is_densified(digits):
     dense = _fit_quiet(MLPClassifier(**kw), X, y)
     csr = _fit_quiet(MLPClassifier(**kw), sparse.csr_matrix(X), y)
     np.testing.assert_array_equal(csr.predict_proba(sparse.csc_matrix(X)), dense.predict_proba(X))
+
+
+def test_too_small_validation_set_leaves_the_fitted_estimator(digits):
+    X, y = digits
+    est = _fit_quiet(MLPClassifier(hidden_layer_sizes=(8,), max_iter=2, random_state=0), X, y)
+    curve, proba = list(est.loss_curve_), est.predict_proba(X)
+    est.set_params(early_stopping=True, validation_fraction=0.001)
+    with pytest.raises(ValueError, match="The validation set is too small"):
+        est.fit(X, y)
+    assert est.loss_curve_ == curve and est.validation_scores_ is None
+    np.testing.assert_array_equal(est.predict_proba(X), proba)
