@@ -33,19 +33,24 @@ import numbers
 import warnings
 
 import numpy as np
-import scipy.optimize
-from scipy.special import expit, log_expit, logsumexp, xlogy
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, is_classifier
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
-from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
-from sklearn.utils.class_weight import compute_class_weight
-from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+
+try:
+    import scipy.optimize
+    from scipy.special import expit, log_expit, logsumexp, xlogy
+    from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import LabelBinarizer
+    from sklearn.utils import check_random_state
+    from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
+    from sklearn.utils.class_weight import compute_class_weight
+    from sklearn.utils.metaestimators import available_if
+    from sklearn.utils.multiclass import check_classification_targets, unique_labels
+    from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
+except ImportError as exc:  # not installed, or a scikit-learn older than 1.6 (no validate_data)
+    raise ModuleNotFoundError("fastnet.sklearn needs scikit-learn >= 1.6 and scipy (%s): "
+                              "pip install 'fastnet-mlp[sklearn]'" % (exc,), name="sklearn") from exc
 
 from . import _threads
 from .callbacks import Callback

@@ -425,6 +425,11 @@ def test_import_fastnet_does_not_import_sklearn():
     code = "import sys, fastnet; assert 'sklearn' not in sys.modules and 'scipy' not in sys.modules; print('ok')"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
+    code = ("import sys; sys.modules['sklearn'] = None\n"
+            "try:\n    import fastnet.sklearn\nexcept ModuleNotFoundError as e:\n    print(e.name, '|', e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.startswith("sklearn | fastnet.sklearn needs scikit-learn >= 1.6"), out.stdout + out.stderr
+    assert "pip install 'fastnet-mlp[sklearn]'" in out.stdout
 
 
 def test_perceptron_and_one_vs_rest_are_fastnets_in_a_pipeline():
