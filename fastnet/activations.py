@@ -61,6 +61,51 @@ ReLU6 = _simple("ReLU6", "relu6")
 Swish = _simple("Swish", "swish")
 Softmax = _simple("Softmax", "softmax")
 Step = _simple("Step", "step")
+Softplus = _simple("Softplus", "softplus")
+Softsign = _simple("Softsign", "softsign")
+Softplus.__doc__ = "log(1 + exp(x)), computed stably (Keras's softplus)."
+Softsign.__doc__ = "x / (1 + |x|) (Keras's softsign)."
+
+
+class SELU(Activation):
+    """Keras's selu: scale * elu(x, alpha) with alpha = 1.6732632423543772 and
+    scale = 1.0507009873554805 (Klambauer et al. 2017; pair it with
+    ``lecun_normal`` initialization)."""
+
+    name = "selu"
+    code = defs.ACT_SELU
+
+
+class HardSigmoid(Activation):
+    """Keras 3's hard_sigmoid: 0 for x <= -3, 1 for x >= 3, x / 6 + 1/2 between
+    (= relu6(x + 3) / 6; PyTorch's Hardsigmoid).  (Keras 2's was 0.2 x + 0.5.)"""
+
+    name = "hard_sigmoid"
+    code = defs.ACT_HARD_SIGMOID
+
+
+class GELU(Activation):
+    """Gaussian error linear unit, x * Phi(x) with Phi the standard normal CDF
+    (Keras's default, ``approximate=False``, via erfc), or with
+    ``approximate=True`` the tanh approximation
+    0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))) (PyTorch's
+    ``approximate="tanh"``).  The approximate form's name is ``"gelu_tanh"``."""
+
+    def __init__(self, approximate=False):
+        if not isinstance(approximate, (bool, np.bool_)):
+            raise TypeError("GELU: approximate must be a bool; got %r" % (approximate,))
+        self.approximate = bool(approximate)
+
+    @property
+    def name(self):
+        return "gelu_tanh" if self.approximate else "gelu"
+
+    @property
+    def code(self):
+        return defs.ACT_GELU_TANH if self.approximate else defs.ACT_GELU
+
+    def get_config(self):
+        return {"name": "gelu", "approximate": self.approximate}
 
 
 class LeakyReLU(Activation):
@@ -103,7 +148,8 @@ def _check_float(name, value):
 _BY_NAME = {
     "linear": Linear, None: Linear, "sigmoid": Sigmoid, "tanh": Tanh, "relu": ReLU,
     "leaky_relu": LeakyReLU, "relu6": ReLU6, "elu": ELU, "swish": Swish, "silu": Swish,
-    "softmax": Softmax, "step": Step,
+    "softmax": Softmax, "step": Step, "gelu": GELU, "gelu_tanh": lambda: GELU(approximate=True),
+    "softplus": Softplus, "softsign": Softsign, "selu": SELU, "hard_sigmoid": HardSigmoid,
 }
 NAMES = sorted(k for k in _BY_NAME if k is not None)
 
@@ -163,6 +209,31 @@ def swish(x):
 
 
 silu = swish
+
+
+def gelu(x, approximate=False):
+    """x * Phi(x) (Keras's gelu; ``approximate=True``: the tanh form)."""
+    return GELU(approximate)(x)
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed stably."""
+    return Softplus()(x)
+
+
+def softsign(x):
+    """x / (1 + |x|)."""
+    return Softsign()(x)
+
+
+def selu(x):
+    """scale * elu(x, alpha), Keras's constants (see SELU)."""
+    return SELU()(x)
+
+
+def hard_sigmoid(x):
+    """Keras 3's piecewise-linear sigmoid: clip(x / 6 + 1/2, 0, 1)."""
+    return HardSigmoid()(x)
 
 
 def softmax(x, axis=-1):

@@ -17,8 +17,8 @@ here cannot pass the parity tests everywhere at once.
 Formula syntax
 --------------
 Every expression is valid both as Python (numba) and as Cython, using only
-``exp``, ``log``, ``log1p``, ``tanh``, ``sqrt``, ``fabs``, ``fmin``, ``fmax``
-(the template imports them from ``math`` for numba and ``libc.math`` for
+``exp``, ``expm1``, ``log``, ``log1p``, ``tanh``, ``erfc``, ``sqrt``, ``fabs``,
+``fmin``, ``fmax`` (the template imports them from ``math`` for numba and ``libc.math`` for
 Cython) and the conditional expression ``x if cond else y``.
 
 Activation entries:
@@ -103,10 +103,54 @@ ACTIVATIONS = [
     dict(name="step", code=9,
          forward="1.0 if z >= 0 else 0.0",
          backward="0.0"),
+    # (code 10 is ACT_PRELU, below: not in this table)
+    # Keras's gelu (approximate=False): z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 (erfc
+    # keeps Phi's relative accuracy in the left tail, where 1 + erf(.) cancels);
+    # derivative Phi(z) + z phi(z) from z.  Below -40 (Phi(z) underflows) the
+    # limits are taken, so -inf gives 0 rather than -inf * 0 = NaN.
+    dict(name="gelu", code=11,
+         forward="-0.0 if z < -40.0 else 0.5 * z * erfc(-0.7071067811865476 * z)",
+         backward="0.0 if z < -40.0 else (1.0 if z > 40.0 else "
+                  "0.5 * erfc(-0.7071067811865476 * z) "
+                  "+ 0.3989422804014327 * z * exp(-0.5 * z * z))"),
+    # log(1 + e^z) computed stably; its derivative is the stable sigmoid of z
+    dict(name="softplus", code=12,
+         forward="z + log1p(exp(-z)) if z > 0 else log1p(exp(z))",
+         backward="1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))"),
+    # z / (1 + |z|) (+-1 at +-inf, not inf / inf); the derivative 1 / (1 + |z|)^2
+    # from z: from the output, (1 - |a|)^2 cancels as |a| nears 1
+    dict(name="softsign", code=13,
+         forward="(1.0 if z > 0 else -1.0) if fabs(z) > 1.7976931348623157e308 "
+                 "else z / (1.0 + fabs(z))",
+         backward="1.0 / ((1.0 + fabs(z)) * (1.0 + fabs(z)))"),
+    # Keras's selu: scale * elu(z, alpha) with the paper's constants (expm1: no
+    # cancellation near 0); derivative scale alpha e^z from z: from the output,
+    # a + scale alpha, a float32 a leaves 2e-8 where e^z underflows
+    dict(name="selu", code=14,
+         forward="1.0507009873554805 * (z if z > 0 else 1.6732632423543772 * expm1(z))",
+         backward="1.0507009873554805 if z > 0 else 1.7580993408473766 * exp(z)"),
+    # Keras 3's hard_sigmoid: z / 6 + 1/2 clipped to [0, 1], written relu6(z + 3) * (1/6)
+    # so that it is exactly 0 and 1 at the kinks in both twins (numba's fast-math
+    # turns z / 6 + 0.5 into an FMA with 1/6: 3e-17 at z = -3)
+    dict(name="hard_sigmoid", code=15,
+         forward="z if z != z else fmin(fmax(z + 3.0, 0.0), 6.0) * 0.16666666666666666",
+         backward="0.16666666666666666 if (z > -3.0 and z < 3.0) else 0.0"),
+    # Keras's gelu(approximate=True) (PyTorch's approximate="tanh"):
+    # z (1 + tanh(u)) / 2, u = sqrt(2 / pi) (z + 0.044715 z^3); limits taken beyond 40
+    dict(name="gelu_tanh", code=16,
+         forward="-0.0 if z < -40.0 else "
+                 "0.5 * z * (1.0 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)))",
+         backward="0.0 if z < -40.0 else (1.0 if z > 40.0 else "
+                  "0.5 * (1.0 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))) "
+                  "+ 0.5 * z * (1.0 - tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)) "
+                  "* tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))) "
+                  "* 0.7978845608028654 * (1.0 + 0.134145 * z * z))"),
 ]
 ACT = {d["name"]: d["code"] for d in ACTIVATIONS}
 ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2, 3, 4
 ACT_RELU6, ACT_ELU, ACT_SWISH, ACT_SOFTMAX, ACT_STEP = 5, 6, 7, 8, 9
+ACT_GELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_SELU, ACT_HARD_SIGMOID = 11, 12, 13, 14, 15
+ACT_GELU_TANH = 16
 
 # Parametric ReLU: a_ij = z_ij if z_ij > 0 else s_j z_ij, with one learnable slope
 # s_j per unit stored in the parameter buffer at ispec[l, I_APAR].  Not in the

@@ -424,7 +424,7 @@ def test_kernels_bit_identical_for_any_thread_count(cy, dtype):
         Z = (3 * r.standard_normal((500, 77))).astype(dtype)     # 500 x 77 >= ELEM_PAR_MIN
         b = r.standard_normal(77).astype(dtype)
         dA = r.standard_normal((500, 77)).astype(dtype)
-        for act in range(len(defs.ACTIVATIONS)):
+        for act in [a["code"] for a in defs.ACTIVATIONS]:
             z, a, dz = Z.copy(), np.empty_like(Z), np.empty_like(Z)
             cy.bias_act_forward(b, act, 0.1, z, a, n_threads)
             cy.act_backward(z, a, dA, act, 0.1, dz, n_threads)

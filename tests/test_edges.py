@@ -247,3 +247,104 @@ def test_regularize_zero_coefficient_contributes_nothing(backend, dtype, l1, l2)
     get_backend(backend).regularize(ispec, fspec, finite, grads, pen, 1)
     Wf = finite[w0:w0 + 12].astype(np.float64)
     np.testing.assert_allclose(pen[0], l1 * np.abs(Wf).sum() + l2 * (Wf ** 2).sum(), rtol=1e-6)
+
+
+# ---------------------------------------------------------------------------
+# the Keras activations added in issue 20: gelu (and its tanh form), softplus,
+# softsign, selu, hard_sigmoid
+# ---------------------------------------------------------------------------
+KERAS_ACTS = ["gelu", "gelu_tanh", "softplus", "softsign", "selu", "hard_sigmoid"]
+_SELU_A, _SELU_S = 1.6732632423543772848170429916717, 1.0507009873554804934193349852946
+# finite grid: the kinks, a dense middle, and |z| up to 1e300 (no overflow, no NaN)
+_BIG = np.logspace(-30, 300, 45)
+GRID = np.concatenate([-_BIG[::-1], [0.0, -3.0, 3.0, -40.0, 40.0], np.linspace(-12, 12, 121), _BIG])
+
+
+def _keras(name, z):
+    """Keras's definitions, evaluated with SciPy / NumPy in float64 (scipy's ndtr
+    for Phi where 1 + erf(z / sqrt 2) would cancel)."""
+    from scipy.special import erf, ndtr
+    with np.errstate(over="ignore", invalid="ignore"):
+        if name == "gelu":
+            keras = 0.5 * z * (1 + erf(z / np.sqrt(2)))
+            return np.where(z < -8, z * ndtr(z), keras)
+        if name == "gelu_tanh":
+            return 0.5 * z * (1 + np.tanh(np.sqrt(2 / np.pi) * (z + 0.044715 * z ** 3)))
+        if name == "softplus":
+            return np.logaddexp(0, z)
+        if name == "softsign":
+            return z / (1 + np.abs(z))
+        if name == "selu":
+            return _SELU_S * np.where(z > 0, z, _SELU_A * np.expm1(np.minimum(z, 0)))
+        if name == "hard_sigmoid":
+            return np.where(z <= -3, 0.0, np.where(z >= 3, 1.0, z / 6 + 0.5))
+    raise AssertionError(name)
+
+
+def _apply(mod, code, z, dtype=np.float64):
+    Z = np.ascontiguousarray(z, dtype=dtype).reshape(1, -1)
+    A, dZ = np.empty_like(Z), np.empty_like(Z)
+    mod.bias_act_forward(np.zeros(0, dtype), code, 0.0, Z, A, 1)
+    mod.act_backward(Z, A, np.ones_like(Z), code, 0.0, dZ, 1)
+    return A[0], dZ[0]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", KERAS_ACTS)
+def test_keras_activations_values_and_derivatives(backend, name):
+    """Values equal Keras's formulas (SciPy) over the grid; derivatives equal
+    central differences of the formulas in float64, |z| up to 1e300 included;
+    nothing overflows into NaN.  The reference computes with overflow and
+    invalid operations raising."""
+    mod = get_backend(backend)
+    code = defs.ACT[name]
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        a, g = _apply(mod, code, GRID)
+    assert np.isfinite(a).all() and np.isfinite(g).all()
+    np.testing.assert_allclose(a, _keras(name, GRID), rtol=1e-14, atol=1e-15, err_msg=name)
+    kinks = {"hard_sigmoid": 3.0, "selu": 0.0}   # |z| where the derivative jumps
+    smooth = np.abs(np.abs(GRID) - kinks.get(name, -1.0)) > 1e-5
+    z = GRID[smooth]
+    h = 1e-6 * np.maximum(1.0, np.abs(z))
+    fd = (_keras(name, z + h) - _keras(name, z - h)) / (2 * h)
+    np.testing.assert_allclose(g[smooth], fd, rtol=1e-6, atol=1e-8, err_msg=name)
+    # derivatives at the kinks: hard_sigmoid's are 0 outside (-3, 3)
+    if name == "hard_sigmoid":
+        assert list(_apply(mod, code, np.array([-3.0, 3.0, 0.0]))[1]) == [0.0, 0.0, 1 / 6]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_keras_activations_at_inf_and_nan(backend, dtype):
+    """The limits at +-inf (not inf * 0 = NaN), NaN passed through."""
+    mod = get_backend(backend)
+    sa = _SELU_S * _SELU_A
+    want = {"gelu": ([np.inf, 0.0], [1.0, 0.0]), "gelu_tanh": ([np.inf, 0.0], [1.0, 0.0]),
+            "softplus": ([np.inf, 0.0], [1.0, 0.0]), "softsign": ([1.0, -1.0], [0.0, 0.0]),
+            "selu": ([np.inf, -sa], [_SELU_S, 0.0]), "hard_sigmoid": ([1.0, 0.0], [0.0, 0.0])}
+    for name, (vals, ders) in want.items():
+        with np.errstate(all="ignore"):
+            a, g = _apply(mod, defs.ACT[name], np.array([np.inf, -np.inf, np.nan]), dtype)
+        np.testing.assert_allclose(a[:2], vals, rtol=1e-6, err_msg=name)
+        np.testing.assert_allclose(g[:2], ders, rtol=1e-6, err_msg=name)
+        assert np.isnan(a[2]), name
+
+
+@pytest.mark.skipif(set(COMPILED) != {"numba", "cython"}, reason="needs both compiled twins")
+def test_keras_activations_twins(dtype):
+    """numba and Cython: the same bits where both make the same libm calls and
+    nothing can be contracted into an FMA (gelu's erfc, selu's expm1, softsign,
+    hard_sigmoid forward; softsign and hard_sigmoid derivatives); the rest (exp:
+    Cython's inline fn_exp against numba's libm; numba's contraction of the tanh
+    form's polynomial) within a few ulp."""
+    rng = np.random.default_rng(20)
+    z = np.concatenate([GRID[np.abs(GRID) < np.finfo(dtype).max], 6 * rng.standard_normal(3000)]).astype(dtype)
+    ulp = np.finfo(dtype).eps
+    for name in KERAS_ACTS:
+        an, gn = _apply(get_backend("numba"), defs.ACT[name], z, dtype)
+        ac, gc = _apply(get_backend("cython"), defs.ACT[name], z, dtype)
+        if name in ("gelu", "softsign", "selu", "hard_sigmoid"):
+            assert an.tobytes() == ac.tobytes(), name
+        if name in ("softsign", "hard_sigmoid"):
+            assert gn.tobytes() == gc.tobytes(), name
+        np.testing.assert_allclose(an, ac, rtol=8 * ulp, atol=8 * ulp, err_msg=name)
+        np.testing.assert_allclose(gn, gc, rtol=8 * ulp, atol=8 * ulp, err_msg=name)

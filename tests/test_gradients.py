@@ -27,6 +27,7 @@ def _away_from_kinks(shape, rng):
     z = 3 * rng.standard_normal(shape)
     z[np.abs(z) < 1e-3] = 0.5
     z[np.abs(z - 6) < 1e-3] = 5.5
+    z[np.abs(np.abs(z) - 3) < 1e-3] = 2.5     # hard_sigmoid's kinks
     return z
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import fastnet
+from fastnet._kernels import defs
 from fastnet.backends.numpy_ref import _activate
 
 
@@ -217,6 +218,9 @@ def test_validation_split_is_shuffled_stratified_and_seeded():
     ("leaky_relu", fastnet.activations.LeakyReLU, {}), ("relu6", fastnet.activations.ReLU6, {}),
     ("elu", fastnet.activations.ELU, {}), ("swish", fastnet.activations.Swish, {}),
     ("silu", fastnet.activations.Swish, {}), ("softmax", fastnet.activations.Softmax, {}),
+    ("gelu", fastnet.activations.GELU, {}), ("gelu_tanh", fastnet.activations.GELU, {"approximate": True}),
+    ("softplus", fastnet.activations.Softplus, {}), ("softsign", fastnet.activations.Softsign, {}),
+    ("selu", fastnet.activations.SELU, {}), ("hard_sigmoid", fastnet.activations.HardSigmoid, {}),
 ])
 def test_activations_by_name_and_object(backend, name, cls, kw):
     x = np.linspace(-3, 3, 12).reshape(3, 4)
@@ -234,6 +238,65 @@ def test_activation_parameters():
     np.testing.assert_allclose(fastnet.activations.get("relu6")(x), [0, 0, 0.5, 6.0])
     np.testing.assert_allclose(fastnet.activations.swish(x), x / (1 + np.exp(-x)))
     np.testing.assert_allclose(fastnet.activations.softmax(np.array([[1.0, 2.0]])).sum(), 1.0)
+
+
+@pytest.mark.parametrize("act", ["gelu", "gelu_tanh", "softplus", "softsign", "selu", "hard_sigmoid"])
+def test_keras_activations_train_like_the_reference_and_round_trip(backend, act, tmp_path):
+    """Two hidden layers of each activation: two epochs equal the reference's to
+    1e-9 (float64); the model file keeps the activation (GELU's approximate too)
+    and the loaded model continues training bit for bit."""
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((64, 5)) * 2
+    y = (X[:, 0] + X[:, 1] * X[:, 2] > 0).astype(np.int64) + (X[:, 3] > 1)
+
+    def make(b):
+        m = fastnet.Sequential([fastnet.Dense(8, act), fastnet.Dense(6, act), fastnet.Dense(3)],
+                               backend=b, seed=3, dtype="float64")
+        m.compile(optimizer=fastnet.Adam(0.02), loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+
+    m = make(backend)
+    h = m.fit(X, y, epochs=2, batch_size=16, verbose=0)
+    assert h.history["loss"][1] < h.history["loss"][0]
+    if backend != "numpy":
+        r = make("numpy")
+        r.fit(X, y, epochs=2, batch_size=16, verbose=0)
+        for a, c in zip(m.get_weights(), r.get_weights()):
+            np.testing.assert_allclose(a, c, rtol=1e-9, atol=1e-12)
+    path = tmp_path / ("%s.fastnet" % act)
+    m.save(path)
+    loaded = fastnet.load_model(path)
+    assert loaded.layers[0].activation == fastnet.activations.get(act)
+    assert loaded.layers[0].activation.code == defs.ACT[act]
+    np.testing.assert_array_equal(loaded.predict(X), m.predict(X))
+    m.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    loaded.fit(X, y, epochs=1, batch_size=16, verbose=0)
+    for a, c in zip(m.get_weights(), loaded.get_weights()):
+        np.testing.assert_array_equal(a, c)
+
+
+def test_keras_activation_objects():
+    acts = fastnet.activations
+    x = np.array([-4.0, -1.0, 0.0, 0.5, 4.0])
+    from scipy.special import erf
+    np.testing.assert_allclose(acts.gelu(x), 0.5 * x * (1 + erf(x / np.sqrt(2))), rtol=1e-14)
+    np.testing.assert_allclose(acts.gelu(x, approximate=True),
+                               0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))), rtol=1e-14)
+    np.testing.assert_allclose(acts.softplus(x), np.log1p(np.exp(x)), rtol=1e-14)
+    np.testing.assert_allclose(acts.softsign(x), x / (1 + np.abs(x)), rtol=1e-14)
+    np.testing.assert_allclose(acts.selu(x), 1.0507009873554805 * np.where(x > 0, x, 1.6732632423543772 * np.expm1(x)),
+                               rtol=1e-14)
+    np.testing.assert_allclose(acts.hard_sigmoid(x), [0.0, 1 / 3, 0.5, 0.5 + 0.5 / 6, 1.0], rtol=1e-14)
+    for obj in (acts.GELU(), acts.GELU(approximate=True), acts.Softplus(), acts.Softsign(), acts.SELU(),
+                acts.HardSigmoid()):
+        cfg = {k: v for k, v in obj.get_config().items() if k != "name"}
+        again = type(obj)(**cfg)
+        assert again == obj and again.code == obj.code and acts.get(obj.name) == obj
+    assert acts.GELU(approximate=True).code == defs.ACT_GELU_TANH != acts.GELU().code
+    with pytest.raises(TypeError, match="approximate must be a bool"):
+        acts.GELU(approximate="tanh")
+    assert [c for c in (11, 12, 13, 14, 15, 16) if c in [a["code"] for a in defs.ACTIVATIONS]] == \
+        [11, 12, 13, 14, 15, 16]
 
 
 def test_parametrised_activation_trains_on_every_backend(backend):

@@ -24,7 +24,8 @@ from conftest import COMPILED  # noqa: E402
 pytestmark = pytest.mark.skipif(not COMPILED, reason="no compiled backend available")
 
 N_EXAMPLES = 100
-HIDDEN_ACTS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "relu6", "elu", "swish"]
+HIDDEN_ACTS = ["linear", "sigmoid", "tanh", "relu", "leaky_relu", "relu6", "elu", "swish",
+               "gelu", "gelu_tanh", "softplus", "softsign", "selu", "hard_sigmoid"]
 # loss name -> (output activation, whether targets are labels)
 LOSSES = {
     "mse": ("tanh", False), "mse_linear": ("linear", False), "mae": ("sigmoid", False),

@@ -34,6 +34,23 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+_erfc = np.frompyfunc(__import__("math").erfc, 1, 1)
+
+
+def _phi_cdf(z):
+    """The standard normal CDF, erfc(-z / sqrt 2) / 2 (math.erfc per element:
+    NumPy has no erf; accurate in the left tail, where 1 + erf cancels)."""
+    return (0.5 * _erfc(-z.astype(np.float64) / np.sqrt(2.0)).astype(np.float64))
+
+
+def _gelu_tanh_inner(z):
+    z = z.astype(np.float64)
+    with np.errstate(over="ignore"):
+        return np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3))
+
+
 def _activate(z, act, alpha):
     if act == defs.ACT_LINEAR:
         return z.copy()
@@ -55,6 +72,23 @@ def _activate(z, act, alpha):
         return _softmax(z)
     if act == defs.ACT_STEP:
         return (z >= 0).astype(z.dtype)
+    if act == defs.ACT_GELU:
+        with np.errstate(invalid="ignore"):
+            out = z * _phi_cdf(z)
+        return np.where(z == -np.inf, 0.0, out).astype(z.dtype)
+    if act == defs.ACT_GELU_TANH:
+        with np.errstate(invalid="ignore"):
+            out = 0.5 * z * (1.0 + _gelu_tanh_inner(z))
+        return np.where(z == -np.inf, 0.0, out).astype(z.dtype)
+    if act == defs.ACT_SOFTPLUS:
+        return np.logaddexp(0.0, z).astype(z.dtype)
+    if act == defs.ACT_SOFTSIGN:
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isinf(z), np.sign(z), z / (1 + np.abs(z))).astype(z.dtype)
+    if act == defs.ACT_SELU:
+        return (_SELU_SCALE * np.where(z > 0, z, _SELU_ALPHA * np.expm1(np.minimum(z, 0)))).astype(z.dtype)
+    if act == defs.ACT_HARD_SIGMOID:
+        return (np.clip(z.astype(np.float64) + 3.0, 0.0, 6.0) / 6.0).astype(z.dtype)
     raise ValueError("unknown activation code %r" % act)
 
 
@@ -83,6 +117,29 @@ def _act_grad(z, a, da, act, alpha):
         return a * (da - (da * a).sum(axis=1, keepdims=True))
     if act == defs.ACT_STEP:
         return np.zeros_like(da)
+    if act in (defs.ACT_GELU, defs.ACT_GELU_TANH):
+        z64 = z.astype(np.float64)
+        with np.errstate(over="ignore", invalid="ignore", under="ignore"):
+            if act == defs.ACT_GELU:
+                # Phi(z) + z phi(z)
+                g = _phi_cdf(z64) + z64 * np.exp(-0.5 * z64 * z64) / np.sqrt(2.0 * np.pi)
+            else:
+                t = _gelu_tanh_inner(z64)
+                du = np.sqrt(2.0 / np.pi) * (1.0 + 3.0 * 0.044715 * z64 * z64)
+                g = 0.5 * (1.0 + t) + 0.5 * z64 * (1.0 - t * t) * du
+        # beyond |z| = 40 the derivative is 0 or 1 to double precision (no inf * 0)
+        g = np.where(z64 < -40, 0.0, np.where(z64 > 40, 1.0, g))
+        return da * g.astype(z.dtype)
+    if act == defs.ACT_SOFTPLUS:
+        return da * _sigmoid(z)
+    if act == defs.ACT_SOFTSIGN:
+        return da * np.square(1.0 / (1.0 + np.abs(z.astype(np.float64)))).astype(z.dtype)
+    if act == defs.ACT_SELU:
+        # d/dz scale alpha (e^z - 1) = scale alpha e^z
+        slope = _SELU_SCALE * _SELU_ALPHA * np.exp(np.minimum(z.astype(np.float64), 0))
+        return da * np.where(z > 0, _SELU_SCALE, slope).astype(z.dtype)
+    if act == defs.ACT_HARD_SIGMOID:
+        return da * np.where((z > -3) & (z < 3), 1.0 / 6.0, 0.0).astype(z.dtype)
     raise ValueError("unknown activation code %r" % act)
 
 
