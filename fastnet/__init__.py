@@ -44,7 +44,7 @@ def _source_checkout_shim():
 if not _source_checkout_shim():
 
     from . import activations, initializers, losses, optimizers, regularizers, metrics, callbacks, datasets
-    from . import diagnostics
+    from . import diagnostics, schedules
     from . import plot  # matplotlib is imported only when a plot is drawn
     from ._threads import get_num_threads, set_num_threads
     from .backends import available_backends, backend_status, BackendUnavailable
@@ -72,6 +72,7 @@ if not _source_checkout_shim():
         "BackupAndRestore", "Callback", "History", "EarlyStopping", "ModelCheckpoint", "TerminateOnNaN", "LearningRateScheduler",
         "ReduceLROnPlateau", "CSVLogger", "L1", "L2", "L1L2", "Perceptron", "OneVsRest", "gradcheck",
         "available_backends", "backend_status", "BackendUnavailable", "set_num_threads", "get_num_threads",
-        "activations", "initializers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "datasets",
+        "activations", "initializers", "losses", "optimizers", "schedules", "regularizers", "metrics", "callbacks",
+        "datasets",
         "diagnostics",
     ]

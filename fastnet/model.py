@@ -6,6 +6,7 @@ a workspace, and calls the backend's kernels (``fastnet/backends/_api.py``).
 Python runs between chunks of batches (for progress and callbacks), never
 between layers.
 """
+import contextlib as _contextlib
 import numbers
 import os as _os
 import time
@@ -70,6 +71,15 @@ def _next_chunk(chunk, elapsed, rows, batch_size, nb):
     commit the loop to a long one)."""
     want = _CHUNK_SECONDS * rows / (max(elapsed, 1e-9) * batch_size)
     return max(1, min(nb, 4 * chunk, int(want)))
+
+
+def _compile_notice(backend, verbose):
+    """The backend's compile notice (numba's: one line to stdout when a kernel
+    compiles) when ``verbose``; a no-op otherwise."""
+    hook = getattr(backend, "compile_notice", None)
+    if not verbose or hook is None:
+        return _contextlib.nullcontext()
+    return hook(lambda line: print(line, flush=True))
 
 
 def _rng(seed, stream):
@@ -529,6 +539,7 @@ class Sequential:
         if not isinstance(return_dict, (bool, np.bool_)):
             raise TypeError("return_dict must be a bool; got %r" % (return_dict,))
         self.optimizer._check_owner(self)
+        self.optimizer._check_fit(())
         Xc, labels, Y, sw, task = self._check_training_data(x, y, sample_weight, class_weight, "x")
         n = Xc.shape[0]
         # ---- all checks passed: from here on the model may change
@@ -814,6 +825,7 @@ class Sequential:
             raise ValueError("validation_split must be a float in [0, 1); got %r" % (validation_split,))
         callbacks = _callbacks.check_callbacks(callbacks)
         self.optimizer._check_owner(self)
+        self.optimizer._check_fit(callbacks)
         # the task (and the metrics' fit to it) of the whole data, before any split
         Xc, labels, Y, sw, task = self._check_training_data(X, y, sample_weight, class_weight)
         n = Xc.shape[0]
@@ -878,13 +890,15 @@ class Sequential:
                         cnt = 1
                         cbs.on_train_batch_begin(first, {})
                     else:
-                        cnt = min(chunk, nb - first)
+                        # a learning-rate schedule: no call runs past a change of the rate
+                        cnt = min(chunk, nb - first, self.optimizer._constant_steps())
                     t_start = time.perf_counter()
-                    be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec, self._fspec,
-                                     self._head, self.optimizer.code, self.optimizer.hyper(),
-                                     self.optimizer.iterations, key, self._params, self._grads,
-                                     self.optimizer.state, work, batch_loss[first:first + cnt], scores,
-                                     get_num_threads(), diag=diag)
+                    with _compile_notice(be, verbose):  # numba: one line when it compiles (a cache miss)
+                        be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec,
+                                         self._fspec, self._head, self.optimizer.code, self.optimizer.hyper(),
+                                         self.optimizer.iterations, key, self._params, self._grads,
+                                         self.optimizer.state, work, batch_loss[first:first + cnt], scores,
+                                         get_num_threads(), diag=diag)
                     if diag is not None:
                         stage = diag[defs.DG_STAGE]
                         if stage != defs.STAGE_NONE:

@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from ._kernels import defs
+from . import schedules  # noqa: F401  (Keras's path: fastnet.optimizers.schedules)
 
 
 def _num(cls, name, value, low=0.0, high=None, high_open=False):
@@ -45,6 +46,36 @@ def _flag(cls, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError("%s: %s must be a bool; got %r" % (cls, name, value))
     return bool(value)
+
+
+_FOREVER = 1 << 62
+
+
+def _is_schedule(value):
+    """A schedule object or a callable step -> lr (a number is not one)."""
+    return callable(value) and not isinstance(value, (numbers.Real, np.ndarray))
+
+
+def _lr_arg(cls, name, value):
+    """A learning rate: a number >= 0, a ``fastnet.schedules`` schedule, or a
+    callable step -> lr (checked at step 0 here, at every step in training)."""
+    if _is_schedule(value):
+        if isinstance(value, type):
+            raise TypeError("%s: %s must be a schedule object, not the class %s (instantiate it)"
+                            % (cls, name, value.__name__))
+        try:
+            first = value(0)
+        except TypeError as e:
+            raise TypeError("%s: the %s schedule %r must take the step (an int) and return the rate: "
+                            "calling it with 0 raised %s" % (cls, name, value, e)) from None
+        if isinstance(first, np.ndarray) and first.ndim == 0:
+            first = first[()]
+        _num(cls, "%s at step 0" % name, first)
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError("%s: %s must be a number, a fastnet.schedules schedule or a callable step -> "
+                        "learning rate; got %r" % (cls, name, value))
+    return _num(cls, name, value)
 
 
 class _Default(float):
@@ -93,7 +124,7 @@ class Optimizer:
         if len(clips) > 1:
             raise ValueError("%s: only one of clipnorm, clipvalue and global_clipnorm can be set; got %s"
                              % (cls, ", ".join(sorted(clips))))
-        self._h = {"lr": _num(cls, "lr", lr)}
+        self._h = {"lr": _lr_arg(cls, "lr", lr)}
         self._clip = clips
         self.iterations = 0
         self.state = None
@@ -102,19 +133,70 @@ class Optimizer:
     # -- hyper-parameters --------------------------------------------------
     @property
     def learning_rate(self):
-        return self._h["lr"]
+        """The rate of the next update (as Keras 3: with a schedule, its value at
+        ``iterations``; the schedule itself is ``learning_rate_schedule``)."""
+        return self._lr_at(self.iterations)
 
     @learning_rate.setter
     def learning_rate(self, value):
-        self._h["lr"] = _num(type(self).__name__, "learning_rate", value)
+        cls = type(self).__name__
+        if self.learning_rate_schedule is not None and not _is_schedule(value):
+            # Keras 3 refuses it the same way
+            raise TypeError("%s: this optimizer's learning rate is the schedule %r, so it cannot be set "
+                            "to a number; create the optimizer with a float learning rate (or assign "
+                            "another schedule)" % (cls, self._h["lr"]))
+        self._h["lr"] = _lr_arg(cls, "learning_rate", value)
 
     lr = learning_rate
 
+    @property
+    def learning_rate_schedule(self):
+        """The schedule (a ``fastnet.schedules`` object or a callable step -> lr)
+        given as the learning rate, else None."""
+        lr = self._h["lr"]
+        return lr if _is_schedule(lr) else None
+
+    def _lr_at(self, step):
+        """The learning rate of update number ``step`` (0-based), checked."""
+        sched = self.learning_rate_schedule
+        if sched is None:
+            return self._h["lr"]
+        value = sched(int(step))
+        if isinstance(value, np.ndarray) and value.ndim == 0:
+            value = value[()]
+        return _num(type(self).__name__, "learning rate from the schedule %r at step %d" % (sched, step),
+                    value)
+
+    def _check_fit(self, callbacks):
+        """Before a fit changes anything: the schedule's next rate is valid, and no
+        callback that sets the rate between epochs meets a schedule (Keras 3 raises
+        the same TypeError, but only when the callback first sets the rate)."""
+        sched = self.learning_rate_schedule
+        if sched is None:
+            return
+        from .callbacks import LearningRateScheduler, ReduceLROnPlateau
+        for cb in callbacks or ():
+            if isinstance(cb, (LearningRateScheduler, ReduceLROnPlateau)):
+                raise TypeError("%s sets the learning rate between epochs, but this %s's learning rate is "
+                                "the schedule %r; use one or the other"
+                                % (type(cb).__name__, type(self).__name__, sched))
+        self._lr_at(self.iterations)
+
+    def _constant_steps(self):
+        """How many updates from ``iterations`` on share its learning rate (>= 1):
+        the most batches one compiled call may run."""
+        sched = self.learning_rate_schedule
+        if sched is None:
+            return _FOREVER
+        steps = getattr(sched, "constant_steps", None)
+        return max(1, int(steps(int(self.iterations)))) if steps is not None else 1
+
     def hyper(self):
-        """The float64 hyper-parameter vector of the kernel contract."""
+        """The float64 hyper-parameter vector of the kernel contract (the
+        learning rate of update number ``iterations``)."""
         h = np.zeros(defs.NH)
         for name, value in self._h.items():
-            h[defs.HYPER[name]] = float(value)
+            h[defs.HYPER[name]] = float(self._lr_at(self.iterations) if name == "lr" else value)
         for name, value in self._clip.items():
             h[defs.HYPER[name]] = float(value)
         return h
