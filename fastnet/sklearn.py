@@ -21,9 +21,11 @@ set (exact for full batches and L-BFGS).
 
 Beyond scikit-learn's MLP, as keyword arguments whose defaults keep its
 behaviour: ``dropout``, ``l1``, ``class_weight`` (classifier), ``loss``
-(regressor: ``"squared_error"``, ``"absolute_error"``), early stopping on the
-validation score or loss (``early_stopping_metric``) with a
-``validation_loss_curve_``, ``backend``, ``n_threads`` and ``dtype``.
+(regressor: scikit-learn's ``"squared_error"`` and ``"poisson"``, plus
+``"absolute_error"`` and ``"huber"``), early stopping on the validation score or
+loss (``early_stopping_metric``) with a ``validation_loss_curve_``, ``backend``,
+``n_threads`` and ``dtype``.  ``Perceptron`` and ``OneVsRest`` are fastnet's
+classics as scikit-learn estimators.
 
 scikit-learn (>= 1.6) and scipy are needed here only: ``import fastnet`` does not
 import them.
