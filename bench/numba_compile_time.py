@@ -14,9 +14,16 @@ hidden layer, softmax cross-entropy head, plain SGD, 10 batches of 10 rows
 bias/activation, loss head, bias_grad, optimizer); then a second, warm call of
 the same 10 batches for scale.  Prints a markdown table (wall and CPU time).
 
+``--features`` adds a second table: per dtype and per optional feature, a
+process with an empty cache folder times ``import fastnet`` + the first epoch
+of ``Sequential.fit`` (784-30-10, 100 rows, batch 10, plus the feature) and its
+peak RSS; the "extra" column is the cold cost over the plain model of the same
+dtype, what a model that uses the feature pays for it (a model that does not
+pay nothing: the numba backend compiles only the features a model uses).
+
 Usage::
 
-    python bench/numba_compile_time.py [--threads N] [--repeat R]
+    python bench/numba_compile_time.py [--threads N] [--repeat R] [--features]
 """
 import argparse
 import json
@@ -86,6 +93,69 @@ def child(n_threads):
                       "max_threads": info["max_threads"], "fastnet": fastnet.__version__}))
 
 
+#: feature name -> (layers, compile kwargs, fit kwargs) changes to the plain model
+FEATURES = ["plain", "adam", "dropout", "l2", "clipnorm", "prelu", "maxout", "meprop",
+            "diagnostics", "mse"]
+
+
+def model_child(dtype, feature, n_threads):
+    """Runs in the subprocess: import + the first epoch of a fit; one JSON line."""
+    import resource
+    t0 = time.perf_counter()
+    c0 = time.process_time()
+    import numpy as np
+    import fastnet
+    t1 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    X = rng.random((100, 784), dtype=np.float64).astype(dtype)
+    y = rng.integers(0, 10, 100)
+    layers = {"prelu": [fastnet.Dense(30), fastnet.PReLU()], "maxout": [fastnet.Maxout(30, pieces=2)],
+              "meprop": [fastnet.Dense(30, "sigmoid", meprop_k=8)],
+              "l2": [fastnet.Dense(30, "sigmoid", kernel_regularizer=fastnet.regularizers.l2(1e-4))],
+              "dropout": [fastnet.Dense(30, "sigmoid"), fastnet.Dropout(0.2)],
+              }.get(feature, [fastnet.Dense(30, "sigmoid")])
+    layers.append(fastnet.Dense(10, "linear" if feature == "mse" else "softmax"))
+    m = fastnet.Sequential(layers, backend="numba", seed=0, dtype=dtype)
+    opt = {"adam": fastnet.Adam(1e-3), "clipnorm": fastnet.SGD(0.1, clipnorm=1.0)}.get(feature, fastnet.SGD(0.1))
+    m.compile(opt, "mse" if feature == "mse" else "sparse_categorical_crossentropy")
+    fastnet.set_num_threads(n_threads)
+    target = np.eye(10, dtype=dtype)[y] if feature == "mse" else y
+    m.fit(X, target, epochs=1, batch_size=10, verbose=0, diagnostics=feature == "diagnostics")
+    t2 = time.perf_counter()
+    print(json.dumps({"import": t1 - t0, "total": t2 - t0, "cpu": time.process_time() - c0,
+                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+
+
+def run_model_child(cache_dir, dtype, feature, n_threads):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--model-child", dtype, feature,
+                          "--threads", str(n_threads)], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def feature_table(n_threads):
+    """Per dtype and feature: cold (fresh cache folder each) and, for the plain
+    model, cached."""
+    print()
+    print("| dtype | model | import + first epoch, cold (s) | CPU (s) | extra over plain, CPU (s) "
+          "| peak RSS (MB) |")
+    print("|---|---|---:|---:|---:|---:|")
+    for dtype in ("float32", "float64"):
+        base = None
+        for feature in FEATURES:
+            with tempfile.TemporaryDirectory(prefix="fastnet-numba-cache-") as cache:
+                r = run_model_child(cache, dtype, feature, n_threads)
+                if feature == "plain":
+                    base = r["cpu"]
+                    warm = run_model_child(cache, dtype, feature, n_threads)
+            extra = "" if feature == "plain" else "%+.1f" % (r["cpu"] - base)
+            print("| %s | %s | %.1f | %.1f | %s | %.0f |" % (dtype, feature, r["total"], r["cpu"], extra,
+                                                             r["rss_mb"]))
+            if feature == "plain":
+                print("| %s | plain, cached | %.2f | %.2f | | %.0f |" % (dtype, warm["total"], warm["cpu"],
+                                                                       warm["rss_mb"]))
+
+
 def run_child(cache_dir, n_threads):
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
@@ -97,11 +167,17 @@ def run_child(cache_dir, n_threads):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--model-child", nargs=2, help=argparse.SUPPRESS)
+    ap.add_argument("--features", action="store_true",
+                    help="also time each dtype and optional feature cold, through Sequential.fit")
     ap.add_argument("--threads", type=int, default=1, help="n_threads of the call (default 1)")
     ap.add_argument("--repeat", type=int, default=2, help="cached runs (default 2)")
     args = ap.parse_args()
     if args.child:
         child(args.threads)
+        return
+    if args.model_child:
+        model_child(args.model_child[0], args.model_child[1], args.threads)
         return
     rows = []
     with tempfile.TemporaryDirectory(prefix="fastnet-numba-cache-") as cache:
@@ -123,6 +199,8 @@ def main():
     print()
     print("(wall times; the CPU-time column is the process's own CPU time, which a busy "
           "machine does not inflate)")
+    if args.features:
+        feature_table(args.threads)
 
 
 if __name__ == "__main__":

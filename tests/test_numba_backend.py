@@ -285,14 +285,17 @@ def test_every_kernel_is_cached_and_compiled_once_per_source():
     for d in _dispatchers():
         assert type(d._cache).__name__ == "FunctionCache", d.py_func.__qualname__
         code = d.py_func.__code__
-        key = (code.co_filename, code.co_firstlineno, d.py_func.__qualname__)
+        # the feature variants of train_batches / forward share a file, keyed by their flags
+        cells = tuple(c.cell_contents for c in d.py_func.__closure__ or ())
+        assert all(type(c) is bool for c in cells), d.py_func.__qualname__
+        key = (code.co_filename, code.co_firstlineno, d.py_func.__qualname__, cells)
         assert key not in seen, "%s compiled twice" % (key,)
         seen[key] = d
     # every contract kernel of the numba module is a module-level dispatcher
     from numba.core.registry import CPUDispatcher
     for name in _api.KERNELS:
         impl = getattr(nb, name).__code__.co_names
-        assert name in impl, name
+        assert name in impl or name + "_variant" in impl, name
     for mod in nb._KERNEL_MODULES:
         for name in _api.KERNELS:
             if hasattr(mod, name):
@@ -303,8 +306,8 @@ def test_cache_files_written_and_loaded_by_a_fresh_process():
     args = _case("softmax_sparse", "sgd", N=300)
     nb.train_batches(*args)
     cache_dir = _nw.train_batches._cache.cache_path
-    assert glob.glob(os.path.join(cache_dir, "network.train_batches-*.nbi"))
-    assert glob.glob(os.path.join(cache_dir, "network.train_batches-*.nbc"))
+    assert glob.glob(os.path.join(cache_dir, "network._make_train_batches.locals.train_batches-*.nbi"))
+    assert glob.glob(os.path.join(cache_dir, "network._make_train_batches.locals.train_batches-*.nbc"))
     code = ("import sys, json; sys.path.insert(0, %r); import test_numba_backend as t; "
             "print(json.dumps(t._fresh_process_report()))" % HERE)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -317,7 +320,7 @@ def _fresh_process_report():
     """Run in a subprocess: the same call as above, from the on-disk cache."""
     args = _case("softmax_sparse", "sgd", N=300)
     nb.train_batches(*args)
-    st = _nw.train_batches.stats
+    st = _nw.train_variant(nb.train_flags(args[8], args[9], args[11], args[12], None)).stats
     return {"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}
 
 

@@ -30,9 +30,12 @@ parallel region waits for a descheduled worker; use ``n_threads=1`` there
 pool size for benchmarks (numba and Cython's OpenMP runtime can interfere; see
 numba issues 6637 and 10454).
 """
+import contextlib
 import os
+import threading
 
 import numba
+from numba.core import event as _event
 import numpy as np
 
 from .. import _io
@@ -55,7 +58,7 @@ __all__ = [
     "regularize", "optimizer_update", "prelu_forward", "prelu_backward", "maxout_forward",
     "maxout_backward", "topk_rows", "matmul_tn_sparse", "matmul_nt_sparse", "forward",
     "train_batches",
-    "check", "threading_layer", "info",
+    "check", "threading_layer", "info", "compile_notice",
 ]
 
 NAME = "numba"
@@ -143,22 +146,22 @@ def act_backward(Z, A, dA, act, alpha, dZ, n_threads):
 
 def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
     """Fused stable softmax + cross-entropy (see _api.KERNEL_DOCS)."""
-    _ls.softmax_xent(Z, Y, labels, sw, float(scale), P, loss, dZ, _threads(n_threads))
+    _ls.softmax_xent(Z, _ro(Y), _ro(labels), _ro(sw), float(scale), P, loss, dZ, _threads(n_threads))
 
 
 def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
     """Fused stable sigmoid + binary cross-entropy on logits."""
-    _ls.sigmoid_bce(Z, Y, sw, float(scale), P, loss, dZ, _threads(n_threads))
+    _ls.sigmoid_bce(Z, _ro(Y), _ro(sw), float(scale), P, loss, dZ, _threads(n_threads))
 
 
 def mse(A, Y, sw, scale, loss, dA, n_threads):
     """loss[i] = mean_j (A - Y)^2; dA = 2 (A - Y) w_i scale / k."""
-    _ls.mse(A, Y, sw, float(scale), loss, dA, _threads(n_threads))
+    _ls.mse(A, _ro(Y), _ro(sw), float(scale), loss, dA, _threads(n_threads))
 
 
 def mae(A, Y, sw, scale, loss, dA, n_threads):
     """loss[i] = mean_j |A - Y|; dA = sign(A - Y) w_i scale / k."""
-    _ls.mae(A, Y, sw, float(scale), loss, dA, _threads(n_threads))
+    _ls.mae(A, _ro(Y), _ro(sw), float(scale), loss, dA, _threads(n_threads))
 
 
 def bias_grad(dZ, db, n_threads):
@@ -168,12 +171,12 @@ def bias_grad(dZ, db, n_threads):
 
 def gather_rows(X, idx, out, n_threads):
     """out[r] = X[idx[r]]."""
-    _rd.gather_rows(X, idx, out, _threads(n_threads))
+    _rd.gather_rows(_ro(X), _ro(idx), out, _threads(n_threads))
 
 
 def all_finite(X, flag, n_threads):
     """flag[0] = 1 if every element of X is finite, else 0."""
-    _rd.all_finite(X, flag, _threads(n_threads))
+    _rd.all_finite(_ro(X), flag, _threads(n_threads))
 
 
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
@@ -223,9 +226,86 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
     _ly.matmul_nt_sparse(D, idx, B, C, _threads(n_threads))
 
 
+def _ro(a):
+    """A read-only view of ``a`` (``a`` itself when it is read-only already).
+
+    numba types a read-only array apart from a writable one and compiles a
+    kernel again for each (a read-only one-hot Y or memmap X cost a second
+    compile of the whole training step mid-session); the inputs a kernel only
+    reads are passed read-only, whatever the caller's flags, so both reach the
+    same compiled code.  A view: nothing is copied."""
+    if isinstance(a, np.ndarray) and a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
+
+
+# (ispec bytes, fspec bytes) -> (dropout, regularization, maxout, prelu, meprop)
+_SPEC_FEATURES = {}
+
+
+def _spec_features(ispec, fspec):
+    """Which optional features a network description uses (the conditions under
+    which kernels/numba/network.py runs each), memoised per description."""
+    key = (ispec.tobytes(), fspec.tobytes(), ispec.shape, fspec.shape)
+    feats = _SPEC_FEATURES.get(key)
+    if feats is None:
+        kind = ispec[:, defs.I_KIND]
+        feats = (bool((fspec[:, defs.F_DROP] > 0).any()),
+                 bool(((fspec[:, defs.F_L1] != 0) | (fspec[:, defs.F_L2] != 0)).any()),
+                 bool((kind == defs.KIND_MAXOUT).any()),
+                 bool((ispec[:, defs.I_ACT] == defs.ACT_PRELU).any()),
+                 bool(((kind == defs.KIND_DENSE) & (ispec[:, defs.I_TOPK] > 0)).any()))
+        if len(_SPEC_FEATURES) > 256:
+            _SPEC_FEATURES.clear()
+        _SPEC_FEATURES[key] = feats
+    return feats
+
+
+def _well_formed(ispec, fspec):
+    return (isinstance(ispec, np.ndarray) and isinstance(fspec, np.ndarray) and ispec.ndim == 2
+            and fspec.ndim == 2 and ispec.shape[1] >= defs.NI and fspec.shape[1] >= defs.NF
+            and ispec.dtype == np.int64 and fspec.dtype == np.float64)
+
+
+def train_flags(ispec, fspec, opt, hyper, diag):
+    """(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG): the train_batches variant
+    for this call; every feature on when the arguments are malformed (that
+    variant's checks raise the precise error)."""
+    if not (_well_formed(ispec, fspec) and isinstance(hyper, np.ndarray) and hyper.ndim == 1
+            and hyper.shape[0] >= defs.NH):
+        return (True,) * 7
+    drop, reg, maxout, prelu, meprop = _spec_features(ispec, fspec)
+    clip = int(opt) != defs.OPT_NONE and (hyper[defs.H_CLIPNORM] > 0 or hyper[defs.H_GLOBAL_CLIPNORM] > 0)
+    return (drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0)
+
+
+_VARIANTS = {}
+
+
+def _variant(make, flags):
+    """The kernel variant ``make(flags)``, uncached like the others when no
+    cache folder is writable."""
+    disp = _VARIANTS.get((make, flags))
+    if disp is None:
+        disp = make(flags)
+        _numba_cache.uncache([disp])
+        _VARIANTS[(make, flags)] = disp
+    return disp
+
+
+def forward_flags(ispec, fspec):
+    """(MAXOUT, PRELU): the forward variant for this description."""
+    if not _well_formed(ispec, fspec):
+        return (True, True)
+    feats = _spec_features(ispec, fspec)
+    return (feats[2], feats[3])
+
+
 def forward(X, ispec, fspec, params, work, out, n_threads):
     """out = the network's output on X (inference: no dropout)."""
-    _nw.forward(X, ispec, fspec, params, work, out, _threads(n_threads))
+    _variant(_nw.forward_variant, forward_flags(ispec, fspec))(
+        _ro(X), ispec, fspec, params, work, out, _threads(n_threads))
 
 
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
@@ -233,11 +313,12 @@ def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, is
                   scores, n_threads, diag=None):
     """n_batches complete training steps in one compiled call (see _api);
     ``diag`` (float64, defs.diag_size(ispec)) turns the diagnostics on."""
-    _nw.train_batches(X, Y, labels, sw, perm, int(batch_size), int(first_batch),
-                      int(n_batches), ispec, fspec, int(head), int(opt), hyper, int(t0),
-                      np.uint64(int(rng_key) & _U64), params, grads, state, work,
-                      batch_loss, scores, _threads(n_threads),
-                      _NO_DIAG if diag is None else diag)
+    run = _variant(_nw.train_variant, train_flags(ispec, fspec, opt, hyper, diag))
+    run(_ro(X), _ro(Y), _ro(labels), _ro(sw), _ro(perm), int(batch_size), int(first_batch),
+        int(n_batches), ispec, fspec, int(head), int(opt), hyper, int(t0),
+        np.uint64(int(rng_key) & _U64), params, grads, state, work,
+        batch_loss, scores, _threads(n_threads),
+        _NO_DIAG if diag is None else diag)
 
 
 # ---------------------------------------------------------------------------
@@ -251,13 +332,72 @@ _MARKER = "fastnet-numba-config.txt"
 
 def _dispatchers():
     from numba.core.registry import CPUDispatcher
-    for mod in _KERNEL_MODULES:
-        for obj in vars(mod).values():
-            if isinstance(obj, CPUDispatcher) and obj.__module__ == mod.__name__:
-                yield obj
+    seen = set()
+    # the module-level ones, then the feature variants of train_batches and forward made so far
+    for obj in [obj for mod in _KERNEL_MODULES for obj in vars(mod).values()] + \
+            list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()):
+        if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith(_nw.__package__) \
+                and id(obj) not in seen:
+            seen.add(id(obj))
+            yield obj
 
 
 _numba_cache.uncache(_dispatchers())
+
+
+_FLAG_NAMES = {_nw.train_variant: ("dropout", "regularization", "clipping", "Maxout", "PReLU",
+                                   "meProp", "diagnostics"),
+               _nw.forward_variant: ("Maxout", "PReLU")}
+
+
+def _describe(disp, args):
+    """'the training step (float32, with dropout)' for a compile notice."""
+    what = {"train_batches": "the training step", "forward": "the forward pass"}.get(
+        disp.py_func.__name__, "kernel %s" % disp.py_func.__name__)
+    args = tuple(args or ())
+    # X (the first argument of both) has the model's dtype
+    detail = str(args[0].dtype) if args and isinstance(args[0], numba.types.Array) else ""
+    for (make, flags), d in list(_VARIANTS.items()):
+        if d is disp:
+            used = [n for n, on in zip(_FLAG_NAMES[make], flags) if on]
+            detail += ("; with " + ", ".join(used)) if used else ""
+    return what + (" (%s)" % detail if detail else "")
+
+
+class _CompileNotice(_event.Listener):
+    """Calls ``write`` once, when numba starts compiling one of our kernels on
+    this thread (numba only compiles on a cache miss)."""
+
+    def __init__(self, write):
+        self._write = write
+        self._thread = threading.get_ident()
+        self.said = False
+
+    def on_start(self, event):
+        data = event.data or {}
+        disp = data.get("dispatcher")
+        if self.said or threading.get_ident() != self._thread or \
+                not getattr(getattr(disp, "py_func", None), "__module__", "").startswith(_nw.__package__):
+            return
+        self.said = True
+        where = cache_dir()
+        self._write("fastnet: numba is compiling %s for this model; this happens once, %s"
+                    % (_describe(disp, data.get("args")),
+                       "later runs load it from the cache in %s" % where if where else
+                       "and again in each process (no writable cache folder)"))
+
+    def on_end(self, event):
+        pass
+
+
+@contextlib.contextmanager
+def compile_notice(write):
+    """Within the block, ``write(line)`` is called once when numba compiles one
+    of the kernels (a cache miss): what is compiled, that it happens once,
+    where the cache is.  ``fit(verbose >= 1)`` prints that line."""
+    listener = _CompileNotice(write)
+    with _event.install_listener("numba:compile", listener):
+        yield listener
 
 
 def cache_dir():

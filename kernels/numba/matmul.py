@@ -198,6 +198,15 @@ def _transpose(B, Bt, j0, j1):
 
 
 @serial
+def _copy2d(src, dst):
+    """dst[...] = src element by element (dst[:] = src would also compile numba's
+    shape-mismatch error message, a few seconds of the cold compile)."""
+    for i in range(dst.shape[0]):
+        for j in range(dst.shape[1]):
+            dst[i, j] = src[i, j]
+
+
+@serial
 def _unit_rows(X):
     return X.shape[1] <= 1 or X.strides[1] == X.itemsize
 
@@ -210,7 +219,7 @@ def matmul(A, B, C, n_threads):
     else:
         T = np.empty(C.shape, C.dtype)
         _product(A, np.ascontiguousarray(B), T, n_threads)
-        C[:] = T
+        _copy2d(T, C)
 
 
 @serial
@@ -221,7 +230,7 @@ def matmul_tn(A, B, C, n_threads):
     else:
         T = np.empty(C.shape, C.dtype)
         _product(A.T, np.ascontiguousarray(B), T, n_threads)
-        C[:] = T
+        _copy2d(T, C)
 
 
 @serial
@@ -247,4 +256,4 @@ def nt_ws(A, B, C, Bt, n_threads):
     else:
         T = np.empty(C.shape, C.dtype)
         _product(A, Bt, T, n_threads)
-        C[:] = T
+        _copy2d(T, C)

@@ -177,7 +177,7 @@ def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
         if labels.shape[0] > 0:
             li = _softmax_xent_row(Z[i], Z[i], labels[src], w * scale, A[i], D[i])
         else:
-            li = _softmax_xent_row(Z[i], Y[src], -1, w * scale, A[i], D[i])
+            li = _softmax_xent_row(Z[i], Y[src], np.int64(-1), w * scale, A[i], D[i])
     elif head == HEAD_SIGMOID_BCE:
         li = _sigmoid_bce_row(Z[i], Y[src], w * scale / k, A[i], D[i])
     elif head == HEAD_MSE:
@@ -197,8 +197,8 @@ def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
     """The loss head over the rows of one batch (see _head_one)."""
     nb = Z.shape[0]
     if nb * Z.shape[1] >= ELEM_PAR_MIN:
-        for i in prange(nb):
-            _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i)
+        for i in prange(nb):  # int64 like range's index: one specialisation of _head_one
+            _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, np.int64(i))
     else:
         for i in range(nb):
             _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i)
@@ -314,22 +314,22 @@ def _slopes(buf, ispec, l):
 
 
 @serial
-def _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads):
-    """Z = inp W + b, then A = the layer's output (Maxout max, PReLU, act, or
-    the identity when ``linear``).  A may be Z (not for Maxout)."""
+def _affine_act(inp, ispec, fspec, params, l, act, Z, A, n_threads):
+    """Z = inp W + b, then A = act(Z) (A may be Z)."""
     matmul(inp, _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
+    bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z, A, n_threads)
+
+
+@serial
+def _act_of(ispec, l, linear):
+    """(activation code for bias_act_forward, maxout, prelu) of layer l: a Maxout
+    or PReLU layer (or ``linear``) gets the identity, its output comes after."""
     maxout = ispec[l, I_KIND] == KIND_MAXOUT
     act = ispec[l, I_ACT]
     prelu = act == ACT_PRELU and not (maxout or linear)
     if maxout or linear or prelu:
         act = ACT_LINEAR
-    # one call site (a literal argument would compile another specialisation)
-    bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z,
-                     Z if maxout or prelu else A, n_threads)
-    if maxout:
-        maxout_forward(Z, Z.shape[1] // A.shape[1], A, n_threads)
-    elif prelu:
-        prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+    return act, maxout, prelu
 
 
 # ---------------------------------------------------------------------------
@@ -450,259 +450,318 @@ def _flat(buf, off, n):
 # ---------------------------------------------------------------------------
 # contract kernels
 # ---------------------------------------------------------------------------
-@serial
-def forward(X, ispec, fspec, params, work, out, n_threads):
-    """out = the last layer's activations of the network on X (inference: no
-    dropout).  work: two ping-pong buffers of n x (max layer width, z widths
-    included)."""
-    n = X.shape[0]
-    L = ispec.shape[0]
-    _check_spec(ispec, params.shape[0], X.shape[1], out.shape[1])
-    if out.shape[0] != n:
-        raise ValueError("forward: out must have as many rows as X")
-    maxw = 0
-    for l in range(L):
-        maxw = max(maxw, _zw(ispec, l))
-    if (L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT) and work.shape[0] < 2 * n * maxw:
-        raise ValueError("forward: work is smaller than forward_workspace_size")
-    # layer 0 reads X (which may be read-only); the others read the workspace.
-    # ``cur``: the buffer holding the layer's input; Z goes to the other one;
-    # a Maxout layer's A goes back into ``cur`` (its input is no longer needed).
-    cur = 1
-    inp = _view(work, cur - cur, cur - cur, cur)     # (0, 1), set by layer 0
-    linear = cur == 0                                 # False (a variable, not a literal)
-    for l in range(L):
-        zw = _zw(ispec, l)
-        w_out = ispec[l, I_OUT]
-        Z = _view(work, (1 - cur) * n * maxw, n, zw)
-        if ispec[l, I_KIND] == KIND_MAXOUT:
-            A = out if l == L - 1 else _view(work, cur * n * maxw, n, w_out)
-        else:
-            if l == L - 1:
-                Z = out
-            A = Z
-            cur = 1 - cur
-        if l == 0:
-            _layer_forward(X, ispec, fspec, params, l, linear, Z, A, n_threads)
-        else:
-            _layer_forward(inp, ispec, fspec, params, l, linear, Z, A, n_threads)
-        inp = A
-
-
-@serial
-def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
-                  head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                  scores, n_threads, diag):
-    """For b in first_batch .. first_batch + n_batches - 1: take rows
-    perm[b*bs : min((b+1)*bs, M)], run forward (with dropout), the fused loss
-    head, backward, regularization and the optimizer update with
-    t = t0 + (b - first_batch) + 1.  batch_loss[b - first_batch] = the batch's
-    mean weighted data loss before the update plus the regularization penalty
-    of the pre-update weights.  When scores has M rows, scores[perm position] =
-    the head's outputs (P for the fused heads, A for mse/mae).  grads holds the
-    last batch's gradients on return (unclipped).  diag (float64, empty = off)
-    accumulates the diagnostics of kernels/defs.py and stops the call at the
-    first non-finite value."""
-    L = ispec.shape[0]
-    if L < 1:
-        raise ValueError("the network has no layer")
-    M = perm.shape[0]
-    bs = batch_size
-    n_in = ispec[0, I_IN]
-    n_out = ispec[L - 1, I_OUT]
-    fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
-    # cheap O(L) checks: a wrong call must not read or write out of bounds
-    # (the index arrays perm and labels are trusted: the model validates them)
-    if not (fused or head == HEAD_MSE or head == HEAD_MAE):
-        raise ValueError("train_batches: unknown head code")
-    if bs < 1:
-        raise ValueError("train_batches: batch_size must be >= 1")
-    _check_spec(ispec, params.shape[0], X.shape[1], n_out)
-    if ispec[L - 1, I_KIND] == KIND_MAXOUT or (not fused and ispec[L - 1, I_ACT] == ACT_PRELU):
-        raise ValueError("train_batches: a Maxout or PReLU layer cannot be the last layer")
-    if grads.shape[0] != params.shape[0] or state.shape[1] != params.shape[0]:
-        raise ValueError("train_batches: grads and state must match params")
-    offZ, offA, offM, offD0, offD1, size = _layout(ispec, fspec, bs)
-    if work.shape[0] < size:
-        raise ValueError("train_batches: work is smaller than workspace_size")
-    if n_batches > 0 and (first_batch < 0 or (first_batch + n_batches - 1) * bs >= M):
-        raise ValueError("train_batches: batch range outside perm")
-    if batch_loss.shape[0] < n_batches:
-        raise ValueError("train_batches: batch_loss is shorter than n_batches")
-    if head == HEAD_SOFTMAX_XENT:
-        if labels.shape[0] == 0 and Y.shape[0] == 0:
-            raise ValueError("train_batches: softmax_xent needs Y or labels")
-    elif Y.shape[0] == 0:
-        raise ValueError("train_batches: this head needs Y")
-    if (Y.shape[0] > 0 and (Y.shape[0] != X.shape[0] or Y.shape[1] != n_out)) or \
-            (labels.shape[0] > 0 and labels.shape[0] != X.shape[0]) or \
-            (sw.shape[0] > 0 and sw.shape[0] != X.shape[0]):
-        raise ValueError("train_batches: Y, labels and sw must have one row per row of X")
-    if hyper.shape[0] < NH:
-        raise ValueError("train_batches: hyper must have defs.NH entries")
-    if opt < 0 or opt > OPT_MAX:
-        raise ValueError("unknown optimizer code")
-    any_reg = False
-    kmax = 0
-    doff = np.empty(L, np.int64)       # diag block of each layer
-    pos = DG_HEAD
-    for l in range(L):
-        if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
-            any_reg = True
-        kmax = max(kmax, _topk_of(ispec, l))
-        doff[l] = pos
-        pos += 2 * ispec[l, I_OUT] + 2
-    on = diag.shape[0] > 0
-    if on and diag.shape[0] < pos:
-        raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
-    key = np.uint64(rng_key)
-    if scores.shape[0] == M:
-        if scores.shape[1] != n_out:
-            raise ValueError("train_batches: scores must have n_out columns")
-        out_scores = scores
-    else:
-        out_scores = scores[0:0]
-    wloss = np.empty(bs, np.float64)
-    pen = np.zeros(1, np.float64)
-    idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
-    smax = 0                                   # a layer's W^T, (z width, in): matmul_nt's
-    for l in range(L):                         # scratch (layers above the first) and meProp's
-        if l > 0 or _topk_of(ispec, l) > 0:
-            smax = max(smax, _zw(ispec, l) * ispec[l, I_IN])
-    wt_ws = np.empty(smax, params.dtype)
-    offX = size - size                         # X at 0 (not a literal: see _update)
-    h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
-    typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
-    clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
-    gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
-    P = params.shape[0]
-    act_last = ispec[L - 1, I_ACT]
-    alpha_last = fspec[L - 1, F_ALPHA]
-
-    for bi in range(n_batches):
-        b = first_batch + bi
-        r0 = b * bs
-        r1 = min(r0 + bs, M)
-        nb = r1 - r0
-
-        # ---- gather the batch
-        Xb = _view(work, offX, nb, n_in)
-        gather_rows(X, perm[r0:r1], Xb, n_threads)
-
-        # ---- forward
-        inp = Xb
+def _make_forward(MAXOUT, PRELU):
+    """``forward`` compiled with only the layer kinds a model has (see
+    :func:`_make_train_batches`)."""
+    @serial
+    def forward(X, ispec, fspec, params, work, out, n_threads):
+        """out = the last layer's activations of the network on X (inference: no
+        dropout).  work: two ping-pong buffers of n x (max layer width, z widths
+        included)."""
+        n = X.shape[0]
+        L = ispec.shape[0]
+        _check_spec(ispec, params.shape[0], X.shape[1], out.shape[1])
+        if out.shape[0] != n:
+            raise ValueError("forward: out must have as many rows as X")
+        maxw = 0
         for l in range(L):
+            maxw = max(maxw, _zw(ispec, l))
+        if (L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT) and work.shape[0] < 2 * n * maxw:
+            raise ValueError("forward: work is smaller than forward_workspace_size")
+        # layer 0 reads X (which may be read-only); the others read the workspace.
+        # ``cur``: the buffer holding the layer's input; Z goes to the other one;
+        # a Maxout layer's A goes back into ``cur`` (its input is no longer needed).
+        cur = 1
+        inp = _view(work, cur - cur, cur - cur, cur)     # (0, 1), set by layer 0
+        linear = cur == 0                                 # False (a variable, not a literal)
+        for l in range(L):
+            zw = _zw(ispec, l)
             w_out = ispec[l, I_OUT]
-            zw = _zw(ispec, l)
-            Z = _view(work, offZ[l], nb, zw)
-            A = _view(work, offA[l], nb, w_out)
-            _layer_forward(inp, ispec, fspec, params, l, l == L - 1 and fused, Z, A, n_threads)
-            if on:
-                if not (_finite(_flat(work, offZ[l], nb * zw)) and
-                        _finite(_flat(work, offA[l], nb * w_out))):
-                    diag[DG_BATCH] = b
-                    diag[DG_LAYER] = l
-                    diag[DG_STAGE] = STAGE_FORWARD
-                    return
-                if not (l == L - 1 and fused):   # a fused head's layer holds logits
-                    _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
-            if offM[l] >= 0 and l < L - 1:
-                Mk = _view(work, offM[l], nb, w_out)
-                _dropout(A, Mk, fspec[l, F_DROP], key, b, L, l, bs)
-                inp = Mk
+            Z = _view(work, (1 - cur) * n * maxw, n, zw)
+            if ispec[l, I_KIND] == KIND_MAXOUT:
+                A = out if l == L - 1 else _view(work, cur * n * maxw, n, w_out)
             else:
-                inp = A
-        if on:
-            diag[DG_ROWS] += nb
-
-        # ---- loss head: P into A_last (fused) or dA into D0; weighted row losses
-        Zl = _view(work, offZ[L - 1], nb, n_out)
-        Al = _view(work, offA[L - 1], nb, n_out)
-        cur = _view(work, offD0, nb, n_out)
-        scale = 1.0 / nb
-        _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, scale, wloss, out_scores)
-        data_loss = _sum_in_order(wloss, nb) / nb
-        if not fused:
-            act_backward(Zl, Al, cur, act_last, alpha_last, cur, n_threads)
-        if on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):
-            batch_loss[bi] = data_loss
-            diag[DG_BATCH] = b
-            diag[DG_LAYER] = L - 1
-            diag[DG_STAGE] = STAGE_LOSS
-            return
-
-        # ---- backward: cur = dL/dz of layer l (nb x z width), in D0 or D1
-        cur_off = offD0
-        for l in range(L - 1, -1, -1):
-            w_in = ispec[l, I_IN]
-            zw = _zw(ispec, l)
+                if l == L - 1:
+                    Z = out
+                A = Z
+                cur = 1 - cur
+            act, maxout, prelu = _act_of(ispec, l, linear)
+            ZA = Z if maxout or prelu else A
             if l == 0:
-                inp = Xb
-            elif offM[l - 1] >= 0:
-                inp = _view(work, offM[l - 1], nb, w_in)
+                _affine_act(X, ispec, fspec, params, l, act, Z, ZA, n_threads)
             else:
-                inp = _view(work, offA[l - 1], nb, w_in)
-            W = _view(params, ispec[l, I_W], w_in, zw)
-            gW = _view(grads, ispec[l, I_W], w_in, zw)
-            gb = _bias(grads, ispec, l)
-            kk = _topk_of(ispec, l)
-            idx = idxbuf[:nb * kk].reshape((nb, kk))
-            if kk > 0:
-                topk_rows(cur, kk, idx, n_threads)
-                tn_sparse_ws(inp, cur, idx, gW, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
-            else:
-                matmul_tn(inp, cur, gW, n_threads)
-            if gb.shape[0] > 0:
-                bias_grad(cur, gb, n_threads)
-            nxt_off = offD1 if cur_off == offD0 else offD0
-            if l > 0:
-                nxt = _view(work, nxt_off, nb, w_in)
-                if kk > 0:
-                    nt_sparse_ws(cur, idx, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
-                else:
-                    nt_ws(cur, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
-                if offM[l - 1] >= 0:
-                    _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
-                Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
-                if ispec[l - 1, I_KIND] == KIND_MAXOUT:
-                    # dz of the layer below is wider than nxt: into cur's buffer
-                    cur = _view(work, cur_off, nb, Zb.shape[1])
-                    maxout_backward(Zb, nxt, ispec[l - 1, I_PIECES], cur, n_threads)
-                else:
-                    if ispec[l - 1, I_ACT] == ACT_PRELU:
-                        prelu_backward(Zb, nxt, _slopes(params, ispec, l - 1),
-                                       _slopes(grads, ispec, l - 1), nxt, n_threads)
-                    else:
-                        act_backward(Zb, _view(work, offA[l - 1], nb, w_in), nxt,
-                                     ispec[l - 1, I_ACT], fspec[l - 1, F_ALPHA], nxt, n_threads)
-                    cur = nxt
-                    cur_off = nxt_off
-            if on:
-                # this layer's gradients are complete (its slopes were done one step earlier)
-                gs = _slopes(grads, ispec, l) if l < L - 1 else grads[0:0]
-                gWf = _flat(grads, ispec[l, I_W], w_in * zw)
-                if not (_finite(gWf) and _finite(gb) and _finite(gs) and
-                        (l == 0 or _finite(_flat(work, cur_off, cur.shape[0] * cur.shape[1])))):
-                    diag[DG_BATCH] = b
-                    diag[DG_LAYER] = l
-                    diag[DG_STAGE] = STAGE_BACKWARD
-                    return
-                o = doff[l] + 2 * ispec[l, I_OUT]
-                diag[o] += np.sqrt(_sumsq(gWf) + _sumsq(gb) + _sumsq(gs))
-                diag[o + 1] += 1.0
+                _affine_act(inp, ispec, fspec, params, l, act, Z, ZA, n_threads)
+            if MAXOUT and maxout:
+                maxout_forward(Z, Z.shape[1] // A.shape[1], A, n_threads)
+            elif PRELU and prelu:
+                prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+            inp = A
+    return forward
 
-        # ---- regularization (pre-update weights), update (with clipping)
-        penalty = 0.0
-        if any_reg:
-            regularize(ispec, fspec, params, grads, pen, n_threads)
-            penalty = pen[0]
-        batch_loss[bi] = data_loss + penalty
-        _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm, typed)
-        if on:
+
+def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
+    """``train_batches`` compiled with only the features a model uses.
+
+    numba types and compiles every kernel a function can call, taken or not, so
+    one driver for every model compiled meProp, Maxout, PReLU, dropout,
+    regularization, clipping and the diagnostics for each model.  Each flag
+    here is a closure constant: numba prunes the branches it guards before
+    typing, so a variant compiles only the kernels of its features.  With a
+    flag on, the feature's code runs where the description asks for it (the
+    all-on variant is the module's ``train_batches``); with it off, the
+    description must not use the feature (the adapter picks the flags from it:
+    ``fastnet.backends.numba``).  Variants share one cache file, keyed by the
+    flags (numba hashes a closure's variables into the key)."""
+    @serial
+    def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                      head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                      scores, n_threads, diag):
+        """For b in first_batch .. first_batch + n_batches - 1: take rows
+        perm[b*bs : min((b+1)*bs, M)], run forward (with dropout), the fused loss
+        head, backward, regularization and the optimizer update with
+        t = t0 + (b - first_batch) + 1.  batch_loss[b - first_batch] = the batch's
+        mean weighted data loss before the update plus the regularization penalty
+        of the pre-update weights.  When scores has M rows, scores[perm position] =
+        the head's outputs (P for the fused heads, A for mse/mae).  grads holds the
+        last batch's gradients on return (unclipped).  diag (float64, empty = off)
+        accumulates the diagnostics of kernels/defs.py and stops the call at the
+        first non-finite value."""
+        L = ispec.shape[0]
+        if L < 1:
+            raise ValueError("the network has no layer")
+        M = perm.shape[0]
+        bs = batch_size
+        n_in = ispec[0, I_IN]
+        n_out = ispec[L - 1, I_OUT]
+        fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
+        # cheap O(L) checks: a wrong call must not read or write out of bounds
+        # (the index arrays perm and labels are trusted: the model validates them)
+        if not (fused or head == HEAD_MSE or head == HEAD_MAE):
+            raise ValueError("train_batches: unknown head code")
+        if bs < 1:
+            raise ValueError("train_batches: batch_size must be >= 1")
+        _check_spec(ispec, params.shape[0], X.shape[1], n_out)
+        if ispec[L - 1, I_KIND] == KIND_MAXOUT or (not fused and ispec[L - 1, I_ACT] == ACT_PRELU):
+            raise ValueError("train_batches: a Maxout or PReLU layer cannot be the last layer")
+        if grads.shape[0] != params.shape[0] or state.shape[1] != params.shape[0]:
+            raise ValueError("train_batches: grads and state must match params")
+        offZ, offA, offM, offD0, offD1, size = _layout(ispec, fspec, bs)
+        if work.shape[0] < size:
+            raise ValueError("train_batches: work is smaller than workspace_size")
+        if n_batches > 0 and (first_batch < 0 or (first_batch + n_batches - 1) * bs >= M):
+            raise ValueError("train_batches: batch range outside perm")
+        if batch_loss.shape[0] < n_batches:
+            raise ValueError("train_batches: batch_loss is shorter than n_batches")
+        if head == HEAD_SOFTMAX_XENT:
+            if labels.shape[0] == 0 and Y.shape[0] == 0:
+                raise ValueError("train_batches: softmax_xent needs Y or labels")
+        elif Y.shape[0] == 0:
+            raise ValueError("train_batches: this head needs Y")
+        if (Y.shape[0] > 0 and (Y.shape[0] != X.shape[0] or Y.shape[1] != n_out)) or \
+                (labels.shape[0] > 0 and labels.shape[0] != X.shape[0]) or \
+                (sw.shape[0] > 0 and sw.shape[0] != X.shape[0]):
+            raise ValueError("train_batches: Y, labels and sw must have one row per row of X")
+        if hyper.shape[0] < NH:
+            raise ValueError("train_batches: hyper must have defs.NH entries")
+        if opt < 0 or opt > OPT_MAX:
+            raise ValueError("unknown optimizer code")
+        any_reg = False
+        kmax = 0
+        doff = np.empty(L, np.int64)       # diag block of each layer
+        pos = DG_HEAD
+        for l in range(L):
+            if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
+                any_reg = True
+            kmax = max(kmax, _topk_of(ispec, l))
+            doff[l] = pos
+            pos += 2 * ispec[l, I_OUT] + 2
+        on = diag.shape[0] > 0
+        if DIAG and on and diag.shape[0] < pos:
+            raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
+        key = np.uint64(rng_key)
+        if scores.shape[0] == M:
+            if scores.shape[1] != n_out:
+                raise ValueError("train_batches: scores must have n_out columns")
+            out_scores = scores
+        else:
+            out_scores = scores[0:0]
+        wloss = np.empty(bs, np.float64)
+        pen = np.zeros(1, np.float64)
+        idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
+        smax = 0                                   # a layer's W^T, (z width, in): matmul_nt's
+        for l in range(L):                         # scratch (layers above the first) and meProp's
+            if l > 0 or _topk_of(ispec, l) > 0:
+                smax = max(smax, _zw(ispec, l) * ispec[l, I_IN])
+        wt_ws = np.empty(smax, params.dtype)
+        offX = size - size                         # X at 0 (not a literal: see _update)
+        h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
+        typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
+        clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
+        gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
+        P = params.shape[0]
+        act_last = ispec[L - 1, I_ACT]
+        alpha_last = fspec[L - 1, F_ALPHA]
+
+        for bi in range(n_batches):
+            b = first_batch + bi
+            r0 = b * bs
+            r1 = min(r0 + bs, M)
+            nb = r1 - r0
+
+            # ---- gather the batch
+            Xb = _view(work, offX, nb, n_in)
+            gather_rows(X, perm[r0:r1], Xb, n_threads)
+
+            # ---- forward
+            inp = Xb
             for l in range(L):
-                if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
-                        _finite(_bias(params, ispec, l)) and _finite(_slopes(params, ispec, l))):
-                    diag[DG_BATCH] = b
-                    diag[DG_LAYER] = l
-                    diag[DG_STAGE] = STAGE_UPDATE
-                    return
+                w_out = ispec[l, I_OUT]
+                zw = _zw(ispec, l)
+                Z = _view(work, offZ[l], nb, zw)
+                A = _view(work, offA[l], nb, w_out)
+                act, maxout, prelu = _act_of(ispec, l, l == L - 1 and fused)
+                _affine_act(inp, ispec, fspec, params, l, act, Z, Z if maxout or prelu else A, n_threads)
+                if MAXOUT and maxout:
+                    maxout_forward(Z, zw // w_out, A, n_threads)
+                elif PRELU and prelu:
+                    prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+                if DIAG and on:
+                    if not (_finite(_flat(work, offZ[l], nb * zw)) and
+                            _finite(_flat(work, offA[l], nb * w_out))):
+                        diag[DG_BATCH] = b
+                        diag[DG_LAYER] = l
+                        diag[DG_STAGE] = STAGE_FORWARD
+                        return
+                    if not (l == L - 1 and fused):   # a fused head's layer holds logits
+                        _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
+                if DROP and offM[l] >= 0 and l < L - 1:
+                    Mk = _view(work, offM[l], nb, w_out)
+                    _dropout(A, Mk, fspec[l, F_DROP], key, b, L, l, bs)
+                    inp = Mk
+                else:
+                    inp = A
+            if DIAG and on:
+                diag[DG_ROWS] += nb
+
+            # ---- loss head: P into A_last (fused) or dA into D0; weighted row losses
+            Zl = _view(work, offZ[L - 1], nb, n_out)
+            Al = _view(work, offA[L - 1], nb, n_out)
+            cur = _view(work, offD0, nb, n_out)
+            scale = 1.0 / nb
+            _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, scale, wloss, out_scores)
+            data_loss = _sum_in_order(wloss, nb) / nb
+            if not fused:
+                act_backward(Zl, Al, cur, act_last, alpha_last, cur, n_threads)
+            if DIAG and on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):
+                batch_loss[bi] = data_loss
+                diag[DG_BATCH] = b
+                diag[DG_LAYER] = L - 1
+                diag[DG_STAGE] = STAGE_LOSS
+                return
+
+            # ---- backward: cur = dL/dz of layer l (nb x z width), in D0 or D1
+            cur_off = offD0
+            for l in range(L - 1, -1, -1):
+                w_in = ispec[l, I_IN]
+                zw = _zw(ispec, l)
+                if l == 0:
+                    inp = Xb
+                elif offM[l - 1] >= 0:
+                    inp = _view(work, offM[l - 1], nb, w_in)
+                else:
+                    inp = _view(work, offA[l - 1], nb, w_in)
+                W = _view(params, ispec[l, I_W], w_in, zw)
+                gW = _view(grads, ispec[l, I_W], w_in, zw)
+                gb = _bias(grads, ispec, l)
+                kk = _topk_of(ispec, l)
+                idx = idxbuf[:nb * kk].reshape((nb, kk))
+                if MEPROP and kk > 0:
+                    topk_rows(cur, kk, idx, n_threads)
+                    tn_sparse_ws(inp, cur, idx, gW, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                else:
+                    matmul_tn(inp, cur, gW, n_threads)
+                if gb.shape[0] > 0:
+                    bias_grad(cur, gb, n_threads)
+                nxt_off = offD1 if cur_off == offD0 else offD0
+                if l > 0:
+                    nxt = _view(work, nxt_off, nb, w_in)
+                    if MEPROP and kk > 0:
+                        nt_sparse_ws(cur, idx, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                    else:
+                        nt_ws(cur, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                    if DROP and offM[l - 1] >= 0:
+                        _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
+                    Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
+                    if MAXOUT and ispec[l - 1, I_KIND] == KIND_MAXOUT:
+                        # dz of the layer below is wider than nxt: into cur's buffer
+                        cur = _view(work, cur_off, nb, Zb.shape[1])
+                        maxout_backward(Zb, nxt, ispec[l - 1, I_PIECES], cur, n_threads)
+                    else:
+                        if PRELU and ispec[l - 1, I_ACT] == ACT_PRELU:
+                            prelu_backward(Zb, nxt, _slopes(params, ispec, l - 1),
+                                           _slopes(grads, ispec, l - 1), nxt, n_threads)
+                        else:
+                            act_backward(Zb, _view(work, offA[l - 1], nb, w_in), nxt,
+                                         ispec[l - 1, I_ACT], fspec[l - 1, F_ALPHA], nxt, n_threads)
+                        cur = nxt
+                        cur_off = nxt_off
+                if DIAG and on:
+                    # this layer's gradients are complete (its slopes were done one step earlier)
+                    gs = _slopes(grads, ispec, l) if l < L - 1 else grads[0:0]
+                    gWf = _flat(grads, ispec[l, I_W], w_in * zw)
+                    if not (_finite(gWf) and _finite(gb) and _finite(gs) and
+                            (l == 0 or _finite(_flat(work, cur_off, cur.shape[0] * cur.shape[1])))):
+                        diag[DG_BATCH] = b
+                        diag[DG_LAYER] = l
+                        diag[DG_STAGE] = STAGE_BACKWARD
+                        return
+                    o = doff[l] + 2 * ispec[l, I_OUT]
+                    diag[o] += np.sqrt(_sumsq(gWf) + _sumsq(gb) + _sumsq(gs))
+                    diag[o + 1] += 1.0
+
+            # ---- regularization (pre-update weights), update (with clipping)
+            penalty = 0.0
+            if REG and any_reg:
+                regularize(ispec, fspec, params, grads, pen, n_threads)
+                penalty = pen[0]
+            batch_loss[bi] = data_loss + penalty
+            if CLIP:
+                _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm, typed)
+            elif opt != OPT_NONE and P > 0:
+                _update_range(opt, h, t0 + bi + 1, grads, params, state, offX, P, typed)
+            if DIAG and on:
+                for l in range(L):
+                    if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
+                            _finite(_bias(params, ispec, l)) and _finite(_slopes(params, ispec, l))):
+                        diag[DG_BATCH] = b
+                        diag[DG_LAYER] = l
+                        diag[DG_STAGE] = STAGE_UPDATE
+                        return
+    return train_batches
+
+
+#: (DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG) -> train_batches variant
+_TRAIN_VARIANTS = {}
+#: (MAXOUT, PRELU) -> forward variant
+_FORWARD_VARIANTS = {}
+
+
+def train_variant(flags):
+    """The train_batches dispatcher compiled for ``flags`` (created once)."""
+    disp = _TRAIN_VARIANTS.get(flags)
+    if disp is None:
+        disp = _TRAIN_VARIANTS.setdefault(flags, _make_train_batches(*flags))
+    return disp
+
+
+def forward_variant(flags):
+    """The forward dispatcher compiled for ``flags`` (MAXOUT, PRELU)."""
+    disp = _FORWARD_VARIANTS.get(flags)
+    if disp is None:
+        disp = _FORWARD_VARIANTS.setdefault(flags, _make_forward(*flags))
+    return disp
+
+
+#: every feature compiled in: for callers that do not pick a variant
+train_batches = train_variant((True,) * 7)
+forward = forward_variant((True, True))
