@@ -136,15 +136,18 @@ ACTIVATIONS = [
          forward="z if z != z else fmin(fmax(z + 3.0, 0.0), 6.0) * 0.16666666666666666",
          backward="0.16666666666666666 if (z > -3.0 and z < 3.0) else 0.0"),
     # Keras's gelu(approximate=True) (PyTorch's approximate="tanh"):
-    # z (1 + tanh(u)) / 2, u = sqrt(2 / pi) (z + 0.044715 z^3); limits taken beyond 40
+    # z (1 + tanh(u)) / 2, u = sqrt(2 / pi) (z + 0.044715 z^3), computed as
+    # z s(2u) with the logistic s (1 + tanh(u) = 2 s(2u) cancels for z < 0); the
+    # derivative s(2u) (1 + 2 z s(-2u) u'), u' = sqrt(2 / pi) (1 + 3 * 0.044715 z^2),
+    # with 1 - s(2u) written s(-2u) (no cancellation for z > 0, no inf / inf);
+    # limits taken beyond 40
     dict(name="gelu_tanh", code=16,
          forward="-0.0 if z < -40.0 else "
-                 "0.5 * z * (1.0 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)))",
+                 "z / (1.0 + exp(-1.5957691216057308 * (z + 0.044715 * z * z * z)))",
          backward="0.0 if z < -40.0 else (1.0 if z > 40.0 else "
-                  "0.5 * (1.0 + tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))) "
-                  "+ 0.5 * z * (1.0 - tanh(0.7978845608028654 * (z + 0.044715 * z * z * z)) "
-                  "* tanh(0.7978845608028654 * (z + 0.044715 * z * z * z))) "
-                  "* 0.7978845608028654 * (1.0 + 0.134145 * z * z))"),
+                  "(1.0 + 1.5957691216057308 * z * (1.0 + 0.134145 * z * z) "
+                  "/ (1.0 + exp(1.5957691216057308 * (z + 0.044715 * z * z * z)))) "
+                  "/ (1.0 + exp(-1.5957691216057308 * (z + 0.044715 * z * z * z))))"),
 ]
 ACT = {d["name"]: d["code"] for d in ACTIVATIONS}
 ACT_LINEAR, ACT_SIGMOID, ACT_TANH, ACT_RELU, ACT_LEAKY_RELU = 0, 1, 2, 3, 4

@@ -538,7 +538,7 @@ def test_backend_status_reports_a_failed_extension_import(monkeypatch, fresh_reg
     monkeypatch.setitem(sys.modules, "fastnet._kernels.cython.matmul", None)
     monkeypatch.delattr(package, "matmul")
     status = fastnet.backend_status()
-    assert isinstance(status["cython"], str) and "not importable" in status["cython"]
+    assert isinstance(status["cython"], str) and "Cython kernels" in status["cython"]
     assert status["numpy"] is None
     assert "cython" not in fastnet.available_backends()
     with pytest.raises(BackendUnavailable, match="cython"):
@@ -676,7 +676,18 @@ def test_activation_loops_same_bits_for_every_instruction_set_and_accurate(cy, d
             np.testing.assert_array_equal(Z, Zr)
             # (64 ulp: the reference's own sigmoid, exp(-logaddexp(0, -z)), is a few
             # ulp off for negative z; fn_exp itself is within 1 ulp of libm)
-            np.testing.assert_allclose(A, Ar, rtol=64 * ulp, atol=np.finfo(dtype).tiny, err_msg=a["name"])
+            if a["name"] in ("gelu", "gelu_tanh"):
+                # their left tails are erfc(x) (condition number ~2x^2) and e^-w with
+                # w ~ 0.07 |z|^3: one ulp in the argument, rounded differently by each
+                # side, is ~z^2 (~0.1 |z|^3) ulps in the value
+                with np.errstate(all="ignore"):
+                    z64 = np.abs(Z.astype(np.float64))
+                    bound = 64 * ulp * np.abs(Ar) * (1.0 + z64 ** 2 + 0.1 * z64 ** 3) \
+                        + 64 * float(np.finfo(dtype).tiny)      # subnormal results
+                    ok = (A == Ar) | (np.abs(A.astype(np.float64) - Ar) <= bound) | (np.isnan(A) & np.isnan(Ar))
+                assert ok.all(), (a["name"], Z[~ok][:5], A[~ok][:5], Ar[~ok][:5])
+            else:
+                np.testing.assert_allclose(A, Ar, rtol=64 * ulp, atol=np.finfo(dtype).tiny, err_msg=a["name"])
             np.testing.assert_allclose(dZ, dZr, rtol=64 * ulp, atol=64 * ulp, err_msg=a["name"])
     finally:
         ew.select_isa("auto" if was == "avx512" else was)

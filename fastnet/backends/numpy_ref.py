@@ -45,10 +45,12 @@ def _phi_cdf(z):
     return (0.5 * _erfc(-z.astype(np.float64) / np.sqrt(2.0)).astype(np.float64))
 
 
-def _gelu_tanh_inner(z):
+def _gelu_tanh_2u(z):
+    """2u = 2 sqrt(2 / pi) (z + 0.044715 z^3) in float64: 1 + tanh(u) = 2 sigmoid(2u),
+    which keeps the left tail's relative accuracy (1 + tanh(u) cancels there)."""
     z = z.astype(np.float64)
-    with np.errstate(over="ignore"):
-        return np.tanh(np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3))
+    with np.errstate(over="ignore", invalid="ignore"):
+        return 2.0 * np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)
 
 
 def _activate(z, act, alpha):
@@ -78,7 +80,7 @@ def _activate(z, act, alpha):
         return np.where(z == -np.inf, 0.0, out).astype(z.dtype)
     if act == defs.ACT_GELU_TANH:
         with np.errstate(invalid="ignore"):
-            out = 0.5 * z * (1.0 + _gelu_tanh_inner(z))
+            out = z.astype(np.float64) * _sigmoid(_gelu_tanh_2u(z))
         return np.where(z == -np.inf, 0.0, out).astype(z.dtype)
     if act == defs.ACT_SOFTPLUS:
         return np.logaddexp(0.0, z).astype(z.dtype)
@@ -124,9 +126,10 @@ def _act_grad(z, a, da, act, alpha):
                 # Phi(z) + z phi(z)
                 g = _phi_cdf(z64) + z64 * np.exp(-0.5 * z64 * z64) / np.sqrt(2.0 * np.pi)
             else:
-                t = _gelu_tanh_inner(z64)
+                w = _gelu_tanh_2u(z64)
                 du = np.sqrt(2.0 / np.pi) * (1.0 + 3.0 * 0.044715 * z64 * z64)
-                g = 0.5 * (1.0 + t) + 0.5 * z64 * (1.0 - t * t) * du
+                # d/dz z s(2u) = s(2u) + z s(2u) s(-2u) 2u'
+                g = _sigmoid(w) + 2.0 * z64 * _sigmoid(w) * _sigmoid(-w) * du
         # beyond |z| = 40 the derivative is 0 or 1 to double precision (no inf * 0)
         g = np.where(z64 < -40, 0.0, np.where(z64 > 40, 1.0, g))
         return da * g.astype(z.dtype)
