@@ -9,7 +9,8 @@ global_clipnorm) and sample weights.  One epoch in float64 on the numba and
 Cython backends must give the NumPy reference's weights and loss to 1e-9.
 
 Bounded for CI: a fixed number of examples, derandomized (the same cases on
-every run), a deadline per example.
+every run); no per-example deadline (the first examples may wait for numba to
+compile, which a deadline would report as a failure).
 """
 import numpy as np
 import pytest
@@ -138,7 +139,7 @@ def _train(c, backend):
     return m.get_weights(), h.history["loss"][0]
 
 
-@settings(max_examples=N_EXAMPLES, deadline=10000, derandomize=True, database=None,
+@settings(max_examples=N_EXAMPLES, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(c=case())
 def test_random_networks_match_the_reference_after_one_epoch(c):
