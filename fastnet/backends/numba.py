@@ -277,7 +277,15 @@ def train_flags(ispec, fspec, opt, hyper, diag):
         return (True,) * 7
     drop, reg, maxout, prelu, meprop = _spec_features(ispec, fspec)
     clip = int(opt) != defs.OPT_NONE and (hyper[defs.H_CLIPNORM] > 0 or hyper[defs.H_GLOBAL_CLIPNORM] > 0)
-    return (drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0)
+    return _lean_or_full((drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0))
+
+
+def _lean_or_full(flags):
+    """Two variants only: the lean one for a model that uses none of the features
+    (the common plain MLP compiles none of their code), else the one with all of
+    them.  A variant per combination compiled up to 2**7 training steps per dtype
+    (the property test alone: 4 min of cold compiles)."""
+    return flags if not any(flags) else (True,) * len(flags)
 
 
 _VARIANTS = {}
@@ -299,7 +307,7 @@ def forward_flags(ispec, fspec):
     if not _well_formed(ispec, fspec):
         return (True, True)
     feats = _spec_features(ispec, fspec)
-    return (feats[2], feats[3])
+    return _lean_or_full((feats[2], feats[3]))
 
 
 def forward(X, ispec, fspec, params, work, out, n_threads):
