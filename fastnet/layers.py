@@ -163,11 +163,12 @@ class Dense(Layer):
     Parameters follow Keras: ``units`` (output width), ``activation`` (name,
     Activation object or None for linear), ``use_bias``, ``kernel_initializer``
     (default ``"glorot_uniform"``), ``bias_initializer`` (default ``"zeros"``),
-    ``kernel_regularizer`` (``fastnet.regularizers.L1/L2/L1L2`` or None).
+    ``kernel_regularizer`` and ``bias_regularizer`` (``fastnet.regularizers.L1/L2/L1L2``,
+    their Keras spellings ``regularizers.l1/l2/l1_l2``, or None: Keras's penalty
+    ``l1 * sum|w| + l2 * sum w^2`` on the kernel, or on the bias, added to the loss
+    and applied inside the compiled step).
     ``input_dim=n`` or Keras's ``input_shape=(n,)`` on the first layer declares
     the input width: the model is then built at construction, as in Keras.
-    ``bias_regularizer`` is accepted for Keras code, but only as None: the
-    compiled training step penalises kernels only.
     """
 
     _prefix = "dense"
@@ -182,9 +183,6 @@ class Dense(Layer):
             if input_dim is not None and input_dim != n:
                 raise ValueError("%s: input_dim=%r and input_shape=%r disagree" % (cls, input_dim, input_shape))
             input_dim = n
-        if bias_regularizer is not None:
-            raise ValueError("%s: bias_regularizer is not supported (the compiled training step "
-                             "penalises kernels only); use kernel_regularizer, or None" % cls)
         if isinstance(units, bool) or not isinstance(units, numbers.Integral):
             raise TypeError("%s: units must be a positive int; got %r" % (cls, units))
         if units < 1:
@@ -207,6 +205,7 @@ class Dense(Layer):
         self.kernel_initializer = _initializers.get(kernel_initializer)
         self.bias_initializer = _initializers.get(bias_initializer)
         self.kernel_regularizer = _regularizers.get(kernel_regularizer)
+        self.bias_regularizer = _regularizers.get(bias_regularizer)
         self.input_dim = None if input_dim is None else int(input_dim)
         self.kernel = None
         self.bias = None
@@ -244,9 +243,10 @@ class Maxout(Dense):
 
     def __init__(self, units, pieces=2, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, *, input_dim=None, name=None,
-                 input_shape=None):
+                 input_shape=None, bias_regularizer=None):
         super().__init__(units, None, use_bias, kernel_initializer, bias_initializer, kernel_regularizer,
-                         input_dim=input_dim, name=name, input_shape=input_shape)
+                         input_dim=input_dim, name=name, input_shape=input_shape,
+                         bias_regularizer=bias_regularizer)
         if isinstance(pieces, bool) or not isinstance(pieces, numbers.Integral):
             raise TypeError("Maxout: pieces must be an int >= 1; got %r" % (pieces,))
         if pieces < 1:

@@ -326,6 +326,10 @@ class Sequential:
             if reg is not None:
                 fspec[l, defs.F_L1] = reg.l1
                 fspec[l, defs.F_L2] = reg.l2
+            reg = layer.bias_regularizer
+            if reg is not None and layer.use_bias:
+                fspec[l, defs.F_BL1] = reg.l1
+                fspec[l, defs.F_BL2] = reg.l2
             n_in = layer.units
         params = np.zeros(pos, dtype=self.dtype)
         rng = _rng(self.seed, _STREAM_INIT)
@@ -1110,7 +1114,7 @@ class Sequential:
             P = Z
         w = sw.astype(np.float64) if sw.shape[0] else 1.0
         penalty = np.zeros(1)
-        if self._fspec[:, [defs.F_L1, defs.F_L2]].any():
+        if self._fspec[:, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]].any():
             be.regularize(self._ispec, self._fspec, self._params, np.zeros_like(self._params), penalty, nt)
         logs = {"loss": float((w * row_loss).sum() / n + penalty[0])}
         if self.metrics:

@@ -58,7 +58,9 @@ F_ALPHA = 0     # activation parameter (leaky slope, elu alpha)
 F_DROP = 1      # dropout rate applied to this layer's output during training
 F_L1 = 2        # L1 coefficient on W (Keras: l1 * sum|W|)
 F_L2 = 3        # L2 coefficient on W (Keras: l2 * sum W^2)
-NF = 6          # columns (two reserved)
+F_BL1 = 4       # L1 coefficient on the bias b (Keras's bias_regularizer)
+F_BL2 = 5       # L2 coefficient on the bias b
+NF = 6          # columns
 
 KIND_DENSE = 0      # z = x W + b, a = act(z)
 KIND_MAXOUT = 1     # z = x W + b with out * pieces columns; unit j's output is

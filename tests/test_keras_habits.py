@@ -348,8 +348,63 @@ def test_keras_spellings_of_regularizers(backend):
     W = a.get_weights()[0].astype(np.float64)
     data = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y, a.predict(X))
     assert a.evaluate(X, y) == pytest.approx(data + 0.5 * (W ** 2).sum(), rel=1e-5)
-    with pytest.raises(ValueError, match="bias_regularizer"):
-        fastnet.Dense(3, bias_regularizer=regularizers.l2(0.01))
+    with pytest.raises(ValueError, match="unknown regularizer|regularizer"):
+        fastnet.Dense(3, bias_regularizer="l7")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_bias_regularizer(backend, dtype):
+    """Keras's bias_regularizer: l1 sum|b| + l2 sum b^2 in the loss (evaluate), its
+    gradient l1 sign(b) + 2 l2 b in model.gradients (against the numpy reference
+    and finite differences), training equal to the reference's, and a model file
+    keeps it."""
+    from fastnet import regularizers
+    X, y = _data()
+    X = X.astype(dtype)
+
+    def make(be):
+        m = fastnet.Sequential([
+            fastnet.Input((5,)),
+            fastnet.Dense(4, "tanh", bias_initializer="ones", bias_regularizer=regularizers.l1_l2(0.03, 0.2)),
+            fastnet.Maxout(3, pieces=2, bias_regularizer=regularizers.l2(0.1), kernel_regularizer=regularizers.l1(0.01)),
+            fastnet.Dense(3, bias_regularizer=regularizers.l1(0.05))], backend=be, seed=3, dtype=dtype)
+        m.compile(fastnet.SGD(lr=0.1), fastnet.SparseCategoricalCrossentropy(from_logits=True))
+        return m
+
+    a = make(backend)
+    w = a.get_weights()
+    b0, b1, b2 = (w[1].astype(np.float64), w[3].astype(np.float64), w[5].astype(np.float64))
+    W1 = w[2].astype(np.float64)
+    data = fastnet.SparseCategoricalCrossentropy(from_logits=True)(y, a.predict(X))
+    penalty = (0.03 * np.abs(b0).sum() + 0.2 * (b0 ** 2).sum() + 0.1 * (b1 ** 2).sum()
+               + 0.01 * np.abs(W1).sum() + 0.05 * np.abs(b2).sum())
+    assert penalty > 0.5
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    assert a.evaluate(X, y) == pytest.approx(data + penalty, rel=tol)
+    g = a.gradients(X, y)
+    ref = make("numpy").gradients(X, y)
+    for x, r in zip(g, ref):
+        np.testing.assert_allclose(x, r, rtol=10 * tol, atol=10 * tol)
+    if dtype == "float64":   # central differences of evaluate's loss in the biases
+        for k, idx in ((1, 2), (3, 0), (5, 1)):
+            h = 1e-6
+            vals = []
+            for s in (h, -h):
+                ws = [v.copy() for v in w]
+                ws[k][idx] += s
+                a.set_weights(ws)
+                vals.append(a.evaluate(X, y))
+            a.set_weights(w)
+            assert (vals[0] - vals[1]) / (2 * h) == pytest.approx(g[k][idx], rel=1e-6, abs=1e-8)
+    a.fit(X, y, epochs=2, batch_size=4, verbose=0)
+    r = make("numpy")
+    r.fit(X, y, epochs=2, batch_size=4, verbose=0)
+    for x, v in zip(a.get_weights(), r.get_weights()):
+        np.testing.assert_allclose(x, v, rtol=100 * tol, atol=100 * tol)
+    import pickle
+    c = pickle.loads(pickle.dumps(a))
+    assert c.layers[0].bias_regularizer.l2 == 0.2 and c.layers[2].bias_regularizer.l1 == 0.05
+    assert c.evaluate(X, y) == a.evaluate(X, y)
 
 
 # ----------------------------------------- probabilities of logits, metrics

@@ -109,9 +109,10 @@ entries of batch_loss are not written).  With diag empty nothing of this runs.
 Regularization
 --------------
 ``fspec[l, F_L1]``, ``fspec[l, F_L2]``: penalty l1 * sum|W| + l2 * sum W^2 over the
-kernels W (not biases), gradient l1 * sign(W) + 2 l2 W, added to ``grads`` after
-backprop; ``train_batches`` adds the penalty of the pre-update weights to each
-reported batch loss.
+kernel W, gradient l1 * sign(W) + 2 l2 W, added to ``grads`` after backprop;
+``fspec[l, F_BL1]``, ``fspec[l, F_BL2]``: the same over the bias b (Keras's
+bias_regularizer; nothing without a bias).  ``train_batches`` adds the penalty of
+the pre-update weights to each reported batch loss.
 """
 
 from .._kernels import defs

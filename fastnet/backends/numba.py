@@ -252,7 +252,7 @@ def _spec_features(ispec, fspec):
     if feats is None:
         kind = ispec[:, defs.I_KIND]
         feats = (bool((fspec[:, defs.F_DROP] > 0).any()),
-                 bool(((fspec[:, defs.F_L1] != 0) | (fspec[:, defs.F_L2] != 0)).any()),
+                 bool((fspec[:, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]] != 0).any()),
                  bool((kind == defs.KIND_MAXOUT).any()),
                  bool((ispec[:, defs.I_ACT] == defs.ACT_PRELU).any()),
                  bool(((kind == defs.KIND_DENSE) & (ispec[:, defs.I_TOPK] > 0)).any()))

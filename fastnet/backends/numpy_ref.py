@@ -326,18 +326,19 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
     total = 0.0
     for l in range(ispec.shape[0]):
-        l1, l2 = float(fspec[l, defs.F_L1]), float(fspec[l, defs.F_L2])
-        if l1 == 0.0 and l2 == 0.0:
-            continue
-        W, _ = _layer_views(ispec, params, l)
-        gW, _ = _layer_views(ispec, grads, l)
-        # a zero coefficient contributes nothing (not 0 * inf = NaN for an infinite weight)
-        if l1 != 0.0:
-            gW += l1 * np.sign(W)
-            total += l1 * float(np.abs(W).sum(dtype=np.float64))
-        if l2 != 0.0:
-            gW += 2 * l2 * W
-            total += l2 * float((W.astype(np.float64) ** 2).sum())
+        W, b = _layer_views(ispec, params, l)
+        gW, gb = _layer_views(ispec, grads, l)
+        for arr, g, c1, c2 in ((W, gW, defs.F_L1, defs.F_L2), (b, gb, defs.F_BL1, defs.F_BL2)):
+            l1, l2 = float(fspec[l, c1]), float(fspec[l, c2])
+            if arr.size == 0 or (l1 == 0.0 and l2 == 0.0):
+                continue
+            # a zero coefficient contributes nothing (not 0 * inf = NaN for an infinite weight)
+            if l1 != 0.0:
+                g += l1 * np.sign(arr)
+                total += l1 * float(np.abs(arr).sum(dtype=np.float64))
+            if l2 != 0.0:
+                g += 2 * l2 * arr
+                total += l2 * float((arr.astype(np.float64) ** 2).sum())
     penalty[0] = total
 
 

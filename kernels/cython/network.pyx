@@ -97,6 +97,8 @@ cdef Py_ssize_t F_ALPHA = defs.F_ALPHA
 cdef Py_ssize_t F_DROP = defs.F_DROP
 cdef Py_ssize_t F_L1 = defs.F_L1
 cdef Py_ssize_t F_L2 = defs.F_L2
+cdef Py_ssize_t F_BL1 = defs.F_BL1
+cdef Py_ssize_t F_BL2 = defs.F_BL2
 cdef int ACT_LINEAR = defs.ACT_LINEAR
 cdef int HEAD_MSE = defs.HEAD_MSE
 cdef int HEAD_MAE = defs.HEAD_MAE
@@ -933,6 +935,7 @@ def step_plan(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_
     for l in range(L):
         if (ispec[l, I_KIND] != KIND_DENSE or ispec[l, I_ACT] == ACT_PRELU
                 or fspec[l, F_DROP] > 0 or fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
+                or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0
                 or _topk(&ispec[0, 0], l, ispec.shape[1])):
             return r, False
         total += ispec[l, I_IN] * ispec[l, I_OUT] + (ispec[l, I_OUT] if ispec[l, I_B] >= 0 else 0)
@@ -1039,7 +1042,8 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
         if _topk(&ispec[0, 0], l, ni):
             maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * _zw(&ispec[0, 0], l, ni)))
         maxk = max(maxk, _topk(&ispec[0, 0], l, ni))
-        if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
+        if (fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
+                or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0):
             regularized = True
     cdef double[::1] row_loss = np.empty(batch_size, dtype=np.float64)
     cdef double[::1] reg_scratch = np.empty(

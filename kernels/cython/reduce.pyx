@@ -32,6 +32,8 @@ cdef Py_ssize_t NI = defs.NI
 cdef Py_ssize_t NF = defs.NF
 cdef Py_ssize_t F_L1 = defs.F_L1
 cdef Py_ssize_t F_L2 = defs.F_L2
+cdef Py_ssize_t F_BL1 = defs.F_BL1
+cdef Py_ssize_t F_BL2 = defs.F_BL2
 cdef Py_ssize_t I_KIND = defs.I_KIND
 cdef Py_ssize_t I_PIECES = defs.I_PIECES
 cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
@@ -165,34 +167,43 @@ cdef inline double _penalty(double l1, double s1, double l2, double s2) noexcept
     return l1 * s1 + l2 * s2
 
 
+cdef double _reg_range(const floating* W, floating* G, Py_ssize_t size, double l1, double l2,
+                       double* scratch, int n_threads) noexcept nogil:
+    """G += l1 sign(W) + 2 l2 W over one weight array; returns its penalty."""
+    cdef Py_ssize_t ntiles = _cdiv(size, FLAT_TILE), t
+    cdef double s1 = 0.0, s2 = 0.0
+    if ntiles > 1 and size >= ELEM_PAR_MIN:
+        for t in prange(ntiles, schedule='static', num_threads=n_threads):
+            _reg_tile(W, G, t, size, l1, l2, scratch)
+    else:
+        for t in range(ntiles):
+            _reg_tile(W, G, t, size, l1, l2, scratch)
+    for t in range(ntiles):
+        s1 = s1 + scratch[2 * t]
+        s2 = s2 + scratch[2 * t + 1]
+    return _penalty(l1, s1, l2, s2)
+
+
 cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L,
                          Py_ssize_t ni, Py_ssize_t nf, const floating* params,
                          floating* grads, double* scratch, int n_threads) noexcept nogil:
-    cdef Py_ssize_t l, size, ntiles, t
-    cdef double l1, l2, s1, s2, total = 0.0
-    cdef const floating* W
-    cdef floating* G
+    cdef Py_ssize_t l, w0, b0
+    cdef double l1, l2, total = 0.0
     for l in range(L):
         l1 = fspec[l * nf + F_L1]
         l2 = fspec[l * nf + F_L2]
-        if l1 == 0.0 and l2 == 0.0:
-            continue
-        W = params + ispec[l * ni + I_W]
-        G = grads + ispec[l * ni + I_W]
-        size = kernel_size(ispec + l * ni)
-        ntiles = _cdiv(size, FLAT_TILE)
-        if ntiles > 1 and size >= ELEM_PAR_MIN:
-            for t in prange(ntiles, schedule='static', num_threads=n_threads):
-                _reg_tile(W, G, t, size, l1, l2, scratch)
-        else:
-            for t in range(ntiles):
-                _reg_tile(W, G, t, size, l1, l2, scratch)
-        s1 = 0.0
-        s2 = 0.0
-        for t in range(ntiles):
-            s1 = s1 + scratch[2 * t]
-            s2 = s2 + scratch[2 * t + 1]
-        total = total + _penalty(l1, s1, l2, s2)
+        if l1 != 0.0 or l2 != 0.0:
+            w0 = ispec[l * ni + I_W]
+            total = total + _reg_range(params + w0, grads + w0, kernel_size(ispec + l * ni),
+                                       l1, l2, scratch, n_threads)
+        # the bias (Keras's bias_regularizer): its own coefficients, its own sums
+        l1 = fspec[l * nf + F_BL1]
+        l2 = fspec[l * nf + F_BL2]
+        b0 = ispec[l * ni + I_B]
+        if (l1 != 0.0 or l2 != 0.0) and b0 >= 0:
+            total = total + _reg_range(params + b0, grads + b0,
+                                       kernel_size(ispec + l * ni) // ispec[l * ni + I_IN],
+                                       l1, l2, scratch, n_threads)
     return total
 
 

@@ -68,6 +68,8 @@ F_ALPHA = defs.F_ALPHA
 F_DROP = defs.F_DROP
 F_L1 = defs.F_L1
 F_L2 = defs.F_L2
+F_BL1 = defs.F_BL1
+F_BL2 = defs.F_BL2
 ACT_LINEAR = defs.ACT_LINEAR
 ACT_SIGMOID = defs.ACT_SIGMOID
 ACT_TANH = defs.ACT_TANH
@@ -570,7 +572,8 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         doff = np.empty(L, np.int64)       # diag block of each layer
         pos = DG_HEAD
         for l in range(L):
-            if fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0:
+            if (fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
+                    or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0):
                 any_reg = True
             kmax = max(kmax, _topk_of(ispec, l))
             doff[l] = pos

@@ -19,8 +19,11 @@ from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, COL_TILE, FLAT_T
 I_IN = defs.I_IN
 I_OUT = defs.I_OUT
 I_W = defs.I_W
+I_B = defs.I_B
 F_L1 = defs.F_L1
 F_L2 = defs.F_L2
+F_BL1 = defs.F_BL1
+F_BL2 = defs.F_BL2
 
 
 # ---------------------------------------------------------------------------
@@ -173,24 +176,35 @@ def _reg_penalty(W, l1, l2):
 
 
 @serial
+def _reg_range(params, grads, start, size, l1, l2):
+    """grads += l1 sign(W) + 2 l2 W over one weight array; returns its penalty."""
+    W = params[start:start + size]
+    G = grads[start:start + size]
+    pen = _reg_penalty(W, l1, l2)
+    if size >= ELEM_PAR_MIN:
+        _reg_grad_par(W, G, l1, l2)
+    else:
+        _reg_grad(W, G, l1, l2, 0, size)
+    return pen
+
+
+@serial
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
-    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty;
-    penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64, from params as given)."""
+    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty (and
+    the same over b_l with the bias coefficients); penalty[0] = the sum of
+    l1 sum|.| + l2 sum .^2 over those arrays (float64, from params as given)."""
     total = 0.0
     for l in range(ispec.shape[0]):
-        l1 = fspec[l, F_L1]
-        l2 = fspec[l, F_L2]
-        if l1 == 0.0 and l2 == 0.0:
-            continue
-        w0 = ispec[l, I_W]
         size = ispec[l, I_IN] * ispec[l, I_OUT]
         if ispec[l, defs.I_KIND] == defs.KIND_MAXOUT and ispec[l, defs.I_PIECES] > 1:
             size *= ispec[l, defs.I_PIECES]    # Maxout: W is (in, out * pieces)
-        W = params[w0:w0 + size]
-        G = grads[w0:w0 + size]
-        total += _reg_penalty(W, l1, l2)
-        if size >= ELEM_PAR_MIN:
-            _reg_grad_par(W, G, l1, l2)
-        else:
-            _reg_grad(W, G, l1, l2, 0, size)
+        l1 = fspec[l, F_L1]
+        l2 = fspec[l, F_L2]
+        if l1 != 0.0 or l2 != 0.0:
+            total += _reg_range(params, grads, ispec[l, I_W], size, l1, l2)
+        # the bias (Keras's bias_regularizer): its own coefficients, its own sums
+        l1 = fspec[l, F_BL1]
+        l2 = fspec[l, F_BL2]
+        if (l1 != 0.0 or l2 != 0.0) and ispec[l, I_B] >= 0:
+            total += _reg_range(params, grads, ispec[l, I_B], size // ispec[l, I_IN], l1, l2)
     penalty[0] = total
