@@ -3,7 +3,8 @@
 * ``from_torch(nn.Sequential)`` builds the equivalent fastnet model and
   ``to_torch(model)`` the reverse: ``nn.Linear`` layers, each followed by at
   most one supported activation module (``ReLU``, ``Sigmoid``, ``Tanh``,
-  ``LeakyReLU``, ``ELU``, ``ReLU6``, ``SiLU``, ``Softmax`` over the last
+  ``LeakyReLU``, ``ELU``, ``ReLU6``, ``SiLU``, ``GELU`` (both forms),
+  ``Softplus``, ``Softsign``, ``SELU``, ``Hardsigmoid``, ``Softmax`` over the last
   dimension, ``Identity``, ``PReLU``) and ``Dropout``.  torch is imported only
   when these are called.
 * ``from_sklearn(mlp)`` builds the model of a fitted ``MLPClassifier`` /
@@ -49,9 +50,19 @@ def _model_dtype(dtype, weights_dtype):
 def _torch_activation(module, nn):
     """The fastnet activation of a torch activation module (None if it is not one)."""
     simple = {nn.ReLU: _activations.ReLU, nn.ReLU6: _activations.ReLU6, nn.Sigmoid: _activations.Sigmoid,
-              nn.Tanh: _activations.Tanh, nn.SiLU: _activations.Swish, nn.Identity: _activations.Linear}
+              nn.Tanh: _activations.Tanh, nn.SiLU: _activations.Swish, nn.Identity: _activations.Linear,
+              nn.Softsign: _activations.Softsign, nn.SELU: _activations.SELU,
+              nn.Hardsigmoid: _activations.HardSigmoid}
     if type(module) in simple:
         return simple[type(module)]()
+    if isinstance(module, nn.GELU):
+        return _activations.GELU(approximate=module.approximate == "tanh")
+    if isinstance(module, nn.Softplus):
+        # torch's threshold returns x where beta x > threshold: within e^-threshold of log1p(e^x)
+        if module.beta != 1 or module.threshold < 20:
+            raise ValueError("from_torch: Softplus(beta=%r, threshold=%r) is not supported; fastnet's "
+                             "softplus is beta=1 (threshold >= 20)" % (module.beta, module.threshold))
+        return _activations.Softplus()
     if isinstance(module, nn.LeakyReLU):
         return _activations.LeakyReLU(module.negative_slope)
     if isinstance(module, nn.ELU):
@@ -115,7 +126,8 @@ def from_torch(module, backend="auto", seed=None, dtype=None):
         act = _torch_activation(child, nn)
         if act is None:
             raise ValueError("from_torch: %s is not supported (supported: Linear, ReLU, ReLU6, Sigmoid, Tanh, "
-                             "SiLU, LeakyReLU, ELU, Softmax(dim=-1), Identity, PReLU, Dropout)" % where)
+                             "SiLU, LeakyReLU, ELU, GELU, Softplus, Softsign, SELU, Hardsigmoid, Softmax(dim=-1), "
+                             "Identity, PReLU, Dropout)" % where)
         if last_dense is None or layers[-1] is not last_dense:
             raise ValueError("from_torch: %s must follow a Linear layer directly (one activation per "
                              "Linear layer)" % where)
@@ -135,7 +147,12 @@ def from_torch(module, backend="auto", seed=None, dtype=None):
 def _torch_module_of(act, nn):
     code = act.code
     table = {defs.ACT_RELU: nn.ReLU, defs.ACT_RELU6: nn.ReLU6, defs.ACT_SIGMOID: nn.Sigmoid,
-             defs.ACT_TANH: nn.Tanh, defs.ACT_SWISH: nn.SiLU}
+             defs.ACT_TANH: nn.Tanh, defs.ACT_SWISH: nn.SiLU, defs.ACT_SOFTPLUS: nn.Softplus,
+             defs.ACT_SOFTSIGN: nn.Softsign, defs.ACT_SELU: nn.SELU, defs.ACT_HARD_SIGMOID: nn.Hardsigmoid}
+    if code == defs.ACT_GELU:
+        return nn.GELU()
+    if code == defs.ACT_GELU_TANH:
+        return nn.GELU(approximate="tanh")
     if code == defs.ACT_LINEAR:
         return None
     if code in table:

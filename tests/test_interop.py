@@ -44,6 +44,27 @@ def test_from_torch_and_back(backend, dtype):
     assert [type(a).__name__ for a in back] == [type(a).__name__ for a in net]
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_keras_activations_from_torch_and_back(backend, dtype):
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    torch.manual_seed(1)
+    net = nn.Sequential(nn.Linear(6, 8), nn.GELU(), nn.Linear(8, 8), nn.GELU(approximate="tanh"),
+                        nn.Linear(8, 7), nn.Softplus(), nn.Linear(7, 7), nn.Softsign(), nn.Linear(7, 6),
+                        nn.SELU(), nn.Linear(6, 5), nn.Hardsigmoid(), nn.Linear(5, 3)).to(getattr(torch, dtype)).eval()
+    X = 3 * _X(dtype=dtype)
+    with torch.no_grad():
+        want = net(torch.from_numpy(X)).numpy()
+    m = interop.from_torch(net, backend=backend, seed=0)
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(m.predict(X), want, rtol=tol, atol=tol)
+    back = interop.to_torch(m)
+    assert [type(a).__name__ for a in back] == [type(a).__name__ for a in net]
+    assert back[3].approximate == "tanh" and back[1].approximate == "none"
+    with pytest.raises(ValueError, match="Softplus"):
+        interop.from_torch(nn.Sequential(nn.Linear(2, 2), nn.Softplus(beta=2.0)))
+
+
 def test_to_torch_of_a_trained_model(backend):
     torch = pytest.importorskip("torch")
     X = _X()
@@ -64,7 +85,7 @@ def test_torch_bad_input():
     cases = [(nn.Sequential(nn.ReLU(), nn.Linear(3, 2)), "before the first Linear"),
              (nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Tanh()), "directly"),
              (nn.Sequential(nn.Linear(3, 2), nn.Linear(4, 2)), "takes 4 inputs"),
-             (nn.Sequential(nn.Linear(3, 2), nn.GELU()), "not supported"),
+             (nn.Sequential(nn.Linear(3, 2), nn.Hardswish()), "not supported"),
              (nn.Sequential(nn.Linear(3, 2), nn.Softmax(dim=0)), "dim"),
              (nn.Sequential(), "no Linear")]
     for net, msg in cases:
