@@ -64,7 +64,7 @@ Step = _simple("Step", "step")
 Softplus = _simple("Softplus", "softplus")
 Softsign = _simple("Softsign", "softsign")
 Softplus.__doc__ = "log(1 + exp(x)), computed stably (Keras's softplus)."
-Softsign.__doc__ = "x / (1 + |x|) (Keras's softsign)."
+Softsign.__doc__ = "``x / (1 + abs(x))`` (Keras's softsign)."
 
 
 class SELU(Activation):
@@ -222,7 +222,7 @@ def softplus(x):
 
 
 def softsign(x):
-    """x / (1 + |x|)."""
+    """``x / (1 + abs(x))`` (Keras's softsign)."""
     return Softsign()(x)
 
 
