@@ -81,3 +81,24 @@ def test_shipped_builds_are_portable():
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert ".ci/build_wheels.sh" in ci and "sphinx-build -W" in ci and "--no-index --no-deps torch==2.13.0" in ci
     assert not re.search(r"pip install(\s+-\S+)*\s+torch(?!==2\.13\.0)", ci)  # never torch from an index
+
+
+def test_every_c_header_the_kernels_include_ships_in_the_sdist():
+    """A header a .pyx (or template) includes must sit next to it, where
+    setup.py's include_dirs finds it, and be matched by MANIFEST.in, or a build
+    from the sdist fails."""
+    import fnmatch
+    import glob
+    sources = glob.glob(os.path.join(ROOT, "kernels", "cython", "*.pyx"))
+    sources += glob.glob(os.path.join(ROOT, "kernels", "templates", "*.pyx.tp"))
+    headers = set()
+    for path in sources:
+        text = open(path).read()
+        headers.update(re.findall(r'cdef extern from "([\w.]+\.h)"', text))
+        headers.update(re.findall(r'#include "([\w.]+\.h)"', text))
+    assert {"fn_math.h", "matmul_kernels.h"} <= headers
+    manifest = open(os.path.join(ROOT, "MANIFEST.in")).read()
+    patterns = re.search(r"^recursive-include kernels (.*)$", manifest, re.M).group(1).split()
+    for h in sorted(headers):
+        assert os.path.isfile(os.path.join(ROOT, "kernels", "cython", h)), h
+        assert any(fnmatch.fnmatch(h, p) for p in patterns), "MANIFEST.in does not ship " + h
