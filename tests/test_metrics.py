@@ -827,3 +827,21 @@ def test_metric_multiclass_one_hot_equals_int_labels():
     for name in ["accuracy", "precision", "recall", "f1", "specificity", "auc", "mse"]:
         m = fm.get(name)
         assert m(y, s, "multiclass") == pytest.approx(m(np.eye(4)[y], s, "multiclass"))
+
+
+def test_public_names_keep_their_fastnet_metrics_path_and_warnings_point_at_the_caller():
+    """The function API lives in fastnet/_metric_functions.py but is documented,
+    pickled and saved as fastnet.metrics.<name>; warnings raised inside either
+    module are attributed to the user's line, not to fastnet's."""
+    import pickle
+
+    for name in fm.__all__:
+        obj = getattr(fm, name)
+        assert obj.__module__ == "fastnet.metrics", name
+        assert pickle.loads(pickle.dumps(obj)) is obj
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert fm.precision_score([0, 0, 1], [0, 0, 0]) == 0.0              # function API
+        assert math.isnan(fm.AUC()([1, 1, 1], [0.2, 0.4, 0.9], "binary"))  # Metric object
+    assert [w.category for w in caught] == [fm.UndefinedMetricWarning] * 2
+    assert {w.filename for w in caught} == {__file__}
