@@ -5,7 +5,8 @@
 
 Templates are Tempita (shipped with Cython, a build dependency).  Their
 namespace holds the ``defs`` module and its tables (``ACTIVATIONS``,
-``OPTIMIZERS``, ...).  ``setup.py`` calls :func:`render_all` before
+``OPTIMIZERS``, ...) and the C generators of ``kernels/_ctranslate.py``
+(``opt_c``, ``act_c`` and their settings).  ``setup.py`` calls :func:`render_all` before
 cythonizing; run ``python kernels/render.py`` by hand after editing defs.py in a
 source checkout (an editable install re-renders on ``pip install -e .``).
 The generated files are gitignored and start with a "do not edit" banner.
@@ -21,28 +22,46 @@ BANNER = {
 }
 
 
-def _load_defs():
-    spec = importlib.util.spec_from_file_location("_fastnet_defs", os.path.join(HERE, "defs.py"))
+def _load(name):
+    """kernels/<name>.py by its path: setup.py renders before the package is importable."""
+    spec = importlib.util.spec_from_file_location("_fastnet_" + name, os.path.join(HERE, name + ".py"))
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
-def render_all(verbose=False):
+def namespace():
+    """The names a template sees: defs.py's public names, ``defs`` itself and
+    _ctranslate.py's ``__all__``."""
+    defs = _load("defs")
+    ns = {k: getattr(defs, k) for k in dir(defs) if not k.startswith("_")}
+    ns["defs"] = defs
+    ctranslate = _load("_ctranslate")
+    clash = set(ns) & set(ctranslate.__all__)
+    if clash:
+        raise ValueError("kernels/_ctranslate.py and kernels/defs.py both define %s" % sorted(clash))
+    ns.update({k: getattr(ctranslate, k) for k in ctranslate.__all__})
+    return ns
+
+
+def render(tp, ns=None):
+    """(output path, text) of template ``tp`` (a path under kernels/templates)."""
     from Cython.Tempita import Template
 
-    defs = _load_defs()
-    namespace = {k: getattr(defs, k) for k in dir(defs) if not k.startswith("_")}
-    namespace["defs"] = defs
+    base = os.path.basename(tp)[:-3]          # e.g. elementwise.pyx
+    stem, ext = os.path.splitext(base)
+    twin = {".pyx": "cython", ".py": "numba"}[ext]
+    out = os.path.join(HERE, twin, "_generated_" + stem + ext)
+    with open(tp) as f:
+        text = Template(f.read(), name=tp).substitute(namespace() if ns is None else ns)
+    return out, BANNER[ext].format(src="kernels/templates/" + os.path.basename(tp)) + text
+
+
+def render_all(verbose=False):
+    ns = namespace()
     written = []
     for tp in sorted(glob.glob(os.path.join(HERE, "templates", "*.tp"))):
-        base = os.path.basename(tp)[:-3]          # e.g. elementwise.pyx
-        stem, ext = os.path.splitext(base)
-        twin = {".pyx": "cython", ".py": "numba"}[ext]
-        out = os.path.join(HERE, twin, "_generated_" + stem + ext)
-        with open(tp) as f:
-            text = Template(f.read(), name=tp).substitute(namespace)
-        text = BANNER[ext].format(src="kernels/templates/" + os.path.basename(tp)) + text
+        out, text = render(tp, ns)
         old = open(out).read() if os.path.exists(out) else None
         if old != text:  # keep mtimes stable so cythonize does not rebuild needlessly
             with open(out, "w") as f:

@@ -1,0 +1,94 @@
+"""kernels/_ctranslate.py: the formula-to-C generators the Cython elementwise
+template renders its loops with (golden C text for toy table entries, pruning
+of the specialised flags, refusal of what they cannot translate)."""
+import re
+
+import pytest
+
+from fastnet._kernels import _ctranslate as ct
+from fastnet._kernels import defs
+
+TOY_OPT = dict(name="toy", slots=["m", "v"], scalars=["c = lr * 2.0"],
+               element=["if maximize != 0.0:",
+                        "    g = -g",
+                        "m = beta1 * m + g",
+                        "p = p - c * m"])
+TOY_HYPER = {"lr": 0, "beta1": 1, "maximize": 2, "eps": 3}
+
+
+def _function(src, name):
+    """The text of C function ``name`` in ``src`` (up to its closing brace)."""
+    start = src.index(" %s(" % name)
+    return src[start:src.index("\n}", start)]
+
+
+def test_opt_c_orders_scalars_and_prunes_each_flag_value():
+    sc_names, hyper, src = ct.opt_c(TOY_OPT, TOY_HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
+    # the hyper-parameters the formulas use (HYPER's order; eps is unused), then the scalars
+    assert sc_names == ["lr", "beta1", "maximize", "c"]
+    assert hyper == [("lr", 0), ("beta1", 1), ("maximize", 2)]
+    # one function per dtype and instruction set; off x86 the vector names alias the baseline
+    for dt in ("f32", "f64"):
+        for isa in ("base", "avx2", "avx512"):
+            assert "static void fn_opt_toy_%s_%s(" % (dt, isa) in src
+        assert "#define fn_opt_toy_%s_avx2 fn_opt_toy_%s_base" % (dt, dt) in src
+    f64 = _function(src, "fn_opt_toy_f64_base")
+    on, off = f64.split("} else {  /* sc[2] == 0.0 */")
+    assert "if (sc[2] != 0.0) {" in on
+    # maximize tested once, outside the loop: the negation only in its own loop
+    assert "g = (-g);" in on and "g = (-g);" not in off
+    for body in (on, off):
+        assert "const double beta1 = sc[1];" in body and "const double c = sc[3];" in body
+        assert "const double lr" not in body          # only read by the scalar c
+        assert "m = ((beta1 * m) + g);" in body
+        assert "p = (p - (c * m));" in body
+        assert "s0[e] = (double) m;" in body
+        assert "s1[" not in body                      # slot v is neither read nor written
+    # float32: element arithmetic in float, hyper-parameters rounded to float once
+    f32 = _function(src, "fn_opt_toy_f32_base")
+    assert "m = ((((float) beta1) * m) + g);" in f32
+    assert "float p = params[e];" in f32
+
+
+def test_opt_c_specialises_only_the_flags_its_formulas_test():
+    src = ct.opt_c(dict(TOY_OPT, element=["p = p - c * g"]), TOY_HYPER,
+                   ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)[2]
+    body = _function(src, "fn_opt_toy_f64_base")
+    assert "if (" not in body and body.count("for (e = 0; e < n; e++)") == 1
+
+
+@pytest.mark.parametrize("line", ["p = p ** 2", "p = g[0]", "p += g"])
+def test_opt_c_refuses_what_it_cannot_translate(line):
+    with pytest.raises(ValueError, match="opt_c: cannot translate"):
+        ct.opt_c(dict(TOY_OPT, element=[line]), TOY_HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
+
+
+def test_act_c_translates_formulas_and_skips_rowwise_activations():
+    sig = "1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))"
+    acts = [dict(name="toy", forward="z * exp(-z) if z > 0.0 else 0.0", backward="1.0 - a * a"),
+            dict(name="sig2", forward="2.0 * (%s)" % sig, backward="a"),
+            dict(name="byrow", rowwise=True, forward="z", backward="a")]
+    src = ct.act_c(acts, ct.ISAS, ct.CTYPES)
+    assert "byrow" not in src
+    fwd = _function(src, "fn_fwd_toy_f64_base")
+    assert "A[j] = (double) (((z > 0.0) ? (z * fn_exp((-z))) : 0.0));" in fwd
+    assert "dZ[e] = (float) (dA[e] * ((1.0 - (a * a))));" in _function(src, "fn_bwd_toy_f32_base")
+    # the stable sigmoid's two branches become the one-exponential fn_sigmoid
+    assert "(2.0 * fn_sigmoid(z))" in _function(src, "fn_fwd_sig2_f64_avx2")
+    names = re.findall(r"static void (fn_\w+)\(", src)
+    assert len(names) == 2 * 2 * 2 * 3 and len(set(names)) == len(names)
+
+
+def test_act_c_refuses_what_it_cannot_translate():
+    with pytest.raises(ValueError, match="act_c: cannot translate"):
+        ct.act_c([dict(name="pow", forward="z ** 3", backward="a")], ct.ISAS, ct.CTYPES)
+
+
+def test_every_table_entry_translates():
+    for o in defs.OPTIMIZERS:
+        if o["element"]:
+            assert "fn_opt_%s_f32_base" % o["name"] in ct.opt_c(
+                o, defs.HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)[2]
+    src = ct.act_c(defs.ACTIVATIONS, ct.ISAS, ct.CTYPES)
+    for a in defs.ACTIVATIONS:
+        assert ("fn_fwd_%s_f64_base" % a["name"] in src) == (not a.get("rowwise"))
