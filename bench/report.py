@@ -531,254 +531,274 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
-def write_markdown(ctx, R, T, path):
-    L = []
-    A = L.append
-    w = ctx.workloads
-    A("# fastnet benchmark report")
-    A("")
-    A("Generated %s by `%s` in %.0f s (%s sizes, %d thread(s), %s data, up to %d round(s) per measurement)." % (
+def _md_header(ctx, R, T):
+    """Title, how the report was made, and a warning when the machine was oversubscribed."""
+    L = ["# fastnet benchmark report", ""]
+    L.append("Generated %s by `%s` in %.0f s (%s sizes, %d thread(s), %s data, up to %d round(s) per measurement)." % (
         R["meta"]["started"], R["meta"]["command"], R["meta"]["elapsed"],
         "**quick (tiny, smoke-test)**" if ctx.quick else "full", ctx.threads,
         "real MNIST" if ctx.data.source == "mnist" else "random MNIST-shaped", ctx.rounds))
-    A("Backends measured: %s.  Backend status: %s." % (
+    L.append("Backends measured: %s.  Backend status: %s." % (
         ", ".join(ctx.backends) or "none",
         "; ".join("%s: %s" % (k, "ok" if v is None else v) for k, v in fnbench.fastnet_status().items())))
-    A("Ratios are fastnet ÷ peer (lower is better) unless a row says otherwise; \"best\" is the fastest "
-      "compiled fastnet backend (numba or cython).  Load average at start / end: %s / %s (a shared machine: "
-      "all impls run interleaved, round by round, so load hits them alike)." % (
-          R["meta"]["load start"], R["meta"]["load end"]))
-    A("")
+    L.append("Ratios are fastnet ÷ peer (lower is better) unless a row says otherwise; \"best\" is the fastest "
+             "compiled fastnet backend (numba or cython).  Load average at start / end: %s / %s (a shared machine: "
+             "all impls run interleaved, round by round, so load hits them alike)." % (
+                 R["meta"]["load start"], R["meta"]["load end"]))
+    L.append("")
     probe = " ".join(str(v) for k, v in R["machine"].items() if "probe" in k)
     if "oversubscribed" in probe:
-        A("")
-        A("> **Warning: this machine was oversubscribed during the run** (OpenBLAS's %d-thread sgemm was not "
-          "faster than its 1-thread sgemm; see the probe rows under Machine).  Every multi-threaded time "
-          "below then includes waiting for a time slice at each synchronisation (a parallel region, "
-          "a BLAS call, an OpenMP barrier) and is pessimistic and noisy; compare impls within one table "
-          "(they ran interleaved) rather than with other runs, or rerun on an idle machine or with "
-          "`--threads 1`." % ctx.threads)
-        A("")
-    A("## Targets (issue 5)")
-    A("")
-    A(md_table(["target", "goal", "measured", "status"], [(a, b, c, status(d)) for a, b, c, d in T.rows]))
-    A("")
-    A("## Machine")
-    A("")
-    A(md_table(["", ""], list(R["machine"].items())))
-    A("")
-    A("## Library versions")
-    A("")
-    A(md_table(["library", "version"], list(R["versions"].items())))
-    A("")
-    A("## Thread settings")
-    A("")
-    A("Set before numpy / torch / jax were imported (environment variables), then pinned with "
-      "threadpoolctl, `fastnet.set_num_threads`, `numba.set_num_threads`, `torch.set_num_threads` "
-      "(inter-op 1).")
-    A("")
-    A(md_table(["setting", "value"], [(k, str(v).replace("|", "/")) for k, v in R["threads"].items()]))
-    A("")
+        L += ["", "> **Warning: this machine was oversubscribed during the run** (OpenBLAS's %d-thread sgemm was "
+              "not faster than its 1-thread sgemm; see the probe rows under Machine).  Every multi-threaded time "
+              "below then includes waiting for a time slice at each synchronisation (a parallel region, "
+              "a BLAS call, an OpenMP barrier) and is pessimistic and noisy; compare impls within one table "
+              "(they ran interleaved) rather than with other runs, or rerun on an idle machine or with "
+              "`--threads 1`." % ctx.threads, ""]
+    return L
 
+
+def _md_setup(ctx, R, T):
+    """The targets' status, then the machine, library versions and thread settings."""
+    return [
+        "## Targets (issue 5)", "",
+        md_table(["target", "goal", "measured", "status"], [(a, b, c, status(d)) for a, b, c, d in T.rows]), "",
+        "## Machine", "",
+        md_table(["", ""], list(R["machine"].items())), "",
+        "## Library versions", "",
+        md_table(["library", "version"], list(R["versions"].items())), "",
+        "## Thread settings", "",
+        "Set before numpy / torch / jax were imported (environment variables), then pinned with "
+        "threadpoolctl, `fastnet.set_num_threads`, `numba.set_num_threads`, `torch.set_num_threads` "
+        "(inter-op 1).", "",
+        md_table(["setting", "value"], [(k, str(v).replace("|", "/")) for k, v in R["threads"].items()]), "",
+    ]
+
+
+def _md_gemm(ctx, R, T):
+    """GFLOP/s of fastnet's matrix products against OpenBLAS at the same shapes."""
     kern = R.get("kernels")
-    if kern:
-        A("## GEMM: fastnet's kernels vs OpenBLAS (numpy.matmul, float32)")
-        A("")
-        A("GFLOP/s = 2·n·k·m / median time; shapes n×k×m mean C (n×m) with inner dimension k "
-          "(`matmul_tn`: C = Aᵀ·B, `matmul_nt`: C = A·Bᵀ).  % = our rate ÷ OpenBLAS's.  ")
-        arch = blas_arch()
-        if arch:
-            A("OpenBLAS runs its **%s** kernels here (threadpoolctl); the CPU has %s.%s  " % (
-                arch, R["machine"].get("SIMD flags", "?"),
-                "  These are AVX2 kernels on an AVX-512 CPU, so OpenBLAS's rate (and every \"limit\" derived "
-                "from it below) is about half of what AVX-512 code can reach: an impl may beat the limit."
-                if arch.lower() in ("haswell", "zen") and "avx512f" in R["machine"].get("SIMD flags", "") else ""))
-        A("BLAS use inside the engine: numpy backend = numpy.matmul (OpenBLAS); %s." % "; ".join(
-            "%s = %s" % (b, R["blas use"].get(b, "?")) for b in ctx.backends if b != "numpy"))
-        A("")
-        gemm_groups = [g for g in kern if kern[g]["_case"].blas]
-        hdr = ["shape", "blas GFLOP/s"] + ["%s GFLOP/s (%% of blas)" % b for b in ctx.backends]
-        rows = []
-        for g in gemm_groups:
-            case, rb = kern[g]["_case"], kern[g].get("blas", {})
-            row = [g, "%.1f" % (case.flops / rb["median"] / 1e9) if "median" in rb else "err"]
-            for b in ctx.backends:
-                r = kern[g].get(b, {})
-                if "median" in r and "median" in rb:
-                    row.append("%.1f (%.0f%%)" % (case.flops / r["median"] / 1e9, 100 * rb["median"] / r["median"]))
-                else:
-                    row.append(r.get("error", "n/a")[:60])
-            rows.append(row)
-        A(md_table(hdr, rows))
-        A("")
+    if not kern:
+        return []
+    L = ["## GEMM: fastnet's kernels vs OpenBLAS (numpy.matmul, float32)", "",
+         "GFLOP/s = 2·n·k·m / median time; shapes n×k×m mean C (n×m) with inner dimension k "
+         "(`matmul_tn`: C = Aᵀ·B, `matmul_nt`: C = A·Bᵀ).  % = our rate ÷ OpenBLAS's.  "]
+    arch = blas_arch()
+    if arch:
+        L.append("OpenBLAS runs its **%s** kernels here (threadpoolctl); the CPU has %s.%s  " % (
+            arch, R["machine"].get("SIMD flags", "?"),
+            "  These are AVX2 kernels on an AVX-512 CPU, so OpenBLAS's rate (and every \"limit\" derived "
+            "from it below) is about half of what AVX-512 code can reach: an impl may beat the limit."
+            if arch.lower() in ("haswell", "zen") and "avx512f" in R["machine"].get("SIMD flags", "") else ""))
+    L.append("BLAS use inside the engine: numpy backend = numpy.matmul (OpenBLAS); %s." % "; ".join(
+        "%s = %s" % (b, R["blas use"].get(b, "?")) for b in ctx.backends if b != "numpy"))
+    L.append("")
+    gemm_groups = [g for g in kern if kern[g]["_case"].blas]
+    hdr = ["shape", "blas GFLOP/s"] + ["%s GFLOP/s (%% of blas)" % b for b in ctx.backends]
+    rows = []
+    for g in gemm_groups:
+        case, rb = kern[g]["_case"], kern[g].get("blas", {})
+        row = [g, "%.1f" % (case.flops / rb["median"] / 1e9) if "median" in rb else "err"]
+        for b in ctx.backends:
+            r = kern[g].get(b, {})
+            if "median" in r and "median" in rb:
+                row.append("%.1f (%.0f%%)" % (case.flops / r["median"] / 1e9, 100 * rb["median"] / r["median"]))
+            else:
+                row.append(r.get("error", "n/a")[:60])
+        rows.append(row)
+    return L + [md_table(hdr, rows), ""]
 
-    ep = R.get("epochs", {})
-    for wl in ("seed", "wide"):
-        if wl not in ep:
+
+def _md_epoch(ctx, R, wl):
+    """One training workload's epoch: every impl against the peers and the GEMM-bound limit."""
+    w, kern, ep = ctx.workloads, R.get("kernels"), R.get("epochs", {})
+    if wl not in ep:
+        return []
+    spec, res = w[wl], ep[wl]
+    lim = gemm_limit(ctx, kern, spec) if kern else None
+    L = ["## %s epoch" % wl, ""]
+    L.append("%s, %s hidden, softmax + cross-entropy, %s lr %g, batch %d, one epoch over %d samples "
+             "(%d parameters).  Epoch FLOPs (gemms: forward 2·N·Σ in·out + backward ≈ 2× forward, the "
+             "first layer's input delta skipped): %.3g." % (
+                 "-".join(map(str, spec.sizes)), spec.hidden_act, spec.optimizer.upper() if spec.optimizer == "sgd"
+                 else "Adam", spec.lr, spec.batch, spec.n, fnbench.n_params(spec.sizes),
+                 fnbench.epoch_flops(spec.sizes, spec.n)))
+    if lim:
+        L.append("GEMM-bound time (the limit): %s = the step's gemms at OpenBLAS's measured speed at these "
+                 "shapes (%.1f GFLOP/s effective) × %g batches; %s at OpenBLAS's %d³ rate (%.1f GFLOP/s)." % (
+                     fmt_s(lim["at shapes"]), lim["shape rate"] / 1e9, spec.n / spec.batch, fmt_s(lim["at peak"]),
+                     w["gemm_big"], lim["peak rate"] / 1e9))
+    L.append("")
+    peers = [p for p in ("numpy", "numpy-loop", "torch", "jax", "sklearn") if "median" in res.get(p, {})]
+    hdr = ["impl", "median", "rounds", "min", "GFLOP/s"] + ["÷ %s" % p for p in peers] + \
+        (["÷ limit (shapes)", "÷ limit (peak)"] if lim else []) + ["notes"]
+    rows = []
+    for impl, r in res.items():
+        if "median" not in r or not np.isfinite(r["median"]):
+            rows.append([impl, "—", 0, "", ""] + [""] * len(peers) + (["", ""] if lim else []) +
+                        [r.get("skipped") or r.get("error", "")[:200]])
             continue
-        spec, res = w[wl], ep[wl]
-        lim = gemm_limit(ctx, kern, spec) if kern else None
-        A("## %s epoch" % wl)
-        A("")
-        A("%s, %s hidden, softmax + cross-entropy, %s lr %g, batch %d, one epoch over %d samples "
-          "(%d parameters).  Epoch FLOPs (gemms: forward 2·N·Σ in·out + backward ≈ 2× forward, the "
-          "first layer's input delta skipped): %.3g." % (
-              "-".join(map(str, spec.sizes)), spec.hidden_act, spec.optimizer.upper() if spec.optimizer == "sgd"
-              else "Adam", spec.lr, spec.batch, spec.n, fnbench.n_params(spec.sizes),
-              fnbench.epoch_flops(spec.sizes, spec.n)))
+        t = r["median"]
+        notes = []
+        if "compile s" in r.get("info", {}):
+            notes.append("compile %s (excluded)" % fmt_s(r["info"]["compile s"]))
+        if "first call s" in r.get("info", {}):
+            notes.append("first call (warm-up slice) %s" % fmt_s(r["info"]["first call s"]))
+        if "accuracy" in r:
+            notes.append("test acc %.3f after %d+ epochs" % (r["accuracy"], r["epochs trained"]))
+        row = [impl, fmt_s(t), r["rounds"], fmt_s(min(r["times"])),
+               "%.1f" % (fnbench.epoch_flops(spec.sizes, spec.n) / t / 1e9)]
+        row += [fmt_x(t / res[p]["median"]) for p in peers]
         if lim:
-            A("GEMM-bound time (the limit): %s = the step's gemms at OpenBLAS's measured speed at these "
-              "shapes (%.1f GFLOP/s effective) × %g batches; %s at OpenBLAS's %d³ rate (%.1f GFLOP/s)." % (
-                  fmt_s(lim["at shapes"]), lim["shape rate"] / 1e9, spec.n / spec.batch, fmt_s(lim["at peak"]),
-                  w["gemm_big"], lim["peak rate"] / 1e9))
-        A("")
-        peers = [p for p in ("numpy", "numpy-loop", "torch", "jax", "sklearn") if "median" in res.get(p, {})]
-        hdr = ["impl", "median", "rounds", "min", "GFLOP/s"] + ["÷ %s" % p for p in peers] + \
-            (["÷ limit (shapes)", "÷ limit (peak)"] if lim else []) + ["notes"]
-        rows = []
-        for impl, r in res.items():
-            if "median" not in r or not np.isfinite(r["median"]):
-                rows.append([impl, "—", 0, "", ""] + [""] * len(peers) + (["", ""] if lim else []) +
-                            [r.get("skipped") or r.get("error", "")[:200]])
-                continue
-            t = r["median"]
-            notes = []
-            if "compile s" in r.get("info", {}):
-                notes.append("compile %s (excluded)" % fmt_s(r["info"]["compile s"]))
-            if "first call s" in r.get("info", {}):
-                notes.append("first call (warm-up slice) %s" % fmt_s(r["info"]["first call s"]))
-            if "accuracy" in r:
-                notes.append("test acc %.3f after %d+ epochs" % (r["accuracy"], r["epochs trained"]))
-            row = [impl, fmt_s(t), r["rounds"], fmt_s(min(r["times"])),
-                   "%.1f" % (fnbench.epoch_flops(spec.sizes, spec.n) / t / 1e9)]
-            row += [fmt_x(t / res[p]["median"]) for p in peers]
-            if lim:
-                row += [fmt_x(t / lim["at shapes"]), fmt_x(t / lim["at peak"])]
-            row.append("; ".join(notes))
-            rows.append(row)
-        A(md_table(hdr, rows))
-        A("")
-        if kern:
-            A(step_breakdown(ctx, kern, spec, res))
-            A("")
-
-    pr = R.get("predict")
-    if pr:
-        p = w["predict"]
-        A("## predict")
-        A("")
-        A("%s, relu, softmax output; float32 inputs.  Latency: median of %s single calls at batch %d "
-          "(pooled over rounds); throughput: batch %d, median over rounds.  `<backend>` = `model.predict` "
-          "(input checks + one forward call); `<backend>:kernel` = the backend's `forward` kernel alone "
-          "on preallocated buffers; torch = `model(torch.from_numpy(x)).numpy()` under inference_mode; "
-          "jax = a jitted forward + `np.asarray`." % (
-              "-".join(map(str, p["sizes"])), next((r["latency calls"] for r in pr.values() if "latency calls" in r), 0),
-              p["latency_batch"], p["throughput_batch"]))
-        A("")
-        base = [q for q in ("numpy", "torch", "jax") if "latency" in pr.get(q, {})]
-        hdr = ["impl", "batch-1 latency", "p90"] + ["lat ÷ %s" % q for q in base] + \
-            ["batch-%d time" % p["throughput_batch"], "samples/s"] + ["thr ÷ %s (higher better)" % q for q in base]
-        rows = []
-        for impl, r in pr.items():
-            if "latency" not in r:
-                rows.append([impl] + [""] * (len(hdr) - 2) + [r.get("skipped") or r.get("error", "")[:200]])
-                continue
-            rows.append([impl, fmt_s(r["latency"]), fmt_s(r["latency p90"])] +
-                        [fmt_x(r["latency"] / pr[q]["latency"]) for q in base] +
-                        [fmt_s(r["throughput time"]), "%.0f" % r["throughput"]] +
-                        [fmt_x(r["throughput"] / pr[q]["throughput"]) for q in base])
-        A(md_table(hdr, rows))
-        A("")
-
-    gr = R.get("gradients")
-    if gr:
-        A("## gradients: naive numerical vs backprop")
-        A("")
-        A("Float64, N = %d samples, sigmoid hidden layer, softmax + cross-entropy.  Backprop = "
-          "`model.gradients(X, y)` (one forward + backward: O(N·P)).  Numerical = central differences, "
-          "two forward passes (the backend's `forward` kernel + `softmax_xent`) per parameter: O(N·P²).  "
-          "Up to P = %d every parameter is perturbed; above, a random subsample of %d parameters is timed and "
-          "the per-parameter cost × P is reported (*extrapolated*: every perturbation costs the same two "
-          "forward passes whichever parameter it is).  The ratio numerical ÷ backprop should grow ∝ P: "
-          "the slope of the log-log fit is expected ≈ 1 (below 1 for the smallest nets, where per-call "
-          "overhead, not arithmetic, dominates).  max rel err = |g − n| / max(|g| + |n|, 1e-6) over the "
-          "timed parameters (eps 1e-6)." % (w["grad_n"], fnbench.GRAD_FULL_MAX, fnbench.GRAD_SUBSAMPLE))
-        A("")
-        for be, g in gr.items():
-            A("**%s** — fitted slope of log(numerical/backprop) vs log(P): **%.2f** over all nets, "
-              "**%.2f** over P ≥ 1000." % (be, g["slope"], g["slope P>=1e3"]))
-            A("")
-            rows = []
-            for r in g["rows"]:
-                if "error" in r:
-                    rows.append(["-".join(map(str, r["sizes"])), "", "", "", "", "", r["error"][:200]])
-                    continue
-                rows.append(["-".join(map(str, r["sizes"])), r["P"], fmt_s(r["backprop"]),
-                             fmt_s(r["numerical"]) + (" *(extrapolated from %d)*" % r["timed params"]
-                                                      if r["extrapolated"] else ""),
-                             fmt_s(r["numerical per param"]), "%.3g" % r["ratio"], "%.1e" % r["max rel err"]])
-            A(md_table(["net", "P", "backprop", "numerical (all P)", "per parameter", "ratio", "max rel err"], rows))
-            A("")
-
-    cold = R.get("cold")
-    if cold:
-        ds = cold.get("dataset bytes", 0)
-        A("## Cold start and memory (fresh subprocesses)")
-        A("")
-        A("Each run is a new `python` process: `import numpy`, `import fastnet`, load the seed data (%d×784 "
-          "float32 + int64 labels = %.1f MB, `np.load`, not counted), build + compile the seed model, one "
-          "epoch.  Cold start = imports + build + first epoch.  numba: `NUMBA_CACHE_DIR` set to a fresh "
-          "directory; \"empty cache\" is the first process (everything compiled), \"warm cache\" the later "
-          "ones.  Peak RSS = `resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end (the target: dataset + "
-          "50 MB = %.0f MB)." % (w["seed"].n, ds / 2 ** 20, ds / 2 ** 20 + 50))
-        A("")
-        rows = []
-        for label, c in cold.items():
-            if not isinstance(c, dict):
-                continue
-            if "error" in c:
-                rows.append([label] + [""] * 8 + [c["error"][:300]])
-                continue
-            rows.append([label, c["runs"], fmt_s(c["cold start"]), fmt_s(c["import numpy"]),
-                         fmt_s(c["import fastnet"]), fmt_s(c["build"]), fmt_s(c["first epoch"]),
-                         fmt_s(c["process wall"]),
-                         "%.0f / %.0f / %.0f / %.0f MB" % (
-                             c["rss after import KB"] / 1024, c["rss after data KB"] / 1024,
-                             c["peak rss KB"] / 1024, c.get("VmHWM KB", float("nan")) / 1024), ""])
-        A(md_table(["backend", "runs", "cold start", "import numpy", "import fastnet", "build", "first epoch",
-                    "process wall", "RSS after import / after data / peak (ru_maxrss) / VmHWM", "error"], rows))
-        A("")
-
+            row += [fmt_x(t / lim["at shapes"]), fmt_x(t / lim["at peak"])]
+        row.append("; ".join(notes))
+        rows.append(row)
+    L += [md_table(hdr, rows), ""]
     if kern:
-        A(slow_kernels(ctx, kern))
-        A("")
-        A("## All kernels (median time per call, µs)")
-        A("")
-        A("Each call goes through the backend adapter from Python, so small shapes include the call overhead "
-          "(inside `train_batches` the kernels are called from compiled code without it).")
-        A("")
-        hdr = ["kernel:shape"] + list(ctx.backends) + ["blas"]
+        L += [step_breakdown(ctx, kern, spec, res), ""]
+    return L
+
+
+def _md_epochs(ctx, R, T):
+    return _md_epoch(ctx, R, "seed") + _md_epoch(ctx, R, "wide")
+
+
+def _md_predict(ctx, R, T):
+    """Batch-1 latency and batch throughput of predict, and of the forward kernel alone."""
+    pr = R.get("predict")
+    if not pr:
+        return []
+    p = ctx.workloads["predict"]
+    L = ["## predict", ""]
+    L.append("%s, relu, softmax output; float32 inputs.  Latency: median of %s single calls at batch %d "
+             "(pooled over rounds); throughput: batch %d, median over rounds.  `<backend>` = `model.predict` "
+             "(input checks + one forward call); `<backend>:kernel` = the backend's `forward` kernel alone "
+             "on preallocated buffers; torch = `model(torch.from_numpy(x)).numpy()` under inference_mode; "
+             "jax = a jitted forward + `np.asarray`." % (
+                 "-".join(map(str, p["sizes"])),
+                 next((r["latency calls"] for r in pr.values() if "latency calls" in r), 0),
+                 p["latency_batch"], p["throughput_batch"]))
+    L.append("")
+    base = [q for q in ("numpy", "torch", "jax") if "latency" in pr.get(q, {})]
+    hdr = ["impl", "batch-1 latency", "p90"] + ["lat ÷ %s" % q for q in base] + \
+        ["batch-%d time" % p["throughput_batch"], "samples/s"] + ["thr ÷ %s (higher better)" % q for q in base]
+    rows = []
+    for impl, r in pr.items():
+        if "latency" not in r:
+            rows.append([impl] + [""] * (len(hdr) - 2) + [r.get("skipped") or r.get("error", "")[:200]])
+            continue
+        rows.append([impl, fmt_s(r["latency"]), fmt_s(r["latency p90"])] +
+                    [fmt_x(r["latency"] / pr[q]["latency"]) for q in base] +
+                    [fmt_s(r["throughput time"]), "%.0f" % r["throughput"]] +
+                    [fmt_x(r["throughput"] / pr[q]["throughput"]) for q in base])
+    return L + [md_table(hdr, rows), ""]
+
+
+def _md_gradients(ctx, R, T):
+    """Central differences against backprop: the cost ratio's growth with the parameter count."""
+    gr = R.get("gradients")
+    if not gr:
+        return []
+    L = ["## gradients: naive numerical vs backprop", ""]
+    L.append("Float64, N = %d samples, sigmoid hidden layer, softmax + cross-entropy.  Backprop = "
+             "`model.gradients(X, y)` (one forward + backward: O(N·P)).  Numerical = central differences, "
+             "two forward passes (the backend's `forward` kernel + `softmax_xent`) per parameter: O(N·P²).  "
+             "Up to P = %d every parameter is perturbed; above, a random subsample of %d parameters is timed and "
+             "the per-parameter cost × P is reported (*extrapolated*: every perturbation costs the same two "
+             "forward passes whichever parameter it is).  The ratio numerical ÷ backprop should grow ∝ P: "
+             "the slope of the log-log fit is expected ≈ 1 (below 1 for the smallest nets, where per-call "
+             "overhead, not arithmetic, dominates).  max rel err = |g − n| / max(|g| + |n|, 1e-6) over the "
+             "timed parameters (eps 1e-6)." % (ctx.workloads["grad_n"], fnbench.GRAD_FULL_MAX,
+                                               fnbench.GRAD_SUBSAMPLE))
+    L.append("")
+    for be, g in gr.items():
+        L.append("**%s** — fitted slope of log(numerical/backprop) vs log(P): **%.2f** over all nets, "
+                 "**%.2f** over P ≥ 1000." % (be, g["slope"], g["slope P>=1e3"]))
+        L.append("")
         rows = []
-        for g, res in kern.items():
-            row = [g]
-            for b in list(ctx.backends) + ["blas"]:
-                r = res.get(b)
-                row.append("" if r is None else ("%.3g" % (r["median"] * 1e6) if "median" in r else
-                                                 "err: " + r.get("error", "")[:80]))
-            rows.append(row)
-        A(md_table(hdr, rows))
-        A("")
-    A("## How to reproduce")
-    A("")
-    A("```")
-    A("pip install -r bench/requirements.txt      # the optional peers (see the comment on torch)")
-    A("python bench/report.py                      # this report (add --quick for a 1-round smoke run)")
-    A("cd /tmp && python -m pytest /path/to/fastnet/bench --benchmark-enable   # pytest-benchmark tables")
-    A("```")
-    A("")
+        for r in g["rows"]:
+            if "error" in r:
+                rows.append(["-".join(map(str, r["sizes"])), "", "", "", "", "", r["error"][:200]])
+                continue
+            rows.append(["-".join(map(str, r["sizes"])), r["P"], fmt_s(r["backprop"]),
+                         fmt_s(r["numerical"]) + (" *(extrapolated from %d)*" % r["timed params"]
+                                                  if r["extrapolated"] else ""),
+                         fmt_s(r["numerical per param"]), "%.3g" % r["ratio"], "%.1e" % r["max rel err"]])
+        L += [md_table(["net", "P", "backprop", "numerical (all P)", "per parameter", "ratio", "max rel err"],
+                       rows), ""]
+    return L
+
+
+def _md_cold(ctx, R, T):
+    """Cold start and peak memory of fresh processes."""
+    cold = R.get("cold")
+    if not cold:
+        return []
+    ds = cold.get("dataset bytes", 0)
+    L = ["## Cold start and memory (fresh subprocesses)", ""]
+    L.append("Each run is a new `python` process: `import numpy`, `import fastnet`, load the seed data (%d×784 "
+             "float32 + int64 labels = %.1f MB, `np.load`, not counted), build + compile the seed model, one "
+             "epoch.  Cold start = imports + build + first epoch.  numba: `NUMBA_CACHE_DIR` set to a fresh "
+             "directory; \"empty cache\" is the first process (everything compiled), \"warm cache\" the later "
+             "ones.  Peak RSS = `resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end (the target: dataset + "
+             "50 MB = %.0f MB)." % (ctx.workloads["seed"].n, ds / 2 ** 20, ds / 2 ** 20 + 50))
+    L.append("")
+    rows = []
+    for label, c in cold.items():
+        if not isinstance(c, dict):
+            continue
+        if "error" in c:
+            rows.append([label] + [""] * 8 + [c["error"][:300]])
+            continue
+        rows.append([label, c["runs"], fmt_s(c["cold start"]), fmt_s(c["import numpy"]),
+                     fmt_s(c["import fastnet"]), fmt_s(c["build"]), fmt_s(c["first epoch"]),
+                     fmt_s(c["process wall"]),
+                     "%.0f / %.0f / %.0f / %.0f MB" % (
+                         c["rss after import KB"] / 1024, c["rss after data KB"] / 1024,
+                         c["peak rss KB"] / 1024, c.get("VmHWM KB", float("nan")) / 1024), ""])
+    return L + [md_table(["backend", "runs", "cold start", "import numpy", "import fastnet", "build", "first epoch",
+                          "process wall", "RSS after import / after data / peak (ru_maxrss) / VmHWM", "error"],
+                         rows), ""]
+
+
+def _md_kernels(ctx, R, T):
+    """Where the compiled kernels are slow, then every kernel's median call time."""
+    kern = R.get("kernels")
+    if not kern:
+        return []
+    L = [slow_kernels(ctx, kern), "", "## All kernels (median time per call, µs)", "",
+         "Each call goes through the backend adapter from Python, so small shapes include the call overhead "
+         "(inside `train_batches` the kernels are called from compiled code without it).", ""]
+    hdr = ["kernel:shape"] + list(ctx.backends) + ["blas"]
+    rows = []
+    for g, res in kern.items():
+        row = [g]
+        for b in list(ctx.backends) + ["blas"]:
+            r = res.get(b)
+            row.append("" if r is None else ("%.3g" % (r["median"] * 1e6) if "median" in r else
+                                             "err: " + r.get("error", "")[:80]))
+        rows.append(row)
+    return L + [md_table(hdr, rows), ""]
+
+
+def _md_reproduce(ctx, R, T):
+    return ["## How to reproduce", "", "```",
+            "pip install -r bench/requirements.txt      # the optional peers (see the comment on torch)",
+            "python bench/report.py                      # this report (add --quick for a 1-round smoke run)",
+            "cd /tmp && python -m pytest /path/to/fastnet/bench --benchmark-enable   # pytest-benchmark tables",
+            "```", ""]
+
+
+# The report's sections in order: each writer takes (ctx, R, T) and returns its
+# lines ([] when its measurements were skipped).
+MD_SECTIONS = (_md_header, _md_setup, _md_gemm, _md_epochs, _md_predict, _md_gradients, _md_cold,
+               _md_kernels, _md_reproduce)
+
+
+def write_markdown(ctx, R, T, path):
+    lines = [line for section in MD_SECTIONS for line in section(ctx, R, T)]
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(lines))
 
 
 def step_breakdown(ctx, kern, spec, ep_res):
