@@ -22,6 +22,7 @@ from . import metrics as _metrics
 from . import optimizers as _optimizers
 from ._kernels import defs
 from ._interrupts import SigintGuard as _SigintGuard
+from . import _threads
 from ._threads import get_num_threads
 from .backends import _api, get_backend, resolve_name
 from .layers import Dense, Dropout, InputLayer, Layer, Maxout, PReLU
@@ -30,8 +31,6 @@ from . import utils as _utils
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
 _PREDICT_CHUNK = 4096
-# Elements of X up to which model(X) checks finiteness with NumPy in the caller's thread.
-_CALL_FAST_SIZE = 1 << 15
 # Seconds per compiled training call (a chunk of batches): Ctrl-C, stop_training
 # and progress wait at most this long; Python between chunks is then negligible.
 _CHUNK_SECONDS = 0.1
@@ -467,13 +466,6 @@ class Sequential:
                 raise ValueError("model(X, training=True) is not supported: dropout is applied only "
                                  "inside fit / train_on_batch; use model(X) for inference")
             raise TypeError("training must be a bool; got %r" % (training,))
-        # fast path: a small C-contiguous batch of the model's dtype skips predict's
-        # argument handling and the backend's parallel finiteness kernel, whose
-        # thread launch costs more than the forward pass of a few rows
-        if (self.built and type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2
-                and 0 < X.shape[0] and X.shape[1] == self._input_dim and X.size <= _CALL_FAST_SIZE
-                and X.flags.c_contiguous and np.isfinite(X).all()):
-            return self._forward(X, self._ispec, None)
         return self.predict(X)
 
     def predict_proba(self, X, batch_size=None, verbose=0):
@@ -880,6 +872,11 @@ class Sequential:
             # BackupAndRestore found a backup: continue after its last completed epoch
             initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_initial_epoch", initial_epoch))
             chunk = 1
+            # the thread count: fixed, or timed per workload (fastnet/_threads.py: tuner)
+            macs, wkey = self._workload_key(self._ispec)
+            tn = _threads.tuner("train", wkey + (batch_size, self._fspec.tobytes()), 3 * macs * batch_size)
+            nt = 1 if tn is False else get_num_threads()
+            clock = time.perf_counter
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch, {})
                 if diag is not None:
@@ -896,13 +893,18 @@ class Sequential:
                     else:
                         # a learning-rate schedule: no call runs past a change of the rate
                         cnt = min(chunk, nb - first, self.optimizer._constant_steps())
-                    t_start = time.perf_counter()
+                    if tn:
+                        nt, units = tn.threads()
+                        if units is not None:
+                            cnt = min(cnt, units)
+                    t_start = clock()
                     with _compile_notice(be, verbose):  # numba: one line when it compiles (a cache miss)
                         be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec,
                                          self._fspec, self._head, self.optimizer.code, self.optimizer.hyper(),
                                          self.optimizer.iterations, key, self._params, self._grads,
                                          self.optimizer.state, work, batch_loss[first:first + cnt], scores,
-                                         get_num_threads(), diag=diag)
+                                         nt, diag=diag)
+                    elapsed = clock() - t_start
                     if diag is not None:
                         stage = diag[defs.DG_STAGE]
                         if stage != defs.STAGE_NONE:
@@ -915,10 +917,11 @@ class Sequential:
                     self.optimizer.iterations += cnt
                     loss_sum += float(batch_loss[first:first + cnt] @ sizes[first:first + cnt])
                     first += cnt
+                    rows_done = min(first * batch_size, n) - (first - cnt) * batch_size
+                    if tn:
+                        tn.record(nt, elapsed, rows_done / batch_size)
                     if not per_batch:
-                        chunk = _next_chunk(chunk, time.perf_counter() - t_start,
-                                            min(first * batch_size, n) - (first - cnt) * batch_size,
-                                            batch_size, nb)
+                        chunk = _next_chunk(chunk, elapsed, rows_done, batch_size, nb)
                     guard.poll()
                     cbs.on_train_batch_end(first - 1, {
                         "batches_done": first, "batches_total": nb,
@@ -1009,27 +1012,63 @@ class Sequential:
         return {m.name: float(m(y_true, y_score, task, sample_weight=sw)) for m in self.metrics}
 
     # ------------------------------------------------------- predict/evaluate
+    def _workload_key(self, ispec):
+        """(multiply-adds per row of a forward pass, the architecture's identity
+        for the thread tuners) of ``ispec``, cached per ispec object."""
+        cached = self.__dict__.get("_workload_cache")
+        if cached is not None and cached[0] is ispec:
+            return cached[1], cached[2]
+        macs = 0
+        for l in range(ispec.shape[0]):
+            macs += int(ispec[l, defs.I_IN]) * _api.z_width(ispec, l)
+        key = (self._backend.NAME, np.dtype(self.dtype).char, ispec.tobytes())
+        self._workload_cache = (ispec, macs, key)
+        return macs, key
+
     def _forward(self, X, ispec, batch_size):
         n = X.shape[0]
         k = int(ispec[-1, defs.I_OUT])
         out = np.empty((n, k), dtype=self.dtype)
         chunk = batch_size or _PREDICT_CHUNK
         rows = min(chunk, n)
-        # the workspace size (a Python loop over the layers) is cached for the
-        # last (ispec, rows): repeated small predicts skip it; the buffer itself
-        # is fresh each call (a shared one would race between threads)
-        cached = getattr(self, "_fwd_ws_cache", None)
-        if cached is not None and cached[0] is ispec and cached[1] == rows:
-            size = cached[2]
+        # the workspace size (a Python loop over the layers) and the thread tuner
+        # are cached for the last (ispec, rows, thread limit): repeated small
+        # predicts skip them; the buffer itself is fresh each call (a shared one
+        # would race between threads)
+        cached = self.__dict__.get("_fwd_cache")
+        if cached is not None and cached[0] is ispec and cached[1] == rows and (
+                cached[2] is False or cached[2] == _threads.limit()):
+            size, tn = cached[3], cached[4]
         else:
             size = _api.forward_workspace_size(ispec, rows)
-            self._fwd_ws_cache = (ispec, rows, size)
+            macs, key = self._workload_key(ispec)
+            tn = _threads.tuner("forward", key + (rows,), macs * rows)
+            self._fwd_cache = (ispec, rows, tn is not False and _threads.limit(), size, tn)
         work = np.empty(size, dtype=self.dtype)
-        fspec = self._fspec
+        fspec, fwd, params = self._fspec, self._backend.forward, self._params
+        if n <= chunk and tn is False:  # one call, tiny work: 1 thread
+            fwd(X, ispec, fspec, params, work, out, 1)
+            self._fwd_threads = 1
+            return out
+        if not tn:  # fixed threads, or 1 for tiny work
+            nt = self._fwd_threads = 1 if tn is False else get_num_threads()
+            for start in range(0, n, chunk):
+                stop = min(start + chunk, n)
+                fwd(X[start:stop], ispec, fspec, params, work, out[start:stop], nt)
+            return out
+        clock = time.perf_counter
+        if n <= chunk:
+            nt = self._fwd_threads = tn.threads()[0]
+            t0 = clock()
+            fwd(X, ispec, fspec, params, work, out, nt)
+            tn.record(nt, clock() - t0, n)
+            return out
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            self._backend.forward(X[start:stop], ispec, fspec, self._params, work, out[start:stop],
-                                  get_num_threads())
+            nt = self._fwd_threads = tn.threads()[0]
+            t0 = clock()
+            fwd(X[start:stop], ispec, fspec, params, work, out[start:stop], nt)
+            tn.record(nt, clock() - t0, stop - start)
         return out
 
     def predict(self, X, batch_size=None, verbose=0):
@@ -1037,6 +1076,16 @@ class Sequential:
         Works before ``compile``; builds the model on first use.  ``verbose``
         as in Keras (default 0 here): 1 or "auto" prints the finished progress
         bar with the time, 2 the line without the bar."""
+        # fast path: a C-contiguous block of the model's dtype, finite (checked on
+        # the calling thread: one pass at memory speed), goes straight to the
+        # kernels; anything else takes the full checks below
+        if (type(X) is np.ndarray and batch_size is None and type(verbose) is int and not verbose and self.built
+                and X.dtype == self.dtype and X.ndim == 2 and X.shape[1] == self._input_dim
+                and 0 < X.shape[0] <= _PREDICT_CHUNK and X.flags.c_contiguous):
+            flag = np.zeros(1, dtype=np.int64)
+            self._backend.all_finite(X, flag, 1)
+            if flag[0]:
+                return self._forward(X, self._ispec, None)
         self._require_dense("predict")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)
@@ -1092,14 +1141,21 @@ class Sequential:
         return self._keras_logs(logs, return_dict)
 
     def _evaluate_arrays(self, X, labels, Y, sw, batch_size, task):
-        be, nt = self._backend, get_num_threads()
+        be = self._backend
         n = X.shape[0]
         fused = self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)
         ispec = self._ispec
-        if fused:  # the heads take logits
-            ispec = ispec.copy()
-            ispec[-1, defs.I_ACT] = defs.ACT_LINEAR
+        if fused:  # the heads take logits (a copy kept while ispec is: the tuners key on it)
+            cached = self.__dict__.get("_logit_ispec")
+            if cached is not None and cached[0] is ispec:
+                ispec = cached[1]
+            else:
+                ispec = ispec.copy()
+                ispec[-1, defs.I_ACT] = defs.ACT_LINEAR
+                self._logit_ispec = (self._ispec, ispec)
         Z = self._forward(X, ispec, batch_size)
+        # the loss kernels run with the thread count the forward pass chose
+        nt = self._fwd_threads
         k = Z.shape[1]
         P = np.empty_like(Z)
         row_loss = np.empty(n, dtype=np.float64)
