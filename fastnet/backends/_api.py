@@ -115,10 +115,16 @@ bias_regularizer; nothing without a bias).  ``train_batches`` adds the penalty o
 the pre-update weights to each reported batch loss.
 """
 
+import operator
+
+import numpy as np
+
 from .._kernels import defs
 
-# kind of each argument: "in", "out", "inout", "int", "float" (Python scalar),
-# "threads".  Shapes are descriptive.
+# kind of each argument: "in", "out", "inout" (arrays), "int", "float" (Python
+# scalars), "key" (the dropout key, an integer taken modulo 2**64), "threads".
+# Shapes are descriptive.  fastnet/backends/_adapter.py builds the compiled
+# backends' public functions from this table.
 KERNELS = {
     "matmul": [("A", "in", "(n, k)"), ("B", "in", "(k, m)"), ("C", "out", "(n, m)"),
                ("n_threads", "threads", "")],
@@ -185,7 +191,7 @@ KERNELS = {
         ("batch_size", "int", ""), ("first_batch", "int", ""), ("n_batches", "int", ""),
         ("ispec", "in", ""), ("fspec", "in", ""), ("head", "int", ""),
         ("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t0", "int", ""),
-        ("rng_key", "int", "uint64 as Python int"),
+        ("rng_key", "key", "any integer, taken modulo 2**64 (uint64)"),
         ("params", "inout", "(P,)"), ("grads", "out", "(P,)"),
         ("state", "inout", "(N_STATE, P)"), ("work", "out", "(>= workspace_size,)"),
         ("batch_loss", "out", "(n_batches,) float64"),
@@ -312,3 +318,318 @@ def forward_workspace_size(ispec, n_rows):
 def n_batches(n_rows, batch_size):
     """Number of batches in an epoch of ``n_rows`` (the last partial batch counts)."""
     return (int(n_rows) + int(batch_size) - 1) // int(batch_size)
+
+
+# ---------------------------------------------------------------------------
+# the contract as code: optional arguments, docstrings, the shared validator
+# ---------------------------------------------------------------------------
+# keyword arguments after n_threads, with the dtype of the empty array that
+# stands for None (absent)
+OPTIONAL = {"train_batches": {"diag": np.float64}}
+
+_KIND_WORDS = {"in": "IN", "out": "OUT", "inout": "INOUT", "int": "int", "float": "float",
+               "key": "int", "threads": "int >= 1"}
+
+
+def kernel_doc(name):
+    """The docstring of kernel ``name`` in every backend: ``KERNEL_DOCS[name]``
+    and the argument list of ``KERNELS[name]``."""
+    lines = [KERNEL_DOCS[name], "", "Arguments (the contract: fastnet/backends/_api.py)::", ""]
+    for arg, kind, shape in KERNELS[name]:
+        lines.append("    %-11s %-6s %s" % (arg, _KIND_WORDS[kind], shape))
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+_F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
+_ACT_CODES = frozenset([d["code"] for d in defs.ACTIVATIONS] + [defs.ACT_PRELU])
+_HEAD_CODES = (defs.HEAD_MSE, defs.HEAD_MAE, defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)
+_OPT_CODES = frozenset(d["code"] for d in defs.OPTIMIZERS)
+
+
+def _integer(who, name, value):
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError("%s: %s must be an integer; got %r" % (who, name, value)) from None
+
+
+def _array(who, name, a, dtype, ndim, written=False):
+    """a is a C-contiguous ndarray of this dtype and rank (writable when the
+    kernel writes it)."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError("%s: %s must be a numpy array; got %s" % (who, name, type(a).__name__))
+    if a.dtype != dtype:
+        raise TypeError("%s: %s has dtype %s; expected %s%s"
+                        % (who, name, a.dtype, dtype,
+                           "" if dtype not in (_F32, _F64) else " (one float dtype for every float "
+                           "array of a call)"))
+    if a.ndim != ndim:
+        raise ValueError("%s: %s must be %d-dimensional; got shape %s" % (who, name, ndim, a.shape))
+    flags = a.flags
+    if not flags.c_contiguous:
+        raise ValueError("%s: %s must be C-contiguous" % (who, name))
+    if written and not flags.writeable:
+        raise ValueError("%s: %s is read-only, but the kernel writes it" % (who, name))
+
+
+def _float_dtype(who, name, a):
+    """The call's float dtype, from its first float array."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError("%s: %s must be a numpy array; got %s" % (who, name, type(a).__name__))
+    if a.dtype != _F32 and a.dtype != _F64:
+        raise TypeError("%s: %s has dtype %s; expected float32 or float64" % (who, name, a.dtype))
+    return a.dtype
+
+
+class Network:
+    """What the validator decoded from (ispec, fspec, P): widths, the words per
+    batch row of both workspaces, the diag size, and why the network cannot be
+    trained or run (``last_problem``, None when it can)."""
+    __slots__ = ("n_layers", "n_in", "n_out", "train_words", "forward_words", "diag_size",
+                 "last_problem")
+
+
+def _decode(who, ispec, fspec, n_params):
+    """The O(L) checks of a network description against a parameter buffer of
+    n_params elements: every code known, widths chained, every parameter block
+    (W, b, PReLU slopes) inside the buffer, dropout rates in [0, 1)."""
+    rows, frows = ispec.tolist(), fspec.tolist()
+    n_in = rows[0][defs.I_IN]
+    width, maxw, zmax, words, dsize = n_in, n_in, 0, n_in, defs.DG_HEAD
+    for l, (r, f) in enumerate(zip(rows, frows)):
+        i, o, kind, act = r[defs.I_IN], r[defs.I_OUT], r[defs.I_KIND], r[defs.I_ACT]
+        at = "%s: layer %d" % (who, l)
+        if i < 1 or o < 1:
+            raise ValueError("%s: widths must be >= 1; got %d -> %d (ispec[%d, I_IN], ispec[%d, I_OUT])"
+                             % (at, i, o, l, l))
+        if l and i != width:
+            raise ValueError("%s: input width %d != the output width %d of layer %d" % (at, i, width, l - 1))
+        if kind not in (defs.KIND_DENSE, defs.KIND_MAXOUT):
+            raise ValueError("%s: unknown layer kind %d (ispec[%d, I_KIND]; expected KIND_DENSE = %d "
+                             "or KIND_MAXOUT = %d)" % (at, kind, l, defs.KIND_DENSE, defs.KIND_MAXOUT))
+        if act not in _ACT_CODES:
+            raise ValueError("%s: unknown activation code %d (ispec[%d, I_ACT]; expected one of %s)"
+                             % (at, act, l, sorted(_ACT_CODES)))
+        zw = o
+        if kind == defs.KIND_MAXOUT:
+            if act != defs.ACT_LINEAR:
+                raise ValueError("%s: a Maxout layer's activation code must be ACT_LINEAR = %d; got %d"
+                                 % (at, defs.ACT_LINEAR, act))
+            if r[defs.I_PIECES] < 1:
+                raise ValueError("%s: Maxout needs pieces >= 1; got %d (ispec[%d, I_PIECES])"
+                                 % (at, r[defs.I_PIECES], l))
+            zw = o * r[defs.I_PIECES]
+        w, b = r[defs.I_W], r[defs.I_B]
+        if w < 0 or w + i * zw > n_params:
+            raise ValueError("%s: kernel [%d, %d) outside the %d parameters (ispec[%d, I_W])"
+                             % (at, w, w + i * zw, n_params, l))
+        if b < -1 or (b >= 0 and b + zw > n_params):
+            raise ValueError("%s: bias offset %d invalid for %d parameters (ispec[%d, I_B]; -1 = no bias)"
+                             % (at, b, n_params, l))
+        if act == defs.ACT_PRELU:
+            ap = r[defs.I_APAR]
+            if ap < 0 or ap + o > n_params:
+                raise ValueError("%s: PReLU slopes [%d, %d) outside the %d parameters (ispec[%d, I_APAR])"
+                                 % (at, ap, ap + o, n_params, l))
+        if r[defs.I_TOPK] < 0:
+            raise ValueError("%s: meProp k must be >= 0 (0 = off); got %d (ispec[%d, I_TOPK])"
+                             % (at, r[defs.I_TOPK], l))
+        drop = f[defs.F_DROP]
+        if not 0.0 <= drop < 1.0:
+            raise ValueError("%s: dropout rate %r not in [0, 1) (fspec[%d, F_DROP])" % (at, drop, l))
+        words += zw + o + (o if drop > 0 else 0)
+        maxw, zmax = max(maxw, o, zw), max(zmax, zw)
+        dsize += 2 * o + 2
+        width = o
+    net = Network()
+    net.n_layers, net.n_in, net.n_out = len(rows), n_in, width
+    net.train_words, net.forward_words, net.diag_size = words + 2 * maxw, 2 * zmax, dsize
+    last = rows[-1]
+    # the model never builds these (a loss reads the last layer's z or act(z))
+    net.last_problem = (
+        "the last layer cannot be Maxout" if last[defs.I_KIND] == defs.KIND_MAXOUT else
+        "the last layer cannot be PReLU (ispec[-1, I_ACT] = ACT_PRELU)" if last[defs.I_ACT] == defs.ACT_PRELU else
+        "the last layer cannot have dropout (fspec[-1, F_DROP] = %r)" % frows[-1][defs.F_DROP]
+        if frows[-1][defs.F_DROP] > 0 else None)
+    return net
+
+
+_NETWORKS = {}
+
+
+def network(who, ispec, fspec, n_params):
+    """The checked :class:`Network` of (ispec, fspec) over n_params parameters
+    (ValueError / TypeError naming ``who`` and the column otherwise); memoised
+    per description, so a repeated call costs two ``tobytes``."""
+    _array(who, "ispec", ispec, _I64, 2)
+    _array(who, "fspec", fspec, _F64, 2)
+    L = ispec.shape[0]
+    if L < 1 or ispec.shape[1] != defs.NI or fspec.shape != (L, defs.NF):
+        raise ValueError("%s: ispec must have shape (L, %d) with L >= 1 and fspec (L, %d); got %s and %s"
+                         % (who, defs.NI, defs.NF, ispec.shape, fspec.shape))
+    key = (ispec.tobytes(), fspec.tobytes(), n_params)
+    net = _NETWORKS.get(key)
+    if net is None:
+        net = _decode(who, ispec, fspec, n_params)
+        if len(_NETWORKS) >= 256:
+            _NETWORKS.clear()
+        _NETWORKS[key] = net
+    return net
+
+
+def _trainable(who, net):
+    if net.last_problem is not None:
+        raise ValueError("%s: %s" % (who, net.last_problem))
+
+
+def _threads_at_least_one(who, n_threads):
+    if _integer(who, "n_threads", n_threads) < 1:
+        raise ValueError("%s: n_threads must be >= 1; got %d" % (who, n_threads))
+
+
+def _outside(values, hi):
+    """Whether an entry of the int64 array ``values`` lies outside [0, hi): one
+    max over the entries viewed as uint64 (a negative one is then >= hi)."""
+    return np.maximum.reduce(values.view(np.uint64)) >= hi
+
+
+def _out_of_range(who, name, values, src, hi, exc):
+    """Raise exc for the first entry of ``values`` (the entries ``src`` of
+    ``name``) outside [0, hi)."""
+    j = int(np.flatnonzero((values < 0) | (values >= hi))[0])
+    raise exc("%s: %s[%d] = %d is out of range [0, %d)" % (who, name, int(src[j]), int(values[j]), hi))
+
+
+def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                        head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                        scores, n_threads, diag=None):
+    """Raise ValueError / TypeError (IndexError for a perm entry outside X)
+    naming the argument unless the call is well formed; reads nothing but the
+    arguments' shapes, the description and the slice of perm (and the labels
+    of those rows) the batches use, so it costs microseconds."""
+    who = "train_batches"
+    bs = _integer(who, "batch_size", batch_size)
+    first = _integer(who, "first_batch", first_batch)
+    nb = _integer(who, "n_batches", n_batches)
+    head = _integer(who, "head", head)
+    opt = _integer(who, "opt", opt)
+    _integer(who, "rng_key", rng_key)
+    if _integer(who, "t0", t0) < 0:
+        raise ValueError("%s: t0 must be >= 0; got %d" % (who, t0))
+    _threads_at_least_one(who, n_threads)
+    dt = _float_dtype(who, "X", X)
+    _array(who, "X", X, dt, 2)
+    _array(who, "Y", Y, dt, 2)
+    _array(who, "labels", labels, _I64, 1)
+    _array(who, "sw", sw, dt, 1)
+    _array(who, "perm", perm, _I64, 1)
+    _array(who, "hyper", hyper, _F64, 1)
+    _array(who, "params", params, dt, 1, True)
+    _array(who, "grads", grads, dt, 1, True)
+    _array(who, "state", state, dt, 2, True)
+    _array(who, "work", work, dt, 1, True)
+    _array(who, "batch_loss", batch_loss, _F64, 1, True)
+    _array(who, "scores", scores, dt, 2, True)
+    if diag is not None:
+        _array(who, "diag", diag, _F64, 1, True)
+    P = params.shape[0]
+    net = network(who, ispec, fspec, P)
+    _trainable(who, net)
+    if head not in _HEAD_CODES:
+        raise ValueError("%s: unknown head code %d (expected defs.HEAD_MSE %d, HEAD_MAE %d, "
+                         "HEAD_SOFTMAX_XENT %d or HEAD_SIGMOID_BCE %d)" % ((who, head) + _HEAD_CODES))
+    if opt not in _OPT_CODES:
+        raise ValueError("%s: unknown optimizer code %d (expected one of defs.OPT_*: %s)"
+                         % (who, opt, sorted(_OPT_CODES)))
+    if hyper.shape[0] != defs.NH:
+        raise ValueError("%s: hyper must have defs.NH = %d entries; got %d" % (who, defs.NH, hyper.shape[0]))
+    N, k, M = X.shape[0], net.n_out, perm.shape[0]
+    if X.shape[1] != net.n_in:
+        raise ValueError("%s: X has %d columns, the network takes %d" % (who, X.shape[1], net.n_in))
+    sparse = labels.shape[0] != 0
+    if sparse and head != defs.HEAD_SOFTMAX_XENT:
+        raise ValueError("%s: labels are read by the softmax cross-entropy head only; pass an empty "
+                         "labels array with this head" % who)
+    if sparse and labels.shape[0] != N:
+        raise ValueError("%s: labels has %d entries, expected %d (one per row of X) or 0"
+                         % (who, labels.shape[0], N))
+    if (Y.shape[0] or not sparse) and Y.shape != (N, k):
+        raise ValueError("%s: Y has shape %s, expected (%d, %d)%s"
+                         % (who, Y.shape, N, k, " or (0, %d) with labels" % k
+                            if head == defs.HEAD_SOFTMAX_XENT else ""))
+    if sw.shape[0] not in (0, N):
+        raise ValueError("%s: sw has %d entries, expected %d (one per row of X) or 0" % (who, sw.shape[0], N))
+    if grads.shape[0] != P or state.shape != (defs.N_STATE, P):
+        raise ValueError("%s: grads has shape %s and state %s; expected (%d,) and (defs.N_STATE = %d, %d) "
+                         "for %d parameters" % (who, grads.shape, state.shape, P, defs.N_STATE, P, P))
+    if bs < 1 or first < 0 or nb < 0:
+        raise ValueError("%s: need batch_size >= 1, first_batch >= 0 and n_batches >= 0; got %d, %d, %d"
+                         % (who, bs, first, nb))
+    if nb and (first + nb - 1) * bs >= M:
+        raise ValueError("%s: batches %d..%d of %d rows start past the end of perm (%d entries)"
+                         % (who, first, first + nb - 1, bs, M))
+    if batch_loss.shape[0] != nb:
+        raise ValueError("%s: batch_loss has %d entries, expected n_batches = %d"
+                         % (who, batch_loss.shape[0], nb))
+    if scores.shape[0] not in (0, M) or (scores.shape[0] and scores.shape[1] != k):
+        raise ValueError("%s: scores has shape %s, expected (%d, %d) (one row per entry of perm) or (0, %d)"
+                         % (who, scores.shape, M, k, k))
+    if work.shape[0] < bs * net.train_words:
+        raise ValueError("%s: work has %d elements, workspace_size gives %d for batch_size %d"
+                         % (who, work.shape[0], bs * net.train_words, bs))
+    if diag is not None and diag.shape[0] and diag.shape[0] != net.diag_size:
+        raise ValueError("%s: diag has %d entries, expected defs.diag_size(ispec) = %d (or 0: off)"
+                         % (who, diag.shape[0], net.diag_size))
+    if not nb:
+        return
+    # every row (and label) the batches read: one pass over the slice of perm they use
+    lo = first * bs
+    rows = perm[lo:min((first + nb) * bs, M)]
+    if _outside(rows, N):
+        _out_of_range(who, "perm", rows, np.arange(lo, lo + rows.shape[0]), N, IndexError)
+    if sparse:
+        lab = labels[rows]
+        if _outside(lab, k):
+            _out_of_range(who, "labels", lab, rows, k, ValueError)
+
+
+def check_forward(X, ispec, fspec, params, work, out, n_threads):
+    """Raise ValueError / TypeError naming the argument unless the forward call
+    is well formed (O(L) after the first call with a description)."""
+    who = "forward"
+    _threads_at_least_one(who, n_threads)
+    dt = _float_dtype(who, "X", X)
+    _array(who, "X", X, dt, 2)
+    _array(who, "params", params, dt, 1)
+    _array(who, "work", work, dt, 1, True)
+    _array(who, "out", out, dt, 2, True)
+    net = network(who, ispec, fspec, params.shape[0])
+    _trainable(who, net)
+    n = X.shape[0]
+    if X.shape[1] != net.n_in:
+        raise ValueError("%s: X has %d columns, the network takes %d" % (who, X.shape[1], net.n_in))
+    if out.shape != (n, net.n_out):
+        raise ValueError("%s: out has shape %s, expected (%d, %d)" % (who, out.shape, n, net.n_out))
+    if work.shape[0] < n * net.forward_words:
+        raise ValueError("%s: work has %d elements, forward_workspace_size gives %d for %d rows"
+                         % (who, work.shape[0], n * net.forward_words, n))
+
+
+def check_regularize(ispec, fspec, params, grads, penalty, n_threads):
+    """Raise ValueError / TypeError naming the argument unless the regularize
+    call is well formed."""
+    who = "regularize"
+    _threads_at_least_one(who, n_threads)
+    dt = _float_dtype(who, "params", params)
+    _array(who, "params", params, dt, 1)
+    _array(who, "grads", grads, dt, 1, True)
+    _array(who, "penalty", penalty, _F64, 1, True)
+    network(who, ispec, fspec, params.shape[0])
+    if grads.shape != params.shape or penalty.shape[0] < 1:
+        raise ValueError("%s: grads must have %d entries (one per parameter) and penalty at least 1; "
+                         "got %d and %d" % (who, params.shape[0], grads.shape[0], penalty.shape[0]))
+
+
+# run by every backend before the kernel (the compiled ones through _adapter)
+VALIDATORS = {"train_batches": check_train_batches, "forward": check_forward,
+              "regularize": check_regularize}

@@ -1,11 +1,16 @@
 """The numba backend: a thin adapter over ``fastnet._kernels.numba``.
 
 Every function of the contract (``fastnet/backends/_api.py``) is exposed here
-with the contract's signature.  The adapter is on the hot path, so it checks
-nothing expensive: it converts the integer / float scalars to Python ``int`` /
-``float`` (one compiled specialisation per dtype, whatever integer type the
-caller used), the dropout key to ``np.uint64``, sets the thread count and calls
-the compiled kernel.
+with the contract's signature, built from ``_api.KERNELS`` by
+``fastnet/backends/_adapter.py``.  The wrappers are on the hot path: train_batches,
+forward and regularize run the shared validator (``_api.VALIDATORS``: shapes,
+dtypes, codes, the perm entries and labels the batches read, so a malformed
+call never reaches a kernel running without bounds checks); every wrapper
+converts the integer / float scalars to Python ``int`` / ``float`` (one
+compiled specialisation per dtype, whatever integer type the caller used), the
+dropout key to ``np.uint64``, passes the caller's data read-only (:func:`_ro`),
+sets the thread count and calls the compiled kernel (train_batches / forward:
+the feature variant :func:`train_flags` / :func:`forward_flags` pick).
 
 Threads
 -------
@@ -31,6 +36,7 @@ pool size for benchmarks (numba and Cython's OpenMP runtime can interfere; see
 numba issues 6637 and 10454).
 """
 import contextlib
+import operator
 import os
 import threading
 
@@ -42,7 +48,7 @@ from .. import _io
 from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
-from . import _numba_cache
+from . import _adapter, _api, _numba_cache
 # before the kernels are decorated: numba picks a cache folder per function then
 _numba_cache.install(os.path.dirname(os.path.abspath(_jit.__file__)))
 from .._kernels.numba import matmul as _mm  # noqa: E402
@@ -92,7 +98,6 @@ _set_num_threads, _get_num_threads = _pool_size_functions()
 # the pool started above picked its layer; only GNU OpenMP's breaks in a forked child
 _LAYER_IS_OMP = numba.threading_layer() == "omp"
 _U64 = (1 << 64) - 1
-_NO_DIAG = np.empty(0, np.float64)
 
 
 def _threads(n_threads):
@@ -112,118 +117,6 @@ def _threads(n_threads):
     if _get_num_threads() != n:
         _set_num_threads(n)
     return n
-
-
-# ---------------------------------------------------------------------------
-# contract kernels
-# ---------------------------------------------------------------------------
-def matmul(A, B, C, n_threads):
-    """C = A @ B."""
-    _mm.matmul(A, B, C, _threads(n_threads))
-
-
-def matmul_tn(A, B, C, n_threads):
-    """C = A.T @ B (the weight gradient X^T delta)."""
-    _mm.matmul_tn(A, B, C, _threads(n_threads))
-
-
-def matmul_nt(A, B, C, n_threads):
-    """C = A @ B.T (the back-propagated delta delta W^T)."""
-    _mm.matmul_nt(A, B, C, _threads(n_threads))
-
-
-def bias_act_forward(b, act, alpha, Z, A, n_threads):
-    """Z += b (when b is not empty), then A = act(Z) elementwise (row-wise stable
-    softmax for ACT_SOFTMAX). A may be Z (in place)."""
-    _ew.bias_act_forward(b, int(act), float(alpha), Z, A, _threads(n_threads))
-
-
-def act_backward(Z, A, dA, act, alpha, dZ, n_threads):
-    """dZ = dA * g'(Z) elementwise, g' written from A where possible; softmax:
-    dZ = A * (dA - sum_j dA A). dZ may be dA."""
-    _ew.act_backward(Z, A, dA, int(act), float(alpha), dZ, _threads(n_threads))
-
-
-def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
-    """Fused stable softmax + cross-entropy (see _api.KERNEL_DOCS)."""
-    _ls.softmax_xent(Z, _ro(Y), _ro(labels), _ro(sw), float(scale), P, loss, dZ, _threads(n_threads))
-
-
-def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
-    """Fused stable sigmoid + binary cross-entropy on logits."""
-    _ls.sigmoid_bce(Z, _ro(Y), _ro(sw), float(scale), P, loss, dZ, _threads(n_threads))
-
-
-def mse(A, Y, sw, scale, loss, dA, n_threads):
-    """loss[i] = mean_j (A - Y)^2; dA = 2 (A - Y) w_i scale / k."""
-    _ls.mse(A, _ro(Y), _ro(sw), float(scale), loss, dA, _threads(n_threads))
-
-
-def mae(A, Y, sw, scale, loss, dA, n_threads):
-    """loss[i] = mean_j |A - Y|; dA = sign(A - Y) w_i scale / k."""
-    _ls.mae(A, _ro(Y), _ro(sw), float(scale), loss, dA, _threads(n_threads))
-
-
-def bias_grad(dZ, db, n_threads):
-    """db[j] = sum_i dZ[i, j], rows summed in order."""
-    _rd.bias_grad(dZ, db, _threads(n_threads))
-
-
-def gather_rows(X, idx, out, n_threads):
-    """out[r] = X[idx[r]]."""
-    _rd.gather_rows(_ro(X), _ro(idx), out, _threads(n_threads))
-
-
-def all_finite(X, flag, n_threads):
-    """flag[0] = 1 if every element of X is finite, else 0."""
-    _rd.all_finite(_ro(X), flag, _threads(n_threads))
-
-
-def regularize(ispec, fspec, params, grads, penalty, n_threads):
-    """grads[W_l] += l1 sign(W_l) + 2 l2 W_l; penalty[0] = the penalty."""
-    _rd.regularize(ispec, fspec, params, grads, penalty, _threads(n_threads))
-
-
-def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
-    """One optimizer step over the flat buffer (PyTorch rules)."""
-    _ew.optimizer_update(int(opt), hyper, int(t), grads, params, state, _threads(n_threads))
-
-
-def prelu_forward(Z, slope, A, n_threads):
-    """A = Z where Z > 0, else slope[j] * Z (A may be Z)."""
-    _ly.prelu_forward(Z, slope, A, _threads(n_threads))
-
-
-def prelu_backward(Z, dA, slope, dslope, dZ, n_threads):
-    """dslope[j] = sum_i dA Z over Z <= 0 (float64 accumulation); dZ = dA where
-    Z > 0, else slope[j] * dA (dZ may be dA)."""
-    _ly.prelu_backward(Z, dA, slope, dslope, dZ, _threads(n_threads))
-
-
-def maxout_forward(Z, pieces, A, n_threads):
-    """A[i, j] = max_p Z[i, j*q + p] (NaN propagates)."""
-    _ly.maxout_forward(Z, int(pieces), A, _threads(n_threads))
-
-
-def maxout_backward(Z, dA, pieces, dZ, n_threads):
-    """dZ[i, j*q + p] = dA[i, j] at the first arg max p, 0 for the other pieces."""
-    _ly.maxout_backward(Z, dA, int(pieces), dZ, _threads(n_threads))
-
-
-def topk_rows(D, k, idx, n_threads):
-    """Per row keep the k entries of largest |D| (ties: lower column, NaN the
-    largest), zero the others; idx[i] = the kept columns in increasing order."""
-    _ly.topk_rows(D, int(k), idx, _threads(n_threads))
-
-
-def matmul_tn_sparse(A, D, idx, C, n_threads):
-    """C = A.T @ D, row i of D nonzero only at columns idx[i]."""
-    _ly.matmul_tn_sparse(A, D, idx, C, _threads(n_threads))
-
-
-def matmul_nt_sparse(D, idx, B, C, n_threads):
-    """C = D @ B.T using only columns idx[i] of row i of D."""
-    _ly.matmul_nt_sparse(D, idx, B, C, _threads(n_threads))
 
 
 def _ro(a):
@@ -310,23 +203,36 @@ def forward_flags(ispec, fspec):
     return _lean_or_full((feats[2], feats[3]))
 
 
-def forward(X, ispec, fspec, params, work, out, n_threads):
-    """out = the network's output on X (inference: no dropout)."""
-    _variant(_nw.forward_variant, forward_flags(ispec, fspec))(
-        _ro(X), ispec, fspec, params, work, out, _threads(n_threads))
+def _forward_kernel(ispec, fspec):
+    """The forward variant for this description (the adapter's selector)."""
+    return _variant(_nw.forward_variant, forward_flags(ispec, fspec))
 
 
-def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
-                  head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                  scores, n_threads, diag=None):
-    """n_batches complete training steps in one compiled call (see _api);
-    ``diag`` (float64, defs.diag_size(ispec)) turns the diagnostics on."""
-    run = _variant(_nw.train_variant, train_flags(ispec, fspec, opt, hyper, diag))
-    run(_ro(X), _ro(Y), _ro(labels), _ro(sw), _ro(perm), int(batch_size), int(first_batch),
-        int(n_batches), ispec, fspec, int(head), int(opt), hyper, int(t0),
-        np.uint64(int(rng_key) & _U64), params, grads, state, work,
-        batch_loss, scores, _threads(n_threads),
-        _NO_DIAG if diag is None else diag)
+def _train_kernel(ispec, fspec, opt, hyper, diag):
+    """The train_batches variant for this call (the adapter's selector)."""
+    return _variant(_nw.train_variant, train_flags(ispec, fspec, opt, hyper, diag))
+
+
+# the inputs passed read-only (see _ro): the caller's data, which may be read-only
+_READ_ONLY = {"softmax_xent": ("Y", "labels", "sw"), "sigmoid_bce": ("Y", "sw"), "mse": ("Y", "sw"),
+              "mae": ("Y", "sw"), "gather_rows": ("X", "idx"), "all_finite": ("X",), "forward": ("X",),
+              "train_batches": ("X", "Y", "labels", "sw", "perm")}
+
+
+def _compiled_kernels():
+    """{contract name: the module-level dispatcher} (forward / train_batches: the
+    variants, through their selectors)."""
+    found = {}
+    for mod in (_mm, _ew, _ls, _rd, _ly):
+        for name in _api.KERNELS:
+            if name not in found and hasattr(mod, name):
+                found[name] = getattr(mod, name)
+    return found
+
+
+globals().update(_adapter.build_kernels(
+    __name__, _compiled_kernels(), _threads, key=lambda k: np.uint64(operator.index(k) & _U64),
+    ro=_ro, read_only=_READ_ONLY, pick={"forward": _forward_kernel, "train_batches": _train_kernel}))
 
 
 # ---------------------------------------------------------------------------

@@ -324,6 +324,7 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
 
 
 def regularize(ispec, fspec, params, grads, penalty, n_threads):
+    _api.check_regularize(ispec, fspec, params, grads, penalty, n_threads)
     total = 0.0
     for l in range(ispec.shape[0]):
         W, b = _layer_views(ispec, params, l)
@@ -434,6 +435,7 @@ def _layer_forward(a, ispec, fspec, params, l, linear_last=False):
 
 
 def forward(X, ispec, fspec, params, work, out, n_threads):
+    _api.check_forward(X, ispec, fspec, params, work, out, n_threads)
     a = X
     for l in range(ispec.shape[0]):
         _, a = _layer_forward(a, ispec, fspec, params, l)
@@ -507,6 +509,10 @@ def _state_arrays(ispec, state):
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                   ispec, fspec, head, opt, hyper, t0, rng_key,
                   params, grads, state, work, batch_loss, scores, n_threads, diag=None):
+    _api.check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+                             head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                             scores, n_threads, diag)
+    rng_key = int(rng_key) % 2 ** 64          # the contract: any integer, modulo 2**64
     # overflow to inf and inf - inf are legitimate results here (diverging runs,
     # located by diag); the compiled kernels do not warn either
     with np.errstate(over="ignore", invalid="ignore"):
@@ -633,6 +639,11 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                 if not _finite(W, bb, _slopes(ispec, params, l)):
                     return bad(b, l, defs.STAGE_UPDATE)
 
+
+# one docstring per kernel, the contract's (the arithmetic above is this module's own)
+for _name in _api.KERNELS:
+    globals()[_name].__doc__ = _api.kernel_doc(_name)
+del _name
 
 # the contract says every backend exposes exactly these
 workspace_size = _api.workspace_size

@@ -1,0 +1,302 @@
+"""The executable contract: every backend exposes the functions of
+``_api.KERNELS`` with their signatures and ``KERNEL_DOCS`` docstrings, and every
+backend rejects the same malformed ``train_batches`` / ``forward`` /
+``regularize`` calls with the same exception and message (the shared validator,
+``_api.VALIDATORS``) before anything runs, leaving params, grads and state as
+they were."""
+import inspect
+import re
+
+import numpy as np
+import pytest
+
+from fastnet._kernels import defs
+from fastnet.backends import _api, get_backend
+from conftest import BACKENDS, make_spec
+
+N, BS, N_IN, K = 40, 8, 5, 3
+
+
+def _train_case(head=defs.HEAD_SOFTMAX_XENT, sparse=True):
+    """A well-formed train_batches call: 5 -> 6 (relu, dropout) -> 3, Adam,
+    batches 1..2 of an epoch of 40 rows, with scores and diagnostics."""
+    rng = np.random.default_rng(3)
+    ispec, fspec, P = make_spec(N_IN, [6, K], [defs.ACT_RELU, defs.ACT_LINEAR], drop=[0.25, 0.0])
+    X = rng.standard_normal((N, N_IN))
+    labels = rng.integers(0, K, N).astype(np.int64) if sparse else np.empty(0, np.int64)
+    Y = np.empty((0, K)) if sparse else rng.random((N, K))
+    hyper = np.zeros(defs.NH)
+    hyper[defs.H_LR], hyper[defs.H_BETA1], hyper[defs.H_BETA2], hyper[defs.H_EPS] = 1e-2, 0.9, 0.999, 1e-8
+    args = dict(X=X, Y=Y, labels=labels, sw=rng.random(N), perm=rng.permutation(N).astype(np.int64),
+                batch_size=BS, first_batch=1, n_batches=2, ispec=ispec, fspec=fspec, head=head,
+                opt=defs.OPT_ADAM, hyper=hyper, t0=4, rng_key=2 ** 64 + 5,
+                params=rng.standard_normal(P) / 4, grads=np.full(P, np.nan),
+                state=np.zeros((defs.N_STATE, P)), work=np.zeros(_api.workspace_size(ispec, fspec, BS)),
+                batch_loss=np.full(2, np.nan), scores=np.full((N, K), np.nan), n_threads=2,
+                diag=np.zeros(defs.diag_size(ispec)))
+    return args
+
+
+WORK = _api.workspace_size(_train_case()["ispec"], _train_case()["fspec"], BS)
+
+
+def _forward_case():
+    a = _train_case()
+    return dict(X=a["X"], ispec=a["ispec"], fspec=a["fspec"], params=a["params"],
+                work=np.zeros(_api.forward_workspace_size(a["ispec"], N)), out=np.empty((N, K)),
+                n_threads=2)
+
+
+def _regularize_case():
+    a = _train_case()
+    return dict(ispec=a["ispec"], fspec=a["fspec"], params=a["params"], grads=np.zeros_like(a["params"]),
+                penalty=np.zeros(1), n_threads=2)
+
+
+def _set(**changes):
+    return lambda a: a.update(changes)
+
+
+def _spec(name, row, col, value):
+    def change(a):
+        a[name] = a[name].copy()
+        a[name][row, col] = value
+    return change
+
+
+def _entry(name, index, value):
+    def change(a):
+        a[name] = a[name].copy()
+        a[name][index] = value
+    return change
+
+
+def _cast(name, dtype):
+    return lambda a: a.update({name: a[name].astype(dtype)})
+
+
+def _perm_at_label(value):
+    """The label of a row the first batch trains on (perm[8]) set to value."""
+    def change(a):
+        a["labels"] = a["labels"].copy()
+        a["labels"][a["perm"][BS]] = value
+    return change
+
+
+def _non_contiguous(name):
+    def change(a):
+        wide = np.zeros(a[name].shape[:-1] + (2 * a[name].shape[-1],), a[name].dtype)
+        wide[..., ::2] = a[name]
+        a[name] = wide[..., ::2]
+    return change
+
+
+def _read_only(name):
+    def change(a):
+        a[name] = a[name].copy()
+        a[name].flags.writeable = False
+    return change
+
+
+def _last_prelu(a):
+    """The last layer made PReLU, its slopes a valid block of the buffer."""
+    _spec("ispec", -1, defs.I_ACT, defs.ACT_PRELU)(a)
+    a["ispec"][-1, defs.I_APAR] = 0
+
+
+# (id, the case's head / sparse, change, exception, message fragment)
+TRAIN_ERRORS = [
+    ("perm_eq_N", {}, _entry("perm", BS + 3, N), IndexError, r"perm\[11\] = 40 is out of range \[0, 40\)"),
+    ("perm_negative", {}, _entry("perm", 2 * BS + 1, -1), IndexError, r"perm\[17\] = -1 is out of range"),
+    ("label_out_of_range", {}, _perm_at_label(K), ValueError, r"labels\[\d+\] = 3 is out of range \[0, 3\)"),
+    ("label_negative", {}, _perm_at_label(-2), ValueError, r"labels\[\d+\] = -2 is out of range"),
+    ("X_width", {}, lambda a: a.update(X=np.ascontiguousarray(a["X"][:, :-1])), ValueError,
+     "X has 4 columns, the network takes 5"),
+    ("sw_float32", {}, _cast("sw", np.float32), TypeError, "sw has dtype float32; expected float64"),
+    ("Y_float32", dict(head=defs.HEAD_MSE, sparse=False), _cast("Y", np.float32), TypeError,
+     "Y has dtype float32; expected float64"),
+    ("X_int", {}, _cast("X", np.int64), TypeError, "X has dtype int64; expected float32 or float64"),
+    ("perm_int32", {}, _cast("perm", np.int32), TypeError, "perm has dtype int32; expected int64"),
+    ("hyper_float32", {}, _cast("hyper", np.float32), TypeError, "hyper has dtype float32; expected float64"),
+    ("X_list", {}, lambda a: a.update(X=a["X"].tolist()), TypeError, "X must be a numpy array; got list"),
+    ("X_not_contiguous", {}, _non_contiguous("X"), ValueError, "X must be C-contiguous"),
+    ("state_not_contiguous", {}, _non_contiguous("state"), ValueError, "state must be C-contiguous"),
+    ("params_read_only", {}, _read_only("params"), ValueError, "params is read-only"),
+    ("work_short", {}, lambda a: a.update(work=a["work"][:-1].copy()), ValueError,
+     "work has %d elements, workspace_size gives %d" % (WORK - 1, WORK)),
+    ("layer_kind", {}, _spec("ispec", 0, defs.I_KIND, 7), ValueError, "layer 0: unknown layer kind 7"),
+    ("activation_code", {}, _spec("ispec", 0, defs.I_ACT, 99), ValueError, "layer 0: unknown activation code 99"),
+    ("layer_outside_params", {}, _spec("ispec", 1, defs.I_W, 10 ** 6), ValueError,
+     r"layer 1: kernel \[1000000, 1000018\) outside the 57 parameters"),
+    ("widths_do_not_chain", {}, _spec("ispec", 1, defs.I_IN, 4), ValueError,
+     "layer 1: input width 4 != the output width 6 of layer 0"),
+    ("maxout_pieces", {}, lambda a: (_spec("ispec", 0, defs.I_KIND, defs.KIND_MAXOUT)(a),
+                                     a["ispec"].__setitem__((0, defs.I_ACT), defs.ACT_LINEAR),
+                                     a["ispec"].__setitem__((0, defs.I_PIECES), 0)), ValueError,
+     "layer 0: Maxout needs pieces >= 1"),
+    ("dropout_rate_one", {}, _spec("fspec", 0, defs.F_DROP, 1.0), ValueError,
+     r"layer 0: dropout rate 1.0 not in \[0, 1\)"),
+    ("dropout_rate_nan", {}, _spec("fspec", 0, defs.F_DROP, np.nan), ValueError, "layer 0: dropout rate nan"),
+    ("dropout_last_layer", {}, _spec("fspec", -1, defs.F_DROP, 0.5), ValueError,
+     "the last layer cannot have dropout"),
+    ("prelu_last_layer_fused_head", {}, _last_prelu, ValueError, "the last layer cannot be PReLU"),
+    ("prelu_last_layer_mse", dict(head=defs.HEAD_MSE, sparse=False), _last_prelu, ValueError,
+     "the last layer cannot be PReLU"),
+    ("maxout_last_layer", {}, lambda a: (_spec("ispec", -1, defs.I_KIND, defs.KIND_MAXOUT)(a),
+                                         a["ispec"].__setitem__((-1, defs.I_PIECES), 1)), ValueError,
+     "the last layer cannot be Maxout"),
+    ("ispec_columns", {}, lambda a: a.update(ispec=np.ascontiguousarray(a["ispec"][:, :-1])), ValueError,
+     r"ispec must have shape \(L, %d\)" % defs.NI),
+    ("head_code", {}, _set(head=9), ValueError, "unknown head code 9"),
+    ("optimizer_code", {}, _set(opt=42), ValueError, "unknown optimizer code 42"),
+    ("hyper_length", {}, lambda a: a.update(hyper=np.zeros(defs.NH - 1)), ValueError,
+     "hyper must have defs.NH = %d entries" % defs.NH),
+    ("batches_past_epoch", {}, _set(first_batch=4, n_batches=2), ValueError,
+     r"batches 4..5 of 8 rows start past the end of perm \(40 entries\)"),
+    ("batch_loss_length", {}, lambda a: a.update(batch_loss=np.zeros(3)), ValueError,
+     "batch_loss has 3 entries, expected n_batches = 2"),
+    ("diag_size", {}, lambda a: a.update(diag=np.zeros(5)), ValueError, "diag has 5 entries, expected"),
+    ("labels_length", {}, lambda a: a.update(labels=a["labels"][:-1].copy()), ValueError,
+     "labels has 39 entries, expected 40"),
+    ("labels_with_mse", dict(head=defs.HEAD_MSE, sparse=False),
+     lambda a: a.update(labels=np.zeros(N, np.int64)), ValueError, "labels are read by the softmax"),
+    ("Y_rows", dict(head=defs.HEAD_SIGMOID_BCE, sparse=False), lambda a: a.update(Y=a["Y"][:-1].copy()),
+     ValueError, r"Y has shape \(39, 3\), expected \(40, 3\)"),
+    ("sw_length", {}, lambda a: a.update(sw=a["sw"][:-2].copy()), ValueError, "sw has 38 entries"),
+    ("scores_shape", {}, lambda a: a.update(scores=np.zeros((N, K + 1))), ValueError, "scores has shape"),
+    ("state_shape", {}, lambda a: a.update(state=np.zeros((1, a["params"].shape[0]))), ValueError,
+     "grads has shape"),
+    ("batch_size_zero", {}, _set(batch_size=0), ValueError, "need batch_size >= 1"),
+    ("batch_size_float", {}, _set(batch_size=8.0), TypeError, "batch_size must be an integer; got 8.0"),
+    ("t0_negative", {}, _set(t0=-1), ValueError, "t0 must be >= 0"),
+    ("n_threads_zero", {}, _set(n_threads=0), ValueError, "n_threads must be >= 1; got 0"),
+]
+
+
+def _attempt(fn, args):
+    """(exception type, message) of fn(**args), checking that params, grads and
+    state (and the other outputs) were left untouched."""
+    before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
+    with pytest.raises(Exception) as info:
+        fn(**args)
+    for k, v in before.items():
+        assert args[k].tobytes() == v.tobytes(), "%s changed by a rejected call" % k
+    return type(info.value), str(info.value)
+
+
+def _same_everywhere(kernel, make, change, exc, fragment):
+    results = {}
+    for name in BACKENDS:
+        args = make()
+        change(args)
+        results[name] = _attempt(getattr(get_backend(name), kernel), args)
+    first = results[BACKENDS[0]]
+    assert first[0] is exc, results
+    assert first[1].startswith(kernel + ": "), first
+    assert re.search(fragment, first[1]), first
+    assert all(r == first for r in results.values()), results
+
+
+@pytest.mark.parametrize("case", TRAIN_ERRORS, ids=[c[0] for c in TRAIN_ERRORS])
+def test_train_batches_rejects_the_same_calls_everywhere(case):
+    _, how, change, exc, fragment = case
+    _same_everywhere("train_batches", lambda: _train_case(**how), change, exc, fragment)
+
+
+def test_the_base_calls_are_well_formed():
+    """The table's starting points run on every backend (so each error above
+    comes from its one change)."""
+    for name in BACKENDS:
+        be = get_backend(name)
+        for how in ({}, dict(head=defs.HEAD_MSE, sparse=False), dict(head=defs.HEAD_SIGMOID_BCE, sparse=False)):
+            args = _train_case(**how)
+            be.train_batches(**args)
+            assert np.isfinite(args["batch_loss"]).all() and np.isfinite(args["params"]).all()
+        args = _forward_case()
+        be.forward(**args)
+        assert np.isfinite(args["out"]).all()
+        args = _regularize_case()
+        be.regularize(**args)
+
+
+FORWARD_ERRORS = [
+    ("X_width", lambda a: a.update(X=np.ascontiguousarray(a["X"][:, 1:])), ValueError,
+     "X has 4 columns, the network takes 5"),
+    ("out_shape", lambda a: a.update(out=np.empty((N - 1, K))), ValueError,
+     r"out has shape \(39, 3\), expected \(40, 3\)"),
+    ("work_short", lambda a: a.update(work=a["work"][:-1].copy()), ValueError,
+     "work has %d elements, forward_workspace_size gives" % (2 * N * 6 - 1)),
+    ("params_float32", _cast("params", np.float32), TypeError, "params has dtype float32; expected float64"),
+    ("X_not_contiguous", _non_contiguous("X"), ValueError, "X must be C-contiguous"),
+    ("out_read_only", _read_only("out"), ValueError, "out is read-only"),
+    ("layer_kind", _spec("ispec", 1, defs.I_KIND, -1), ValueError, "layer 1: unknown layer kind -1"),
+    ("prelu_last_layer", _last_prelu, ValueError, "the last layer cannot be PReLU"),
+    ("bias_outside_params", _spec("ispec", 1, defs.I_B, 56), ValueError, "layer 1: bias offset 56 invalid"),
+    ("n_threads_zero", _set(n_threads=0), ValueError, "n_threads must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("case", FORWARD_ERRORS, ids=[c[0] for c in FORWARD_ERRORS])
+def test_forward_rejects_the_same_calls_everywhere(case):
+    _, change, exc, fragment = case
+    _same_everywhere("forward", _forward_case, change, exc, fragment)
+
+
+REGULARIZE_ERRORS = [
+    ("layer_outside_params", _spec("ispec", 1, defs.I_W, 50), ValueError,
+     r"layer 1: kernel \[50, 68\) outside the 57 parameters"),
+    ("grads_length", lambda a: a.update(grads=a["grads"][:-1].copy()), ValueError,
+     "grads must have 57 entries"),
+    ("penalty_float32", _cast("penalty", np.float32), TypeError, "penalty has dtype float32; expected float64"),
+]
+
+
+@pytest.mark.parametrize("case", REGULARIZE_ERRORS, ids=[c[0] for c in REGULARIZE_ERRORS])
+def test_regularize_rejects_the_same_calls_everywhere(case):
+    """numba's regularize checked nothing before the shared validator."""
+    _, change, exc, fragment = case
+    _same_everywhere("regularize", _regularize_case, change, exc, fragment)
+
+
+def test_a_float32_call_is_checked_against_float32():
+    """The call's float dtype is X's: a float64 params with a float32 X is named."""
+    for name in BACKENDS:
+        args = _train_case()
+        for k in ("X", "Y", "sw", "work", "scores", "state"):
+            args[k] = args[k].astype(np.float32)
+        args["grads"] = args["grads"].astype(np.float32)
+        with pytest.raises(TypeError, match="train_batches: params has dtype float64; expected float32"):
+            get_backend(name).train_batches(**args)
+        args["params"] = args["params"].astype(np.float32)
+        get_backend(name).train_batches(**args)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_every_backend_function_has_the_contracts_signature_and_docstring(name):
+    be = get_backend(name)
+    for kernel, args in _api.KERNELS.items():
+        fn = getattr(be, kernel)
+        params = inspect.signature(fn).parameters
+        assert list(params) == [a for a, _, _ in args], (name, kernel)
+        optional = _api.OPTIONAL.get(kernel, {})
+        for p in params.values():
+            want = None if p.name in optional else inspect.Parameter.empty
+            assert p.default is want, (name, kernel, p.name)
+            assert p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD, (name, kernel, p.name)
+        assert fn.__doc__ == _api.kernel_doc(kernel), (name, kernel)
+        assert fn.__doc__.startswith(_api.KERNEL_DOCS[kernel])
+        for a, _, _ in args:                       # the argument list is rendered from KERNELS
+            assert "\n    %s " % a in fn.__doc__, (kernel, a)
+
+
+def test_validator_reads_only_the_slice_of_perm_it_uses():
+    """An entry of perm outside the batches of the call is not looked at (a
+    per-batch call costs O(batch), not O(epoch)); inside them it is."""
+    args = _train_case()
+    args["perm"] = args["perm"].copy()
+    args["perm"][0] = 10 ** 9                      # batch 0: not trained by batches 1..2
+    args["perm"][-1] = -5                          # batch 4
+    _api.check_train_batches(**args)
+    args["first_batch"] = 3
+    with pytest.raises(IndexError, match=r"perm\[39\] = -5"):
+        _api.check_train_batches(**args)
