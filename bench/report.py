@@ -47,8 +47,28 @@ def _early_threads(argv):
                                    " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 
+#: --isa: the Cython engine's cap (FASTNET_MM_ISA) and numba's target CPU (NUMBA_CPU_NAME;
+#: numba keys its cache by CPU, so the variants never mix)
+ISAS = {"native": (None, None), "avx2": ("avx2", "haswell"), "baseline": ("baseline", "x86-64")}
+
+
+def _early_isa(argv):
+    """--isa must reach both engines before they are imported."""
+    isa = "native"
+    for i, a in enumerate(argv):
+        if a == "--isa" and i + 1 < len(argv):
+            isa = argv[i + 1]
+        elif a.startswith("--isa="):
+            isa = a.split("=", 1)[1]
+    mm, cpu = ISAS.get(isa, (None, None))
+    if mm is not None:
+        os.environ["FASTNET_MM_ISA"] = mm
+        os.environ["NUMBA_CPU_NAME"] = cpu
+
+
 if __name__ == "__main__":
     _early_threads(sys.argv[1:])
+    _early_isa(sys.argv[1:])
 
 import argparse  # noqa: E402
 import collections  # noqa: E402
@@ -214,6 +234,16 @@ def measure_predict(ctx):
                 fn(x1)
                 ts.append(time.perf_counter() - t0)
             thr[impl] += fnbench.time_calls(lambda: fn(xn), rounds=1, min_round_s=0.002 if ctx.quick else 0.2)
+    # the limit for batch 1: every weight read once (a vectorised max over the flat weight buffer)
+    if fns:
+        sz = p["sizes"]
+        buf = np.random.default_rng(0).random(sum(a * b + b for a, b in zip(sz[:-1], sz[1:])), dtype=np.float32)
+        ts = []
+        for _ in range(ctx.rounds):
+            settle(ctx)
+            ts += fnbench.time_calls(buf.max, rounds=1, min_round_s=0.002 if ctx.quick else 0.1)
+        res["stream weights"] = {"latency": fnbench.median(ts), "bytes": int(buf.nbytes), "rounds": ctx.rounds}
+        log("predict stream weights (%d bytes) %.1f us" % (buf.nbytes, res["stream weights"]["latency"] * 1e6))
     for impl in fns:
         res[impl] = {"latency": fnbench.median(lat[impl]), "latency p90": float(np.percentile(lat[impl], 90)),
                      "latency calls": len(lat[impl]), "throughput time": fnbench.median(thr[impl]),
@@ -458,12 +488,19 @@ def evaluate(ctx, R):
     if pr:
         tp = pr.get("torch", {})
         be, t = best_of(pr, compiled, "latency")
-        if be is None or "latency" not in tp:
-            T.add("predict batch-1 latency vs PyTorch", "≤ 0.15×", "n/a", None)
+        stream = pr.get("stream weights", {}).get("latency")
+        if be is None or not stream:
+            T.add("predict batch-1 latency vs streaming the weights once", "≤ 1.3×", "n/a", None)
         else:
-            r = t / tp["latency"]
-            T.add("predict batch-1 latency vs PyTorch", "≤ 0.15×", "%s (%s %s vs %s)" % (
-                fmt_x(r), be, fmt_s(t), fmt_s(tp["latency"])), r <= 0.15)
+            r = t / stream
+            T.add("predict batch-1 latency vs streaming the weights once", "≤ 1.3×", "%s (%s %s vs %s)" % (
+                fmt_x(r), be, fmt_s(t), fmt_s(stream)), r <= 1.3)
+        for b in compiled:
+            kl = pr.get(b + ":kernel", {}).get("latency")
+            if "latency" in pr.get(b, {}) and kl:
+                over = pr[b]["latency"] - kl
+                T.add("predict batch-1 Python overhead (%s)" % b, "≤ 3 µs", "%s (%s vs the kernel's %s)" % (
+                    fmt_s(max(over, 0.0)), fmt_s(pr[b]["latency"]), fmt_s(kl)), over <= 3e-6)
         be, thr = best_of(pr, compiled, "throughput", lower=False)
         if be is None or "throughput" not in tp:
             T.add("predict batch-%d throughput vs PyTorch" % ctx.workloads["predict"]["throughput_batch"],
@@ -531,6 +568,18 @@ def md_table(header, rows):
     return "\n".join(out)
 
 
+def _engine_isa(backend):
+    """What the engine actually runs: the Cython matmul's ISA, numba's target CPU."""
+    try:
+        if backend == "cython":
+            import fastnet.backends.cython as c
+            return c.info()["matmul_isa"]
+        import numba
+        return numba.config.CPU_NAME or "host (%s)" % __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+    except Exception as exc:  # noqa: BLE001
+        return "unavailable (%s)" % type(exc).__name__
+
+
 def _md_header(ctx, R, T):
     """Title, how the report was made, and a warning when the machine was oversubscribed."""
     L = ["# fastnet benchmark report", ""]
@@ -538,6 +587,8 @@ def _md_header(ctx, R, T):
         R["meta"]["started"], R["meta"]["command"], R["meta"]["elapsed"],
         "**quick (tiny, smoke-test)**" if ctx.quick else "full", ctx.threads,
         "real MNIST" if ctx.data.source == "mnist" else "random MNIST-shaped", ctx.rounds))
+    L.append("Instruction set: `--isa %s` (the Cython engine's matmul: %s; numba's target CPU: %s)." % (
+        R["meta"].get("isa", "native"), R["meta"].get("cython isa", "?"), R["meta"].get("numba cpu", "?")))
     L.append("Backends measured: %s.  Backend status: %s." % (
         ", ".join(ctx.backends) or "none",
         "; ".join("%s: %s" % (k, "ok" if v is None else v) for k, v in fnbench.fastnet_status().items())))
@@ -683,6 +734,8 @@ def _md_predict(ctx, R, T):
         ["batch-%d time" % p["throughput_batch"], "samples/s"] + ["thr ÷ %s (higher better)" % q for q in base]
     rows = []
     for impl, r in pr.items():
+        if impl == "stream weights":
+            continue
         if "latency" not in r:
             rows.append([impl] + [""] * (len(hdr) - 2) + [r.get("skipped") or r.get("error", "")[:200]])
             continue
@@ -690,7 +743,12 @@ def _md_predict(ctx, R, T):
                     [fmt_x(r["latency"] / pr[q]["latency"]) for q in base] +
                     [fmt_s(r["throughput time"]), "%.0f" % r["throughput"]] +
                     [fmt_x(r["throughput"] / pr[q]["throughput"]) for q in base])
-    return L + [md_table(hdr, rows), ""]
+    L += [md_table(hdr, rows), ""]
+    sw = pr.get("stream weights")
+    if sw:
+        L += ["The batch-1 limit: reading the %s bytes of float32 weights once (a vectorised `max` over them, "
+              "one thread) takes %s on this machine." % ("{:,}".format(sw["bytes"]), fmt_s(sw["latency"])), ""]
+    return L
 
 
 def _md_gradients(ctx, R, T):
@@ -944,6 +1002,7 @@ def _jsonable(o):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    _early_isa(argv)  # main() called from Python: before the engines are imported below
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 1 round (smoke test)")
     ap.add_argument("--threads", type=int, default=None, help="threads for every library (default: all cores)")
@@ -956,6 +1015,9 @@ def main(argv=None):
     ap.add_argument("--skip", default="", help="comma list of sections to skip: " + ",".join(SECTIONS))
     ap.add_argument("--no-uncached-numba", action="store_true",
                     help="skip the empty-cache numba compile run (always skipped with --quick)")
+    ap.add_argument("--isa", default="native", choices=tuple(ISAS),
+                    help="instruction set of both engines: native (the best the CPU has), avx2 "
+                         "(FASTNET_MM_ISA=avx2, NUMBA_CPU_NAME=haswell) or baseline (SSE2)")
     ap.add_argument("--out", default=os.path.join(HERE, "REPORT.md"))
     ap.add_argument("--json", default=None, help="also write the raw results as JSON here")
     args = ap.parse_args(argv)
@@ -995,6 +1057,9 @@ def main(argv=None):
     for b in ctx.backends:
         fastnet.backends.get_backend(b)
     fnbench.pin_threads(ctx.threads)
+    R["meta"]["isa"] = args.isa
+    R["meta"]["cython isa"] = _engine_isa("cython")
+    R["meta"]["numba cpu"] = _engine_isa("numba")
     R["machine"] = fnbench.machine_info()
     R["machine"]["OpenBLAS sgemm %d³ probe (start)" % (256 if ctx.quick else 1024)] = contention_probe(ctx)
     R["versions"] = fnbench.versions()
