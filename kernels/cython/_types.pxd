@@ -11,7 +11,7 @@
 # each tile's result is computed by the same code whichever thread runs it, so
 # results are bit-identical for any ``n_threads``.  Below a threshold the loop
 # still runs under ``prange`` but with ``use_threads_if=False`` (no thread
-# team is woken: a parallel region costs ~1-3 us, more than a tiny kernel).
+# team is woken: waking one costs more than a tiny kernel takes).
 
 from libc.stdint cimport int64_t, uint64_t
 from cython cimport floating
@@ -20,8 +20,8 @@ ctypedef double float64_t
 
 # Below these thresholds a kernel runs on the calling thread with no OpenMP region
 # at all (``if par: prange loop else: plain loop``), not a prange with
-# use_threads_if=False: libgomp charges ~0.3 us even for a disabled region, which
-# was a third of the batch-10 seed step (15 regions a step).
+# use_threads_if=False: libgomp charges even for a disabled region, a large share
+# of the batch-10 seed step (15 regions a step; the seed epoch of bench/REPORT.md).
 cdef enum:
     # sparse (meProp) products of layers.pyx: parallel when their multiply-adds
     # reach this (matmul.pyx keeps its own copy, same value, as numba's _jit.py)

@@ -1,20 +1,17 @@
 /* fastnet: branch-free elementary functions for the Cython kernels' element loops.
  *
- * glibc's exp is a call per element (~8 ns for a float32 sigmoid), which keeps
- * gcc from vectorising the loops of the exp-based activations (sigmoid, elu,
- * swish).  fn_exp is inline, has no branches and no table, and uses only
+ * glibc's exp is a call per element, which keeps gcc from vectorising the loops
+ * of the exp-based activations (sigmoid, elu, swish).  fn_exp is inline, has no branches and no table, and uses only
  * operations every x86-64 vector unit has (double add / multiply, 64-bit integer
  * add / subtract / shift left), so the activation loops of
  * _generated_elementwise (compiled for SSE2, AVX2 and AVX-512, picked at import)
- * vectorise: a float32 sigmoid costs 6.3 / 1.8 / 0.84 ns per element at those
- * levels (libm: 8.3; a standalone C loop over 65,536 floats, gcc -O3, on the
- * AVX-512 machine of bench/REPORT.md, whose step breakdown times the kernel).
+ * vectorise (the bias_act_forward rows of bench/REPORT.md's kernel table and its
+ * step breakdown time them).
  *
  * float32 arrays: the sigmoid forward and the exponentials of softmax (one
  * vector loop over a block of rows) use fn_expf / fn_sigmoidf below, in float
  * lanes (twice as many per vector, a degree-7 polynomial): within 1 ulp of exp
- * rounded to float (2 ulp for the sigmoid) over their whole range; 300 sigmoids
- * of the seed step 1,340 -> 650 cycles (rdtsc inside the step).  (The softmax
+ * rounded to float (2 ulp for the sigmoid) over their whole range.  (The softmax
  * cross-entropy head calls libm's exp in double instead, as its numba twin does:
  * the two give the same bits.)
  *

@@ -34,8 +34,8 @@ Four ways to feed it, chosen from the shape only:
   1 / 2 / 3 / 4 vectors per row keep a whole block of C in registers for the
   whole k loop, reading A and B in place, the last vector of a row under a mask
   (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
-  ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation: the
-  10 x 784 x 30 forward product went 8.9 -> 2.7 us (AVX-512; AVX2 12.3 -> 6.7).
+  ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation
+  (the batch-10 rows of bench/REPORT.md's kernel table show what that buys).
 
 * **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
   inference): each row of C in axpy form (``FN_ROW``), B streamed once, on the
@@ -54,24 +54,22 @@ Four ways to feed it, chosen from the shape only:
   element is still summed p = 0, 1, ..., k-1 in order).  ``KC`` = 1024: every
   layer of our workloads is one p block (each extra block is another pair of
   parallel regions and another pass over C; the A panel, 8 x 1024, stays in L1
-  and the B panel streams from L2 at a rate the FMAs never wait for).  Measured,
-  2 threads, KC 256 -> 1024: 128x784x512 302-354 -> 368-370 GFLOP/s, 1024^3
-  336-370 -> 388-390.  The p blocks are of equal size and so are the row blocks
+  and the B panel streams from L2 at a rate the FMAs never wait for; see
+  bench/REPORT.md's GEMM table).  The p blocks are of equal size and so are the row blocks
   (128 rows = 2 x 64, not 96 + 32: the two threads got 3:1 of the work).  When
   the packed A block fits in L2 (``A_L2``; every batch-128 layer) the threads
   split the column panels instead, each packing its own B panels just before
   using them (no shared B pass, half of B per thread).  Packing and tiles of a
   block share one parallel region (the packing loop's implicit barrier between
-  them), not a fork / join each: wide epoch, 2 threads, ~1-2% (3 alternated
-  runs: 0.515 / 0.509 / 0.519 -> 0.508 / 0.509 / 0.494 s).
+  them), not a fork / join each: one team wake-up per block instead of two (the
+  wide epoch in bench/REPORT.md).
 
 Work is split over OUTPUT tiles only (each thread owns the tiles it writes; the
 tiling is fixed by the shape), so the result is bit-identical for any thread
 count.  ``MATMUL_PAR_MIN`` (multiply-adds) decides, from the shape only, whether
 a parallel region is worth waking; below it everything runs on the calling
-thread outside any OpenMP region (libgomp charges ~0.3 us even for a region
-disabled with ``if(0)``: for the 10 x 30 x 10 product that was two thirds of
-its time).  Every path sums p = 0, 1, ..., k-1 in order with one fused
+thread outside any OpenMP region (libgomp charges for a region even when it
+is disabled with ``if(0)``, a large share of the smallest products' time).  Every path sums p = 0, 1, ..., k-1 in order with one fused
 multiply-add per step, so a tile's bits do not depend on the path either.
 """
 from cython cimport floating
@@ -473,7 +471,7 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     cdef Py_ssize_t nv, R, nblk, t
     cdef unsigned int tail = _narrow_blocks(n, m, sizeof(floating), &nv, &R, &nblk)
     # (a serial loop outside any OpenMP region below the threshold: even a disabled
-    # region costs ~0.3 us in libgomp, a tenth of a batch-10 product)
+    # region costs libgomp a noticeable share of a batch-10 product)
     if nblk > 1 and n * k * m >= MATMUL_PAR_MIN:
         for t in prange(nblk, schedule='static', num_threads=n_threads):
             _narrow_block(t, R, nv, tail, A, sa_i, sa_p, B, sb_p, C, n, k, m)
@@ -487,7 +485,7 @@ cdef void _rows(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
     """Fewer rows than a tile (B rows contiguous), e.g. batch-1 inference: each row
     of C in axpy form (FN_ROW), B streamed once, on the calling thread (splitting
-    the columns of 1 x 784 x 512 between two threads measured 19 -> 32 us)."""
+    the columns between two threads was slower: bench/REPORT.md's predict latency)."""
     cdef Py_ssize_t r
     for r in range(n):
         if floating is float:

@@ -619,7 +619,7 @@ cdef void _train(
 # ---------------------------------------------------------------------------
 # small first layers: two halves of p, and the two-thread step
 # ---------------------------------------------------------------------------
-# A batch-10 step of 784-30-10 took ~11 us on one core (~8 us now); every product
+# A batch-10 step of 784-30-10 is a few microseconds on one core; every product
 # in it is far below the parallel thresholds, so the plain step runs on one thread.  When the
 # first layer is small enough for that (_ksplit) its product is formed in two
 # halves of p, Z_0 = X_b[:, :r] @ W_0[:r] + X_b[:, r:] @ W_0[r:] (then the bias),
@@ -744,9 +744,8 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
     also writes the batch loss and the scores.  _train's code for these layers,
     on one thread.  Between its stages, the prefetch of columns c0..c1 of the
     next batch's rows X[nrows[0:nn]] into L1, in five shares: phase B touches
-    little memory, and A reads those rows next (seed step, rdtsc per phase: A
-    4.6k -> 3.0k cycles, B 3.0k -> 3.5k; 2 (L2) instead of 3 (L1) as the
-    locality: A 3.3k)."""
+    little memory, and A reads those rows next; prefetched into L1 (locality 3),
+    not L2 (the seed epoch of bench/REPORT.md)."""
     cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
     cdef Py_ssize_t k = ispec[(L - 1) * ni + I_OUT], zw0 = ispec[I_OUT], l, i, w_in, zw, bo
     cdef floating* Z0 = w + offs[0]

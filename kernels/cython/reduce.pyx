@@ -75,7 +75,7 @@ cdef void bias_grad_c(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t
                       int n_threads) noexcept nogil:
     cdef Py_ssize_t ntiles = _cdiv(m, COL_TILE)
     cdef Py_ssize_t t
-    # below the thresholds no OpenMP region at all (even a disabled one costs ~0.3 us)
+    # below the thresholds no OpenMP region at all (libgomp charges even for a disabled one)
     if ntiles > 1 and n * m >= ELEM_PAR_MIN:
         for t in prange(ntiles, schedule='static', num_threads=n_threads):
             _col_sums(dZ + t * COL_TILE, db + t * COL_TILE, n, m,

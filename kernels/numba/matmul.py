@@ -11,8 +11,7 @@ vector registers while p runs over the shared dimension; each step loads the
 panel's row of B once (2 vectors) and broadcasts 4 values of A, 8 fused
 multiply-adds.  The panel's last columns are masked loads and stores, so any
 width runs at vector speed (LLVM's own vectoriser left most of a 30-wide row to
-its scalar remainder: ``matmul_tn`` 784x10x30 19.8 -> 3.3 us for the kernel, 4.1 us
-through the adapter, OpenBLAS 7.6 us).
+its scalar remainder; bench/REPORT.md's kernel table has ``matmul_tn:784x10x30``).
 Leftover rows (n mod 4) go one at a time.  p runs in blocks of ``P_BLOCK`` so a
 block's panel of B stays in L1 while every row block passes over it; a block
 after the first starts from the C values the previous block stored.
@@ -179,8 +178,8 @@ def _product(A, B, C, n_threads):
 @serial
 def _transpose(B, Bt, j0, j1):
     """Bt[j0:j1] = B[:, j0:j1].T in tiles of T_TILE x T_TILE (a plain double
-    loop writes Bt's column with a stride of a whole row: 4k aliasing, 0.6 ms at
-    512 x 256); one pass when B fits STACK_MAX_BYTES (all in L1).  Also
+    loop writes Bt's column with a stride of a whole row: 4k aliasing at
+    power-of-two widths); one pass when B fits STACK_MAX_BYTES (all in L1).  Also
     meProp's matmul_nt_sparse (kernels/numba/layers.py), per column tile."""
     m = B.shape[0]
     if m * (j1 - j0) * Bt.itemsize <= STACK_MAX_BYTES:
@@ -240,7 +239,7 @@ def matmul_nt(A, B, C, n_threads):
     m = B.shape[0]
     k = B.shape[1]
     if m * k * C.itemsize <= STACK_MAX_BYTES:
-        Bt = stack_empty_2d(k, m, C)            # small: no allocator call (0.3 of 0.8 us at 10x10x30)
+        Bt = stack_empty_2d(k, m, C)            # small: no allocator call (a large share of a tiny product)
     else:
         Bt = np.empty((k, m), C.dtype)
     nt_ws(A, B, C, Bt, n_threads)

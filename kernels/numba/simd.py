@@ -5,8 +5,8 @@ matmul family's inner loop runs over the columns of C, and at the widths of
 small-batch training (30, 10) the vectorised body (16 lanes x an interleave of
 2-4) is longer than the loop, so most of the work falls to its scalar remainder
 and to the runtime alias checks numba's arrays need (numba cannot say that C
-and B do not overlap).  ``matmul_tn`` at 784x10x30 took 19.8 us against
-OpenBLAS's 7.6 us that way.
+and B do not overlap): ``matmul_tn`` at 784x10x30 was then far slower than
+OpenBLAS (bench/REPORT.md's kernel table has the row).
 
 This module gives numba code a vector type and the handful of operations a
 register-blocked micro-kernel needs, each lowered to one LLVM instruction or
