@@ -43,7 +43,7 @@ cdef inline double _sign(double x) noexcept nogil:
 # cdef entry points (declared in losses.pxd).  Each loss runs its rows through
 # one ``_<loss>_rows(i0, i1, ...)`` function: once per row inside a prange when
 # the call is big enough for threads, once for all rows otherwise (no OpenMP
-# region at all: libgomp charges ~0.3 us even for a disabled one).
+# region at all: libgomp charges even for a disabled one).
 # ---------------------------------------------------------------------------
 cdef enum:
     # softmax_xent keeps a row's exponentials when it has at most this many columns
@@ -127,7 +127,7 @@ cdef inline void _sigmoid_bce_rows(Py_ssize_t i0, Py_ssize_t i1, const floating*
                                    const int64_t* rows, double scale, floating* P, double* loss,
                                    floating* dZ, Py_ssize_t k) noexcept nogil:
     cdef Py_ssize_t i, j, r
-    cdef double z, y, e, acc, wk
+    cdef double z, y, e, acc, wk, pj
     for i in range(i0, i1):
         r = _row(rows, i)
         wk = (sw[r] if sw != NULL else 1.0) * scale / k
@@ -138,8 +138,10 @@ cdef inline void _sigmoid_bce_rows(Py_ssize_t i0, Py_ssize_t i1, const floating*
             e = exp(-fabs(z))
             # softplus(z) - y z = max(z, 0) + log1p(e^-|z|) - y z
             acc = acc + (fmax(z, 0.0) - z * y + log1p(e))
-            P[i * k + j] = <floating> (1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e))
-            dZ[i * k + j] = <floating> ((P[i * k + j] - y) * wk)
+            # p - y from p in double, not from the stored (rounded) P: the numba twin's bits
+            pj = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+            P[i * k + j] = <floating> pj
+            dZ[i * k + j] = <floating> ((pj - y) * wk)
         loss[i] = acc / k
 
 
@@ -164,7 +166,7 @@ cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
     """mse (absolute false) or mae rows i0..i1-1 (the choice is made per row, outside
     the element loop)."""
     cdef Py_ssize_t i, j, r
-    cdef floating diff
+    cdef double diff    # a - y in double: exact for float32 (the numba twin's bits)
     cdef double acc, wk
     for i in range(i0, i1):
         r = _row(rows, i)
@@ -172,14 +174,14 @@ cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
         acc = 0.0
         if absolute:
             for j in range(k):
-                diff = A[i * k + j] - Y[r * k + j]
+                diff = <double> A[i * k + j] - Y[r * k + j]
                 acc = acc + fabs(diff)
                 # sign(diff) with sign(0) = 0 and NaN for NaN
                 dA[i * k + j] = <floating> (_sign(diff) * wk)
         else:
             for j in range(k):
-                diff = A[i * k + j] - Y[r * k + j]
-                acc = acc + <double> diff * diff
+                diff = <double> A[i * k + j] - Y[r * k + j]
+                acc = acc + diff * diff
                 dA[i * k + j] = <floating> (2.0 * diff * wk)
         loss[i] = acc / k
 

@@ -13,7 +13,7 @@ Every kernel module imports its decorators from here, so the compile options
 
 Serial below a size, parallel above
 -----------------------------------
-A parallel region costs ~1-2 us to launch, more than a tiny kernel takes.  So
+Launching a parallel region costs more than a tiny kernel takes.  So
 every contract kernel is ONE ``kernel`` function holding both loops over its
 tiles, ``for t in range(...)`` below a threshold and ``for t in prange(...)``
 above it, both calling the same serial tile function.  The choice is made
@@ -42,12 +42,17 @@ Options
 -------
 * ``cache=True``: compiled code is stored next to the sources
   (``kernels/numba/__pycache__``) or under ``NUMBA_CACHE_DIR``.
-* ``fastmath=FASTMATH``: every LLVM fast-math flag EXCEPT ``nnan`` and
-  ``ninf``, so NaN and inf propagate and ``x != x`` / ``z > m`` comparisons keep
-  their IEEE meaning (a diverging model reports ``nan``, it does not silently
-  produce garbage).  ``reassoc`` lets LLVM vectorise reductions; the result of a
-  reduction is still fixed for a given shape because the same code runs for it
-  whatever the thread count.
+* ``fastmath=FASTMATH``: none of LLVM's fast-math flags: IEEE arithmetic, as
+  gcc compiles the Cython twin (no ``-ffast-math``, contraction switched off), so
+  the twins are arithmetic twins: the same formula in the same order rounds the
+  same way in both.  ``contract`` would fuse ``a * b + c`` into an FMA on CPUs
+  that have one (the optimizer updates, the polynomial of ``fn_exp``),
+  ``reassoc`` would let LLVM reorder sums into vector lanes, ``arcp`` turn
+  ``x / y`` into ``x * (1 / y)``, ``afn`` substitute approximate functions: each
+  gives other bits than the Cython build.  Where a fused multiply-add or a split
+  sum is wanted (the matmul micro-kernels, the 8 partial sums of a norm) the
+  code says so explicitly, in both twins.  Without ``nnan`` / ``ninf`` NaN and
+  inf propagate and ``x != x`` keeps its meaning.
 * ``error_model="numpy"``: float division by zero gives inf/nan instead of a
   Python ``ZeroDivisionError`` check in every loop (which blocks vectorisation).
 * ``nogil=True``: the kernels release the GIL.
@@ -60,8 +65,8 @@ The kernels do not set the pool size themselves: calling
 ``numba.set_num_threads`` inside a jitted function embeds a ctypes pointer,
 which makes the function uncacheable ("uses dynamic globals").  The adapter
 ``fastnet.backends.numba`` sets the pool size to ``n`` before each kernel
-call (through the threading layer's C setter, ~0.25 us; the public
-``numba.set_num_threads`` costs ~1 us).  Inside the kernels the ``n_threads``
+call (through the threading layer's C setter, a fraction of what the public
+``numba.set_num_threads`` costs).  Inside the kernels the ``n_threads``
 argument every kernel takes (the contract's, kept so the numba and Cython twins
 have the same signatures) only sizes the matmul family's row chunks (one per
 thread); the other kernels' prange loops split over fixed tiles.
@@ -71,8 +76,8 @@ import os
 
 from numba import njit, prange  # noqa: F401  (prange re-exported for the kernel modules)
 
-# Fast-math flags: all of LLVM's except 'nnan' and 'ninf'.
-FASTMATH = frozenset({"nsz", "arcp", "contract", "afn", "reassoc"})
+# Fast-math flags: none (see the module docstring: the Cython twin's IEEE arithmetic).
+FASTMATH = frozenset()
 
 _OPTIONS = dict(cache=True, fastmath=set(FASTMATH), nogil=True, error_model="numpy",
                 boundscheck=False)
@@ -93,16 +98,15 @@ strict = njit(**dict(_OPTIONS, fastmath=False))
 # is split, so a tile's result never depends on which thread ran it or how
 # many there are.
 # --------------------------------------------------------------------------
-#: matmul family: parallel when n * k * m (multiply-adds) reaches this.  1M
-#: multiply-adds take ~30-60 us on one core; below that a parallel region (a few
-#: us to wake, far more when the cores are shared) does not pay: the batch-10
-#: seed step's products (<= 235k) always run on the calling thread.
+#: matmul family: parallel when n * k * m (multiply-adds) reaches this; below it
+#: waking a team (far dearer when the cores are shared) does not pay: the
+#: batch-10 seed step's products (<= 235k) always run on the calling thread.
 MATMUL_PAR_MIN = 1 << 20
 #: elementwise / row-wise kernels and the optimizer update: parallel when the
-#: element count reaches this.  Measured on 2 cores: alone, a parallel Adam pays
-#: from ~8k elements, but in a batch-10 step on a loaded machine the barrier costs
-#: far more (seed epoch, 2 threads: 3.3 s with the optimizer's region at P=23,860
-#: open, 0.34 s serial); 2**15 keeps every batch-10 seed kernel serial.
+#: element count reaches this.  Alone a parallel Adam pays from fewer elements,
+#: but in a batch-10 step on a loaded machine each barrier costs far more (the
+#: seed epoch at 2 threads in bench/REPORT.md); 2**15 keeps every batch-10 seed
+#: kernel serial.
 ELEM_PAR_MIN = 1 << 15
 #: elementwise kernels: columns per tile (a tile never spans two rows).
 ELEM_TILE = 4096

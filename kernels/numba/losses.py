@@ -96,12 +96,9 @@ def _sigmoid_bce_row(z, y, coef, p, dz):
     for j in range(k):
         zj = np.float64(z[j])
         yj = np.float64(y[j])
-        if zj >= 0:
-            pj = 1.0 / (1.0 + exp(-zj))
-        else:
-            ez = exp(zj)
-            pj = ez / (1.0 + ez)
-        loss += (zj if zj > 0 else 0.0) - zj * yj + log1p(exp(-fabs(zj)))
+        e = exp(-fabs(zj))      # the one exponential (the Cython twin's order)
+        pj = 1.0 / (1.0 + e) if zj >= 0 else e / (1.0 + e)
+        loss += (zj if zj > 0 else 0.0) - zj * yj + log1p(e)
         p[j] = pj
         dz[j] = (pj - yj) * coef
     return loss / k

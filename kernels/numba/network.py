@@ -129,13 +129,17 @@ def dropout_keep(key, c, rate):
 
 
 @serial
-def _dropout_row(src, dst, rate, inv, key, cbase):
-    """dst[j] = src[j] / (1 - rate) where kept, else 0; cbase = counter of j = 0."""
+def _dropout_row(src, dst, rate, key, cbase):
+    """dst[j] = src[j] * the mask value: 1 / (1 - rate) rounded to the array dtype
+    where kept, 0 where dropped (so inf and NaN stay non-finite), multiplied in the
+    array dtype (the Cython twin and the reference); cbase = counter of j = 0."""
+    keep_scale = dst.dtype.type(1.0 / (1.0 - rate))
+    zero = dst.dtype.type(0.0)
     for j in range(dst.shape[0]):
         if dropout_keep(key, cbase + np.uint64(j), rate):
-            dst[j] = np.float64(src[j]) * inv
+            dst[j] = src[j] * keep_scale
         else:
-            dst[j] = 0.0
+            dst[j] = src[j] * zero
 
 
 @kernel
@@ -145,13 +149,12 @@ def _dropout(src, dst, rate, key, b, L, l, bs):
     nb = dst.shape[0]
     width = np.uint64(dst.shape[1])
     row0 = (np.uint64(b) * np.uint64(L) + np.uint64(l)) * np.uint64(bs)
-    inv = 1.0 / (1.0 - rate)
     if nb * dst.shape[1] >= ELEM_PAR_MIN:
         for i in prange(nb):
-            _dropout_row(src[i], dst[i], rate, inv, key, (row0 + np.uint64(i)) * width)
+            _dropout_row(src[i], dst[i], rate, key, (row0 + np.uint64(i)) * width)
     else:
         for i in range(nb):
-            _dropout_row(src[i], dst[i], rate, inv, key, (row0 + np.uint64(i)) * width)
+            _dropout_row(src[i], dst[i], rate, key, (row0 + np.uint64(i)) * width)
 
 
 # ---------------------------------------------------------------------------
@@ -390,11 +393,22 @@ def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm, typed):
 
 @serial
 def _sumsq(x):
-    """sum x^2 in float64, serially in order."""
-    s = 0.0
-    for i in range(x.shape[0]):
+    """sum x^2 in float64 with 8 interleaved partial sums (element i goes to
+    partial i % 8, the partials are added in order at the end): the Cython twin's
+    order, fixed for any thread count, without a serial chain's add latency."""
+    n = x.shape[0]
+    n8 = n - n % 8
+    p = np.zeros(8)
+    for i in range(0, n8, 8):
+        for j in range(8):
+            v = np.float64(x[i + j])
+            p[j] = p[j] + v * v
+    for i in range(n8, n):
         v = np.float64(x[i])
-        s += v * v
+        p[i - n8] = p[i - n8] + v * v
+    s = 0.0
+    for j in range(8):
+        s = s + p[j]
     return s
 
 
