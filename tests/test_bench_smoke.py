@@ -100,6 +100,9 @@ def runs(tmp_path_factory):
              "meprop": _Proc([sys.executable, str(BENCH / "meprop.py"), "--quick", "--backends", BACKENDS,
                               "--train-backend", "numpy"], cwd=tmp),
              "diagnostics": _Proc([sys.executable, str(BENCH / "diagnostics_cost.py"), "--quick"], cwd=tmp)}
+    if "cython" in BACKENDS.split(","):
+        procs["threads"] = _Proc([sys.executable, str(BENCH / "threads_under_load.py"), "--quick",
+                                  "--backend", "cython", "--out", str(tmp / "threads.md")], cwd=tmp)
     sys.path.insert(0, str(BENCH))
     try:
         import fnbench as mod
@@ -154,6 +157,7 @@ def test_report_quick(runs):
     tmp, procs = runs
     procs["report"].wait()
     text = (tmp / "REPORT.md").read_text()
+    assert "Instruction set: `--isa native`" in text
     for heading in ("## Targets", "## Machine", "## Thread settings", "## GEMM", "## seed epoch", "## wide epoch",
                     "## predict", "## gradients", "## Cold start and memory", "## Where fastnet"):
         assert heading in text, heading
@@ -163,6 +167,20 @@ def test_report_quick(runs):
         for impl in BACKENDS.split(",") + ["numpy-loop"]:
             assert data["epochs"][wl][impl]["rounds"] == 1, (wl, impl, data["epochs"][wl][impl])
     assert all("error" not in r for rows in data["gradients"].values() for r in rows["rows"])
+
+
+def test_threads_under_load_quick(runs):
+    """bench/threads_under_load.py: every workload, idle and beside a pinned CPU hog."""
+    tmp, procs = runs
+    if "threads" not in procs:
+        pytest.skip("needs the Cython backend")
+    procs["threads"].wait()
+    text = (tmp / "threads.md").read_text()
+    assert "| workload | backend | load | 1 thread | default | default ÷ 1 thread |" in text
+    data = json.loads((tmp / "threads.json").read_text())
+    got = {(r["workload"], r["load"]) for r in data["rows"]}
+    assert len(got) == 14 and {load for _, load in got} == {"idle", "busy"}
+    assert all(r["1 thread s"] > 0 and r["default s"] > 0 for r in data["rows"])
 
 
 def test_pytest_bench_quick(runs):
