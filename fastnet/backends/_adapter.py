@@ -25,10 +25,37 @@ import operator
 
 import numpy as np
 
+from .. import _threads as _thr
 from . import _api
 
 _SCALAR = {"int": "_index(%s)", "float": "_float(%s)", "key": "_key(%s)",
            "threads": "_threads(%s)"}
+
+
+def thread_count_function(cap, starts_openmp, pool_size=None):
+    """The backend's ``threads(n_threads)``: n as an int >= 1 (ValueError
+    otherwise), at most ``cap`` (results do not depend on it), 1 in a child
+    forked after OpenMP's threads started (fastnet/_threads.py: fork safety;
+    a call with n > 1 notes that start when ``starts_openmp``); with
+    ``pool_size = (get, set)`` it also makes n the pool size (numba)."""
+    get, put = pool_size or (None, None)
+
+    def threads(n_threads):
+        n = int(n_threads)
+        if n < 1:
+            raise ValueError("n_threads must be >= 1; got %d" % n)
+        if n > 1:
+            if _thr._forked_serial:
+                _thr.warn_forked_serial(n)
+                n = 1
+            elif starts_openmp and not _thr._omp_pool_started:
+                _thr.note_threads_started()
+            if n > cap:
+                n = cap
+        if get is not None and get() != n:
+            put(n)
+        return n
+    return threads
 
 
 def build_kernels(module, kernels, threads, key, ro=None, read_only=None, pick=None):

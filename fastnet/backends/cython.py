@@ -28,7 +28,6 @@ built for another Python, stale), :func:`check` raises with the reason, so
 import operator
 import os
 
-from .. import _threads as _thr
 from .._kernels import defs
 from . import _adapter, _api
 
@@ -60,22 +59,8 @@ else:
     _IMPORT_ERROR = None
 
 
-def _threads(n_threads):
-    """n_threads as OpenMP gets it: >= 1, capped (results do not depend on it;
-    libgomp dies creating thousands), 1 in a forked child (fastnet/_threads.py:
-    fork safety)."""
-    n = int(n_threads)
-    if n < 1:
-        raise ValueError("n_threads must be >= 1; got %d" % n)
-    if n > 1:
-        if _thr._forked_serial:
-            _thr.warn_forked_serial(n)
-            return 1
-        if not _thr._omp_pool_started:
-            _thr.note_threads_started()
-        if n > _MAX_THREADS:
-            n = _MAX_THREADS
-    return n
+# n_threads as OpenMP gets it: capped (libgomp dies creating thousands), 1 in a forked child
+_threads = _adapter.thread_count_function(_MAX_THREADS, starts_openmp=True)
 
 
 # ---------------------------------------------------------------------------

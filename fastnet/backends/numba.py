@@ -45,7 +45,6 @@ from numba.core import event as _event
 import numpy as np
 
 from .. import _io
-from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
 from . import _adapter, _api, _numba_cache
@@ -100,23 +99,9 @@ _LAYER_IS_OMP = numba.threading_layer() == "omp"
 _U64 = (1 << 64) - 1
 
 
-def _threads(n_threads):
-    """Clamp to numba's pool (1 in a forked child: fastnet/_threads.py, fork
-    safety) and make it the pool size for this call."""
-    n = int(n_threads)
-    if n < 1:
-        raise ValueError("n_threads must be >= 1; got %d" % n)
-    if n > 1:
-        if _thr._forked_serial:
-            _thr.warn_forked_serial(n)
-            n = 1
-        elif not _thr._omp_pool_started and _LAYER_IS_OMP:
-            _thr.note_threads_started()
-    if n > MAX_THREADS:
-        n = MAX_THREADS
-    if _get_num_threads() != n:
-        _set_num_threads(n)
-    return n
+# clamped to numba's pool (1 in a forked child) and made the pool size for the call
+_threads = _adapter.thread_count_function(MAX_THREADS, starts_openmp=_LAYER_IS_OMP,
+                                          pool_size=(_get_num_threads, _set_num_threads))
 
 
 def _ro(a):
