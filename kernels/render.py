@@ -5,8 +5,8 @@
 
 Templates are Tempita (shipped with Cython, a build dependency).  Their
 namespace holds the ``defs`` module and its tables (``ACTIVATIONS``,
-``OPTIMIZERS``, ...) and the C generators of ``kernels/_ctranslate.py``
-(``opt_c``, ``act_c`` and their settings).  ``setup.py`` calls :func:`render_all` before
+``OPTIMIZERS``, ...) and the code generators of ``kernels/_codegen.py``
+(``opt_c``, ``act_c``, ``act_py``, ...).  ``setup.py`` calls :func:`render_all` before
 cythonizing; run ``python kernels/render.py`` by hand after editing defs.py in a
 source checkout (an editable install re-renders on ``pip install -e .``).
 The generated files are gitignored and start with a "do not edit" banner.
@@ -32,15 +32,15 @@ def _load(name):
 
 def namespace():
     """The names a template sees: defs.py's public names, ``defs`` itself and
-    _ctranslate.py's ``__all__``."""
+    _codegen.py's ``__all__``."""
     defs = _load("defs")
     ns = {k: getattr(defs, k) for k in dir(defs) if not k.startswith("_")}
     ns["defs"] = defs
-    ctranslate = _load("_ctranslate")
-    clash = set(ns) & set(ctranslate.__all__)
+    codegen = _load("_codegen")
+    clash = set(ns) & set(codegen.__all__)
     if clash:
-        raise ValueError("kernels/_ctranslate.py and kernels/defs.py both define %s" % sorted(clash))
-    ns.update({k: getattr(ctranslate, k) for k in ctranslate.__all__})
+        raise ValueError("kernels/_codegen.py and kernels/defs.py both define %s" % sorted(clash))
+    ns.update({k: getattr(codegen, k) for k in codegen.__all__})
     return ns
 
 
@@ -53,7 +53,8 @@ def render(tp, ns=None):
     twin = {".pyx": "cython", ".py": "numba"}[ext]
     out = os.path.join(HERE, twin, "_generated_" + stem + ext)
     with open(tp) as f:
-        text = Template(f.read(), name=tp).substitute(namespace() if ns is None else ns)
+        # a copy: Tempita runs a template's {{py:}} blocks in the dict it is given
+        text = Template(f.read(), name=tp).substitute(dict(namespace() if ns is None else ns))
     return out, BANNER[ext].format(src="kernels/templates/" + os.path.basename(tp)) + text
 
 

@@ -1,10 +1,16 @@
-"""The C generators of the Cython elementwise twin.
+"""The code generators of the elementwise twins' templates.
 
-``kernels/templates/elementwise.pyx.tp`` renders its C element loops with
-:func:`opt_c` (one optimizer's update loops) and :func:`act_c` (the element-wise
-activations' row loops): they translate the formula lines of ``kernels/defs.py``
-from Python to C, specialised per dtype (``CTYPES``), instruction set (``ISAS``)
-and, for the optimizers, per value of the flags in ``SPECIALIZE_C``.
+They turn the formula lines of ``kernels/defs.py`` into each twin's code:
+
+* Cython (``kernels/templates/elementwise.pyx.tp``): :func:`opt_c` (one
+  optimizer's update loops) and :func:`act_c` (the element-wise activations' row
+  loops) translate the formulas from Python to C, specialised per dtype
+  (``CTYPES``), instruction set (``ISAS``) and, for the optimizers, per value of
+  the flags in ``SPECIALIZE_C``;
+* numba (``kernels/templates/elementwise.py.tp``): :func:`act_py` and
+  :func:`typed_element` rewrite them in Python so that numba evaluates the same
+  operations as the C (:func:`hyper_used` and :func:`uses` say what they read).
+
 ``kernels/render.py`` puts ``__all__`` in the templates' namespace.  Standard
 library only: ``setup.py`` loads this file (through render.py) before anything
 is built or installed.
@@ -13,8 +19,26 @@ import ast
 import itertools
 import re
 
-__all__ = ["SPECIALIZE", "SPECIALIZE_C", "ISAS", "CTYPES", "opt_c", "act_c"]
+__all__ = ["SPECIALIZE", "SPECIALIZE_C", "ISAS", "CTYPES", "opt_c", "act_c",
+           "act_py", "typed_element", "hyper_used", "uses", "indent"]
 
+# defs.py's stable sigmoid: both twins evaluate it as fn_sigmoid(z) (fn_math.h,
+# kernels/numba/fn_math.py), the two branches with the one exponential they need
+_STABLE_SIGMOID = "1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))"
+
+
+def _with_fn_sigmoid(formula):
+    return formula.replace("(%s)" % _STABLE_SIGMOID, "fn_sigmoid(z)").replace(_STABLE_SIGMOID, "fn_sigmoid(z)")
+
+
+def indent(lines, n):
+    """``lines`` joined into one text, each indented by ``n`` spaces."""
+    return "\n".join(" " * n + line for line in lines)
+
+
+# ---------------------------------------------------------------------------
+# Cython twin (kernels/templates/elementwise.pyx.tp)
+# ---------------------------------------------------------------------------
 # Flags every torch.optim rule tests first (``if maximize != 0.0:``,
 # ``if weight_decay != 0.0:``).  Each optimizer loop is rendered once per
 # combination of their values, with those tests constant, and the branch is
@@ -218,7 +242,6 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
     the result is cast back; except the float32
     sigmoid forward, fn_sigmoidf in float lanes (fn_math.h: within 2 ulp; twice
     the lanes of the double formula)."""
-    sig = "1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))"
     binops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
     cmps = {ast.Gt: ">", ast.Lt: "<", ast.GtE: ">=", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
 
@@ -244,9 +267,7 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
         raise ValueError("act_c: cannot translate %s" % ast.dump(e))
 
     def cf(formula):
-        # the stable sigmoid: the same two branches with the one exponential they need
-        formula = formula.replace("(%s)" % sig, "fn_sigmoid(z)").replace(sig, "fn_sigmoid(z)")
-        return cx(ast.parse(formula, mode="eval").body)
+        return cx(ast.parse(_with_fn_sigmoid(formula), mode="eval").body)
 
     text = []
     for a in ACTIVATIONS:
@@ -294,3 +315,59 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
                 if isa != "base":
                     text.append("#endif")
     return "\n".join(text)
+
+
+# ---------------------------------------------------------------------------
+# numba twin (kernels/templates/elementwise.py.tp)
+# ---------------------------------------------------------------------------
+def act_py(formula):
+    """An activation formula as :func:`act_c` translates it (so both twins
+    evaluate the same operations): the stable sigmoid through fn_sigmoid, exp
+    through fn_exp (kernels/numba/fn_math.py, fn_math.h's functions)."""
+    return re.sub(r"\bexp\(", "fn_exp(", _with_fn_sigmoid(formula))
+
+
+def uses(text, name):
+    """Whether the formula text mentions the variable ``name``."""
+    return re.search(r"\b%s\b" % name, text) is not None
+
+
+def typed_element(opt, items):
+    """The optimizer's element lines with every maximal subexpression of hyper-
+    parameters and per-step scalars alone (``1.0 - beta2``, ``eps``) replaced by
+    ``_s<k>``: _opt_typed computes them once per step in float64 and stores them
+    in ``_s``, an array of the parameters' dtype, the tile reads them into locals
+    before its loop (so LLVM sees no aliasing), and the element arithmetic runs in that
+    dtype, as torch.optim and the Cython twin do (a test on scalars alone, such
+    as ``momentum > 0.0``, stays in float64).  ``items``: the (name, slot) pairs
+    of HYPER.  Returns (prologue lines, element lines, number of ``_s`` slots)."""
+    names = {name for name, slot in items}
+    for line in opt["scalars"]:
+        names.add(line.split("=")[0].strip())
+    tree = ast.parse("\n".join(opt["element"]))
+    found = []
+
+    def scalar_only(e):
+        return all(n.id in names for n in ast.walk(e) if isinstance(n, ast.Name))
+
+    class Hoist(ast.NodeTransformer):
+        def generic_visit(self, node):
+            if (isinstance(node, ast.expr) and scalar_only(node)
+                    and not isinstance(node, (ast.Compare, ast.BoolOp, ast.Constant))):
+                src = ast.unparse(node)
+                if src not in found:
+                    found.append(src)
+                return ast.Name(id="_s%d" % found.index(src), ctx=ast.Load())
+            if isinstance(node, (ast.Compare, ast.BoolOp)) and scalar_only(node):
+                return node
+            return super().generic_visit(node)
+
+    new = Hoist().visit(tree)
+    prologue = ["_s[%d] = %s" % (k, src) for k, src in enumerate(found)]
+    return prologue, ast.unparse(new).split("\n"), len(found)
+
+
+def hyper_used(opt, items):
+    """(name, slot) of the hyper-parameters an optimizer's formulas mention."""
+    text = "\n".join(opt["scalars"] + opt["element"])
+    return [(name, slot) for name, slot in items if uses(text, name)]
