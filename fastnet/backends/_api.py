@@ -356,6 +356,11 @@ def _integer(who, name, value):
 def _array(who, name, a, dtype, ndim, written=False):
     """a is a C-contiguous ndarray of this dtype and rank (writable when the
     kernel writes it)."""
+    # the common case in as few steps as possible (this runs per kernel call)
+    if a.__class__ is np.ndarray and a.dtype is dtype and a.ndim == ndim:
+        flags = a.flags
+        if flags.c_contiguous and (flags.writeable or not written):
+            return
     if not isinstance(a, np.ndarray):
         raise TypeError("%s: %s must be a numpy array; got %s" % (who, name, type(a).__name__))
     if a.dtype != dtype:
@@ -508,15 +513,21 @@ def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batch
     arguments' shapes, the description and the slice of perm (and the labels
     of those rows) the batches use, so it costs microseconds."""
     who = "train_batches"
-    bs = _integer(who, "batch_size", batch_size)
-    first = _integer(who, "first_batch", first_batch)
-    nb = _integer(who, "n_batches", n_batches)
-    head = _integer(who, "head", head)
-    opt = _integer(who, "opt", opt)
+    bs, first, nb = batch_size, first_batch, n_batches
+    if not (int is type(bs) is type(first) is type(nb) is type(head) is type(opt) is type(t0)
+            is type(n_threads)):
+        bs = _integer(who, "batch_size", batch_size)
+        first = _integer(who, "first_batch", first_batch)
+        nb = _integer(who, "n_batches", n_batches)
+        head = _integer(who, "head", head)
+        opt = _integer(who, "opt", opt)
+        _integer(who, "t0", t0)
+        _integer(who, "n_threads", n_threads)
     _integer(who, "rng_key", rng_key)
-    if _integer(who, "t0", t0) < 0:
+    if t0 < 0:
         raise ValueError("%s: t0 must be >= 0; got %d" % (who, t0))
-    _threads_at_least_one(who, n_threads)
+    if n_threads < 1:
+        raise ValueError("%s: n_threads must be >= 1; got %d" % (who, n_threads))
     dt = _float_dtype(who, "X", X)
     _array(who, "X", X, dt, 2)
     _array(who, "Y", Y, dt, 2)
