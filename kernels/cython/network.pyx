@@ -23,7 +23,7 @@ alone, so every driver and thread count forms the same sums), and with two
 threads train_batches runs the split step (``step_plan``, ``_split_thread``):
 each thread owns one half of p (its rows of W_0, its columns of the batch),
 the rest of the step runs on both, one team barrier per batch.  The numba twin
-forms the first layer in one piece (the twins agree to rounding, as before).
+forms the first layer in the same two halves (same bits, on one thread).
 
 The training workspace ``work`` follows ``fastnet.backends._api.workspace_layout``:
 X (bs x n_in), then per layer Z_l (bs x z width: out_l, or out_l * pieces for

@@ -45,7 +45,7 @@ from math import isfinite
 import numpy as np
 
 from .. import defs
-from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, FLAT_TILE
+from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, FLAT_TILE, MATMUL_PAR_MIN
 from .matmul import matmul, matmul_tn, nt_ws
 from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
@@ -323,6 +323,39 @@ def _affine_act(inp, ispec, fspec, params, l, act, Z, A, n_threads):
     """Z = inp W + b, then A = act(Z) (A may be Z)."""
     matmul(inp, _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
     bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z, A, n_threads)
+
+
+#: first layers from this many weights form their product in two halves of p
+#: (the Cython twin's KSPLIT_MIN)
+KSPLIT_MIN = 4096
+
+
+@serial
+def _ksplit(ispec, bs):
+    """Where layer 0's p splits (0: no split), from the shapes only, as the Cython
+    twin's _ksplit decides (its two-thread step gives each half to a thread): a
+    Dense, non-PReLU first layer of a deeper network whose batch product stays
+    below MATMUL_PAR_MIN and has at least KSPLIT_MIN weights."""
+    n_in = ispec[0, I_IN]
+    zw0 = ispec[0, I_OUT]
+    if (ispec.shape[0] < 2 or ispec[0, I_KIND] != KIND_DENSE or ispec[0, I_ACT] == ACT_PRELU
+            or n_in < 64 or n_in * zw0 < KSPLIT_MIN or bs * n_in * zw0 >= MATMUL_PAR_MIN):
+        return 0
+    return n_in // 2
+
+
+@serial
+def _layer0_ksplit(Xb, ispec, fspec, params, r, act, Z, A, n_threads):
+    """Layer 0 with the halves of p: Z = Xb[:, :r] W[:r] + Xb[:, r:] W[r:] (A holds
+    the second half first), then the bias and the activation: the Cython twin's
+    sums."""
+    W = _view(params, ispec[0, I_W], ispec[0, I_IN], Z.shape[1])
+    matmul(Xb[:, :r], W[:r], Z, n_threads)
+    matmul(Xb[:, r:], W[r:], A, n_threads)
+    for i in range(Z.shape[0]):
+        for j in range(Z.shape[1]):
+            Z[i, j] = Z[i, j] + A[i, j]
+    bias_act_forward(_bias(params, ispec, 0), act, fspec[0, F_ALPHA], Z, A, n_threads)
 
 
 @serial
@@ -618,6 +651,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         P = params.shape[0]
         act_last = ispec[L - 1, I_ACT]
         alpha_last = fspec[L - 1, F_ALPHA]
+        ksplit = _ksplit(ispec, bs)
 
         for bi in range(n_batches):
             b = first_batch + bi
@@ -637,7 +671,11 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 Z = _view(work, offZ[l], nb, zw)
                 A = _view(work, offA[l], nb, w_out)
                 act, maxout, prelu = _act_of(ispec, l, l == L - 1 and fused)
-                _affine_act(inp, ispec, fspec, params, l, act, Z, Z if maxout or prelu else A, n_threads)
+                if l == 0 and ksplit > 0:
+                    _layer0_ksplit(Xb, ispec, fspec, params, ksplit, act, Z, A, n_threads)
+                else:
+                    _affine_act(inp, ispec, fspec, params, l, act, Z, Z if maxout or prelu else A,
+                                n_threads)
                 if MAXOUT and maxout:
                     maxout_forward(Z, zw // w_out, A, n_threads)
                 elif PRELU and prelu:
