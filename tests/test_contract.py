@@ -300,3 +300,39 @@ def test_validator_reads_only_the_slice_of_perm_it_uses():
     args["first_batch"] = 3
     with pytest.raises(IndexError, match=r"perm\[39\] = -5"):
         _api.check_train_batches(**args)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_scalars_are_normalised_by_their_kind(name):
+    """key: any integer, modulo 2**64 (numpy / Python ints, negative ones);
+    int: any integer type, never a float; threads: >= 1."""
+    be = get_backend(name)
+    results = []
+    for key, t0, bs in ((5, 4, BS), (np.uint64(5), np.int64(4), np.int32(BS)), (5 + 2 ** 64, 4, BS),
+                        (5 - 2 ** 64, 4, BS)):
+        args = _train_case()
+        args.update(rng_key=key, t0=t0, batch_size=bs)
+        be.train_batches(**args)
+        results.append(args["params"].tobytes() + args["batch_loss"].tobytes())
+    assert len(set(results)) == 1
+    args = _train_case()
+    args["rng_key"] = 5.0
+    with pytest.raises(TypeError, match="train_batches: rng_key must be an integer; got 5.0"):
+        be.train_batches(**args)
+    if name != "numpy":                            # the reference takes its scalars as given
+        Z, A = np.ones((2, 4)), np.empty((2, 2))
+        with pytest.raises(TypeError):
+            be.maxout_forward(Z, 2.0, A, 1)
+        be.maxout_forward(Z, np.int64(2), A, np.int8(1))
+        with pytest.raises(ValueError, match="n_threads must be >= 1; got 0"):
+            be.maxout_forward(Z, 2, A, 0)
+
+
+def test_an_adapter_needs_every_kernel_of_the_contract():
+    from fastnet.backends import _adapter
+    threads = _adapter.thread_count_function(4, starts_openmp=False)
+    with pytest.raises(LookupError, match="has no kernel 'matmul' of the contract"):
+        _adapter.build_kernels("a_backend", {}, threads, key=int)
+    made = _adapter.build_kernels("a_backend", {None: lambda *a: a}, threads, key=int)
+    assert set(made) == set(_api.KERNELS) and made["matmul"].__module__ == "a_backend"
+    assert threads(10 ** 6) == 4 and threads(np.int64(1)) == 1

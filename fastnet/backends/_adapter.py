@@ -21,6 +21,7 @@ do): a wrapper is on the hot path of every small kernel call, and the generated
 one is the hand-written wrapper, with no per-call walk over the table.
 """
 import inspect
+import linecache
 import operator
 
 import numpy as np
@@ -58,6 +59,13 @@ def thread_count_function(cap, starts_openmp, pool_size=None):
     return threads
 
 
+def find_kernels(modules):
+    """{contract name: the first attribute of that name in ``modules``}
+    (reversed: an earlier module's overwrites a later one's)."""
+    return {name: getattr(mod, name) for name in _api.KERNELS
+            for mod in reversed(modules) if hasattr(mod, name)}
+
+
 def build_kernels(module, kernels, threads, key, ro=None, read_only=None, pick=None):
     """{name: function} for every kernel of the contract.
 
@@ -66,8 +74,8 @@ def build_kernels(module, kernels, threads, key, ro=None, read_only=None, pick=N
     lacks (a backend that failed to import) gets ``kernels[None]``, a callable
     that raises; threads(n) / key(k): the backend's scalar normalisers;
     ro(a) and read_only {name: argument names}: the inputs passed as ``ro(a)``;
-    pick {name: select}: ``select(**some normalised arguments)`` returns the
-    kernel to call."""
+    pick {name: select}: ``select`` is called with the (normalised) arguments
+    its parameters name and returns the kernel to call."""
     read_only, pick = read_only or {}, pick or {}
     made = {}
     for name, args in _api.KERNELS.items():
@@ -77,6 +85,8 @@ def build_kernels(module, kernels, threads, key, ro=None, read_only=None, pick=N
 
 
 def _build(module, name, args, kernel, threads, key, ro, read_only, select):
+    if kernel is None and select is None:
+        raise LookupError("%s has no kernel %r of the contract (_api.KERNELS)" % (module, name))
     optional = _api.OPTIONAL.get(name, {})
     names = [a for a, _, _ in args]
     env = {"_index": operator.index, "_float": float, "_key": key, "_threads": threads, "_ro": ro,
@@ -109,7 +119,10 @@ def _build(module, name, args, kernel, threads, key, ro, read_only, select):
             _SCALAR[kinds[a]] % a if kinds[a] in _SCALAR and kinds[a] != "threads" else a
             for a in wanted)
     lines.append("    %s(%s)" % (target, ", ".join(call)))
-    exec(compile("\n".join(lines) + "\n", "<fastnet adapter %s.%s>" % (module, name), "exec"), env)
+    source = "\n".join(lines) + "\n"
+    filename = "<fastnet adapter %s.%s>" % (module, name)
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks
+    exec(compile(source, filename, "exec"), env)
     fn = env[name]
     fn.__module__ = module
     fn.__doc__ = _api.kernel_doc(name)

@@ -20,6 +20,11 @@ Conventions (as in scikit-learn's ``_loss`` module)
   therefore bit-identical for any thread count.
 * Integer codes (activations, heads, optimizers, spec columns, hyper slots) come
   from ``fastnet._kernels.defs`` (source: ``kernels/defs.py``).
+* ``train_batches``, ``forward`` and ``regularize`` check their arguments with
+  :data:`VALIDATORS` in every backend before any kernel runs: a malformed call
+  raises the same ValueError / TypeError (IndexError for a ``perm`` entry that
+  is not a row of X) naming the argument everywhere.  The compiled backends'
+  public functions are built from :data:`KERNELS` (``_adapter.py``).
 
 Network description
 -------------------

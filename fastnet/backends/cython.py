@@ -29,7 +29,7 @@ import operator
 import os
 
 from .._kernels import defs
-from . import _adapter, _api
+from . import _adapter
 
 __all__ = [
     "matmul", "matmul_tn", "matmul_nt", "bias_act_forward", "act_backward",
@@ -71,20 +71,9 @@ def _unavailable(*args, **kwargs):
     raise ImportError("the Cython kernels are not importable")
 
 
-def _compiled_kernels():
-    """{contract name: the compiled kernel}, from the extension modules."""
-    if _IMPORT_ERROR is not None:
-        return {None: _unavailable}
-    found = {}
-    for mod in (_mm, _ew, _ls, _rd, _ly, _nw):
-        for name in _api.KERNELS:
-            if name not in found and hasattr(mod, name):
-                found[name] = getattr(mod, name)
-    return found
-
-
 globals().update(_adapter.build_kernels(
-    __name__, _compiled_kernels(), _threads, key=lambda k: operator.index(k) & _U64))
+    __name__, {None: _unavailable} if _IMPORT_ERROR else _adapter.find_kernels((_mm, _ew, _ls, _rd, _ly, _nw)),
+    _threads, key=lambda k: operator.index(k) & _U64))
 
 
 # ---------------------------------------------------------------------------

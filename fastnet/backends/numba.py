@@ -47,7 +47,7 @@ import numpy as np
 from .. import _io
 from .._kernels import defs
 from .._kernels.numba import _jit
-from . import _adapter, _api, _numba_cache
+from . import _adapter, _numba_cache
 # before the kernels are decorated: numba picks a cache folder per function then
 _numba_cache.install(os.path.dirname(os.path.abspath(_jit.__file__)))
 from .._kernels.numba import matmul as _mm  # noqa: E402
@@ -204,19 +204,10 @@ _READ_ONLY = {"softmax_xent": ("Y", "labels", "sw"), "sigmoid_bce": ("Y", "sw"),
               "train_batches": ("X", "Y", "labels", "sw", "perm")}
 
 
-def _compiled_kernels():
-    """{contract name: the module-level dispatcher} (forward / train_batches: the
-    variants, through their selectors)."""
-    found = {}
-    for mod in (_mm, _ew, _ls, _rd, _ly):
-        for name in _api.KERNELS:
-            if name not in found and hasattr(mod, name):
-                found[name] = getattr(mod, name)
-    return found
-
-
+# the module-level dispatchers (forward / train_batches: the variants, through their selectors)
 globals().update(_adapter.build_kernels(
-    __name__, _compiled_kernels(), _threads, key=lambda k: np.uint64(operator.index(k) & _U64),
+    __name__, _adapter.find_kernels((_mm, _ew, _ls, _rd, _ly)), _threads,
+    key=lambda k: np.uint64(operator.index(k) & _U64),
     ro=_ro, read_only=_READ_ONLY, pick={"forward": _forward_kernel, "train_batches": _train_kernel}))
 
 
