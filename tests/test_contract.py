@@ -336,3 +336,15 @@ def test_an_adapter_needs_every_kernel_of_the_contract():
     made = _adapter.build_kernels("a_backend", {None: lambda *a: a}, threads, key=int)
     assert set(made) == set(_api.KERNELS) and made["matmul"].__module__ == "a_backend"
     assert threads(10 ** 6) == 4 and threads(np.int64(1)) == 1
+
+
+@pytest.mark.parametrize("n", [1, 256, 257, 5000])
+def test_range_check_of_perm_and_labels(n):
+    """Both paths of the range check (Python for a batch, one uint64 max for a
+    long slice) find an entry = hi, a negative one and int64's extremes."""
+    ok = np.arange(n, dtype=np.int64) % 7
+    assert not _api._outside(ok, 7)
+    for bad in (7, -1, np.iinfo(np.int64).min, np.iinfo(np.int64).max):
+        v = ok.copy()
+        v[n // 2] = bad
+        assert _api._outside(v, 7), (n, bad)

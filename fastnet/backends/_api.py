@@ -498,8 +498,13 @@ def _threads_at_least_one(who, n_threads):
 
 
 def _outside(values, hi):
-    """Whether an entry of the int64 array ``values`` lies outside [0, hi): one
-    max over the entries viewed as uint64 (a negative one is then >= hi)."""
+    """Whether an entry of the int64 array ``values`` lies outside [0, hi): a
+    batch-sized slice in Python (a NumPy reduction right after a kernel costs
+    several times its idle overhead), a longer one by one max over the entries
+    viewed as uint64 (a negative one is then >= hi)."""
+    if values.shape[0] <= 256:
+        t = values.tolist()
+        return min(t) < 0 or max(t) >= hi
     return np.maximum.reduce(values.view(np.uint64)) >= hi
 
 
