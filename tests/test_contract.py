@@ -348,3 +348,14 @@ def test_range_check_of_perm_and_labels(n):
         v = ok.copy()
         v[n // 2] = bad
         assert _api._outside(v, 7), (n, bad)
+
+
+def test_workspaces_grow_linearly_with_the_rows():
+    """The validator sizes work as rows x (the size for one row)."""
+    a = _train_case()
+    for ispec, fspec in ((a["ispec"], a["fspec"]),
+                         make_spec(7, [9, 4, 2], [defs.ACT_TANH, defs.ACT_RELU, defs.ACT_LINEAR],
+                                   drop=[0.0, 0.5, 0.0])[:2]):
+        for rows in (1, 2, 3, 32, 1000):
+            assert _api.workspace_size(ispec, fspec, rows) == rows * _api.workspace_size(ispec, fspec, 1)
+            assert _api.forward_workspace_size(ispec, rows) == rows * _api.forward_workspace_size(ispec, 1)

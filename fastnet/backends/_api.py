@@ -405,7 +405,7 @@ def _decode(who, ispec, fspec, n_params):
     (W, b, PReLU slopes) inside the buffer, dropout rates in [0, 1)."""
     rows, frows = ispec.tolist(), fspec.tolist()
     n_in = rows[0][defs.I_IN]
-    width, maxw, zmax, words, dsize = n_in, n_in, 0, n_in, defs.DG_HEAD
+    width = n_in
     for l, (r, f) in enumerate(zip(rows, frows)):
         i, o, kind, act = r[defs.I_IN], r[defs.I_OUT], r[defs.I_KIND], r[defs.I_ACT]
         at = "%s: layer %d" % (who, l)
@@ -447,13 +447,13 @@ def _decode(who, ispec, fspec, n_params):
         drop = f[defs.F_DROP]
         if not 0.0 <= drop < 1.0:
             raise ValueError("%s: dropout rate %r not in [0, 1) (fspec[%d, F_DROP])" % (at, drop, l))
-        words += zw + o + (o if drop > 0 else 0)
-        maxw, zmax = max(maxw, o, zw), max(zmax, zw)
-        dsize += 2 * o + 2
         width = o
     net = Network()
     net.n_layers, net.n_in, net.n_out = len(rows), n_in, width
-    net.train_words, net.forward_words, net.diag_size = words + 2 * maxw, 2 * zmax, dsize
+    # both workspaces grow linearly with the rows (tests/test_contract.py checks it)
+    net.train_words = workspace_size(ispec, fspec, 1)
+    net.forward_words = forward_workspace_size(ispec, 1)
+    net.diag_size = defs.diag_size(ispec)
     last = rows[-1]
     # the model never builds these (a loss reads the last layer's z or act(z))
     net.last_problem = (
