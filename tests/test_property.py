@@ -7,7 +7,10 @@ layer fitted to one of the losses (every loss, logits or probabilities), one of
 the optimizers with its options, optional gradient clipping (clipnorm, clipvalue,
 global_clipnorm) and sample weights.  One epoch in float64 on the numba and
 Cython backends must give the NumPy reference's weights and loss to 1e-9, and the
-two compiled twins the same bits.
+two compiled twins the same bits.  Kernel by kernel, drawn inputs (every
+activation forward and backward, every head, every optimizer with drawn options,
+the layer kernels, the bias gradient and the penalty) give the same bits on both
+twins.
 
 Bounded for CI: a fixed number of examples, derandomized (the same cases on
 every run); no per-example deadline (the first examples may wait for numba to
@@ -176,7 +179,7 @@ _OPT_FLAGS = ["momentum", "nesterov", "dampening", "weight_decay", "maximize", "
 @st.composite
 def kernel_case(draw):
     from fastnet._kernels import defs
-    kind = draw(st.sampled_from(["forward", "backward", "loss", "optimizer"]))
+    kind = draw(st.sampled_from(["forward", "backward", "loss", "optimizer", "layers"]))
     return dict(
         kind=kind,
         dtype=draw(st.sampled_from(["float32", "float64"])),
@@ -210,6 +213,35 @@ def _run_kernel(be, c):
         dZ = np.empty_like(Z)
         be.act_backward(Z, A, rng.standard_normal((n, m)).astype(dt), c["act"], 0.1, dZ, 1)
         return (dZ,)
+    if c["kind"] == "layers":   # the layer kernels, the bias gradient, the penalty
+        dA = rng.standard_normal((n, m)).astype(dt)
+        slope = rng.uniform(-0.5, 0.5, m).astype(dt)
+        out = [np.empty_like(Z), np.empty(m, dt), np.empty_like(Z), np.empty(m, dt)]
+        be.prelu_forward(Z, slope, out[0], 1)
+        be.prelu_backward(Z, dA, slope, out[1], out[2], 1)
+        be.bias_grad(dA, out[3], 1)
+        q = 1 + m % 3
+        Zq = (rng.standard_normal((n, m * q)) * c["scale"]).astype(dt)
+        out += [np.empty((n, m), dt), np.empty_like(Zq)]
+        be.maxout_forward(Zq, q, out[-2], 1)
+        be.maxout_backward(Zq, dA, q, out[-1], 1)
+        k = 1 + c["t"] % m
+        D, idx = dA.copy(), np.empty((n, k), np.int64)
+        be.topk_rows(D, k, idx, 1)
+        X = rng.standard_normal((n, 5)).astype(dt)
+        W = rng.standard_normal((5, m)).astype(dt)
+        out += [D, idx, np.empty((5, m), dt), np.empty((n, 5), dt)]
+        be.matmul_tn_sparse(X, D, idx, out[-2], 1)
+        be.matmul_nt_sparse(D, idx, W, out[-1], 1)
+        ispec = np.zeros((1, defs.NI), np.int64)
+        ispec[0, [defs.I_IN, defs.I_OUT, defs.I_W, defs.I_B]] = 5, m, 0, 5 * m
+        fspec = np.zeros((1, defs.NF))
+        fspec[0, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]] = 1e-3, 1e-2, 1e-4, 1e-3
+        params = np.concatenate([W.ravel(), slope])
+        grads = rng.standard_normal(params.shape[0]).astype(dt)
+        penalty = np.empty(1)
+        be.regularize(ispec, fspec, params, grads, penalty, 1)
+        return out + [grads, penalty]
     if c["kind"] == "loss":
         loss, D, P = np.empty(n), np.empty_like(Z), np.empty_like(Z)
         if c["head"] == "softmax_xent":

@@ -86,10 +86,9 @@ _OPTIONS = dict(cache=True, fastmath=set(FASTMATH), nogil=True, error_model="num
 kernel = njit(parallel=True, **_OPTIONS)
 #: Decorator for helpers (tile / row functions) and drivers.
 serial = njit(**_OPTIONS)
-#: Decorator for the few helpers that must give the Cython twin's bits (the
-#: softmax cross-entropy row, the penalty sums): no fast-math flags, so LLVM
-#: neither reorders their sums nor fuses a multiply and an add into an FMA
-#: (gcc builds the twin without contraction either).
+#: Decorator for the helpers whose sums and roundings were the first to be pinned
+#: to the Cython twin's (the softmax cross-entropy row, the penalty and batch-loss
+#: sums): fast-math off explicitly, so they stay IEEE whatever FASTMATH becomes.
 strict = njit(**dict(_OPTIONS, fastmath=False))
 
 # --------------------------------------------------------------------------
