@@ -17,11 +17,25 @@ Every stochastic fit runs exactly its epoch count (``n_iter_no_change`` past
 ``max_iter``), so the timings compare the same work.  Targets: fastnet's fit
 >= 5x faster on every row, test accuracy within 1 point (R^2 within 0.02).
 
+The physical limit of each row, measured in the same run: the GEMM FLOPs that
+any trainer must do (per sample and step: the forward pass and the weight
+gradients of every layer, the input gradients of every layer but the first:
+2 x (2 sum(in*out) - in_1*out_1), i.e. the issue's 6 x sum(in*out) less the
+first layer's input gradient, which no trainer computes), times the samples per
+epoch and the epochs (L-BFGS: times scikit-learn's loss/gradient evaluations),
+divided by numpy's one-thread matmul rate in the row's training dtype (the best
+of a few 1024^3 products) = the GEMM-bound time.  For L-BFGS the bound adds
+scikit-learn's fit with its evaluations replayed from a recording: scipy's
+optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too.
+The maximum speed-up is scikit-learn's time over that bound; where it is below
+5x the row's target cannot be met by any implementation on this machine.
+
 Usage::
 
     python bench/sklearn_vs_fastnet.py                 # full run (minutes), writes bench/results/
     python bench/sklearn_vs_fastnet.py --quick         # tiny sizes, 1 seed: a smoke run
     python bench/sklearn_vs_fastnet.py --seeds 5 --backend cython --out /tmp/x.md
+    python bench/sklearn_vs_fastnet.py --row diabetes --row lbfgs   # rows whose name has these (prints only)
 """
 import argparse
 import json
@@ -86,7 +100,9 @@ def _rows(quick):
     ]
 
 
-def _fit(cls, params, Xtr, ytr, Xte, yte):
+def _fit(cls, params, Xtr, ytr, Xte, yte, keep=None):
+    """(fit seconds, test score, n_iter_); the fitted estimator goes to ``keep``
+    (a list) when one is given."""
     import warnings
 
     from sklearn.exceptions import ConvergenceWarning
@@ -96,7 +112,54 @@ def _fit(cls, params, Xtr, ytr, Xte, yte):
         t0 = time.perf_counter()
         est.fit(Xtr, ytr)
         elapsed = time.perf_counter() - t0
+    if keep is not None:
+        keep.append(est)
     return elapsed, float(est.score(Xte, yte)), int(est.n_iter_)
+
+
+def gemm_rate(dtype, size=1024, repeats=5):
+    """FLOP/s of numpy's matmul on one thread: the best of ``repeats``
+    products of two size x size matrices of ``dtype``."""
+    from threadpoolctl import threadpool_limits
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((size, size)).astype(dtype)
+    b = rng.standard_normal((size, size)).astype(dtype)
+    out = np.empty((size, size), dtype=dtype)
+    with threadpool_limits(limits=1):
+        np.matmul(a, b, out=out)  # first call: the BLAS's buffers and threads out of the timing
+        best = np.inf
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=out)
+            best = min(best, time.perf_counter() - t0)
+    return 2.0 * size ** 3 / best
+
+
+def gemm_flops_per_sample(units):
+    """GEMM FLOPs per sample and training step of a dense network with layer
+    widths ``units`` (input first): forward and weight gradients of every
+    layer, input gradients of every layer but the first."""
+    macs = [i * o for i, o in zip(units[:-1], units[1:])]
+    return 2.0 * (2 * sum(macs) + sum(macs[1:]))
+
+
+def _recording(sk_cls, replay=None):
+    """scikit-learn's estimator whose L-BFGS loss/gradient evaluations are
+    recorded in ``.calls`` (replay=None) or answered from the recording
+    ``replay`` in order (no arithmetic: what remains is scipy's optimizer and
+    the estimator's own work)."""
+    class Recording(sk_cls):
+        def _loss_grad_lbfgs(self, packed, *args):
+            calls = self.__dict__.setdefault("calls", [])
+            if replay is not None:
+                loss, grad = replay[min(len(calls), len(replay) - 1)]
+                calls.append(None)
+                return loss, grad.copy()
+            loss, grad = super()._loss_grad_lbfgs(packed, *args)
+            calls.append((loss, grad.copy()))
+            return loss, grad
+    Recording.__name__ = sk_cls.__name__
+    return Recording
 
 
 def run(args):
@@ -106,10 +169,17 @@ def run(args):
     import fastnet
     from fastnet.sklearn import MLPClassifier, MLPRegressor
     fastnet.set_num_threads(1)
+    size = 256 if args.quick else 1024
+    rates = {dt: gemm_rate(dt, size=size) for dt in ("float32", "float64")}
+    rates["size"] = size
+    print("numpy matmul, 1 thread: float32 %.1f GFLOP/s, float64 %.1f GFLOP/s"
+          % (rates["float32"] / 1e9, rates["float64"] / 1e9), flush=True)
     data = _datasets(args.quick)
     seeds = list(range(1 if args.quick else args.seeds))
     results = []
     for name, key, kind, params in _rows(args.quick):
+        if args.row and not any(part in name for part in args.row):
+            continue
         if isinstance(data[key], str):
             results.append({"row": name, "skipped": data[key]})
             print("%-32s skipped: %s" % (name, data[key]), flush=True)
@@ -121,24 +191,42 @@ def run(args):
         sk_cls, fn_cls = (SkC, MLPClassifier) if kind == "clf" else (SkR, MLPRegressor)
         if not args.quick:  # first-call costs (numba's cache load, imports) out of the timings
             _fit(fn_cls, dict(p, max_iter=1, backend=args.backend), Xtr[:300], ytr[:300], Xte, yte)
-        row = {"row": name, "n_train": int(Xtr.shape[0]), "params": p, "sk": [], "fn": []}
+        lbfgs = p.get("solver") == "lbfgs"
+        row = {"row": name, "n_train": int(Xtr.shape[0]), "params": p, "sk": [], "fn": [], "evaluations": [],
+               "replay": []}
         for seed in seeds:
-            row["sk"].append(_fit(sk_cls, dict(p, random_state=seed), Xtr, ytr, Xte, yte))
-            row["fn"].append(_fit(fn_cls, dict(p, random_state=seed, backend=args.backend), Xtr, ytr, Xte, yte))
+            sk_est, fn_est = [], []
+            row["sk"].append(_fit(sk_cls, dict(p, random_state=seed), Xtr, ytr, Xte, yte, keep=sk_est))
+            row["fn"].append(_fit(fn_cls, dict(p, random_state=seed, backend=args.backend), Xtr, ytr, Xte, yte,
+                                  keep=fn_est))
+            if lbfgs:  # scikit-learn's evaluations, counted and recorded, then its fit without them
+                rec = []
+                _fit(_recording(sk_cls), dict(p, random_state=seed), Xtr, ytr, Xte, yte, keep=rec)
+                row["evaluations"].append(len(rec[0].calls))
+                row["replay"].append(_fit(_recording(sk_cls, rec[0].calls), dict(p, random_state=seed),
+                                          Xtr, ytr, Xte, yte)[0])
+        units = [sk_est[0].coefs_[0].shape[0]] + [c.shape[1] for c in sk_est[0].coefs_]
+        dtype = fn_est[0]._model.dtype.name
+        steps = float(np.median(row["evaluations"])) if lbfgs else float(np.median([r[2] for r in row["sk"]]))
+        flops = gemm_flops_per_sample(units) * Xtr.shape[0] * steps
+        bound = flops / rates[dtype] + (float(np.median(row["replay"])) if lbfgs else 0.0)
         sk_t = float(np.median([r[0] for r in row["sk"]]))
         fn_t = float(np.median([r[0] for r in row["fn"]]))
         sk_s = float(np.mean([r[1] for r in row["sk"]]))
         fn_s = float(np.mean([r[1] for r in row["fn"]]))
         tol = 0.01 if kind == "clf" else 0.02
         row.update(sk_time=sk_t, fn_time=fn_t, speedup=sk_t / fn_t, sk_score=sk_s, fn_score=fn_s,
-                   met=bool(sk_t / fn_t >= 5.0 and fn_s >= sk_s - tol), metric="accuracy" if kind == "clf" else "R^2")
+                   met=bool(sk_t / fn_t >= 5.0 and fn_s >= sk_s - tol), metric="accuracy" if kind == "clf" else "R^2",
+                   units=units, dtype=dtype, sk_dtype=sk_est[0].coefs_[0].dtype.name,
+                   backend=fn_est[0]._model.backend_name, gemm_flops=flops, gemm_rate=rates[dtype], bound_time=bound,
+                   max_speedup=sk_t / bound, attainable=bool(sk_t / bound >= 5.0))
         results.append(row)
-        print("%-32s sklearn %.3f s  fastnet %.3f s  %.1fx   %s %.4f vs %.4f" % (
-            name, sk_t, fn_t, sk_t / fn_t, row["metric"], sk_s, fn_s), flush=True)
-    return results
+        print("%-32s sklearn %.3f s  fastnet %.3f s  %.1fx   %s %.4f vs %.4f   bound %.3g s (max %.1fx)" % (
+            name, sk_t, fn_t, sk_t / fn_t, row["metric"], sk_s, fn_s, bound, sk_t / bound), flush=True)
+    return results, rates
 
 
-def markdown(results, args):
+def markdown(results, args, rates):
     import platform
 
     import sklearn
@@ -151,17 +239,34 @@ def markdown(results, args):
                  platform.machine(), "quick smoke sizes" if args.quick else "full sizes",
                  "1 seed" if args.quick else "%d seeds" % args.seeds,
                  " Not a measurement." if args.quick else ""), "",
-             "| workload | n train | sklearn fit (s) | fastnet fit (s) | speed-up | sklearn score | fastnet score "
-             "| target met |", "|---|---:|---:|---:|---:|---:|---:|:-:|"]
+             "| workload | n train | network | dtype | sklearn fit (s) | fastnet fit (s) | speed-up | GEMM-bound (s) "
+             "| max speed-up | sklearn score | fastnet score | target met |",
+             "|---|---:|---|:-:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in results:
         if "skipped" in r:
-            lines.append("| %s | | | | | | | skipped: %s |" % (r["row"], r["skipped"]))
+            lines.append("| %s | | | | | | | | | | | skipped: %s |" % (r["row"], r["skipped"]))
             continue
-        lines.append("| %s | %d | %.3f | %.3f | %.1fx | %.4f | %.4f | %s |" % (
-            r["row"], r["n_train"], r["sk_time"], r["fn_time"], r["speedup"], r["sk_score"], r["fn_score"],
-            "yes" if r["met"] else "no"))
+        met = "yes" if r["met"] else "no" if r["attainable"] else "unattainable"
+        lines.append("| %s | %d | %s | %s | %.3f | %.3f | %.1fx | %.3g | %.1fx | %.4f | %.4f | %s |" % (
+            r["row"], r["n_train"], "-".join(str(u) for u in r["units"]), r["dtype"], r["sk_time"], r["fn_time"],
+            r["speedup"], r["bound_time"], r["max_speedup"], r["sk_score"], r["fn_score"], met))
+    done = [r for r in results if "skipped" not in r]
     lines += ["", "Target: fastnet's fit >= 5x faster, accuracy within 1 point (R^2 within 0.02) of "
-              "scikit-learn's.", ""]
+              "scikit-learn's.", "",
+              "GEMM-bound: the row's GEMM FLOPs (per sample and step: forward and weight gradients of every layer, "
+              "input gradients of every layer but the first) over numpy's one-thread matmul rate measured in the "
+              "same run (%d^3, best of 5: float32 %.1f GFLOP/s, float64 %.1f GFLOP/s), in the dtype fastnet "
+              "trains the row in (float32 input trains in float32, as in scikit-learn); for L-BFGS, times "
+              "scikit-learn's loss/gradient evaluations, plus its fit with those evaluations replayed from a "
+              "recording (scipy's optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too). "
+              "Max speed-up: scikit-learn's fit time over that bound." % (
+                  rates["size"], rates["float32"] / 1e9, rates["float64"] / 1e9)]
+    out = [r for r in done if not r["attainable"]]
+    if out:
+        lines += ["", "Unattainable on this machine (max speed-up below 5x for any implementation; for L-BFGS, any "
+                  "that runs scipy's L-BFGS-B, as scikit-learn and fastnet.sklearn do): " + "; ".join(
+            "%s (max %.1fx)" % (r["row"], r["max_speedup"]) for r in out) + "."]
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -186,12 +291,17 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny sizes, one seed (a smoke run)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--backend", default="auto")
-    ap.add_argument("--out", default=os.path.join(HERE, "results", "sklearn_vs_fastnet.md"))
+    ap.add_argument("--row", action="append", default=[],
+                    help="run only the rows whose name contains this (repeatable); nothing is written without --out")
+    ap.add_argument("--out", default=None, help="markdown path (default: bench/results/sklearn_vs_fastnet.md)")
     args = ap.parse_args(argv)
-    results = run(args)
-    text = markdown(results, args)
-    _write_atomic(args.out, text)
-    _write_atomic(os.path.splitext(args.out)[0] + ".json", json.dumps(results, indent=1, default=str))
+    if args.out is None and not args.row:
+        args.out = os.path.join(HERE, "results", "sklearn_vs_fastnet.md")
+    results, rates = run(args)
+    text = markdown(results, args, rates)
+    if args.out is not None:
+        _write_atomic(args.out, text)
+        _write_atomic(os.path.splitext(args.out)[0] + ".json", json.dumps(results, indent=1, default=str))
     print(text)
     return 0
 
