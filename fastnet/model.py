@@ -864,6 +864,10 @@ class Sequential:
             # one batch per compiled call when a callback needs every batch's hooks (Keras);
             # otherwise chunks of ~_CHUNK_SECONDS (the latency of Ctrl-C and stop_training)
             per_batch = cbs._implements_train_batch_hooks()
+            # the per-chunk hook only where a callback has one (History and the like have not)
+            chunk_hook = per_batch or any(
+                type(cb).on_train_batch_end is not _callbacks.Callback.on_train_batch_end
+                or type(cb).on_batch_end is not _callbacks.Callback.on_batch_end for cb in cbs)
             diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
             layer_names = [layer.name for layer in self._dense()]
             warned = set()
@@ -881,7 +885,7 @@ class Sequential:
                 cbs.on_epoch_begin(epoch, {})
                 if diag is not None:
                     _diagnostics.reset(diag)
-                perm = (self._shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64)
+                perm = (self._shuffle_rng.permutation(n) if shuffle else np.arange(n)).astype(np.int64, copy=False)
                 key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
                 guard.poll()
                 first = 0
@@ -915,7 +919,8 @@ class Sequential:
                                 stage == defs.STAGE_UPDATE)
                         _diagnostics.check(diag, epoch, layer_names)
                     self.optimizer.iterations += cnt
-                    loss_sum += float(batch_loss[first:first + cnt] @ sizes[first:first + cnt])
+                    if chunk_hook:  # the running loss is for the hook only
+                        loss_sum += float(batch_loss[first:first + cnt] @ sizes[first:first + cnt])
                     first += cnt
                     rows_done = min(first * batch_size, n) - (first - cnt) * batch_size
                     if tn:
@@ -923,9 +928,10 @@ class Sequential:
                     if not per_batch:
                         chunk = _next_chunk(chunk, elapsed, rows_done, batch_size, nb)
                     guard.poll()
-                    cbs.on_train_batch_end(first - 1, {
-                        "batches_done": first, "batches_total": nb,
-                        "loss": loss_sum / min(first * batch_size, n)})
+                    if chunk_hook:
+                        cbs.on_train_batch_end(first - 1, {
+                            "batches_done": first, "batches_total": nb,
+                            "loss": loss_sum / min(first * batch_size, n)})
                     if self.stop_training:
                         break
                 # the epoch's samples so far (all of them unless stop_training ended it early)

@@ -658,13 +658,19 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                                  % (self.classes_, new))
         if incremental and first and len(np.setdiff1d(unique_labels(y), lb.classes_)):
             raise ValueError("`y` has classes not in `classes`: %s" % np.setdiff1d(unique_labels(y), lb.classes_))
-        Yb = lb.transform(y)
-        if lb.y_type_ == "multiclass":
-            target = np.argmax(Yb, axis=1).astype(np.int64)
+        if first and not incremental and lb.y_type_ == "multiclass":
+            # the class indices without the (n, n_classes) indicator matrix: lb was fitted on y itself
+            target = np.searchsorted(lb.classes_, y).astype(np.int64, copy=False)
+            n_outputs, stratify = len(lb.classes_), None
         else:
-            target = np.array(Yb, dtype=X.dtype)
-        stratify = Yb if Yb.shape[1] == 1 else None  # as scikit-learn: binary problems only
-        info = {"lb": lb, "y": y, "n_outputs": Yb.shape[1], "stratify": stratify}
+            Yb = lb.transform(y)
+            if lb.y_type_ == "multiclass":
+                target = np.argmax(Yb, axis=1).astype(np.int64)
+            else:
+                target = np.array(Yb, dtype=X.dtype)
+            n_outputs = Yb.shape[1]
+            stratify = Yb if Yb.shape[1] == 1 else None  # as scikit-learn: binary problems only
+        info = {"lb": lb, "y": y, "n_outputs": n_outputs, "stratify": stratify}
         return X, target, info
 
     def _commit_input(self, info):
