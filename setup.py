@@ -164,10 +164,14 @@ def extensions():
     exts = []
     for pyx in sorted(glob.glob(os.path.join("kernels", "cython", "*.pyx"))):
         name = os.path.splitext(os.path.basename(pyx))[0]
+        # IEEE rounding as the numba twin (no fast-math, no contraction) except in the
+        # matmul, whose FMA kernels are contracted on purpose (both twins fuse there);
+        # matters with -march=native, where gcc would otherwise fuse a * b + c anywhere
+        contract = [] if name == "matmul" else ["-ffp-contract=off"]
         exts.append(Extension(
             "fastnet._kernels.cython." + name, [pyx],
             include_dirs=[numpy.get_include(), os.path.join("kernels", "cython")],
-            extra_compile_args=cflags, extra_link_args=lflags,
+            extra_compile_args=cflags + contract, extra_link_args=lflags,
             define_macros=macros,
         ))
     return cythonize(exts, language_level=3, include_path=[include], compiler_directives={
