@@ -20,7 +20,7 @@ Every stochastic fit runs exactly its epoch count (``n_iter_no_change`` past
 The physical limit of each row, measured in the same run: the GEMM FLOPs that
 any trainer must do (per sample and step: the forward pass and the weight
 gradients of every layer, the input gradients of every layer but the first:
-2 x (2 sum(in*out) - in_1*out_1), i.e. the issue's 6 x sum(in*out) less the
+2 x (3 sum(in*out) - in_1*out_1), i.e. the issue's 6 x sum(in*out) less the
 first layer's input gradient, which no trainer computes), times the samples per
 epoch and the epochs (L-BFGS: times scikit-learn's loss/gradient evaluations),
 divided by numpy's one-thread matmul rate in the row's training dtype (the best

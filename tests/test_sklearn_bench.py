@@ -30,7 +30,7 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
     assert len(done) >= 6 and all(r["fn_time"] > 0 and r["sk_time"] > 0 for r in done)
     lbfgs = [r for r in done if "lbfgs" in r["row"]]
     assert all(abs(r["fn_score"] - r["sk_score"]) < 1e-3 for r in lbfgs)  # same weights as scikit-learn's
-    # the limit: GEMM FLOPs per sample and step of 64-100-10 are 2 (2 (6400 + 1000) - 6400) = 31600
+    # the limit: GEMM FLOPs per sample and step of 64-100-10 are 2 (3 (6400 + 1000) - 6400) = 31600
     digits = next(r for r in done if r["row"] == "digits, batch 200")
     assert digits["units"] == [64, 100, 10] and digits["dtype"] == "float32"
     assert digits["gemm_flops"] == 31600 * digits["n_train"] * digits["sk"][0][2]
