@@ -248,7 +248,9 @@ def markdown(results, args, rates):
             continue
         met = "yes" if r["met"] else "no" if r["attainable"] else "unattainable"
         lines.append("| %s | %d | %s | %s | %.3f | %.3f | %.1fx | %.3g | %.1fx | %.4f | %.4f | %s |" % (
-            r["row"], r["n_train"], "-".join(str(u) for u in r["units"]), r["dtype"], r["sk_time"], r["fn_time"],
+            r["row"], r["n_train"], "-".join(str(u) for u in r["units"]),
+            r["dtype"] if r["sk_dtype"] == r["dtype"] else "%s (sklearn %s)" % (r["dtype"], r["sk_dtype"]),
+            r["sk_time"], r["fn_time"],
             r["speedup"], r["bound_time"], r["max_speedup"], r["sk_score"], r["fn_score"], met))
     done = [r for r in results if "skipped" not in r]
     lines += ["", "Target: fastnet's fit >= 5x faster, accuracy within 1 point (R^2 within 0.02) of "
@@ -256,7 +258,8 @@ def markdown(results, args, rates):
               "GEMM-bound: the row's GEMM FLOPs (per sample and step: forward and weight gradients of every layer, "
               "input gradients of every layer but the first) over numpy's one-thread matmul rate measured in the "
               "same run (%d^3, best of 5: float32 %.1f GFLOP/s, float64 %.1f GFLOP/s), in the dtype fastnet "
-              "trains the row in (float32 input trains in float32, as in scikit-learn); for L-BFGS, times "
+              "trains the row in (float32 input trains in float32, as in scikit-learn's stochastic solvers; its L-BFGS "
+              "computes in float64, the dtype of scipy's parameter vector); for L-BFGS, times "
               "scikit-learn's loss/gradient evaluations, plus its fit with those evaluations replayed from a "
               "recording (scipy's optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too). "
               "Max speed-up: scikit-learn's fit time over that bound." % (
