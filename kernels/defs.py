@@ -132,8 +132,8 @@ ACTIVATIONS = [
          forward="1.0507009873554805 * (z if z > 0 else 1.6732632423543772 * expm1(z))",
          backward="1.0507009873554805 if z > 0 else 1.7580993408473766 * exp(z)"),
     # Keras 3's hard_sigmoid: z / 6 + 1/2 clipped to [0, 1], written relu6(z + 3) * (1/6)
-    # so that it is exactly 0 and 1 at the kinks in both twins (numba's fast-math
-    # turns z / 6 + 0.5 into an FMA with 1/6: 3e-17 at z = -3)
+    # so that it is exactly 0 and 1 at the kinks (z / 6 + 0.5 contracted into an FMA
+    # with 1/6, as numba's fast-math flags once did, leaves 3e-17 at z = -3)
     dict(name="hard_sigmoid", code=15,
          forward="z if z != z else fmin(fmax(z + 3.0, 0.0), 6.0) * 0.16666666666666666",
          backward="0.16666666666666666 if (z > -3.0 and z < 3.0) else 0.0"),

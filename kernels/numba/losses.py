@@ -11,8 +11,8 @@ Numerics: everything is computed in float64 and stored in the array dtype;
 ``softmax_xent`` uses the log-sum-exp (loss_j = lse - z_j, never log(p); its row
 function is strict, bit-identical to the Cython twin's), and
 ``sigmoid_bce`` the softplus form max(z, 0) - z y + log1p(exp(-|z|)).  NaN in a
-row propagates to that row's outputs and loss (the fastmath flags exclude
-``nnan``).
+row propagates to that row's outputs and loss (IEEE arithmetic: no fast-math
+flag, kernels/numba/_jit.py).
 """
 import numpy as np
 from math import exp, log1p, fabs

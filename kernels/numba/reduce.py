@@ -82,7 +82,7 @@ def gather_rows(X, idx, out, n_threads):
 def _finite_span(x, big):
     """1 if x is all finite: |v| <= the dtype's largest finite value is false for
     NaN and +-inf (counted without an early exit, so LLVM vectorises it; not
-    ``v - v == 0``, which the kernels' fastmath flags may fold to true)."""
+    ``v - v == 0``, which fast-math flags may fold to true)."""
     bad = 0
     for e in range(x.shape[0]):
         bad += 0 if abs(x[e]) <= big else 1
