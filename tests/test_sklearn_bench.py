@@ -40,6 +40,7 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
     for r in done:
         assert r["max_speedup"] == pytest.approx(r["sk_time"] / r["bound_time"])
         assert r["attainable"] == (r["max_speedup"] >= 5.0)
+        assert 0.0 < r["kernel_share"] < 1.0
         assert ("| %s |" % r["row"]) in text
     unattainable = [line for line in text.splitlines() if line.startswith("Unattainable")]
     assert [r["row"] for r in done if not r["attainable"]] == [
