@@ -16,10 +16,10 @@ Threads
 -------
 Each call makes ``min(n_threads, NUMBA_NUM_THREADS)`` the calling thread's pool
 size (through the threading layer's C getter / setter, see _pool_size_functions)
-and the kernels then use numba's pool.  Measured: the adapter adds about 0.4 us
-to a kernel call (a numba dispatcher call itself costs 0.3 us; through the public
-``numba.set_num_threads`` it added 1-2 us), nothing next to ``train_batches``,
-which runs whole epochs per call.  The alternative, calling ``set_num_threads`` inside the
+and the kernels then use numba's pool.  That adds about a dispatcher call's cost
+to a kernel call (the public ``numba.set_num_threads`` added several times more;
+bench/REPORT.md's kernel table shows calls through the adapter), nothing next to
+``train_batches``, which runs whole epochs per call.  The alternative, calling ``set_num_threads`` inside the
 jitted kernels, costs nothing measurable but makes every such kernel
 uncacheable (numba embeds the pool's ctypes function pointer: "cannot cache
 ... dynamic globals"), so it is not used.  The setting is per calling thread
@@ -72,11 +72,11 @@ MAX_THREADS = numba.config.NUMBA_NUM_THREADS
 
 def _pool_size_functions():
     """numba.set_num_threads launches the pool, type-checks and range-checks its
-    argument, then calls the threading layer's C setter: 0.9 us per call, most
-    of a tiny kernel's cost (a 10x30x10 matmul through the adapter took 1.8 us,
-    the kernel alone 0.76 us).  _threads already clamps n to [1, MAX_THREADS],
-    so after one public call (which launches the pool) the C setter and getter
-    are called directly (0.25 / 0.14 us) when this numba exposes them (numba
+    argument, then calls the threading layer's C setter: most of a tiny
+    kernel's cost (the small matmul rows of bench/REPORT.md's kernel table).
+    _threads already clamps n to [1, MAX_THREADS], so after one public call
+    (which launches the pool) the C setter and getter are called directly, at a
+    fraction of that, when this numba exposes them (numba
     0.68: ``numba.np.ufunc.parallel._set_num_threads``); otherwise the public
     functions."""
     import ctypes
@@ -92,7 +92,7 @@ def _pool_size_functions():
     return numba.set_num_threads, numba.get_num_threads
 
 
-# (a read, 0.14 us, skips the write when the calling thread's pool size is already n)
+# (a cheap read skips the write when the calling thread's pool size is already n)
 _set_num_threads, _get_num_threads = _pool_size_functions()
 # the pool started above picked its layer; only GNU OpenMP's breaks in a forked child
 _LAYER_IS_OMP = numba.threading_layer() == "omp"
