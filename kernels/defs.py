@@ -276,7 +276,7 @@ OPTIMIZERS = [
             "    p = p - lr * g / den",
         ]),
     # (torch divides sqrt(v) by sqrt(bc2); a multiply by its reciprocal, formed once
-    # per step, saves a division per element: float64 Adam ~25% faster in both twins)
+    # per step, saves a division per element: the optimizer_update:adam rows of bench/REPORT.md)
     dict(
         name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
         scalars=CLIP_SCALARS + ["bc1 = 1.0 - beta1 ** t",
