@@ -297,7 +297,7 @@ class _BaseMLP(BaseEstimator):
         random streams kept) when the penalties changed."""
         if init is not None:
             seed = int(rs.randint(np.iinfo(np.int32).max))
-            self._batch_rng = np.random.RandomState(seed)  # batch order of the batch-by-batch losses
+            self._batch_rng = None  # made from the model's seed when first needed (_batch_order)
             model = self._new_model(n_features, n_outputs, dtype, seed, l1, l2)
             model.set_weights(init)
             self._set_model(model, (l1, l2))
@@ -448,7 +448,7 @@ class _BaseMLP(BaseEstimator):
         z - g * k / 2, whose gradient at z is g, the loss's own gradient."""
         n = Xc.shape[0]
         for _ in range(epochs):
-            order = self._batch_rng.permutation(n) if self.shuffle else np.arange(n)
+            order = self._batch_order(n)
             total = 0.0
             for start in range(0, n, batch):
                 idx = order[start:start + batch]
@@ -462,6 +462,16 @@ class _BaseMLP(BaseEstimator):
                 total += float((per if wb is None else per * wb).sum()) + penalty * len(idx)
             if self._end_epoch(run, total / n):
                 break
+
+    def _batch_order(self, n):
+        """The epoch's row order of the batch-by-batch losses, from a stream of
+        the model's seed (seeding it costs as much as a small epoch: not made
+        for the losses that train in the kernels)."""
+        if not self.shuffle:
+            return np.arange(n)
+        if getattr(self, "_batch_rng", None) is None:
+            self._batch_rng = np.random.RandomState(self._model.seed)
+        return self._batch_rng.permutation(n)
 
     def _pseudo_target(self, Z, T, dtype):
         k = Z.shape[1]
