@@ -138,11 +138,12 @@ def measure(backends, loads, rounds, quick, only=None, log=print):
     res = {"meta": {"python": platform.python_version(), "cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)),
                     "numpy": np.__version__, "fastnet": fastnet.__version__, "quick": quick,
                     "rounds": rounds, "data": data["mnist_src"]}, "rows": []}
-    try:
+    if "numba" in backends:  # asked after a parallel call: numba names its layer only once the pool runs
+        sys.path.insert(0, HERE)
+        from fnbench_env import numba_threading_layer
         import numba
-        res["meta"]["numba threading layer"] = numba.threading_layer() if "numba" in backends else None
-    except Exception:  # noqa: BLE001
-        pass
+        res["meta"]["numba threading layer"] = "%s (pool of %d)" % (numba_threading_layer(),
+                                                                   numba.config.NUMBA_NUM_THREADS)
     for be in backends:
         for w in ws:  # warm up: compile (numba) and first-touch outside the timings
             fastnet.set_num_threads(None)
