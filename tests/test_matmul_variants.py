@@ -1,7 +1,8 @@
 """The Cython matmul's micro-kernel variants (baseline SSE2, AVX2+FMA, AVX-512,
 picked once per process from the CPU; ``select_isa`` caps the choice): every
 variant the CPU supports matches float64 numpy on the direct (small, in-place),
-narrow (AVX-512 / AVX2, at most 4 vectors of columns: m <= 64 / 32 float32) and
+narrow (AVX-512 / AVX2, at most 4 vectors of columns: m <= 64 / 32 float32; on
+AVX-512 also up to 128 columns in chunks of 4 vectors) and
 packed (large) paths of the three forms, ragged edges included, and gives the
 same bits for 1 and 2 threads (the narrow shapes include one above the parallel
 threshold and a matmul_nt whose B^T does not fit the stack buffer; 40 x 2100 x 70 is
@@ -14,7 +15,8 @@ mm = pytest.importorskip("fastnet._kernels.cython.matmul")
 SHAPES = [(1, 1, 1), (1, 784, 512), (3, 5, 7), (10, 784, 30), (33, 300, 70), (64, 513, 65),
           (200, 40, 1030), (35, 1, 9), (2, 0, 3), (129, 700, 17), (300, 200, 129),
           (2048, 600, 10), (50, 300, 60), (17, 9, 16), (40, 33, 64), (1000, 10, 30), (13, 20, 48),
-          (40, 2100, 70)]
+          (40, 2100, 70), (200, 64, 100), (17, 784, 128), (1100, 1000, 100), (6, 5, 113),
+          (9, 40, 129)]
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 
@@ -47,3 +49,31 @@ def test_variant_matches_reference_and_threads(isa, dtype, n, k, m):
             outs.append(C)
         assert np.abs(outs[0] - R).max() <= TOL[dtype] * scale, (form, isa)
         assert np.array_equal(outs[0], outs[1]), (form, isa)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(200, 64, 100), (17, 784, 128), (1100, 1000, 100), (6, 5, 113),
+                                   (64, 513, 65), (33, 300, 70)])
+def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
+    """The AVX-512 narrow path over column chunks (m up to 128) sums every element in
+    the same order with the same fused multiply-adds as the tiles it replaces: the
+    same bits with the chunks off (the direct / packed paths), at 1 and 2 threads."""
+    rng = np.random.default_rng(n + k + m)
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
+                       ("matmul_nt", A, np.ascontiguousarray(B.T))]:
+        outs = []
+        for cols in (128, 0):
+            before = mm._set_narrow_max_cols(cols)
+            try:
+                for threads in (1, 2):
+                    C = np.full((n, m), np.nan, dtype)
+                    getattr(mm, form)(a, b, C, threads)
+                    outs.append(C)
+            finally:
+                mm._set_narrow_max_cols(before)
+        if isa == "baseline":
+            continue  # no narrow kernels: both runs take the same path
+        for o in outs[1:]:
+            assert o.tobytes() == outs[0].tobytes(), (form, isa)

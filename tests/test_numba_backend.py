@@ -558,7 +558,7 @@ def test_matmul_bits_equal_the_cython_twins():
     cy = get_backend("cython")
     rng = np.random.default_rng(11)
     for n, k, m in [(10, 784, 30), (30, 10, 10), (7, 33, 17), (128, 784, 512), (1000, 10, 30),
-                    (40, 2100, 70), (300, 200, 129)]:
+                    (40, 2100, 70), (300, 200, 129), (200, 64, 100), (17, 784, 128)]:
         for dtype in (np.float32, np.float64):
             A = rng.standard_normal((n, k)).astype(dtype)
             B = rng.standard_normal((k, m)).astype(dtype)

@@ -36,6 +36,9 @@ Four ways to feed it, chosen from the shape only:
   (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
   ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation
   (the batch-10 rows of bench/REPORT.md's kernel table show what that buys).
+  On AVX-512 the same kernels also take up to ``NRW_MAX_COLS`` columns (the
+  100-unit layers) in chunks of 4 vectors, the last chunk the rest: each
+  (chunk, row block) is a task of its own.
 
 * **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
   inference): each row of C in axpy form (``FN_ROW``), B streamed once, on the
@@ -429,18 +432,9 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
 cdef enum:
     # narrow path: B^T of matmul_nt transposed into a stack buffer up to this many elements
     NRW_STACK = 2048
-
-
-cdef inline void _narrow_block(Py_ssize_t t, Py_ssize_t R, Py_ssize_t nv, unsigned int tail,
-                               const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
-                               const floating* B, Py_ssize_t sb_p, floating* C,
-                               Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
-    cdef Py_ssize_t i0 = t * R
-    cdef Py_ssize_t rows = min(R, n - i0)
-    if floating is float:
-        fn_nrw_f32(nv, rows)(k, A + i0 * sa_i, sa_i, sa_p, B, sb_p, C + i0 * m, m, tail)
-    else:
-        fn_nrw_f64(nv, rows)(k, A + i0 * sa_i, sa_i, sa_p, B, sb_p, C + i0 * m, m, tail)
+    # AVX-512 narrow path over column chunks up to this many columns (wider: the
+    # packed path; bench/REPORT.md's GEMM table)
+    NRW_MAX_COLS = 128
 
 
 cdef inline bint _narrow_ok(Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
@@ -462,22 +456,77 @@ cdef inline unsigned int _narrow_blocks(Py_ssize_t n, Py_ssize_t m, Py_ssize_t e
     return <unsigned int> ((1 << (m - (nv[0] - 1) * vl)) - 1)
 
 
+cdef Py_ssize_t nrw_max_cols = NRW_MAX_COLS
+
+
+cdef inline bint _chunked_ok(Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
+    """The narrow kernels (over column chunks of up to 4 vectors) apply: AVX2 or
+    AVX-512 and m at most 4 vectors or nrw_max_cols columns."""
+    return fn_nrw_on and (m * esize <= 4 * fn_nrw_vbytes or m <= nrw_max_cols)
+
+
+cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t nblk4, Py_ssize_t R4,
+                              Py_ssize_t nvl, Py_ssize_t Rl, Py_ssize_t nblk_full,
+                              unsigned int full, unsigned int tail,
+                              const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
+                              const floating* B, Py_ssize_t sb_p, floating* C,
+                              Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
+    """Task t: a block of rows of one column chunk (4 vectors; the last chunk nvl,
+    its last vector under the tail mask), C's rows m apart."""
+    cdef Py_ssize_t c, b, i0, rows, R, nv, j0
+    cdef unsigned int mk
+    if t < nblk_full:
+        c = t // nblk4
+        b = t - c * nblk4
+        R = R4
+        nv = 4
+        mk = full
+    else:
+        c = nblk_full // nblk4 if nblk4 > 0 else 0
+        b = t - nblk_full
+        R = Rl
+        nv = nvl
+        mk = tail
+    j0 = c * 4 * (fn_nrw_vbytes // <Py_ssize_t> sizeof(floating))
+    i0 = b * R
+    rows = min(R, n - i0)
+    if floating is float:
+        fn_nrw_f32(nv, rows)(k, A + i0 * sa_i, sa_i, sa_p, B + j0, sb_p, C + i0 * m + j0, m, mk)
+    else:
+        fn_nrw_f64(nv, rows)(k, A + i0 * sa_i, sa_i, sa_p, B + j0, sb_p, C + i0 * m + j0, m, mk)
+
+
 cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                   const floating* B, Py_ssize_t sb_p, floating* C,
                   Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    """m <= 4 vectors (fn_nrw_on, B rows contiguous): blocks of rows of equal size
+    """B rows contiguous, m up to nrw_max_vectors vectors: the columns in chunks of
+    4 vectors (the last one the rest), each chunk in blocks of rows of equal size
     (at most fn_nrw_rmax), every column of a block in registers for the whole k
-    loop; A and B read in place.  Blocks split between the threads (shape only)."""
-    cdef Py_ssize_t nv, R, nblk, t
-    cdef unsigned int tail = _narrow_blocks(n, m, sizeof(floating), &nv, &R, &nblk)
+    loop; A and B read in place.  The (chunk, block) tasks split between the
+    threads (shape only)."""
+    cdef Py_ssize_t vl = fn_nrw_vbytes // <Py_ssize_t> sizeof(floating)
+    cdef Py_ssize_t nvec = (m + vl - 1) // vl
+    cdef Py_ssize_t nchunk = (nvec + 3) // 4
+    cdef Py_ssize_t nvl = nvec - 4 * (nchunk - 1)
+    cdef Py_ssize_t R4 = 0, nblk4 = 0, Rl, nblkl, ntask, t
+    cdef unsigned int full = <unsigned int> ((1 << vl) - 1)
+    cdef unsigned int tail = <unsigned int> ((1 << (m - (nvec - 1) * vl)) - 1)
+    if nchunk > 1:
+        R4 = _cdiv(n, _cdiv(n, fn_nrw_rmax[3]))
+        nblk4 = _cdiv(n, R4)
+    Rl = _cdiv(n, _cdiv(n, fn_nrw_rmax[nvl - 1]))
+    nblkl = _cdiv(n, Rl)
+    ntask = (nchunk - 1) * nblk4 + nblkl
     # (a serial loop outside any OpenMP region below the threshold: even a disabled
     # region costs libgomp a noticeable share of a batch-10 product)
-    if nblk > 1 and n * k * m >= MATMUL_PAR_MIN:
-        for t in prange(nblk, schedule='static', num_threads=n_threads):
-            _narrow_block(t, R, nv, tail, A, sa_i, sa_p, B, sb_p, C, n, k, m)
+    if ntask > 1 and n * k * m >= MATMUL_PAR_MIN:
+        for t in prange(ntask, schedule='static', num_threads=n_threads):
+            _narrow_task(t, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
+                         A, sa_i, sa_p, B, sb_p, C, n, k, m)
     else:
-        for t in range(nblk):
-            _narrow_block(t, R, nv, tail, A, sa_i, sa_p, B, sb_p, C, n, k, m)
+        for t in range(ntask):
+            _narrow_task(t, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
+                         A, sa_i, sa_p, B, sb_p, C, n, k, m)
 
 
 cdef void _rows(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
@@ -524,7 +573,7 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     if k <= 0:
         memset(C, 0, n * m * sizeof(floating))
         return
-    if _narrow_ok(m, sizeof(floating)):
+    if _chunked_ok(m, sizeof(floating)):
         if sb_j == 1:
             _narrow(A, sa_i, sa_p, B, sb_p, C, n, k, m, n_threads)
             return
@@ -669,7 +718,21 @@ def select_isa(want="auto"):
     levels = {"baseline": 0, "sse2": 0, "avx2": 1, "avx512": 2, "auto": 2}
     if want not in levels:
         raise ValueError("select_isa: unknown instruction set %r" % (want,))
-    return ("baseline", "avx2", "avx512")[fastnet_mm_select(levels[want])]
+    global nrw_max_cols
+    got = fastnet_mm_select(levels[want])
+    # column chunks pay with AVX-512's 32 registers (6 rows x 4 vectors in flight);
+    # AVX2's 16 hold 2 x 4 and lose to the 6 x 16 tile (bench/REPORT-avx2.md)
+    nrw_max_cols = NRW_MAX_COLS if got == 2 else 0
+    return ("baseline", "avx2", "avx512")[got]
+
+
+def _set_narrow_max_cols(Py_ssize_t cols):
+    """Benchmark hook: the narrow path's column limit (0: one chunk of at most 4
+    vectors); returns the previous one.  The bits do not depend on it."""
+    global nrw_max_cols
+    old = nrw_max_cols
+    nrw_max_cols = max(cols, 0)
+    return old
 
 
 def isa():
