@@ -20,6 +20,7 @@ from libc.math cimport exp, log, log1p, fabs, fmax
 from libc.stdint cimport int64_t
 
 from ._types cimport ELEM_PAR_MIN
+from ._generated_elementwise cimport exp_inplace_c
 
 cdef extern from *:
     """
@@ -41,14 +42,17 @@ cdef inline double _sign(double x) noexcept nogil:
 
 # ---------------------------------------------------------------------------
 # cdef entry points (declared in losses.pxd).  Each loss runs its rows through
-# one ``_<loss>_rows(i0, i1, ...)`` function: once per row inside a prange when
-# the call is big enough for threads, once for all rows otherwise (no OpenMP
-# region at all: libgomp charges even for a disabled one).
+# one ``_<loss>_rows(i0, i1, ...)`` function: once per tile of HEAD_TILE elements'
+# worth of rows inside a prange when the call is big enough for threads, once for
+# all rows otherwise (no OpenMP region at all: libgomp charges even for a disabled
+# one).  Rows are independent: the tiling never changes a bit.
 # ---------------------------------------------------------------------------
 cdef enum:
-    # softmax_xent keeps a row's exponentials when it has at most this many columns
-    # (wider rows compute them again: exp gives the same bits both times)
-    XENT_KEEP = 64
+    # softmax_xent: rows per block (z - max of the block's rows into P, one vector
+    # exponential over them, then each row's sums); any block size gives the same bits
+    XENT_ROWS = 256
+    # rows of a parallel task: this many elements' worth (at least one row)
+    HEAD_TILE = 2048
 
 
 cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
@@ -56,70 +60,76 @@ cdef inline void _softmax_xent_rows(Py_ssize_t i0, Py_ssize_t i1, const floating
                                     const floating* sw, const int64_t* rows, double scale,
                                     floating* P, double* loss, floating* dZ,
                                     Py_ssize_t k) noexcept nogil:
-    """Rows i0..i1-1, in double, the numba twin's formula and order (same bits):
-    jm = the first column of the row max mx; s_rest = sum over j != jm of
-    e^(z_j - mx) in column order; p_j = e^(z_j - mx) / (1 + s_rest) (p_jm = 1 / (1 +
-    s_rest)); loss = sum_j y_j ((mx - z_j) + log1p(s_rest)).  The delta p - y at jm is
+    """Rows i0..i1-1, the numba twin's formula and order (same bits): jm = the first
+    column of the row max mx; e_j = fn_exp(z_j - mx) in the array dtype (fn_math.h's
+    vector loop, through exp_inplace_c, written into P: P must not overlap Z); s_rest =
+    (e_jm - 1) + sum over j != jm of e_j in column order, in double; p_j = e_j / (1 +
+    s_rest); loss = sum_j y_j ((mx - z_j) + log1p(s_rest)).  The delta p - y at jm is
     ((1 - y) - y s_rest) / (1 + s_rest): for a confident, correct prediction p_jm - 1 =
     -s_rest / (1 + s_rest) keeps its relative precision (1 / (1 + s_rest) - 1 loses it
     to cancellation once the logit gap is 10-30)."""
-    cdef Py_ssize_t i, j, r, lab, jm
+    cdef Py_ssize_t b0, b1, i, j, r, lab, jm
     cdef const floating* z
     cdef floating* p
     cdef floating* d
-    cdef double mx, s_rest, inv, l1p, ws, acc, y, pj, dj
-    cdef double e[XENT_KEEP]
-    cdef bint keep = k <= XENT_KEEP
-    for i in range(i0, i1):
-        r = _row(rows, i)
-        z = Z + i * k
-        p = P + i * k
-        d = dZ + i * k
-        jm = 0
-        mx = z[0]
-        for j in range(1, k):
-            if z[j] > mx:
-                mx = z[j]
-                jm = j
-        # e^0 - 1 = 0, or NaN for an infinite max: then the row is NaN, as the reference's
-        s_rest = exp(z[jm] - mx) - 1.0
-        for j in range(k):
-            if j != jm:
-                pj = exp(z[j] - mx)
-                if keep:
-                    e[j] = pj
-                s_rest = s_rest + pj
-        inv = 1.0 / (1.0 + s_rest)
-        l1p = log1p(s_rest)
-        ws = (sw[r] if sw != NULL else 1.0) * scale
-        if labels != NULL:
-            lab = labels[r]
-            loss[i] = (mx - z[lab]) + l1p
+    cdef floating mx
+    cdef double mxd, s_rest, inv, l1p, ws, acc, y, pj, el
+    cdef Py_ssize_t jms[XENT_ROWS]
+    b0 = i0
+    while b0 < i1:
+        b1 = min(b0 + XENT_ROWS, i1)
+        for i in range(b0, b1):
+            z = Z + i * k
+            p = P + i * k
+            jm = 0
+            mx = z[0]
+            for j in range(1, k):
+                if z[j] > mx:
+                    mx = z[j]
+                    jm = j
+            jms[i - b0] = jm
             for j in range(k):
-                if j == jm:
-                    pj = inv
-                else:
-                    pj = (e[j] if keep else exp(z[j] - mx)) * inv
-                p[j] = <floating> pj
-                if j == lab:
-                    pj = -s_rest * inv if j == jm else pj - 1.0
-                d[j] = <floating> (pj * ws)
-        else:
-            acc = 0.0
+                p[j] = z[j] - mx
+        exp_inplace_c(P + b0 * k, (b1 - b0) * k)
+        for i in range(b0, b1):
+            r = _row(rows, i)
+            z = Z + i * k
+            p = P + i * k
+            d = dZ + i * k
+            jm = jms[i - b0]
+            mxd = z[jm]
+            # e^0 - 1 = 0, or NaN for an infinite max: then the row is NaN, as the reference's
+            s_rest = <double> p[jm] - 1.0
             for j in range(k):
-                y = Y[r * k + j]
-                if y != 0.0:
-                    # (a zero target skips its term: 0 * inf for a -inf logit is NaN)
-                    acc = acc + y * ((mx - z[j]) + l1p)
-                if j == jm:
-                    pj = inv
-                    dj = ((1.0 - y) - y * s_rest) * inv
-                else:
-                    pj = (e[j] if keep else exp(z[j] - mx)) * inv
-                    dj = pj - y
-                p[j] = <floating> pj
-                d[j] = <floating> (dj * ws)
-            loss[i] = acc
+                if j != jm:
+                    s_rest = s_rest + p[j]
+            inv = 1.0 / (1.0 + s_rest)
+            l1p = log1p(s_rest)
+            ws = (sw[r] if sw != NULL else 1.0) * scale
+            if labels != NULL:
+                lab = labels[r]
+                loss[i] = (mxd - z[lab]) + l1p
+                el = p[lab]
+                for j in range(k):
+                    pj = p[j] * inv
+                    p[j] = <floating> pj
+                    d[j] = <floating> (pj * ws)
+                d[lab] = <floating> ((-s_rest * inv if lab == jm else el * inv - 1.0) * ws)
+            else:
+                acc = 0.0
+                for j in range(k):
+                    y = Y[r * k + j]
+                    if y != 0.0:
+                        # (a zero target skips its term: 0 * inf for a -inf logit is NaN)
+                        acc = acc + y * ((mxd - z[j]) + l1p)
+                loss[i] = acc
+                for j in range(k):
+                    pj = p[j] * inv
+                    p[j] = <floating> pj
+                    d[j] = <floating> ((pj - Y[r * k + j]) * ws)
+                y = Y[r * k + jm]
+                d[jm] = <floating> ((((1.0 - y) - y * s_rest) * inv) * ws)
+        b0 = b1
 
 
 cdef inline void _sigmoid_bce_rows(Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
@@ -211,12 +221,15 @@ cdef void _head(int kind, const floating* Z, const floating* Y, const int64_t* l
                 const floating* sw, const int64_t* rows, double scale, floating* P,
                 double* loss, floating* D, Py_ssize_t n, Py_ssize_t k,
                 int n_threads) noexcept nogil:
-    cdef Py_ssize_t i
+    cdef Py_ssize_t t, nt, rt
     if k <= 0:
         return
     if n > 1 and n * k >= ELEM_PAR_MIN:
-        for i in prange(n, schedule='static', num_threads=n_threads):
-            _head_rows(kind, i, i + 1, Z, Y, labels, sw, rows, scale, P, loss, D, k)
+        rt = max(HEAD_TILE // k, 1)
+        nt = (n + rt - 1) // rt
+        for t in prange(nt, schedule='static', num_threads=n_threads):
+            _head_rows(kind, t * rt, min(t * rt + rt, n), Z, Y, labels, sw, rows, scale, P,
+                       loss, D, k)
     else:
         _head_rows(kind, 0, n, Z, Y, labels, sw, rows, scale, P, loss, D, k)
 

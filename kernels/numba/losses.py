@@ -9,7 +9,8 @@ the targets) and sums ``w_i * loss_i`` in row order.
 
 Numerics: everything is computed in float64 and stored in the array dtype;
 ``softmax_xent`` uses the log-sum-exp (loss_j = lse - z_j, never log(p); its row
-function is strict, bit-identical to the Cython twin's), and
+function is strict, bit-identical to the Cython twin's; its exponentials are
+fn_math's fn_exp_t in the array dtype, as the Cython twin's vector loop), and
 ``sigmoid_bce`` the softplus form max(z, 0) - z y + log1p(exp(-|z|)).  NaN in a
 row propagates to that row's outputs and loss (IEEE arithmetic: no fast-math
 flag, kernels/numba/_jit.py).
@@ -19,6 +20,7 @@ from math import exp, log1p, fabs
 
 from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN
 from .reduce import sign
+from .fn_math import fn_exp_t
 
 
 # ---------------------------------------------------------------------------
@@ -30,57 +32,55 @@ def _softmax_xent_row(z, y, label, coef, p, dz):
 
     z (k,) logits; y (k,) targets, ignored when ``label >= 0`` (then the target
     is one-hot at ``label``); coef = w_i * scale.  Writes p = softmax(z) and
-    dz = (p - y) * coef.  Returns -sum_j y_j log p_j.
+    dz = (p - y) * coef (p must not overlap z).  Returns -sum_j y_j log p_j.
 
     The Cython twin's formula and order, strict (no fast-math: same bits): jm =
-    the first column of the row max mx; s_rest = sum over j != jm of e^(z_j - mx)
-    in column order; p_j = e^(z_j - mx) / (1 + s_rest); -log p_j = (mx - z_j) +
+    the first column of the row max mx; e_j = fn_exp_t(z_j - mx) in the array
+    dtype (held in p); s_rest = (e_jm - 1) + sum over j != jm of e_j in column
+    order, in double; p_j = e_j / (1 + s_rest); -log p_j = (mx - z_j) +
     log1p(s_rest) (accurate when the loss is tiny); the delta at jm is
     ((1 - y) - y s_rest) / (1 + s_rest), so p_jm - 1 = -s_rest / (1 + s_rest)
     keeps its relative precision at logit gaps of 10-30.
     """
     k = z.shape[0]
     jm = 0
-    mx = np.float64(z[0])
+    mx = z[0]
     for j in range(1, k):
-        zj = np.float64(z[j])
-        if zj > mx:
-            mx = zj
+        if z[j] > mx:
+            mx = z[j]
             jm = j
+    for j in range(k):
+        p[j] = fn_exp_t(z[j] - mx)
+    mxd = np.float64(mx)
     # e^0 - 1 = 0, or NaN for an infinite max (a NaN logit reaches s_rest, or mx
     # when it is z[0]): then the whole row is NaN, as the reference's
-    s_rest = exp(np.float64(z[jm]) - mx) - 1.0
+    s_rest = np.float64(p[jm]) - 1.0
     for j in range(k):
         if j != jm:
-            s_rest += exp(np.float64(z[j]) - mx)
+            s_rest += np.float64(p[j])
     inv = 1.0 / (1.0 + s_rest)
     l1p = log1p(s_rest)
     if label >= 0:
-        loss = (mx - np.float64(z[label])) + l1p
+        loss = (mxd - np.float64(z[label])) + l1p
+        el = np.float64(p[label])
         for j in range(k):
-            if j == jm:
-                pj = inv
-            else:
-                pj = exp(np.float64(z[j]) - mx) * inv
+            pj = np.float64(p[j]) * inv
             p[j] = pj
-            if j == label:
-                pj = -s_rest * inv if j == jm else pj - 1.0
             dz[j] = pj * coef
+        dz[label] = (-s_rest * inv if label == jm else el * inv - 1.0) * coef
         return loss
     loss = 0.0
     for j in range(k):
         yj = np.float64(y[j])
         if yj != 0.0:
             # (a zero target skips its term: 0 * inf for a -inf logit is NaN)
-            loss += yj * ((mx - np.float64(z[j])) + l1p)
-        if j == jm:
-            pj = inv
-            dj = ((1.0 - yj) - yj * s_rest) * inv
-        else:
-            pj = exp(np.float64(z[j]) - mx) * inv
-            dj = pj - yj
+            loss += yj * ((mxd - np.float64(z[j])) + l1p)
+    for j in range(k):
+        pj = np.float64(p[j]) * inv
         p[j] = pj
-        dz[j] = dj * coef
+        dz[j] = (pj - np.float64(y[j])) * coef
+    yj = np.float64(y[jm])
+    dz[jm] = (((1.0 - yj) - yj * s_rest) * inv) * coef
     return loss
 
 
