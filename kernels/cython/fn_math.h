@@ -11,9 +11,10 @@
  * float32 arrays: the sigmoid forward and the exponentials of softmax (one
  * vector loop over a block of rows) use fn_expf / fn_sigmoidf below, in float
  * lanes (twice as many per vector, a degree-7 polynomial): within 1 ulp of exp
- * rounded to float (2 ulp for the sigmoid) over their whole range.  (The softmax
- * cross-entropy head calls libm's exp in double instead, as its numba twin does:
- * the two give the same bits.)
+ * rounded to float (2 ulp for the sigmoid) over their whole range.  The softmax
+ * cross-entropy head (losses.pyx) takes its exponentials from the same vector
+ * loop in the array dtype (fn_expf or fn_exp), its numba twin from fn_math.py's
+ * ports: the two give the same bits.
  *
  * Method: x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^52 shift trick) and
  * |r| <= ln2 / 2 (Cody-Waite: ln2 split into a high part with trailing zero bits
