@@ -18,9 +18,17 @@ flag, kernels/numba/_jit.py).
 import numpy as np
 from math import exp, log1p, fabs
 
-from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN
+from numba import njit
+
+from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, _OPTIONS
 from .reduce import sign
 from .fn_math import fn_exp_t
+
+
+#: strict, and inlined into each caller at numba's IR level: a call of a row
+#: helper passes its array views with reference counts around it, which cost more
+#: than a 10-column row's arithmetic
+strict_inline = njit(**dict(_OPTIONS, fastmath=False, inline="always"))
 
 
 # ---------------------------------------------------------------------------
@@ -36,22 +44,37 @@ def _softmax_xent_row(z, y, label, coef, p, dz):
 
     The Cython twin's formula and order, strict (no fast-math: same bits): jm =
     the first column of the row max mx; e_j = fn_exp_t(z_j - mx) in the array
-    dtype (held in p); s_rest = (e_jm - 1) + sum over j != jm of e_j in column
-    order, in double; p_j = e_j / (1 + s_rest); -log p_j = (mx - z_j) +
-    log1p(s_rest) (accurate when the loss is tiny); the delta at jm is
-    ((1 - y) - y s_rest) / (1 + s_rest), so p_jm - 1 = -s_rest / (1 + s_rest)
-    keeps its relative precision at logit gaps of 10-30.
+    dtype (held in p); then _xent_finish.
     """
-    k = z.shape[0]
+    jm = _xent_argmax(z)
+    mx = z[jm]
+    for j in range(z.shape[0]):
+        p[j] = fn_exp_t(z[j] - mx)
+    return _xent_finish(z, y, label, coef, p, dz, jm)
+
+
+@strict_inline
+def _xent_argmax(z):
+    """The first column of the row max (0 when z[0] is NaN)."""
     jm = 0
     mx = z[0]
-    for j in range(1, k):
+    for j in range(1, z.shape[0]):
         if z[j] > mx:
             mx = z[j]
             jm = j
-    for j in range(k):
-        p[j] = fn_exp_t(z[j] - mx)
-    mxd = np.float64(mx)
+    return jm
+
+
+@strict_inline
+def _xent_finish(z, y, label, coef, p, dz, jm):
+    """The row from its exponentials e_j = fn_exp_t(z_j - z_jm), held in p:
+    s_rest = (e_jm - 1) + sum over j != jm of e_j in column order, in double;
+    p_j = e_j / (1 + s_rest); -log p_j = (mx - z_j) + log1p(s_rest) (accurate
+    when the loss is tiny); the delta at jm is ((1 - y) - y s_rest) / (1 +
+    s_rest), so p_jm - 1 = -s_rest / (1 + s_rest) keeps its relative precision
+    at logit gaps of 10-30.  Returns the row's loss."""
+    k = z.shape[0]
+    mxd = np.float64(z[jm])
     # e^0 - 1 = 0, or NaN for an infinite max (a NaN logit reaches s_rest, or mx
     # when it is z[0]): then the whole row is NaN, as the reference's
     s_rest = np.float64(p[jm]) - 1.0
@@ -139,13 +162,37 @@ def _weight(sw, i):
 # ---------------------------------------------------------------------------
 # contract kernels: rows serially below ELEM_PAR_MIN elements, else prange
 # ---------------------------------------------------------------------------
+#: softmax_xent: rows per block (z - max of the block's rows into P, one flat loop
+#: of exponentials over them, then each row); any block gives the same bits
+XENT_ROWS = 256
+
+
 @serial
-def _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i):
-    coef = _weight(sw, i) * scale
-    if labels.shape[0] > 0:
-        loss[i] = _softmax_xent_row(Z[i], Z[i], labels[i], coef, P[i], dZ[i])
-    else:
-        loss[i] = _softmax_xent_row(Z[i], Y[i], -1, coef, P[i], dZ[i])
+def _softmax_xent_block(Z, Y, labels, sw, rows, r0, scale, P, loss, dZ, i0, i1):
+    """Rows i0..i1-1 of Z as the Cython twin runs a block: the row function's
+    operations (same bits), the exponentials in one loop over the block's
+    contiguous rows of P, which LLVM vectorises (a row of 10 is too short).
+    Row i's targets and weight are at src = rows[r0 + i] (rows empty: src = i);
+    loss[i] = its unweighted loss; the weight w_src * scale scales dZ's row."""
+    jms = np.empty(i1 - i0, np.int64)
+    for i in range(i0, i1):
+        z = Z[i]
+        p = P[i]
+        jm = _xent_argmax(z)
+        jms[i - i0] = jm
+        mx = z[jm]
+        for j in range(z.shape[0]):
+            p[j] = z[j] - mx
+    flat = P[i0:i1].reshape(-1)
+    for e in range(flat.shape[0]):
+        flat[e] = fn_exp_t(flat[e])
+    for i in range(i0, i1):
+        src = rows[r0 + i] if rows.shape[0] > 0 else i
+        coef = _weight(sw, src) * scale
+        if labels.shape[0] > 0:
+            loss[i] = _xent_finish(Z[i], Z[i], labels[src], coef, P[i], dZ[i], jms[i - i0])
+        else:
+            loss[i] = _xent_finish(Z[i], Y[src], -1, coef, P[i], dZ[i], jms[i - i0])
 
 
 @kernel
@@ -154,12 +201,16 @@ def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
     log P (or -log P[i, labels[i]] when labels is not empty), unweighted;
     dZ = (P - Y) * w_i * scale."""
     n = Z.shape[0]
+    nblk = (n + XENT_ROWS - 1) // XENT_ROWS
+    rows = np.empty(0, np.int64)
     if n * Z.shape[1] >= ELEM_PAR_MIN:
-        for i in prange(n):
-            _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i)
+        for b in prange(nblk):
+            _softmax_xent_block(Z, Y, labels, sw, rows, 0, scale, P, loss, dZ, b * XENT_ROWS,
+                                min(n, b * XENT_ROWS + XENT_ROWS))
     else:
-        for i in range(n):
-            _softmax_xent_one(Z, Y, labels, sw, scale, P, loss, dZ, i)
+        for b in range(nblk):
+            _softmax_xent_block(Z, Y, labels, sw, rows, 0, scale, P, loss, dZ, b * XENT_ROWS,
+                                min(n, b * XENT_ROWS + XENT_ROWS))
 
 
 @kernel
