@@ -43,6 +43,9 @@ uint64 with a Python int makes numba compute in float64).
 from math import isfinite
 
 import numpy as np
+from numba.core import types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
 
 from .. import defs
 from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, FLAT_TILE, MATMUL_PAR_MIN
@@ -295,6 +298,25 @@ def _check_spec(ispec, n_params, n_in, n_out):
                 raise ValueError("a layer's PReLU slopes lie outside the parameter buffer")
 
 
+@intrinsic
+def _strided(typingctx, a):
+    """``a`` typed as a writable array of any layout (the same array: numba's
+    layout and read-only flags are types only, the data model is one).  The
+    products' A operand goes through this, so a C-contiguous batch, the halves of
+    layer 0's p (``Xb[:, :r]``), matmul_tn's transposed view and forward's
+    read-only X reach ONE compiled specialisation of matmul's chain (_product,
+    _rows, _panel, the register blocks) per dtype instead of one per layout.
+    The micro-kernel only broadcasts A's values (scalar loads), so its stride
+    being a variable costs nothing; the kernels never write A."""
+    if not isinstance(a, types.Array):
+        return None
+    ret = a.copy(layout="A", readonly=False)
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, ret, args[0])
+    return ret(a), codegen
+
+
 @serial
 def _view(buf, off, n, m):
     """(n, m) C-contiguous view of buf[off:off + n*m]."""
@@ -321,7 +343,7 @@ def _slopes(buf, ispec, l):
 @serial
 def _affine_act(inp, ispec, fspec, params, l, act, Z, A, n_threads):
     """Z = inp W + b, then A = act(Z) (A may be Z)."""
-    matmul(inp, _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
+    matmul(_strided(inp), _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
     bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z, A, n_threads)
 
 
@@ -350,8 +372,8 @@ def _layer0_ksplit(Xb, ispec, fspec, params, r, act, Z, A, n_threads):
     the second half first), then the bias and the activation: the Cython twin's
     sums."""
     W = _view(params, ispec[0, I_W], ispec[0, I_IN], Z.shape[1])
-    matmul(Xb[:, :r], W[:r], Z, n_threads)
-    matmul(Xb[:, r:], W[r:], A, n_threads)
+    matmul(_strided(Xb[:, :r]), W[:r], Z, n_threads)
+    matmul(_strided(Xb[:, r:]), W[r:], A, n_threads)
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
             Z[i, j] = Z[i, j] + A[i, j]
@@ -734,7 +756,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     topk_rows(cur, kk, idx, n_threads)
                     tn_sparse_ws(inp, cur, idx, gW, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                 else:
-                    matmul_tn(inp, cur, gW, n_threads)
+                    matmul_tn(_strided(inp), cur, gW, n_threads)
                 if gb.shape[0] > 0:
                     bias_grad(cur, gb, n_threads)
                 nxt_off = offD1 if cur_off == offD0 else offD0
@@ -743,7 +765,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     if MEPROP and kk > 0:
                         nt_sparse_ws(cur, idx, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                     else:
-                        nt_ws(cur, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                        nt_ws(_strided(cur), W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                     if DROP and offM[l - 1] >= 0:
                         _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
                     Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
