@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import fastnet
+from fastnet._kernels import defs
 from fastnet.backends import available_backends
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -24,6 +25,13 @@ pytestmark = [
     pytest.mark.skipif("numba" not in available_backends(), reason="numba backend not available"),
     pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT: nothing is compiled"),
 ]
+
+
+#: the training step's kernels that hold one signature per dtype, whatever the inputs' flavours
+ONE_SIGNATURE = ("_product__serial", "_rows", "_panel", "matmul__serial", "matmul_tn__serial", "nt_ws__serial",
+                 "gather_rows__serial", "bias_act_forward__serial", "act_backward__serial", "_head__serial",
+                 "_head_one", "_update_range__serial", "bias_grad__serial", "_opt_tile",
+                 "_make_train_batches.<locals>.train_batches__serial")
 
 
 def _signature_counts():
@@ -96,12 +104,65 @@ def test_array_flavours_reach_the_same_specialisations(dtype, tmp_path):
     after = _signature_counts()
     grown = {key[0]: (before.get(key, 0), c) for key, c in after.items() if c != before.get(key, 0)}
     assert not grown, "dispatchers compiled again for an array flavour: %s" % grown
-    # and each of the two variants used holds one signature per dtype it met
+    # the training step used (these small shapes: the serial twin) and the kernels
+    # it calls hold one signature per dtype: matmul's chain once for every form and
+    # layout of its A operand (batch rows, layer 0's halves of p, matmul_tn's A.T)
     import fastnet.backends.numba as nb
     ispec, fspec = ms._ispec, ms._fspec
-    variant = nb._variant(nb._nw.train_variant,
-                          nb.train_flags(ispec, fspec, ms.optimizer.code, ms.optimizer.hyper(), None))
-    assert len([s for s in variant.signatures if str(s[0].dtype) == dtype]) == 1
+    variant = nb._train_kernel(ispec, fspec, ms.optimizer.code, ms.optimizer.hyper(), None, 16, ms._params)
+    assert variant.py_func.__qualname__.endswith("train_batches__serial")
+    # (a float32 signature may hold float64 arrays too: hyper, the float64 records)
+    per_dtype = {d.py_func.__qualname__: len([s for s in d.signatures
+                                              if ("Array(float32" in str(s)) == (dtype == "float32")])
+                 for d in nb._dispatchers()}
+    assert per_dtype["_make_train_batches.<locals>.train_batches__serial"] == 1
+    for name in ONE_SIGNATURE:   # (a callee loaded with its caller from the cache holds none)
+        assert per_dtype[name] <= 1, (name, per_dtype[name])
+
+
+def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
+    """The serial twin of train_batches runs every kernel's serial loop; on shapes
+    where the parallel variant runs its prange loops (tiles fixed by the shape)
+    both give the same bits, at 1 and 2 threads."""
+    import fastnet.backends.numba as nb
+    from test_numba_backend import _case
+    args = _case("softmax_sparse", "adam", drop=0.0, l1=0.0, l2=0.0)
+    assert not nb.serial_step(args[8], args[5], args[15])
+    got = {}
+    for forced in (False, True):
+        if forced:   # the adapter picks the twin whatever the shapes
+            monkeypatch.setattr(nb, "serial_step", lambda ispec, batch_size, params: True)
+        for n_threads in (1, 2):
+            a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+            a[-1] = n_threads
+            nb.train_batches(*a)
+            got[forced, n_threads] = (a[15], a[19])    # params, batch_loss
+    twin = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15])
+    assert twin.py_func.__qualname__.endswith("__serial") and len(twin.signatures) >= 1
+    want = got[False, 1]
+    assert not np.array_equal(want[0], args[15])
+    for key, (params, loss) in got.items():
+        np.testing.assert_array_equal(params, want[0], err_msg=str(key))
+        np.testing.assert_array_equal(loss, want[1], err_msg=str(key))
+
+
+def test_serial_step_follows_the_parallel_thresholds():
+    """The serial twin is picked only where no kernel reaches a parallel threshold."""
+    import fastnet.backends.numba as nb
+    from fastnet._kernels.numba import _jit
+    ispec = np.zeros((2, defs.NI), np.int64)
+    ispec[:, defs.I_IN] = (784, 30)
+    ispec[:, defs.I_OUT] = (30, 10)
+    params = np.zeros(784 * 30 + 30 + 310, np.float32)
+    assert nb.serial_step(ispec, 10, params)                       # the seed step: 235k multiply-adds
+    assert not nb.serial_step(ispec, 50, params)                   # 50 x 784 = 39200 elements to gather
+    assert not nb.serial_step(ispec, 10, np.zeros(_jit.ELEM_PAR_MIN, np.float32))   # the optimizer's tiles
+    wide = ispec.copy()
+    wide[0, defs.I_OUT] = wide[1, defs.I_IN] = 200
+    assert not nb.serial_step(wide, 10, params)                    # 10 x 784 x 200 >= MATMUL_PAR_MIN
+    maxout = ispec.copy()
+    maxout[0, defs.I_KIND], maxout[0, defs.I_PIECES] = defs.KIND_MAXOUT, 200
+    assert not nb.serial_step(maxout, 10, params)                  # z is 6000 wide
 
 
 _CHILD = r"""
@@ -111,11 +172,14 @@ from numba.core import event
 import fastnet
 
 compiled = []
+parallel = []
 class L(event.Listener):
     def on_start(self, e):
         d = e.data.get("dispatcher")
         if d is not None:
             compiled.append(d.py_func.__qualname__)
+            if d.targetoptions.get("parallel"):
+                parallel.append(d.py_func.__qualname__)
     def on_end(self, e):
         pass
 event.register("numba:compile", L())
@@ -134,7 +198,19 @@ def fit(verbose):
 first = fit(1)
 n_first = len(compiled)
 second = fit(1)
-print(json.dumps({"compiled": compiled, "n_first": n_first, "first": first, "second": second}))
+# the flavours: read-only, Fortran-order and strided X, int32 / read-only labels
+ro = X.copy(); ro.flags.writeable = False
+y32 = y.astype(np.int32); y32.flags.writeable = False
+wide = np.zeros((40, 12), np.float32); wide[:, ::2] = X
+for Xf in (ro, np.asfortranarray(X), wide[:, ::2]):
+    for yf in (y, y32):
+        m = fastnet.Sequential([fastnet.Dense(5, "relu"), fastnet.Dense(3, "softmax")], backend="numba", seed=0)
+        m.compile("sgd", "sparse_categorical_crossentropy")
+        m.fit(Xf, yf, epochs=1, batch_size=8, verbose=0)
+import fastnet.backends.numba as nb
+sigs = {d.py_func.__qualname__: len(d.signatures) for d in nb._dispatchers() if d.signatures}
+print(json.dumps({"compiled": compiled, "parallel": parallel, "n_first": n_first, "first": first,
+                  "second": second, "signatures": sigs}))
 """
 
 
@@ -143,14 +219,23 @@ def test_a_plain_model_compiles_only_what_it_uses_and_says_so_once(tmp_path):
     out = subprocess.run([sys.executable, "-c", _CHILD], capture_output=True, text=True, env=env,
                          check=True, timeout=900)
     rep = json.loads(out.stdout.strip().splitlines()[-1])
-    compiled = set(rep["compiled"])
-    assert "_make_train_batches.<locals>.train_batches" in compiled
+    # small shapes (no kernel reaches a parallel threshold): the serial twin of the
+    # lean training step, and no parallel kernel at all
+    compiled = {q[:-len("__serial")] if q.endswith("__serial") else q for q in rep["compiled"]}
+    assert "_make_train_batches.<locals>.train_batches__serial" in rep["compiled"]
+    assert not set(rep["parallel"]), rep["parallel"]
     unused = {"topk_rows", "tn_sparse_ws", "nt_sparse_ws", "maxout_forward", "maxout_backward",
               "prelu_forward", "prelu_backward", "_dropout", "regularize", "_diag_counts", "_finite",
               "_update"}
     assert not compiled & unused, compiled & unused
-    # a second fit in the same process compiles nothing
-    assert rep["n_first"] == len(rep["compiled"])
+    # a second fit in the same process compiles nothing, nor do the flavoured inputs;
+    # each kernel of the step holds one signature (every array flavour, both label
+    # widths, every layout of matmul's A operand), the loss row two (logits, Y rows)
+    assert rep["n_first"] == len(rep["compiled"]), rep["compiled"][rep["n_first"]:]
+    sigs = rep["signatures"]
+    for name in ONE_SIGNATURE:
+        assert sigs.get(name) == 1, (name, sigs.get(name))
+    assert max(sigs.values()) <= 2, sigs
     notices = [ln for ln in rep["first"].splitlines() if "numba is compiling" in ln]
     assert len(notices) == 1, rep["first"]
     line = notices[0]

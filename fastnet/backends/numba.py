@@ -169,15 +169,44 @@ def _lean_or_full(flags):
 _VARIANTS = {}
 
 
-def _variant(make, flags):
-    """The kernel variant ``make(flags)``, uncached like the others when no
-    cache folder is writable."""
-    disp = _VARIANTS.get((make, flags))
+def _variant(make, flags, *more):
+    """The kernel variant ``make(flags, *more)``, uncached like the others when
+    no cache folder is writable."""
+    disp = _VARIANTS.get((make, flags) + more)
     if disp is None:
-        disp = make(flags)
-        _numba_cache.uncache([disp])
-        _VARIANTS[(make, flags)] = disp
+        disp = make(flags, *more)
+        _numba_cache.uncache([disp] + [twin for _, twin in _jit.TWINS.values()])
+        _VARIANTS[(make, flags) + more] = disp
     return disp
+
+
+# ispec bytes -> (widest row: bs times it is the largest elementwise kernel's
+# size, largest product's n_in * z width)
+_SPEC_SIZES = {}
+
+
+def serial_step(ispec, batch_size, params):
+    """Whether no kernel of a training step (batches of ``batch_size`` rows, the
+    network of ``ispec``, ``params.shape[0]`` parameters) reaches a parallel
+    threshold of kernels/numba/_jit.py: the step then runs the same loops in
+    the serial twin of train_batches, which compiles none of the parallel
+    regions (the results are the same bits either way: the kernels' tiles are
+    fixed by the shape)."""
+    if not isinstance(params, np.ndarray) or params.ndim != 1 or batch_size < 1:
+        return False
+    key = (ispec.tobytes(), ispec.shape)
+    sizes = _SPEC_SIZES.get(key)
+    if sizes is None:
+        zw = np.where(ispec[:, defs.I_KIND] == defs.KIND_MAXOUT,
+                      ispec[:, defs.I_OUT] * np.maximum(1, ispec[:, defs.I_PIECES]), ispec[:, defs.I_OUT])
+        sizes = (int(max(ispec[:, defs.I_IN].max(), zw.max())), int((ispec[:, defs.I_IN] * zw).max()))
+        if len(_SPEC_SIZES) > 256:
+            _SPEC_SIZES.clear()
+        _SPEC_SIZES[key] = sizes
+    widest, product = sizes
+    # (batch_size + 1): meProp's sparse products also count the transposed B
+    return (batch_size * widest < _jit.ELEM_PAR_MIN and (batch_size + 1) * product < _jit.MATMUL_PAR_MIN
+            and params.shape[0] < _jit.ELEM_PAR_MIN)
 
 
 def forward_flags(ispec, fspec):
@@ -193,9 +222,10 @@ def _forward_kernel(ispec, fspec):
     return _variant(_nw.forward_variant, forward_flags(ispec, fspec))
 
 
-def _train_kernel(ispec, fspec, opt, hyper, diag):
+def _train_kernel(ispec, fspec, opt, hyper, diag, batch_size, params):
     """The train_batches variant for this call (the adapter's selector)."""
-    return _variant(_nw.train_variant, train_flags(ispec, fspec, opt, hyper, diag))
+    flags = train_flags(ispec, fspec, opt, hyper, diag)
+    return _variant(_nw.train_variant, flags, _well_formed(ispec, fspec) and serial_step(ispec, batch_size, params))
 
 
 # the inputs passed read-only (see _ro): the caller's data, which may be read-only
@@ -225,13 +255,18 @@ def _dispatchers():
     seen = set()
     # the module-level ones, then the feature variants of train_batches and forward made so far
     for obj in [obj for mod in _KERNEL_MODULES for obj in vars(mod).values()] + \
-            list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()):
+            list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()) + \
+            [twin for _, twin in _jit.TWINS.values()]:
         if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith(_nw.__package__) \
                 and id(obj) not in seen:
             seen.add(id(obj))
             yield obj
 
 
+# the serial twins of the training step and of every kernel it calls (their cache
+# files are one per function, whatever the variant: made here so that
+# refresh_cache flushes them with the others)
+_nw.train_variant((True,) * 7, serial=True)
 _numba_cache.uncache(_dispatchers())
 
 
@@ -247,7 +282,7 @@ def _describe(disp, args):
     args = tuple(args or ())
     # X (the first argument of both) has the model's dtype
     detail = str(args[0].dtype) if args and isinstance(args[0], numba.types.Array) else ""
-    for (make, flags), d in list(_VARIANTS.items()):
+    for (make, flags, *_), d in list(_VARIANTS.items()):
         if d is disp:
             used = [n for n, on in zip(_FLAG_NAMES[make], flags) if on]
             detail += ("; with " + ", ".join(used)) if used else ""

@@ -27,7 +27,12 @@ umap?  numba names a cache file after the function's qualified name and line
 and keys its entries by signature and bytecode, NOT by the compile flags, so
 the two variants overwrite and load each other's machine code: the "serial"
 variant silently runs the parallel code or the reverse.  It also compiles
-everything twice.)
+everything twice.)  The one exception, :func:`serial_twin`, renames its copy:
+the training step of a model whose shapes reach no threshold (fastnet's
+adapter decides, ``serial_step``) runs a twin of train_batches without any
+parallel region, which compiles in a fraction of the time (numba's parfor
+passes and the parallel regions' own functions are most of a ``kernel``'s
+compile cost) and runs the same loops.
 
 Caching caveat: numba invalidates a cached kernel only when ITS OWN source file
 changes.  The constants below, the codes of ``kernels/defs.py`` and the code of
@@ -73,8 +78,10 @@ thread); the other kernels' prange loops split over fixed tiles.
 """
 import hashlib
 import os
+import types as _pytypes
 
 from numba import njit, prange  # noqa: F401  (prange re-exported for the kernel modules)
+from numba.core.dispatcher import Dispatcher as _Dispatcher
 
 # Fast-math flags: none (see the module docstring: the Cython twin's IEEE arithmetic).
 FASTMATH = frozenset()
@@ -137,3 +144,72 @@ def config_digest():
             with open(os.path.join(here, name), "rb") as f:
                 h.update(name.encode() + b"\0" + f.read())
     return h.hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------
+# Serial twins: a driver compiled without any parallel region
+# --------------------------------------------------------------------------
+#: id(dispatcher) -> (dispatcher, its serial twin); the twins made so far
+TWINS = {}
+#: suffix of a twin's qualified name (numba names the cache file after it)
+TWIN_SUFFIX = "__serial"
+
+
+def _global_names(code):
+    names = set(code.co_names)
+    for c in code.co_consts:
+        if isinstance(c, _pytypes.CodeType):
+            names |= _global_names(c)
+    return names
+
+
+def _reaches_parallel(disp, memo):
+    """Whether ``disp`` or a kernel it calls (through its globals) is ``parallel``."""
+    got = memo.get(id(disp))
+    if got is None:
+        memo[id(disp)] = False                      # (a cycle adds nothing)
+        f = disp.py_func
+        got = bool(disp.targetoptions.get("parallel"))
+        for name in _global_names(f.__code__):
+            obj = f.__globals__.get(name)
+            if isinstance(obj, _Dispatcher) and _reaches_parallel(obj, memo):
+                got = True
+        memo[id(disp)] = got
+    return got
+
+
+def serial_twin(disp):
+    """``disp`` compiled without ``parallel``, calling the serial twins of the
+    kernels it calls that have (or reach) a ``prange``: the same code, each
+    ``prange`` a ``range``.  The kernels choose their serial or parallel loop
+    from the shape and split work into tiles fixed by the shape, so a twin
+    gives the same bits; where no shape reaches a parallel threshold it runs
+    the same loops, and skips numba's parfor passes and the parallel regions'
+    compiled functions (most of the cost of a ``kernel`` over a ``serial``:
+    bench/numba_compile_time.py).  A twin is the same function object with a
+    suffixed qualified name (so numba gives it its own cache file: see this
+    module's docstring on why one function must not be compiled both ways) and
+    globals where each such callee is replaced by its twin.  Memoised; a
+    dispatcher that reaches no ``prange`` is its own twin."""
+    if not isinstance(disp, _Dispatcher):      # NUMBA_DISABLE_JIT: plain Python, no prange
+        return disp
+    entry = TWINS.get(id(disp))
+    if entry is not None:
+        return entry[1]
+    memo = {}
+    if not _reaches_parallel(disp, memo):
+        return disp
+    f = disp.py_func
+    glb = dict(f.__globals__)
+    for name in _global_names(f.__code__):
+        obj = glb.get(name)
+        if isinstance(obj, _Dispatcher) and _reaches_parallel(obj, memo):
+            glb[name] = serial_twin(obj)
+    g = _pytypes.FunctionType(f.__code__, glb, f.__name__, f.__defaults__, f.__closure__)
+    g.__qualname__ = f.__qualname__ + TWIN_SUFFIX
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    opts = {k: v for k, v in disp.targetoptions.items() if k not in ("parallel", "nopython")}
+    twin = njit(cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
+    TWINS[id(disp)] = (disp, twin)
+    return twin

@@ -48,7 +48,7 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from .. import defs
-from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, FLAT_TILE, MATMUL_PAR_MIN
+from ._jit import kernel, serial, strict, prange, serial_twin, ELEM_PAR_MIN, FLAT_TILE, MATMUL_PAR_MIN
 from .matmul import matmul, matmul_tn, nt_ws
 from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
@@ -823,12 +823,14 @@ _TRAIN_VARIANTS = {}
 _FORWARD_VARIANTS = {}
 
 
-def train_variant(flags):
-    """The train_batches dispatcher compiled for ``flags`` (created once)."""
+def train_variant(flags, serial=False):
+    """The train_batches dispatcher compiled for ``flags`` (created once); with
+    ``serial``, its serial twin (``_jit.serial_twin``: no parallel region, for
+    shapes that reach no kernel's parallel threshold)."""
     disp = _TRAIN_VARIANTS.get(flags)
     if disp is None:
         disp = _TRAIN_VARIANTS.setdefault(flags, _make_train_batches(*flags))
-    return disp
+    return serial_twin(disp) if serial else disp
 
 
 def forward_variant(flags):
