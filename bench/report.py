@@ -47,8 +47,9 @@ def _early_threads(argv):
                                    " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
 
 
-#: --isa: the Cython engine's cap (FASTNET_MM_ISA) and numba's target CPU (NUMBA_CPU_NAME;
-#: numba keys its cache by CPU, so the variants never mix)
+#: --isa: the Cython engine's cap (FASTNET_MM_ISA) and numba's target CPU (NUMBA_CPU_NAME
+#: with NUMBA_CPU_FEATURES="": without it numba adds the host's features to the name, and an
+#: AVX-512 host still gets AVX-512 code; numba keys its cache by CPU, so the variants never mix)
 ISAS = {"native": (None, None), "avx2": ("avx2", "haswell"), "baseline": ("baseline", "x86-64")}
 
 
@@ -64,6 +65,7 @@ def _early_isa(argv):
     if mm is not None:
         os.environ["FASTNET_MM_ISA"] = mm
         os.environ["NUMBA_CPU_NAME"] = cpu
+        os.environ["NUMBA_CPU_FEATURES"] = ""
 
 
 if __name__ == "__main__":
@@ -575,7 +577,12 @@ def _engine_isa(backend):
             import fastnet.backends.cython as c
             return c.info()["matmul_isa"]
         import numba
-        return numba.config.CPU_NAME or "host (%s)" % __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+        from fastnet._kernels.numba import simd
+        name = numba.config.CPU_NAME or "host (%s)" % __import__("llvmlite.binding", fromlist=["x"]).get_host_cpu_name()
+        feats = numba.config.CPU_FEATURES
+        how = ("its own features" if feats == "" else "the host's features" if feats is None
+               else "features %s" % feats)
+        return "%s with %s, %d-byte vectors" % (name, how, simd.VECTOR_BYTES)
     except Exception as exc:  # noqa: BLE001
         return "unavailable (%s)" % type(exc).__name__
 
@@ -1017,7 +1024,7 @@ def main(argv=None):
                     help="skip the empty-cache numba compile run (always skipped with --quick)")
     ap.add_argument("--isa", default="native", choices=tuple(ISAS),
                     help="instruction set of both engines: native (the best the CPU has), avx2 "
-                         "(FASTNET_MM_ISA=avx2, NUMBA_CPU_NAME=haswell) or baseline (SSE2)")
+                         "(FASTNET_MM_ISA=avx2, NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES='') or baseline (SSE2)")
     ap.add_argument("--out", default=os.path.join(HERE, "REPORT.md"))
     ap.add_argument("--json", default=None, help="also write the raw results as JSON here")
     args = ap.parse_args(argv)

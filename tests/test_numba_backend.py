@@ -268,7 +268,7 @@ def test_fastmath_excludes_nnan_and_ninf():
     disps = _dispatchers()
     assert len(disps) > 20
     # the strict helpers (no fast-math at all: the Cython twin's bits)
-    strict = {"_softmax_xent_row", "_reg_penalty", "_sum_in_order"}
+    strict = {"_softmax_xent_row", "_xent_argmax", "_xent_finish", "_reg_penalty", "_sum_in_order"}
     for d in disps:
         fm = d.targetoptions.get("fastmath")
         if d.py_func.__qualname__ in strict:
@@ -540,11 +540,34 @@ def test_matmul_forms_accept_strided_arrays():
 def test_simd_vector_width_follows_the_cpu():
     from fastnet._kernels.numba import simd
     import llvmlite.binding as llvm
+    if numba.config.CPU_NAME not in (None, "host"):
+        pytest.skip("numba compiles for NUMBA_CPU_NAME=%s (the next test)" % numba.config.CPU_NAME)
     feats = numba.config.CPU_FEATURES or llvm.get_host_cpu_features().flatten()
     have = {f[1:] for f in feats.split(",") if f.startswith("+")}
     want = 64 if "avx512f" in have else 32 if "avx" in have else 16
     assert simd.VECTOR_BYTES == want
     assert simd.lanes_of(numba.float32) == want // 4 and simd.lanes_of(numba.float64) == want // 8
+
+
+def test_simd_vector_width_follows_numba_cpu_name():
+    """NUMBA_CPU_NAME=haswell with NUMBA_CPU_FEATURES="" compiles AVX2 code on any
+    x86-64 host: the vectors (and the matmul's row blocks) must be AVX2's; without
+    NUMBA_CPU_FEATURES numba adds the host's features to the name, and the width
+    follows the host."""
+    import llvmlite.binding as llvm
+    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    host_want = "64 8" if "avx512f" in host else "32 5" if "avx" in host else "16 5"
+    code = ("from fastnet._kernels.numba import simd, matmul; "
+            "print(simd.VECTOR_BYTES, matmul.ROW_BLOCK)")
+    for name, feats, want in (("haswell", "", "32 5"), ("skylake-avx512", "", "64 8"),
+                              ("x86-64", "", "16 5"), ("haswell", None, host_want)):
+        env = dict(os.environ, NUMBA_CPU_NAME=name)
+        env.pop("NUMBA_CPU_FEATURES", None)
+        if feats is not None:
+            env["NUMBA_CPU_FEATURES"] = feats
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert " ".join(out) == want, (name, feats, out)
 
 
 def test_matmul_bits_equal_the_cython_twins():

@@ -4,15 +4,16 @@
     matmul_tn  C = A.T @ B    weight grad    dW = x^T delta
     matmul_nt  C = A @ B.T    backprop       delta_prev = delta W^T
 
-Our own loops, no BLAS.  One register-blocked micro-kernel (``_rows``) serves
-the three forms: a block of 4 rows of C by one panel of 2 vectors of columns
-(32 float32 / 16 float64 on AVX-512, see kernels/numba/simd.py) lives in 8
-vector registers while p runs over the shared dimension; each step loads the
-panel's row of B once (2 vectors) and broadcasts 4 values of A, 8 fused
-multiply-adds.  The panel's last columns are masked loads and stores, so any
+Our own loops, no BLAS.  One register-blocked micro-kernel serves the three
+forms: a block of ROW_BLOCK rows of C (8 on AVX-512, 5 on AVX2) by one panel of
+2 vectors of columns (32 float32 / 16 float64 on AVX-512, see
+kernels/numba/simd.py) lives in vector registers while p runs over the shared
+dimension; each step loads the panel's row of B once (2 vectors) and broadcasts
+ROW_BLOCK values of A (``_blkR``, rendered from kernels/templates/microkernel.py.tp).
+The panel's last columns are masked loads and stores, so any
 width runs at vector speed (LLVM's own vectoriser left most of a 30-wide row to
 its scalar remainder; bench/REPORT.md's kernel table has ``matmul_tn:784x10x30``).
-Leftover rows (n mod 4) go one at a time.  p runs in blocks of ``P_BLOCK`` so a
+A panel's rows run in blocks of equal size.  p runs in blocks of ``P_BLOCK`` so a
 block's panel of B stays in L1 while every row block passes over it; a block
 after the first starts from the C values the previous block stored.
 
@@ -36,17 +37,21 @@ contract, which passes C-contiguous arrays) go through contiguous copies.
 import numpy as np
 
 from ._jit import kernel, serial, prange, MATMUL_PAR_MIN
-from .simd import vlanes, vzero, vbcast, vload_n, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES
+from .simd import vlanes, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
+from ._generated_microkernel import _blk, _blk8, _blk5
 
-#: rows of C per micro-kernel block (4 rows x 2 vectors = 8 accumulators)
-ROW_BLOCK = 4
+#: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
+#: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
+#: the two lane masks: 6 rows spilled, bench/REPORT-avx2.md)
+ROW_BLOCK = 8 if VECTOR_BYTES == 64 else 5
 #: values of p per block: a block's B panel (P_BLOCK x 2 vectors: 32 KB of
 #: float32 on AVX-512) stays in L1 while the row blocks pass over it
 P_BLOCK = 256
 #: matmul_nt's transpose of B: tile edge
 T_TILE = 16
-#: rows per cache block: I_BLOCK x P_BLOCK of A (128 KB float32) stays in L2
-I_BLOCK = 128
+#: rows per cache block (whole row blocks): I_BLOCK x P_BLOCK of A (128 KB
+#: float32 on AVX-512) stays in L2
+I_BLOCK = 16 * ROW_BLOCK
 
 
 @serial
@@ -68,76 +73,25 @@ def _rows(A, B, C, i0, i1):
 @serial
 def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     """C[i0:i1, j0:j0 + w] (+)= A[i0:i1, p0:p1] @ B[p0:p1, j0:j0 + w], w <= 2 vectors:
-    the micro-kernel (4 rows x 2 vectors in registers), then single rows."""
+    blocks of ROW_BLOCK rows, the last 1 or 2 blocks of equal size (10 rows: 5 + 5,
+    not 8 + 1 + 1)."""
     L = vlanes(C)
     w0 = min(L, w)
     w1 = w - w0
     j1 = j0 + L
     i = i0
-    while i + ROW_BLOCK <= i1:
-        r0 = C[i]
-        r1 = C[i + 1]
-        r2 = C[i + 2]
-        r3 = C[i + 3]
-        if p0 == 0:
-            c00 = vzero(C)
-            c01 = vzero(C)
-            c10 = vzero(C)
-            c11 = vzero(C)
-            c20 = vzero(C)
-            c21 = vzero(C)
-            c30 = vzero(C)
-            c31 = vzero(C)
+    while i1 - i >= 2 * ROW_BLOCK:
+        if ROW_BLOCK == 8:
+            _blk8(A, B, C, i, j0, j1, w0, w1, p0, p1)
         else:
-            c00 = vload_n(r0, j0, w0)
-            c01 = vload_n(r0, j1, w1)
-            c10 = vload_n(r1, j0, w0)
-            c11 = vload_n(r1, j1, w1)
-            c20 = vload_n(r2, j0, w0)
-            c21 = vload_n(r2, j1, w1)
-            c30 = vload_n(r3, j0, w0)
-            c31 = vload_n(r3, j1, w1)
-        for p in range(p0, p1):
-            b = B[p]
-            x0 = vload_n(b, j0, w0)
-            x1 = vload_n(b, j1, w1)
-            a = vbcast(A[i, p], C)
-            c00 = vfma(a, x0, c00)
-            c01 = vfma(a, x1, c01)
-            a = vbcast(A[i + 1, p], C)
-            c10 = vfma(a, x0, c10)
-            c11 = vfma(a, x1, c11)
-            a = vbcast(A[i + 2, p], C)
-            c20 = vfma(a, x0, c20)
-            c21 = vfma(a, x1, c21)
-            a = vbcast(A[i + 3, p], C)
-            c30 = vfma(a, x0, c30)
-            c31 = vfma(a, x1, c31)
-        vstore_n(r0, j0, c00, w0)
-        vstore_n(r0, j1, c01, w1)
-        vstore_n(r1, j0, c10, w0)
-        vstore_n(r1, j1, c11, w1)
-        vstore_n(r2, j0, c20, w0)
-        vstore_n(r2, j1, c21, w1)
-        vstore_n(r3, j0, c30, w0)
-        vstore_n(r3, j1, c31, w1)
+            _blk5(A, B, C, i, j0, j1, w0, w1, p0, p1)
         i += ROW_BLOCK
-    while i < i1:
-        r0 = C[i]
-        if p0 == 0:
-            c00 = vzero(C)
-            c01 = vzero(C)
-        else:
-            c00 = vload_n(r0, j0, w0)
-            c01 = vload_n(r0, j1, w1)
-        for p in range(p0, p1):
-            b = B[p]
-            a = vbcast(A[i, p], C)
-            c00 = vfma(a, vload_n(b, j0, w0), c00)
-            c01 = vfma(a, vload_n(b, j1, w1), c01)
-        vstore_n(r0, j0, c00, w0)
-        vstore_n(r0, j1, c01, w1)
-        i += 1
+    if i1 - i > ROW_BLOCK:
+        r = (i1 - i + 1) // 2
+        _blk(r, A, B, C, i, j0, j1, w0, w1, p0, p1)
+        i += r
+    if i < i1:
+        _blk(i1 - i, A, B, C, i, j0, j1, w0, w1, p0, p1)
 
 
 @serial

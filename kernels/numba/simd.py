@@ -27,7 +27,9 @@ brackets an inlined dynamic alloca with stacksave / stackrestore, so a caller's
 loop does not grow the stack: 100,000 batch-1 steps ran).
 
 A vector is ``VECTOR_BYTES`` wide: 64 bytes (16 float32 / 8 float64) where the
-CPU numba compiles for has AVX-512F, 32 where it has AVX, 16 otherwise, so the
+CPU features numba compiles for (``NUMBA_CPU_FEATURES``, else the host's: numba
+adds them to any ``NUMBA_CPU_NAME``; with ``NUMBA_CPU_FEATURES=""`` those of the
+named CPU) have AVX-512F, 32 where they have AVX, 16 otherwise, so the
 micro-kernels' accumulators fit the register file (32 zmm / 16 ymm); LLVM
 splits wider vectors itself, so the choice only matters for speed.  numba's
 cache is keyed by the CPU name and features, so a cache never crosses to a
@@ -45,8 +47,26 @@ from numba.core.errors import TypingError
 from numba.extending import intrinsic, models, register_model
 
 
+#: vector bytes of the CPUs ``NUMBA_CPU_NAME`` may name with ``NUMBA_CPU_FEATURES=""``
+#: (numba then compiles for that CPU alone, e.g. ``haswell`` for the AVX2 code on an
+#: AVX-512 machine); a name not listed gets 16 (SSE2 width: correct everywhere)
+_NAMED_CPU_BYTES = dict(
+    [(n, 64) for n in ("skylake-avx512", "cascadelake", "cooperlake", "cannonlake",
+                       "icelake-client", "icelake-server", "tigerlake", "rocketlake",
+                       "sapphirerapids", "emeraldrapids", "graniterapids", "znver4", "znver5",
+                       "knl", "knm", "x86-64-v4")]
+    + [(n, 32) for n in ("haswell", "broadwell", "skylake", "alderlake", "raptorlake",
+                         "meteorlake", "arrowlake", "lunarlake", "znver1", "znver2", "znver3",
+                         "bdver4", "x86-64-v3")])
+
+
 def _vector_bytes():
     feats = config.CPU_FEATURES
+    name = (config.CPU_NAME or "host").strip().lower()
+    if feats == "" and name != "host":
+        # NUMBA_CPU_FEATURES="" with a CPU name: that CPU's own features (without
+        # it, numba adds the HOST's features to any NUMBA_CPU_NAME)
+        return _NAMED_CPU_BYTES.get(name, 16)
     if feats is None:
         try:
             import llvmlite.binding as llvm
@@ -104,12 +124,19 @@ def _pointer(context, builder, aty, arr, idx, vty):
     return builder.bitcast(p, vty.as_pointer())
 
 
-def _mask(builder, count, lanes):
-    """<lanes x i1>: lane < count."""
+def _mask(builder, count, lanes, width):
+    """<lanes x i1>: lane < count, compared in integers of the element's width
+    (float32: one 32-bit compare per vector, the form AVX2's vmaskmovps takes; a
+    64-bit compare needs two and a pack, which LLVM redid in every loop step)."""
     i64 = ir.IntType(64)
     if count.type.width < 64:
         count = builder.sext(count, i64)
-    vt = ir.VectorType(i64, lanes)
+    big = ir.Constant(i64, lanes)
+    count = builder.select(builder.icmp_signed(">", count, big), big, count)
+    it = ir.IntType(width)
+    if width < 64:
+        count = builder.trunc(count, it)
+    vt = ir.VectorType(it, lanes)
     cv = builder.insert_element(ir.Constant(vt, ir.Undefined), count, ir.Constant(ir.IntType(32), 0))
     cv = builder.shuffle_vector(cv, cv, ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
     return builder.icmp_signed("<", ir.Constant(vt, list(range(lanes))), cv)
@@ -179,7 +206,7 @@ def vload_n(typingctx, row, j, n):
     def codegen(context, builder, sig, args):
         ty = context.get_value_type(vt)
         vp = _pointer(context, builder, sig.args[0], args[0], args[1], ty)
-        m = _mask(builder, args[2], vt.lanes)
+        m = _mask(builder, args[2], vt.lanes, row.dtype.bitwidth)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ty, [ty.as_pointer(), ir.IntType(32), m.type, ty]),
             "llvm.masked.load.%s.p0%s" % (_suffix(ty), _suffix(ty)))
@@ -209,7 +236,7 @@ def vstore_n(typingctx, row, j, v, n):
     def codegen(context, builder, sig, args):
         ty = args[2].type
         vp = _pointer(context, builder, sig.args[0], args[0], args[1], ty)
-        m = _mask(builder, args[3], ty.count)
+        m = _mask(builder, args[3], ty.count, row.dtype.bitwidth)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ty, ty.as_pointer(), ir.IntType(32), m.type]),
             "llvm.masked.store.%s.p0%s" % (_suffix(ty), _suffix(ty)))
