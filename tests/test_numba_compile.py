@@ -116,8 +116,12 @@ def test_array_flavours_reach_the_same_specialisations(dtype, tmp_path):
                                               if ("Array(float32" in str(s)) == (dtype == "float32")])
                  for d in nb._dispatchers()}
     assert per_dtype["_make_train_batches.<locals>.train_batches__serial"] == 1
-    for name in ONE_SIGNATURE:   # (a callee loaded with its caller from the cache holds none)
-        assert per_dtype[name] <= 1, (name, per_dtype[name])
+    # (a callee loaded with its caller from the cache holds none; matmul's _rows and
+    # _panel are also reached by the contract kernels that other tests of this process
+    # call with other layouts of A: the fresh-process test below counts them exactly)
+    for name in ONE_SIGNATURE:
+        if name not in ("_rows", "_panel"):
+            assert per_dtype[name] <= 1, (name, per_dtype[name])
 
 
 def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
