@@ -58,6 +58,8 @@ def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
     """The AVX-512 narrow path over column chunks (m up to 128) sums every element in
     the same order with the same fused multiply-adds as the tiles it replaces: the
     same bits with the chunks off (the direct / packed paths), at 1 and 2 threads."""
+    if isa == "baseline":
+        pytest.skip("no narrow kernels: both runs take the same path")
     rng = np.random.default_rng(n + k + m)
     A = rng.standard_normal((n, k)).astype(dtype)
     B = rng.standard_normal((k, m)).astype(dtype)
@@ -73,7 +75,5 @@ def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
                     outs.append(C)
             finally:
                 mm._set_narrow_max_cols(before)
-        if isa == "baseline":
-            continue  # no narrow kernels: both runs take the same path
         for o in outs[1:]:
             assert o.tobytes() == outs[0].tobytes(), (form, isa)

@@ -721,7 +721,7 @@ def select_isa(want="auto"):
     global nrw_max_cols
     got = fastnet_mm_select(levels[want])
     # column chunks pay with AVX-512's 32 registers (6 rows x 4 vectors in flight);
-    # AVX2's 16 hold 2 x 4 and lose to the 6 x 16 tile (bench/REPORT-avx2.md)
+    # AVX2's 16 hold 2 x 4 and lose to the 6 x 16 tile (`bench/report.py --isa avx2`'s GEMM table)
     nrw_max_cols = NRW_MAX_COLS if got == 2 else 0
     return ("baseline", "avx2", "avx512")[got]
 

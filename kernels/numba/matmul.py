@@ -42,7 +42,7 @@ from ._generated_microkernel import _blk, _blk8, _blk5
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
 #: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
-#: the two lane masks: 6 rows spilled, bench/REPORT-avx2.md)
+#: the two lane masks: 6 rows spilled; `bench/report.py --isa avx2`'s GEMM table)
 ROW_BLOCK = 8 if VECTOR_BYTES == 64 else 5
 #: values of p per block: a block's B panel (P_BLOCK x 2 vectors: 32 KB of
 #: float32 on AVX-512) stays in L1 while the row blocks pass over it
