@@ -1,8 +1,8 @@
 """The Cython matmul's micro-kernel variants (baseline SSE2, AVX2+FMA, AVX-512,
 picked once per process from the CPU; ``select_isa`` caps the choice): every
 variant the CPU supports matches float64 numpy on the direct (small, in-place),
-narrow (AVX-512 / AVX2, at most 4 vectors of columns: m <= 64 / 32 float32; on
-AVX-512 also up to 128 columns in chunks of 4 vectors) and
+narrow (AVX-512 / AVX2, at most 4 vectors of columns: m <= 64 / 32 float32, and
+up to 128 columns in chunks of 4 / 2 vectors) and
 packed (large) paths of the three forms, ragged edges included, and gives the
 same bits for 1 and 2 threads (the narrow shapes include one above the parallel
 threshold and a matmul_nt whose B^T does not fit the stack buffer; 40 x 2100 x 70 is
@@ -53,11 +53,12 @@ def test_variant_matches_reference_and_threads(isa, dtype, n, k, m):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n,k,m", [(200, 64, 100), (17, 784, 128), (1100, 1000, 100), (6, 5, 113),
-                                   (64, 513, 65), (33, 300, 70)])
+                                   (64, 513, 65), (33, 300, 70), (10, 784, 30)])
 def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
-    """The AVX-512 narrow path over column chunks (m up to 128) sums every element in
-    the same order with the same fused multiply-adds as the tiles it replaces: the
-    same bits with the chunks off (the direct / packed paths), at 1 and 2 threads."""
+    """The narrow path over column chunks (m up to 128; 1 to 4 vectors per chunk)
+    sums every element in the same order with the same fused multiply-adds as the
+    tiles it replaces: the same bits with the chunks off (the direct / packed paths),
+    at 1 and 2 threads."""
     if isa == "baseline":
         pytest.skip("no narrow kernels: both runs take the same path")
     rng = np.random.default_rng(n + k + m)
@@ -66,14 +67,15 @@ def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
     for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
                        ("matmul_nt", A, np.ascontiguousarray(B.T))]:
         outs = []
-        for cols in (128, 0):
-            before = mm._set_narrow_max_cols(cols)
+        for chunk, cols in ((1, 128), (2, 128), (3, 128), (4, 128), (4, 0)):
+            before = mm._set_narrow_max_cols(cols), mm._set_narrow_chunk(chunk)
             try:
                 for threads in (1, 2):
                     C = np.full((n, m), np.nan, dtype)
                     getattr(mm, form)(a, b, C, threads)
                     outs.append(C)
             finally:
-                mm._set_narrow_max_cols(before)
+                mm._set_narrow_max_cols(before[0])
+                mm._set_narrow_chunk(before[1])
         for o in outs[1:]:
             assert o.tobytes() == outs[0].tobytes(), (form, isa)

@@ -36,8 +36,9 @@ Four ways to feed it, chosen from the shape only:
   (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
   ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation
   (the batch-10 rows of bench/REPORT.md's kernel table show what that buys).
-  On AVX-512 the same kernels also take up to ``NRW_MAX_COLS`` columns (the
-  100-unit layers) in chunks of 4 vectors, the last chunk the rest: each
+  The same kernels also take up to ``NRW_MAX_COLS`` columns (the 100-unit
+  layers) in column chunks of 4 vectors on AVX-512, 2 on AVX2 (5-row blocks
+  fill AVX2's 16 registers better than 2 x 4), the last chunk the rest: each
   (chunk, row block) is a task of its own.
 
 * **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
@@ -432,46 +433,29 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
 cdef enum:
     # narrow path: B^T of matmul_nt transposed into a stack buffer up to this many elements
     NRW_STACK = 2048
-    # AVX-512 narrow path over column chunks up to this many columns (wider: the
+    # narrow path over column chunks up to this many columns (wider: the
     # packed path; bench/REPORT.md's GEMM table)
     NRW_MAX_COLS = 128
 
 
-cdef inline bint _narrow_ok(Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
-    """The narrow kernels apply: AVX2 or AVX-512, m at most 4 vectors of elements
-    of esize bytes."""
-    return fn_nrw_on and m * esize <= 4 * fn_nrw_vbytes
-
-
-cdef inline unsigned int _narrow_blocks(Py_ssize_t n, Py_ssize_t m, Py_ssize_t esize,
-                                        Py_ssize_t* nv, Py_ssize_t* R,
-                                        Py_ssize_t* nblk) noexcept nogil:
-    """The narrow path's blocking of n rows x m columns: nv vectors per row, nblk
-    blocks of R rows (equal sizes, at most fn_nrw_rmax[nv - 1]); returns the mask
-    of the last vector's lanes."""
-    cdef Py_ssize_t vl = fn_nrw_vbytes // esize
-    nv[0] = (m + vl - 1) // vl
-    R[0] = _cdiv(n, _cdiv(n, fn_nrw_rmax[nv[0] - 1]))
-    nblk[0] = _cdiv(n, R[0])
-    return <unsigned int> ((1 << (m - (nv[0] - 1) * vl)) - 1)
-
-
 cdef Py_ssize_t nrw_max_cols = NRW_MAX_COLS
+# vectors per column chunk (select_isa)
+cdef Py_ssize_t nrw_chunk = 4
 
 
 cdef inline bint _chunked_ok(Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
-    """The narrow kernels (over column chunks of up to 4 vectors) apply: AVX2 or
+    """The narrow kernels (over column chunks of nrw_chunk vectors) apply: AVX2 or
     AVX-512 and m at most 4 vectors or nrw_max_cols columns."""
     return fn_nrw_on and (m * esize <= 4 * fn_nrw_vbytes or m <= nrw_max_cols)
 
 
-cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t nblk4, Py_ssize_t R4,
+cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t cw, Py_ssize_t nblk4, Py_ssize_t R4,
                               Py_ssize_t nvl, Py_ssize_t Rl, Py_ssize_t nblk_full,
                               unsigned int full, unsigned int tail,
                               const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                               const floating* B, Py_ssize_t sb_p, floating* C,
                               Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
-    """Task t: a block of rows of one column chunk (4 vectors; the last chunk nvl,
+    """Task t: a block of rows of one column chunk (cw vectors; the last chunk nvl,
     its last vector under the tail mask), C's rows m apart."""
     cdef Py_ssize_t c, b, i0, rows, R, nv, j0
     cdef unsigned int mk
@@ -479,7 +463,7 @@ cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t nblk4, Py_ssize_t R4,
         c = t // nblk4
         b = t - c * nblk4
         R = R4
-        nv = 4
+        nv = cw
         mk = full
     else:
         c = nblk_full // nblk4 if nblk4 > 0 else 0
@@ -487,7 +471,7 @@ cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t nblk4, Py_ssize_t R4,
         R = Rl
         nv = nvl
         mk = tail
-    j0 = c * 4 * (fn_nrw_vbytes // <Py_ssize_t> sizeof(floating))
+    j0 = c * cw * (fn_nrw_vbytes // <Py_ssize_t> sizeof(floating))
     i0 = b * R
     rows = min(R, n - i0)
     if floating is float:
@@ -499,20 +483,21 @@ cdef inline void _narrow_task(Py_ssize_t t, Py_ssize_t nblk4, Py_ssize_t R4,
 cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                   const floating* B, Py_ssize_t sb_p, floating* C,
                   Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
-    """B rows contiguous, m up to nrw_max_vectors vectors: the columns in chunks of
-    4 vectors (the last one the rest), each chunk in blocks of rows of equal size
+    """B rows contiguous, m within _chunked_ok: the columns in chunks of
+    nrw_chunk vectors (the last one the rest), each chunk in blocks of rows of equal size
     (at most fn_nrw_rmax), every column of a block in registers for the whole k
     loop; A and B read in place.  The (chunk, block) tasks split between the
     threads (shape only)."""
     cdef Py_ssize_t vl = fn_nrw_vbytes // <Py_ssize_t> sizeof(floating)
     cdef Py_ssize_t nvec = (m + vl - 1) // vl
-    cdef Py_ssize_t nchunk = (nvec + 3) // 4
-    cdef Py_ssize_t nvl = nvec - 4 * (nchunk - 1)
+    cdef Py_ssize_t cw = nrw_chunk
+    cdef Py_ssize_t nchunk = (nvec + cw - 1) // cw
+    cdef Py_ssize_t nvl = nvec - cw * (nchunk - 1)
     cdef Py_ssize_t R4 = 0, nblk4 = 0, Rl, nblkl, ntask, t
     cdef unsigned int full = <unsigned int> ((1 << vl) - 1)
     cdef unsigned int tail = <unsigned int> ((1 << (m - (nvec - 1) * vl)) - 1)
     if nchunk > 1:
-        R4 = _cdiv(n, _cdiv(n, fn_nrw_rmax[3]))
+        R4 = _cdiv(n, _cdiv(n, fn_nrw_rmax[cw - 1]))
         nblk4 = _cdiv(n, R4)
     Rl = _cdiv(n, _cdiv(n, fn_nrw_rmax[nvl - 1]))
     nblkl = _cdiv(n, Rl)
@@ -521,11 +506,11 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     # region costs libgomp a noticeable share of a batch-10 product)
     if ntask > 1 and n * k * m >= MATMUL_PAR_MIN:
         for t in prange(ntask, schedule='static', num_threads=n_threads):
-            _narrow_task(t, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
+            _narrow_task(t, cw, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
                          A, sa_i, sa_p, B, sb_p, C, n, k, m)
     else:
         for t in range(ntask):
-            _narrow_task(t, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
+            _narrow_task(t, cw, nblk4, R4, nvl, Rl, (nchunk - 1) * nblk4, full, tail,
                          A, sa_i, sa_p, B, sb_p, C, n, k, m)
 
 
@@ -626,32 +611,42 @@ cdef int matmul_ptr_c(int variant, const floating* const* arow, Py_ssize_t a_off
                       Py_ssize_t m) noexcept nogil:
     """The narrow path (one thread) with A given by pointers, variant 0: A (n, k),
     row i at arow[i] + a_off; variant 1: C = A.T @ B with A (k, n), row p at
-    arow[p] + a_off.  -1 (nothing done) where the narrow kernels do not apply
-    (m over 4 vectors, no AVX2): the caller gathers A and calls matmul_c /
+    arow[p] + a_off; the columns in chunks of nrw_chunk vectors as in _narrow.
+    -1 (nothing done) where the narrow kernels do not apply (m over
+    _chunked_ok's limit, no AVX2): the caller gathers A and calls matmul_c /
     matmul_tn_c, which give the same bits."""
-    cdef Py_ssize_t nv, nblk, R, t, i0, rows
-    cdef unsigned int tail
-    if not _narrow_ok(m, sizeof(floating)):
+    cdef Py_ssize_t vl = fn_nrw_vbytes // <Py_ssize_t> sizeof(floating)
+    cdef Py_ssize_t cw = nrw_chunk, nvec, nchunk, c, j0, nv, nblk, R, t, i0, rows
+    cdef unsigned int mk, tail
+    if not _chunked_ok(m, sizeof(floating)):
         return -1
     if n <= 0 or m <= 0:
         return 0
     if k <= 0:
         memset(C, 0, n * m * sizeof(floating))
         return 0
-    tail = _narrow_blocks(n, m, sizeof(floating), &nv, &R, &nblk)
-    for t in range(nblk):
-        i0 = t * R
-        rows = min(R, n - i0)
-        if floating is float:
-            if variant == 0:
-                fn_nrwx_f32(0, nv, rows)(k, arow + i0, a_off, B, m, C + i0 * m, m, tail)
+    nvec = (m + vl - 1) // vl
+    nchunk = (nvec + cw - 1) // cw
+    tail = <unsigned int> ((1 << (m - (nvec - 1) * vl)) - 1)
+    for c in range(nchunk):
+        nv = min(cw, nvec - c * cw)
+        j0 = c * cw * vl
+        mk = tail if c == nchunk - 1 else <unsigned int> ((1 << vl) - 1)
+        R = _cdiv(n, _cdiv(n, fn_nrw_rmax[nv - 1]))
+        nblk = _cdiv(n, R)
+        for t in range(nblk):
+            i0 = t * R
+            rows = min(R, n - i0)
+            if floating is float:
+                if variant == 0:
+                    fn_nrwx_f32(0, nv, rows)(k, arow + i0, a_off, B + j0, m, C + i0 * m + j0, m, mk)
+                else:
+                    fn_nrwx_f32(1, nv, rows)(k, arow, a_off + i0, B + j0, m, C + i0 * m + j0, m, mk)
             else:
-                fn_nrwx_f32(1, nv, rows)(k, arow, a_off + i0, B, m, C + i0 * m, m, tail)
-        else:
-            if variant == 0:
-                fn_nrwx_f64(0, nv, rows)(k, arow + i0, a_off, B, m, C + i0 * m, m, tail)
-            else:
-                fn_nrwx_f64(1, nv, rows)(k, arow, a_off + i0, B, m, C + i0 * m, m, tail)
+                if variant == 0:
+                    fn_nrwx_f64(0, nv, rows)(k, arow + i0, a_off, B + j0, m, C + i0 * m + j0, m, mk)
+                else:
+                    fn_nrwx_f64(1, nv, rows)(k, arow, a_off + i0, B + j0, m, C + i0 * m + j0, m, mk)
     return 0
 
 
@@ -718,11 +713,13 @@ def select_isa(want="auto"):
     levels = {"baseline": 0, "sse2": 0, "avx2": 1, "avx512": 2, "auto": 2}
     if want not in levels:
         raise ValueError("select_isa: unknown instruction set %r" % (want,))
-    global nrw_max_cols
+    global nrw_max_cols, nrw_chunk
     got = fastnet_mm_select(levels[want])
-    # column chunks pay with AVX-512's 32 registers (6 rows x 4 vectors in flight);
-    # AVX2's 16 hold 2 x 4 and lose to the 6 x 16 tile (`bench/report.py --isa avx2`'s GEMM table)
-    nrw_max_cols = NRW_MAX_COLS if got == 2 else 0
+    # column chunks of 4 vectors on AVX-512 (6 rows in flight), 2 on AVX2 (5 rows:
+    # AVX2's 16 registers); both beat the packed / direct tiles up to NRW_MAX_COLS
+    # (`bench/report.py` and `--isa avx2`, GEMM tables)
+    nrw_chunk = 4 if got == 2 else 2
+    nrw_max_cols = NRW_MAX_COLS if got >= 1 else 0
     return ("baseline", "avx2", "avx512")[got]
 
 
@@ -732,6 +729,17 @@ def _set_narrow_max_cols(Py_ssize_t cols):
     global nrw_max_cols
     old = nrw_max_cols
     nrw_max_cols = max(cols, 0)
+    return old
+
+
+def _set_narrow_chunk(Py_ssize_t vectors):
+    """Benchmark hook: vectors per column chunk of the narrow path (1 to 4);
+    returns the previous one.  The bits do not depend on it."""
+    global nrw_chunk
+    if not 1 <= vectors <= 4:
+        raise ValueError("_set_narrow_chunk: vectors must be 1 to 4, got %d" % vectors)
+    old = nrw_chunk
+    nrw_chunk = vectors
     return old
 
 
