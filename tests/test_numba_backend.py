@@ -268,7 +268,8 @@ def test_fastmath_excludes_nnan_and_ninf():
     disps = _dispatchers()
     assert len(disps) > 20
     # the strict helpers (no fast-math at all: the Cython twin's bits)
-    strict = {"_softmax_xent_row", "_xent_argmax", "_xent_finish", "_reg_penalty", "_sum_in_order"}
+    strict = {"_softmax_xent_row", "_xent_argmax", "_xent_finish", "_reg_penalty", "_abs_sq_sums",
+              "_sum_in_order"}
     for d in disps:
         fm = d.targetoptions.get("fastmath")
         if d.py_func.__qualname__ in strict:

@@ -237,3 +237,39 @@ def test_the_table_covers_every_optimizer_head_and_layer_kind():
     assert heads == set(defs.HEADS.values())
     assert kinds == {defs.KIND_DENSE, defs.KIND_MAXOUT}
     assert defs.ACT_PRELU in acts
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("l1,l2", [(1e-3, 0.0), (0.0, 1e-2), (1e-3, 1e-2)])
+def test_regularize_twins_same_bits_across_tiles(dtype, l1, l2):
+    """The penalty's sums (8 interleaved partials per FLAT_TILE tile, then the tiles
+    in order) and the gradient terms are the same bits in both twins on a layer of
+    more than one tile whose size is not a multiple of 8, with a NaN, a zero and an
+    infinite weight in it; the penalty is close to the float64 reference sum."""
+    from conftest import make_spec
+    from fastnet.backends import get_backend
+    ispec, fspec, P = make_spec(97, [53], [0], use_bias=[True], l1=[l1], l2=[l2])
+    rng = np.random.default_rng(5)
+    params = rng.standard_normal(P).astype(dtype)
+    grads0 = rng.standard_normal(P).astype(dtype)
+    out = {}
+    for b in ("numba", "cython"):
+        for threads in (1, 2):
+            g, pen = grads0.copy(), np.full(1, np.nan)
+            get_backend(b).regularize(ispec, fspec, params, g, pen, threads)
+            out[b, threads] = (g, pen)
+    g0, p0 = out["cython", 1]
+    for key, (g, pen) in out.items():
+        assert g.tobytes() == g0.tobytes(), key
+        assert pen.tobytes() == p0.tobytes(), key
+    W = params[:97 * 53].astype(np.float64)
+    assert p0[0] == pytest.approx(l1 * np.abs(W).sum() + l2 * (W * W).sum(), rel=1e-12)
+    special = params.copy()
+    special[[3, 4100, 5000]] = [np.nan, 0.0, np.inf]
+    res = {}
+    for b in ("numba", "cython"):
+        g, pen = grads0.copy(), np.full(1, np.nan)
+        get_backend(b).regularize(ispec, fspec, special, g, pen, 1)
+        res[b] = (g, pen)
+    assert res["numba"][0].tobytes() == res["cython"][0].tobytes()
+    assert np.isnan(res["numba"][1][0]) and np.isnan(res["cython"][1][0])

@@ -1,4 +1,5 @@
-# cdef (nogil) entry points of _generated_elementwise.pyx, cimported by network.pyx.
+# cdef (nogil) entry points of _generated_elementwise.pyx, cimported by network.pyx
+# and reduce.pyx.
 #
 # This declaration file is written by hand (it does not depend on the table);
 # the module itself is rendered from kernels/templates/elementwise.pyx.tp and
@@ -25,3 +26,9 @@ cdef void optimizer_update_c(int opt, const double* hyper, Py_ssize_t t,
 # x[e] = exp(x[e]) for e < n, through this CPU's vector loop (fn_math.h: float64
 # fn_exp, within 1 ulp of libm; float32 fn_expf, within 1 ulp of exp rounded to float)
 cdef void exp_inplace_c(floating* x, Py_ssize_t n) noexcept nogil
+
+# the penalty's element loop over n weights: sums[0] = sum |W|, sums[1] = sum W^2 (float64,
+# 8 interleaved partials added in order: numba's reduce._abs_sq_sums), then
+# G += l1 sign(W) + 2 l2 W (a zero coefficient's term left out), in this CPU's vector loop
+cdef void reg_span_c(const floating* W, floating* G, Py_ssize_t n, double l1, double l2,
+                     double* sums) noexcept nogil

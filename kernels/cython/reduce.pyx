@@ -12,13 +12,13 @@ then over tiles in order, so it does not depend on the thread count.
 """
 from cython cimport floating
 from cython.parallel cimport prange
-from libc.math cimport fabs
 from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 import numpy as np
 
 from ._types cimport ELEM_PAR_MIN, FLAT_TILE, COL_TILE
+from ._generated_elementwise cimport reg_span_c
 
 from fastnet._kernels import defs
 
@@ -137,25 +137,12 @@ cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_
 
 cdef inline void _reg_tile(const floating* W, floating* G, Py_ssize_t t, Py_ssize_t size,
                            double l1, double l2, double* scratch) noexcept nogil:
-    """Tile t of one kernel: G += l1 sign(W) + 2 l2 W; its sum |w|, sum w^2 to scratch.
+    """Tile t of one kernel: G += l1 sign(W) + 2 l2 W; its sum |w|, sum w^2 to scratch
+    (the element loop: _generated_elementwise.reg_span_c, vectorised per ISA).
     A zero coefficient's term is left out (not added as 0 * inf = NaN for an
     infinite weight), as in the numba twin and the reference."""
-    cdef Py_ssize_t e, e0 = t * FLAT_TILE, e1 = min(t * FLAT_TILE + FLAT_TILE, size)
-    cdef double s1 = 0.0, s2 = 0.0, w, sg, l2x2 = 2.0 * l2
-    for e in range(e0, e1):
-        w = W[e]
-        s1 = s1 + fabs(w)
-        s2 = s2 + w * w
-        # sign(0) = 0, NaN for NaN (np.sign, as the numba twin)
-        sg = w if w != w else <double> ((w > 0) - (w < 0))
-        if l2 == 0.0:
-            G[e] = <floating> (G[e] + l1 * sg)
-        elif l1 == 0.0:
-            G[e] = <floating> (G[e] + l2x2 * w)
-        else:
-            G[e] = <floating> (G[e] + (l1 * sg + l2x2 * w))
-    scratch[2 * t] = s1
-    scratch[2 * t + 1] = s2
+    cdef Py_ssize_t e0 = t * FLAT_TILE, e1 = min(t * FLAT_TILE + FLAT_TILE, size)
+    reg_span_c(W + e0, G + e0, e1 - e0, l1, l2, &scratch[2 * t])
 
 
 cdef inline double _penalty(double l1, double s1, double l2, double s2) noexcept nogil:

@@ -152,20 +152,41 @@ def _reg_grad_par(W, G, l1, l2):
 
 
 @strict
+def _abs_sq_sums(W, lo, hi):
+    """sum |W[lo:hi]| and sum W[lo:hi]^2 in float64, each with 8 interleaved partial
+    sums (element i to partial i % 8, the partials added in order at the end):
+    the Cython twin's _abs_sq_sums."""
+    p1 = np.zeros(8)
+    p2 = np.zeros(8)
+    n8 = lo + (hi - lo) - (hi - lo) % 8
+    for i in range(lo, n8, 8):
+        for j in range(8):
+            w = np.float64(W[i + j])
+            p1[j] = p1[j] + abs(w)
+            p2[j] = p2[j] + w * w
+    for i in range(n8, hi):
+        w = np.float64(W[i])
+        p1[i - n8] = p1[i - n8] + abs(w)
+        p2[i - n8] = p2[i - n8] + w * w
+    s1 = 0.0
+    s2 = 0.0
+    for j in range(8):
+        s1 = s1 + p1[j]
+        s2 = s2 + p2[j]
+    return s1, s2
+
+
+@strict
 def _reg_penalty(W, l1, l2):
-    """l1 * sum|W| + l2 * sum W^2 in float64: sums in order within each tile of
-    FLAT_TILE, then over the tiles (the Cython twin's order; strict: no reassociation
-    of the sums); a zero coefficient's term is left out (0 * inf would be NaN)."""
+    """l1 * sum|W| + l2 * sum W^2 in float64: 8 interleaved partial sums within each
+    tile of FLAT_TILE (_abs_sq_sums), then the tiles in order (the Cython twin's
+    order; strict: no reassociation of the sums); a zero coefficient's term is
+    left out (0 * inf would be NaN)."""
     s1 = 0.0
     s2 = 0.0
     n = W.shape[0]
     for lo in range(0, n, FLAT_TILE):
-        t1 = 0.0
-        t2 = 0.0
-        for i in range(lo, min(lo + FLAT_TILE, n)):
-            w = np.float64(W[i])
-            t1 += abs(w)
-            t2 += w * w
+        t1, t2 = _abs_sq_sums(W, lo, min(lo + FLAT_TILE, n))
         s1 += t1
         s2 += t2
     if l2 == 0.0:
