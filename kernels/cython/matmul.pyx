@@ -107,6 +107,7 @@ cdef extern from "matmul_kernels.h":
                                   unsigned int) noexcept nogil
     const int* fn_nrw_rmax
     int fn_nrw_on, fn_nrw_vbytes
+    int fn_ukr_pk
     fn_nrw_f32_t fn_nrw_f32(int nv, int r) noexcept nogil
     fn_nrw_f64_t fn_nrw_f64(int nv, int r) noexcept nogil
     ctypedef void (*fn_nrwx_f32_t)(Py_ssize_t, const float* const*, Py_ssize_t, const float*,
@@ -362,6 +363,9 @@ cdef inline void _rowblock_panel(Py_ssize_t t, Py_ssize_t ncb, Py_ssize_t nrb_bl
               C + (ic + i0) * m + jc + j0, m, min(MR, nic - i0), cols, MR, nr, pc > 0)
 
 
+cdef Py_ssize_t mm_kc = KC
+
+
 cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                  const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
                  Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
@@ -374,7 +378,7 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     cdef Py_ssize_t nr = _nr(C), MR = fn_mm_mr
     cdef Py_ssize_t ncmax = min(<Py_ssize_t> NC, _cdiv(m, nr) * nr)
     # blocks of p of equal size (at most KC): no short last block re-reading C for a few p
-    cdef Py_ssize_t kcmax = _cdiv(k, _cdiv(k, KC))
+    cdef Py_ssize_t kcmax = _cdiv(k, _cdiv(k, mm_kc))
     cdef Py_ssize_t icmax = min(<Py_ssize_t> IC, _cdiv(n, MR) * MR)
     cdef bint par = n * k * m >= MATMUL_PAR_MIN
     cdef floating* Bp = <floating*> malloc(ncmax * kcmax * sizeof(floating) + 64)
@@ -729,6 +733,26 @@ def _set_narrow_max_cols(Py_ssize_t cols):
     global nrw_max_cols
     old = nrw_max_cols
     nrw_max_cols = max(cols, 0)
+    return old
+
+
+def _set_ukr_packed(int on):
+    """Benchmark hook: the micro-kernel's constant-stride loop for packed panels
+    (1) or its generic loop (0); returns the previous setting.  Same bits."""
+    global fn_ukr_pk
+    old = fn_ukr_pk
+    fn_ukr_pk = 1 if on else 0
+    return old
+
+
+def _set_kc(Py_ssize_t kc):
+    """Benchmark hook: the packed path's largest block of p; returns the previous
+    one.  The bits do not depend on it."""
+    global mm_kc
+    if kc < 1:
+        raise ValueError("_set_kc: kc must be at least 1, got %d" % kc)
+    old = mm_kc
+    mm_kc = kc
     return old
 
 

@@ -13,6 +13,7 @@
    acc in vector registers and broadcasts a[r, p] times an NR-wide row of b.
    The AVX2 / AVX-512 variants are compiled with function target attributes,
    so the module itself stays portable (baseline x86-64 = SSE2). */
+static int fn_ukr_pk = 1;  /* benchmark hook: the packed-panel loop on / off */
 #define FN_UKR(NAME, T, MRV, VL, NV, ATTR)                                            \
 ATTR static void NAME(ptrdiff_t kc, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,        \
                       const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc, int accumulate) \
@@ -24,6 +25,20 @@ ATTR static void NAME(ptrdiff_t kc, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,   
     for (r = 0; r < MRV; r++)                                                        \
         for (v = 0; v < NV; v++)                                                     \
             acc[r][v] = accumulate ? *(const vt*)(c + r * ldc + v * VL) : (vt){0};   \
+    if (fn_ukr_pk && a_r == 1 && a_p == MRV && b_p == NV * VL) {                     \
+        /* packed panels: constant strides, so gcc addresses A and B by     \
+           immediate offsets and keeps one broadcast register (the generic  \
+           loop below spilled strides and copied accumulators every step) */ \
+        for (p = 0; p < kc; p++) {                                                   \
+            const T* bp = b + p * (NV * VL);                                         \
+            const T* ap = a + p * MRV;                                               \
+            for (v = 0; v < NV; v++) bv[v] = *(const vt*)(bp + v * VL);              \
+            for (r = 0; r < MRV; r++) {                                              \
+                const vt av = ap[r] - (vt){0};  /* a broadcast (x - 0 is x) */         \
+                for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                    \
+            }                                                                        \
+        }                                                                            \
+    } else {                                                                         \
     for (p = 0; p < kc; p++) {                                                       \
         const T* bp = b + p * b_p;                                                   \
         const T* ap = a + p * a_p;                                                   \
@@ -32,6 +47,7 @@ ATTR static void NAME(ptrdiff_t kc, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,   
             T av = ap[r * a_r];                                                      \
             for (v = 0; v < NV; v++) acc[r][v] += av * bv[v];                        \
         }                                                                            \
+    }                                                                                \
     }                                                                                \
     for (r = 0; r < MRV; r++)                                                        \
         for (v = 0; v < NV; v++) *(vt*)(c + r * ldc + v * VL) = acc[r][v];           \
