@@ -162,11 +162,33 @@ def test_report_quick(runs):
                     "## predict", "## gradients", "## Cold start and memory", "## Where fastnet"):
         assert heading in text, heading
     data = json.loads((tmp / "report.json").read_text())
-    assert data["targets"] and all({"target", "goal", "measured", "met"} <= set(t) for t in data["targets"])
+    assert data["targets"] and all({"target", "goal", "measured", "met", "issue"} <= set(t) for t in data["targets"])
     for wl in ("seed", "wide"):
         for impl in BACKENDS.split(",") + ["numpy-loop"]:
             assert data["epochs"][wl][impl]["rounds"] == 1, (wl, impl, data["epochs"][wl][impl])
     assert all("error" not in r for rows in data["gradients"].values() for r in rows["rows"])
+
+
+def test_isa_caps_every_library(monkeypatch):
+    """--isa avx2 / baseline reaches fastnet's engines and every peer's dispatch (set
+    before any of them is imported), and native leaves the environment alone."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("fastnet_bench_report", BENCH / "report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    names = set().union(*report.ISAS.values())
+    assert {"FASTNET_MM_ISA", "FASTNET_EW_ISA", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE",
+            "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "XLA_FLAGS"} <= names
+    for var in names:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_keep=1")
+    report._early_isa(["--isa", "native"])
+    assert all(os.environ.get(v) is None for v in names - {"XLA_FLAGS"})
+    report._early_isa(["--quick", "--isa", "avx2"])
+    assert os.environ["FASTNET_MM_ISA"] == os.environ["FASTNET_EW_ISA"] == "avx2"
+    assert os.environ["NUMBA_CPU_NAME"] == "haswell" and os.environ["NUMBA_CPU_FEATURES"] == ""
+    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert os.environ["XLA_FLAGS"] == "--xla_keep=1 --xla_cpu_max_isa=AVX2"
 
 
 def test_threads_under_load_quick(runs):
