@@ -228,6 +228,12 @@ def run(args):
                 row["evaluations"].append(len(rec[0].calls))
                 row["replay"].append(_fit(_recording(sk_cls, rec[0].calls), dict(p, random_state=seed),
                                           Xtr, ytr, Xte, yte)[0])
+                # scikit-learn against itself: the same fit on float64 input (a last-bit change of
+                # the start), the spread its own score shows under such a change
+                row.setdefault("sk64", []).append(_fit(sk_cls, dict(p, random_state=seed), Xtr.astype(np.float64),
+                                                       ytr.astype(np.float64) if kind == "reg" else ytr,
+                                                       Xte.astype(np.float64),
+                                                       yte.astype(np.float64) if kind == "reg" else yte)[1])
         # an extra fastnet fit (seed 0) with its compiled calls timed: the share left to Python
         total, inside = _kernel_share(fn_est[0]._model._backend, lambda: _fit(
             fn_cls, dict(p, random_state=0, backend=args.backend), Xtr, ytr, Xte, yte)[0])
@@ -242,6 +248,8 @@ def run(args):
         sk_s = float(np.mean([r[1] for r in row["sk"]]))
         fn_s = float(np.mean([r[1] for r in row["fn"]]))
         tol = 0.01 if kind == "clf" else 0.02
+        if lbfgs:
+            row["sk64_score"] = float(np.mean(row["sk64"]))
         row.update(sk_time=sk_t, fn_time=fn_t, speedup=sk_t / fn_t, sk_score=sk_s, fn_score=fn_s,
                    met=bool(sk_t / fn_t >= 5.0 and fn_s >= sk_s - tol), metric="accuracy" if kind == "clf" else "R^2",
                    units=units, dtype=dtype, sk_dtype=sk_est[0].coefs_[0].dtype.name,
@@ -293,6 +301,17 @@ def markdown(results, args, rates):
               "fastnet fit (seed 0) spent in the backend's compiled training calls (their argument checks "
               "included); the rest is Python (validation, the epoch loop, scipy for L-BFGS)." % (
                   rates["size"], rates["float32"] / 1e9, rates["float64"] / 1e9)]
+    own = [r for r in done if "sk64_score" in r]
+    if own:
+        lines += ["", "Scores against scikit-learn's own spread (L-BFGS rows): the same scikit-learn fit on float64 "
+                  "input (the same start to the last bits) scores " + "; ".join(
+                      "%s %.4f (|%.4f - %.4f| = %.4f; fastnet's gap %.4f)" % (
+                          r["row"], r["sk64_score"], r["sk64_score"], r["sk_score"],
+                          abs(r["sk64_score"] - r["sk_score"]), abs(r["fn_score"] - r["sk_score"])) for r in own) +
+                  ". Full-batch L-BFGS amplifies last-bit differences once it overfits (diabetes, seed 0, float64: "
+                  "scikit-learn's and fastnet's loss_ agree to 7 digits after 1, 5 and 20 iterations and part by 50, "
+                  "while the training loss keeps falling alike); a score gap below scikit-learn's own spread is "
+                  "within the row's noise."]
     out = [r for r in done if not r["attainable"]]
     if out:
         lines += ["", "Unattainable on this machine (max speed-up below 5x for any implementation; for L-BFGS, any "

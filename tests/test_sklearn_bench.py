@@ -37,6 +37,9 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
     assert digits["bound_time"] == pytest.approx(digits["gemm_flops"] / digits["gemm_rate"])
     for r in lbfgs:  # per evaluation (scikit-learn's, counted), plus its fit with them replayed
         assert r["evaluations"][0] >= r["sk"][0][2] and 0 < r["replay"][0] < r["bound_time"]
+        # scikit-learn on float64 input: 5 iterations stay on the float32 input's path
+        assert abs(r["sk64_score"] - r["sk_score"]) < 1e-3
+        assert "%s %.4f (" % (r["row"], r["sk64_score"]) in text
     for r in done:
         assert r["max_speedup"] == pytest.approx(r["sk_time"] / r["bound_time"])
         assert r["attainable"] == (r["max_speedup"] >= 5.0)
