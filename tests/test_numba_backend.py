@@ -311,8 +311,11 @@ def test_cache_files_written_and_loaded_by_a_fresh_process():
     args = _case("softmax_sparse", "sgd", N=300)
     nb.train_batches(*args)
     cache_dir = _nw.train_batches._cache.cache_path
-    assert glob.glob(os.path.join(cache_dir, "network._make_train_batches.locals.train_batches-*.nbi"))
-    assert glob.glob(os.path.join(cache_dir, "network._make_train_batches.locals.train_batches-*.nbc"))
+    # (the variant of this call: its masks suffix the name, kernels/numba/_jit.specialise)
+    name = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10],
+                            args[2]).py_func.__qualname__.replace("<locals>", "locals")
+    assert glob.glob(os.path.join(cache_dir, "network.%s-*.nbi" % name))
+    assert glob.glob(os.path.join(cache_dir, "network.%s-*.nbc" % name))
     code = ("import sys, json; sys.path.insert(0, %r); import test_numba_backend as t; "
             "print(json.dumps(t._fresh_process_report()))" % HERE)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -325,7 +328,8 @@ def _fresh_process_report():
     """Run in a subprocess: the same call as above, from the on-disk cache."""
     args = _case("softmax_sparse", "sgd", N=300)
     nb.train_batches(*args)
-    st = _nw.train_variant(nb.train_flags(args[8], args[9], args[11], args[12], None)).stats
+    st = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10],
+                          args[2]).stats
     return {"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}
 
 

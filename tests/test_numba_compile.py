@@ -10,6 +10,7 @@
 """
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -32,6 +33,13 @@ ONE_SIGNATURE = ("_product__serial", "_rows", "_panel", "matmul__serial", "matmu
                  "gather_rows__serial", "bias_act_forward__serial", "act_backward__serial", "_head__serial",
                  "_head_one", "_update_range__serial", "bias_grad__serial", "_opt_tile",
                  "_make_train_batches.<locals>.train_batches__serial")
+
+
+def _base(qualname):
+    """A kernel's qualified name without the masks of kernels/numba/_jit.specialise's
+    copies (``_opt_tile__opt_mask2`` -> ``_opt_tile``; a model's training step is a
+    copy for its optimizer, activations and loss head)."""
+    return re.sub(r"__[a-z]+_mask\d+(?:_[a-z]+_mask\d+)*", "", qualname)
 
 
 def _signature_counts():
@@ -109,19 +117,22 @@ def test_array_flavours_reach_the_same_specialisations(dtype, tmp_path):
     # layout of its A operand (batch rows, layer 0's halves of p, matmul_tn's A.T)
     import fastnet.backends.numba as nb
     ispec, fspec = ms._ispec, ms._fspec
-    variant = nb._train_kernel(ispec, fspec, ms.optimizer.code, ms.optimizer.hyper(), None, 16, ms._params)
-    assert variant.py_func.__qualname__.endswith("train_batches__serial")
+    variant = nb._train_kernel(ispec, fspec, ms.optimizer.code, ms.optimizer.hyper(), None, 16, ms._params,
+                               defs.HEAD_SOFTMAX_XENT, y.astype(np.int64))
+    assert _base(variant.py_func.__qualname__) == "_make_train_batches.<locals>.train_batches__serial"
+    assert variant.py_func.__qualname__ != "_make_train_batches.<locals>.train_batches__serial"
     # (a float32 signature may hold float64 arrays too: hyper, the float64 records)
     per_dtype = {d.py_func.__qualname__: len([s for s in d.signatures
                                               if ("Array(float32" in str(s)) == (dtype == "float32")])
                  for d in nb._dispatchers()}
-    assert per_dtype["_make_train_batches.<locals>.train_batches__serial"] == 1
+    assert per_dtype[variant.py_func.__qualname__] == 1
     # (a callee loaded with its caller from the cache holds none; matmul's _rows and
     # _panel are also reached by the contract kernels that other tests of this process
-    # call with other layouts of A: the fresh-process test below counts them exactly)
-    for name in ONE_SIGNATURE:
-        if name not in ("_rows", "_panel"):
-            assert per_dtype[name] <= 1, (name, per_dtype[name])
+    # call with other layouts of A: the fresh-process test below counts them exactly;
+    # each variant's copies (the sparse and the one-hot model's heads) count apart)
+    for name, n in per_dtype.items():
+        if _base(name) in ONE_SIGNATURE and _base(name) not in ("_rows", "_panel"):
+            assert n <= 1, (name, n)
 
 
 def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
@@ -141,7 +152,7 @@ def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
             a[-1] = n_threads
             nb.train_batches(*a)
             got[forced, n_threads] = (a[15], a[19])    # params, batch_loss
-    twin = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15])
+    twin = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10], args[2])
     assert twin.py_func.__qualname__.endswith("__serial") and len(twin.signatures) >= 1
     want = got[False, 1]
     assert not np.array_equal(want[0], args[15])
@@ -225,8 +236,9 @@ def test_a_plain_model_compiles_only_what_it_uses_and_says_so_once(tmp_path):
     rep = json.loads(out.stdout.strip().splitlines()[-1])
     # small shapes (no kernel reaches a parallel threshold): the serial twin of the
     # lean training step, and no parallel kernel at all
-    compiled = {q[:-len("__serial")] if q.endswith("__serial") else q for q in rep["compiled"]}
-    assert "_make_train_batches.<locals>.train_batches__serial" in rep["compiled"]
+    compiled = {_base(q) for q in rep["compiled"]}
+    assert "_make_train_batches.<locals>.train_batches__serial" in compiled
+    compiled = {q[:-len("__serial")] if q.endswith("__serial") else q for q in compiled}
     assert not set(rep["parallel"]), rep["parallel"]
     unused = {"topk_rows", "tn_sparse_ws", "nt_sparse_ws", "maxout_forward", "maxout_backward",
               "prelu_forward", "prelu_backward", "_dropout", "regularize", "_diag_counts", "_finite",
@@ -238,7 +250,13 @@ def test_a_plain_model_compiles_only_what_it_uses_and_says_so_once(tmp_path):
     assert rep["n_first"] == len(rep["compiled"]), rep["compiled"][rep["n_first"]:]
     sigs = rep["signatures"]
     for name in ONE_SIGNATURE:
-        assert sigs.get(name) == 1, (name, sigs.get(name))
+        got = [n for q, n in sigs.items() if _base(q) == name]
+        assert got == [1], (name, got)
+    # only the copies for this model's optimizer (sgd), activations (relu forward and
+    # backward, the softmax head's linear forward) and loss row (labels) compiled
+    masks = {"opt_mask%d" % (1 << defs.OPT_SGD), "fwd_mask%d" % (1 << defs.ACT_RELU | 1 << defs.ACT_LINEAR),
+             "bwd_mask%d" % (1 << defs.ACT_RELU), "head_mask1"}
+    assert {m for q in sigs for m in re.findall(r"[a-z]+_mask\d+", q)} == masks, sorted(sigs)
     assert max(sigs.values()) <= 2, sigs
     notices = [ln for ln in rep["first"].splitlines() if "numba is compiling" in ln]
     assert len(notices) == 1, rep["first"]

@@ -146,24 +146,57 @@ def _well_formed(ispec, fspec):
             and ispec.dtype == np.int64 and fspec.dtype == np.float64)
 
 
-def train_flags(ispec, fspec, opt, hyper, diag):
-    """(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG): the train_batches variant
-    for this call; every feature on when the arguments are malformed (that
-    variant's checks raise the precise error)."""
+_HEAD_BITS = {defs.HEAD_MSE: 8, defs.HEAD_MAE: 16, defs.HEAD_SIGMOID_BCE: 4}
+_OPT_CODES = frozenset(d["code"] for d in defs.OPTIMIZERS)
+_ACT_CODES = frozenset(a["code"] for a in defs.ACTIVATIONS)
+
+
+def _act_masks(ispec, head):
+    """(FWD_MASK, BWD_MASK): bit c for each activation code c that train_batches
+    passes to bias_act_forward / act_backward for this description and head
+    (kernels/numba/network.py: _act_of and the backward pass); every code
+    (``ALL_ACTS``) where one is not a known activation (that variant raises the
+    precise error)."""
+    fused = head == defs.HEAD_SOFTMAX_XENT or head == defs.HEAD_SIGMOID_BCE
+    L = ispec.shape[0]
+    fwd, bwd = set(), set()
+    for l in range(L):
+        maxout = ispec[l, defs.I_KIND] == defs.KIND_MAXOUT
+        act = int(ispec[l, defs.I_ACT])
+        last = l == L - 1
+        fwd.add(defs.ACT_LINEAR if maxout or act == defs.ACT_PRELU or (last and fused) else act)
+        if (last and not fused) or (not last and not maxout and act != defs.ACT_PRELU):
+            bwd.add(act)
+
+    def mask(codes):
+        return sum(1 << c for c in codes) if codes <= _ACT_CODES else _ew.ALL_ACTS
+    return mask(fwd), mask(bwd)
+
+
+def train_flags(ispec, fspec, opt, hyper, diag, head=-1, labels=None):
+    """(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG, OPT_MASK, FWD_MASK, BWD_MASK,
+    HEAD_MASK): the train_batches variant for this call
+    (kernels/numba/network.py, train_variant): the features the description
+    uses, and the optimizer, the activations and the loss row it runs (one
+    bit each), so a model compiles only its own; every feature and code when
+    the arguments are malformed (that variant's checks raise the precise
+    error)."""
     if not (_well_formed(ispec, fspec) and isinstance(hyper, np.ndarray) and hyper.ndim == 1
-            and hyper.shape[0] >= defs.NH):
+            and hyper.shape[0] >= defs.NH and ispec.shape[0] >= 1):
         return (True,) * 7
     drop, reg, maxout, prelu, meprop = _spec_features(ispec, fspec)
-    clip = int(opt) != defs.OPT_NONE and (hyper[defs.H_CLIPNORM] > 0 or hyper[defs.H_GLOBAL_CLIPNORM] > 0)
-    return _lean_or_full((drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0))
-
-
-def _lean_or_full(flags):
-    """Two variants only: the lean one for a model that uses none of the features
-    (the common plain MLP compiles none of their code), else the one with all of
-    them.  A variant per combination compiled up to 2**7 training steps per dtype
-    (the cost is in commit 7ac2c34's message)."""
-    return flags if not any(flags) else (True,) * len(flags)
+    opt = int(opt)
+    clip = opt != defs.OPT_NONE and (hyper[defs.H_CLIPNORM] > 0 or hyper[defs.H_GLOBAL_CLIPNORM] > 0)
+    flags = (drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0)
+    head = int(head)
+    if head == defs.HEAD_SOFTMAX_XENT and isinstance(labels, np.ndarray):
+        head_mask = 1 if labels.shape[0] > 0 else 2
+    else:
+        head_mask = _HEAD_BITS.get(head, _nw.HEAD_ALL)
+    if head_mask == _nw.HEAD_ALL:
+        return flags
+    opt_mask = (0 if opt == defs.OPT_NONE else 1 << opt) if opt in _OPT_CODES else _ew.ALL_OPTS
+    return flags + (opt_mask,) + _act_masks(ispec, head) + (head_mask,)
 
 
 _VARIANTS = {}
@@ -175,7 +208,8 @@ def _variant(make, flags, *more):
     disp = _VARIANTS.get((make, flags) + more)
     if disp is None:
         disp = make(flags, *more)
-        _numba_cache.uncache([disp] + [twin for _, twin in _jit.TWINS.values()])
+        _numba_cache.uncache([disp] + [copy for _, copy in _jit.SPECIALS.values()] +
+                             [twin for _, twin in _jit.TWINS.values()])
         _VARIANTS[(make, flags) + more] = disp
     return disp
 
@@ -214,7 +248,7 @@ def forward_flags(ispec, fspec):
     if not _well_formed(ispec, fspec):
         return (True, True)
     feats = _spec_features(ispec, fspec)
-    return _lean_or_full((feats[2], feats[3]))
+    return (feats[2], feats[3])
 
 
 def _forward_kernel(ispec, fspec):
@@ -222,9 +256,9 @@ def _forward_kernel(ispec, fspec):
     return _variant(_nw.forward_variant, forward_flags(ispec, fspec))
 
 
-def _train_kernel(ispec, fspec, opt, hyper, diag, batch_size, params):
+def _train_kernel(ispec, fspec, opt, hyper, diag, batch_size, params, head=-1, labels=None):
     """The train_batches variant for this call (the adapter's selector)."""
-    flags = train_flags(ispec, fspec, opt, hyper, diag)
+    flags = train_flags(ispec, fspec, opt, hyper, diag, head, labels)
     return _variant(_nw.train_variant, flags, _well_formed(ispec, fspec) and serial_step(ispec, batch_size, params))
 
 
@@ -256,7 +290,7 @@ def _dispatchers():
     # the module-level ones, then the feature variants of train_batches and forward made so far
     for obj in [obj for mod in _KERNEL_MODULES for obj in vars(mod).values()] + \
             list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()) + \
-            [twin for _, twin in _jit.TWINS.values()]:
+            [copy for _, copy in _jit.SPECIALS.values()] + [twin for _, twin in _jit.TWINS.values()]:
         if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith(_nw.__package__) \
                 and id(obj) not in seen:
             seen.add(id(obj))

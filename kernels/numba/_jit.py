@@ -213,3 +213,71 @@ def serial_twin(disp):
     twin = njit(cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
     TWINS[id(disp)] = (disp, twin)
     return twin
+
+
+# --------------------------------------------------------------------------
+# Specialised copies: a kernel compiled with narrower module constants
+# --------------------------------------------------------------------------
+#: (id(dispatcher), ((name, value), ...)) -> (dispatcher, its specialised copy)
+SPECIALS = {}
+
+
+def _reads(disp, names, memo):
+    """The names of ``names`` that ``disp`` or a kernel it calls (through its
+    globals) reads as a global."""
+    got = memo.get(id(disp))
+    if got is None:
+        memo[id(disp)] = frozenset()                # (a cycle adds nothing)
+        f = disp.py_func
+        used = _global_names(f.__code__)
+        got = set(used & names)
+        for name in used:
+            obj = f.__globals__.get(name)
+            if isinstance(obj, _Dispatcher):
+                got |= _reads(obj, names, memo)
+        got = frozenset(got)
+        memo[id(disp)] = got
+    return got
+
+
+def specialise(disp, consts, _memo=None):
+    """``disp`` compiled with the module constants ``consts`` ({global name:
+    int}) in place of its module's values, and so every kernel it calls that
+    reads one of them (a copy of each, made the same way).  numba prunes a
+    branch on a constant before typing (``if FWD_MASK & 2 and act == 1:``), so
+    a copy compiles none of the code the narrower constants rule out: the
+    activation / optimizer masks of _generated_elementwise, the head mask of
+    network.py.  A copy is the same function object with globals where the
+    constants are replaced and a qualified name suffixed with them (numba keys
+    its cache files by qualified name, not by globals: each copy gets its own
+    file); the options (``parallel`` included) are ``disp``'s, and
+    :func:`serial_twin` applies to a copy as to any kernel.  Memoised; a kernel
+    that reads none of the names is its own copy; under NUMBA_DISABLE_JIT the
+    plain function (every branch, the module's constants)."""
+    if not isinstance(disp, _Dispatcher):
+        return disp
+    memo = {} if _memo is None else _memo
+    used = _reads(disp, frozenset(consts), memo)
+    if not used:
+        return disp
+    mine = tuple(sorted((k, int(consts[k])) for k in used))
+    key = (id(disp), mine)
+    entry = SPECIALS.get(key)
+    if entry is not None:
+        return entry[1]
+    f = disp.py_func
+    glb = dict(f.__globals__)
+    for name in _global_names(f.__code__):
+        if name in consts:
+            glb[name] = int(consts[name])
+        obj = glb.get(name)
+        if isinstance(obj, _Dispatcher):
+            glb[name] = specialise(obj, consts, memo)
+    g = _pytypes.FunctionType(f.__code__, glb, f.__name__, f.__defaults__, f.__closure__)
+    g.__qualname__ = f.__qualname__ + "__" + "_".join("%s%d" % (k.lower(), v) for k, v in mine)
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    opts = {k: v for k, v in disp.targetoptions.items() if k != "nopython"}
+    copy = njit(cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
+    SPECIALS[key] = (disp, copy)
+    return copy

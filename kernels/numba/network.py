@@ -48,9 +48,11 @@ from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 from .. import defs
-from ._jit import kernel, serial, strict, prange, serial_twin, ELEM_PAR_MIN, FLAT_TILE, MATMUL_PAR_MIN
+from ._jit import (kernel, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
+                   MATMUL_PAR_MIN)
 from .matmul import matmul, matmul_tn, nt_ws
-from ._generated_elementwise import bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX
+from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
+                                     ALL_ACTS, ALL_OPTS, FWD_MASK, BWD_MASK, OPT_MASK)
 from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
 from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
@@ -100,6 +102,11 @@ HEAD_MSE = defs.HEAD_MSE
 HEAD_MAE = defs.HEAD_MAE
 HEAD_SOFTMAX_XENT = defs.HEAD_SOFTMAX_XENT
 HEAD_SIGMOID_BCE = defs.HEAD_SIGMOID_BCE
+#: the loss rows _head_one compiles: bit 1 softmax cross-entropy on labels, 2 on
+#: Y rows, 4 sigmoid BCE, 8 mse, 16 mae (see _jit.specialise; a narrower copy
+#: leaves the row loss 0 for a head outside its mask: train_batches checks)
+HEAD_ALL = 31
+HEAD_MASK = HEAD_ALL
 
 # dropout hash constants, all uint64
 GOLDEN = np.uint64(defs.GOLDEN)
@@ -181,16 +188,20 @@ def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
     k = Z.shape[1]
     src = perm[r0 + i]
     w = np.float64(sw[src]) if sw.shape[0] > 0 else 1.0
+    li = 0.0
     if head == HEAD_SOFTMAX_XENT:
         if labels.shape[0] > 0:
-            li = _softmax_xent_row(Z[i], Z[i], labels[src], w * scale, A[i], D[i])
-        else:
+            if HEAD_MASK & 1:
+                li = _softmax_xent_row(Z[i], Z[i], labels[src], w * scale, A[i], D[i])
+        elif HEAD_MASK & 2:
             li = _softmax_xent_row(Z[i], Y[src], np.int64(-1), w * scale, A[i], D[i])
     elif head == HEAD_SIGMOID_BCE:
-        li = _sigmoid_bce_row(Z[i], Y[src], w * scale / k, A[i], D[i])
+        if HEAD_MASK & 4:
+            li = _sigmoid_bce_row(Z[i], Y[src], w * scale / k, A[i], D[i])
     elif head == HEAD_MSE:
-        li = _mse_row(A[i], Y[src], w * scale / k, D[i])
-    else:
+        if HEAD_MASK & 8:
+            li = _mse_row(A[i], Y[src], w * scale / k, D[i])
+    elif HEAD_MASK & 16:
         li = _mae_row(A[i], Y[src], w * scale / k, D[i])
     wloss[i] = w * li
     if scores.shape[0] > 0:
@@ -215,6 +226,18 @@ def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
 # ---------------------------------------------------------------------------
 # workspace, layer description
 # ---------------------------------------------------------------------------
+@serial
+def _head_bit(head, labels):
+    """The HEAD_MASK bit of a head code (softmax cross-entropy: on labels or Y rows)."""
+    if head == HEAD_SOFTMAX_XENT:
+        return 1 if labels.shape[0] > 0 else 2
+    if head == HEAD_SIGMOID_BCE:
+        return 4
+    if head == HEAD_MSE:
+        return 8
+    return 16
+
+
 @serial
 def _zw(ispec, l):
     """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
@@ -367,17 +390,17 @@ def _ksplit(ispec, bs):
 
 
 @serial
-def _layer0_ksplit(Xb, ispec, fspec, params, r, act, Z, A, n_threads):
-    """Layer 0 with the halves of p: Z = Xb[:, :r] W[:r] + Xb[:, r:] W[r:] (A holds
-    the second half first), then the bias and the activation: the Cython twin's
-    sums."""
+def _layer0_ksplit(Xb, ispec, params, r, Z, A, n_threads):
+    """Layer 0's product with the halves of p: Z = Xb[:, :r] W[:r] + Xb[:, r:] W[r:]
+    (A holds the second half first), the Cython twin's sums; the caller then adds
+    the bias and applies the activation (one call site of bias_act_forward for
+    every layer: the driver compiles and links its chain once)."""
     W = _view(params, ispec[0, I_W], ispec[0, I_IN], Z.shape[1])
     matmul(_strided(Xb[:, :r]), W[:r], Z, n_threads)
     matmul(_strided(Xb[:, r:]), W[r:], A, n_threads)
     for i in range(Z.shape[0]):
         for j in range(Z.shape[1]):
             Z[i, j] = Z[i, j] + A[i, j]
-    bias_act_forward(_bias(params, ispec, 0), act, fspec[0, F_ALPHA], Z, A, n_threads)
 
 
 @serial
@@ -636,6 +659,22 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             raise ValueError("train_batches: hyper must have defs.NH entries")
         if opt < 0 or opt > OPT_MAX:
             raise ValueError("unknown optimizer code")
+        # a copy made by _jit.specialise compiles only its masks' codes: the
+        # call must use no other (the adapter picks the masks from the call)
+        # (the masks are not passed to a helper: numba would compile it per mask)
+        if OPT_MASK != ALL_OPTS and opt != OPT_NONE and (OPT_MASK >> opt) & 1 == 0:
+            raise ValueError("train_batches: an optimizer outside this variant")
+        if HEAD_MASK != HEAD_ALL and (_head_bit(head, labels) & HEAD_MASK) == 0:
+            raise ValueError("train_batches: a loss head outside this variant")
+        if FWD_MASK != ALL_ACTS or BWD_MASK != ALL_ACTS:
+            for l in range(L):
+                a, mo, pr = _act_of(ispec, l, l == L - 1 and fused)
+                if a < 0 or a > 62 or (FWD_MASK >> a) & 1 == 0:
+                    raise ValueError("train_batches: an activation outside this variant")
+                if (l == L - 1 and not fused) or (l < L - 1 and not mo and not pr):
+                    a = ispec[l, I_ACT]
+                    if a < 0 or a > 62 or (BWD_MASK >> a) & 1 == 0:
+                        raise ValueError("train_batches: an activation outside this variant")
         any_reg = False
         kmax = 0
         doff = np.empty(L, np.int64)       # diag block of each layer
@@ -694,10 +733,12 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 A = _view(work, offA[l], nb, w_out)
                 act, maxout, prelu = _act_of(ispec, l, l == L - 1 and fused)
                 if l == 0 and ksplit > 0:
-                    _layer0_ksplit(Xb, ispec, fspec, params, ksplit, act, Z, A, n_threads)
+                    _layer0_ksplit(Xb, ispec, params, ksplit, Z, A, n_threads)
                 else:
-                    _affine_act(inp, ispec, fspec, params, l, act, Z, Z if maxout or prelu else A,
-                                n_threads)
+                    matmul(_strided(inp), _view(params, ispec[l, I_W], ispec[l, I_IN], zw), Z, n_threads)
+                # Z += b, then the activation (into Z for a Maxout or PReLU layer)
+                bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z,
+                                 Z if maxout or prelu else A, n_threads)
                 if MAXOUT and maxout:
                     maxout_forward(Z, zw // w_out, A, n_threads)
                 elif PRELU and prelu:
@@ -817,8 +858,12 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
     return train_batches
 
 
-#: (DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG) -> train_batches variant
+#: (DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG, OPT_MASK, FWD_MASK, BWD_MASK,
+#: HEAD_MASK) -> train_batches variant
 _TRAIN_VARIANTS = {}
+#: the masks of the variant that compiles every code (train_variant pads with these)
+_TRAIN_ANY = (True,) * 7 + (ALL_OPTS, ALL_ACTS, ALL_ACTS, HEAD_ALL)
+_MASK_NAMES = ("OPT_MASK", "FWD_MASK", "BWD_MASK", "HEAD_MASK")
 #: (MAXOUT, PRELU) -> forward variant
 _FORWARD_VARIANTS = {}
 
@@ -826,10 +871,19 @@ _FORWARD_VARIANTS = {}
 def train_variant(flags, serial=False):
     """The train_batches dispatcher compiled for ``flags`` (created once); with
     ``serial``, its serial twin (``_jit.serial_twin``: no parallel region, for
-    shapes that reach no kernel's parallel threshold)."""
+    shapes that reach no kernel's parallel threshold).  ``flags``: the seven
+    feature flags of :func:`_make_train_batches`, then optionally the masks
+    OPT_MASK, FWD_MASK, BWD_MASK, HEAD_MASK (default: every code): a variant
+    with narrower masks is ``_jit.specialise``'s copy of the features' variant,
+    which compiles only those optimizers', activations' and heads' loops."""
+    flags = tuple(flags) + _TRAIN_ANY[len(flags):]
     disp = _TRAIN_VARIANTS.get(flags)
     if disp is None:
-        disp = _TRAIN_VARIANTS.setdefault(flags, _make_train_batches(*flags))
+        base = _TRAIN_VARIANTS.get(flags[:7] + _TRAIN_ANY[7:])
+        if base is None:
+            base = _TRAIN_VARIANTS.setdefault(flags[:7] + _TRAIN_ANY[7:], _make_train_batches(*flags[:7]))
+        consts = {name: v for name, v, every in zip(_MASK_NAMES, flags[7:], _TRAIN_ANY[7:]) if v != every}
+        disp = _TRAIN_VARIANTS.setdefault(flags, specialise(base, consts) if consts else base)
     return serial_twin(disp) if serial else disp
 
 
