@@ -308,10 +308,9 @@ def markdown(results, args, rates):
                       "%s %.4f (|%.4f - %.4f| = %.4f; fastnet's gap %.4f)" % (
                           r["row"], r["sk64_score"], r["sk64_score"], r["sk_score"],
                           abs(r["sk64_score"] - r["sk_score"]), abs(r["fn_score"] - r["sk_score"])) for r in own) +
-                  ". Full-batch L-BFGS amplifies last-bit differences once it overfits (diabetes, seed 0, float64: "
-                  "scikit-learn's and fastnet's loss_ agree to 7 digits after 1, 5 and 20 iterations and part by 50, "
-                  "while the training loss keeps falling alike); a score gap below scikit-learn's own spread is "
-                  "within the row's noise."]
+                  ". Full-batch L-BFGS amplifies last-bit differences once it overfits (the trajectories part "
+                  "while the training loss keeps falling alike; commit 3008e39 has the measured loss curves); a "
+                  "score gap below scikit-learn's own spread is within the row's noise."]
     out = [r for r in done if not r["attainable"]]
     if out:
         lines += ["", "Unattainable on this machine (max speed-up below 5x for any implementation; for L-BFGS, any "
