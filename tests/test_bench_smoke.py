@@ -179,16 +179,23 @@ def test_isa_caps_every_library(monkeypatch):
     names = set().union(*report.ISAS.values())
     assert {"FASTNET_MM_ISA", "FASTNET_EW_ISA", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OPENBLAS_CORETYPE",
             "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY", "XLA_FLAGS"} <= names
-    for var in names:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("XLA_FLAGS", "--xla_keep=1")
-    report._early_isa(["--isa", "native"])
-    assert all(os.environ.get(v) is None for v in names - {"XLA_FLAGS"})
-    report._early_isa(["--quick", "--isa", "avx2"])
-    assert os.environ["FASTNET_MM_ISA"] == os.environ["FASTNET_EW_ISA"] == "avx2"
-    assert os.environ["NUMBA_CPU_NAME"] == "haswell" and os.environ["NUMBA_CPU_FEATURES"] == ""
-    assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
-    assert os.environ["XLA_FLAGS"] == "--xla_keep=1 --xla_cpu_max_isa=AVX2"
+    saved = dict(os.environ)
+    try:
+        for var in names:
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("XLA_FLAGS", "--xla_keep=1")
+        report._early_isa(["--isa", "native"])
+        assert all(os.environ.get(v) is None for v in names - {"XLA_FLAGS"})
+        report._early_isa(["--quick", "--isa", "avx2"])
+        assert os.environ["FASTNET_MM_ISA"] == os.environ["FASTNET_EW_ISA"] == "avx2"
+        assert os.environ["NUMBA_CPU_NAME"] == "haswell" and os.environ["NUMBA_CPU_FEATURES"] == ""
+        assert os.environ["OPENBLAS_CORETYPE"] == "Haswell" and os.environ["ATEN_CPU_CAPABILITY"] == "avx2"
+        assert os.environ["XLA_FLAGS"] == "--xla_keep=1 --xla_cpu_max_isa=AVX2"
+    finally:
+        # _early_isa writes os.environ itself (as report.py must before any import): restore it
+        # whole, or every later test's subprocess would inherit the AVX2 caps (other bits, other caches)
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_threads_under_load_quick(runs):
