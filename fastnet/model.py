@@ -593,11 +593,9 @@ class Sequential:
     # ---------------------------------------------------------- input checking
     def _check_X(self, X, name="X"):
         # fast path (fit on a float32 dataset, batch-1 predict): a C-contiguous 2-D
-        # ndarray of the model's dtype with the right width whose elements the
-        # backend's all_finite kernel finds finite (one pass at memory speed: 60,000
-        # MNIST rows in 6.4 ms on 1 thread, 4.1 on 2; X.sum() took 10.5) is returned
-        # as is; anything else takes the full checks below (which give the precise
-        # error)
+        # ndarray of the model's dtype and width that the backend's all_finite kernel
+        # (one pass at memory speed, faster than X.sum()) finds finite is returned as
+        # is; anything else takes the full checks below, which give the precise error
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and self.built
                 and X.shape[0] > 0 and X.shape[1] == self._input_dim and X.flags.c_contiguous):
             flag = np.zeros(1, dtype=np.int64)
