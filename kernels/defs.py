@@ -223,16 +223,29 @@ CLIP_ELEMENT = [
     "    g = clipvalue if g > clipvalue else (-clipvalue if g < -clipvalue else g)",
 ]
 
+# The update's shared lines: torch's maximize, its L2 weight decay (every rule but
+# AdamW, which decays p itself), and Adam's moments and step (Adam and AdamW).
+MAXIMIZE = ["if maximize != 0.0:", "    g = -g"]
+L2_DECAY = ["if weight_decay != 0.0:", "    g = g + weight_decay * p"]
+ADAM_SCALARS = ["bc1 = 1.0 - beta1 ** t", "bc2 = 1.0 - beta2 ** t", "step_size = lr / bc1",
+                "inv_bc2_sqrt = 1.0 / sqrt(bc2)"]
+ADAM_MOMENTS = [
+    "m = m + (1.0 - beta1) * (g - m)",
+    "v = beta2 * v + (1.0 - beta2) * g * g",
+    "if amsgrad != 0.0:",
+    "    vmax = fmax(vmax, v)",
+    "    den = sqrt(vmax) * inv_bc2_sqrt + eps",
+    "else:",
+    "    den = sqrt(v) * inv_bc2_sqrt + eps",
+    "p = p - step_size * m / den",
+]
+
 OPTIMIZERS = [
     dict(name="none", code=OPT_NONE, slots=[], scalars=[], element=[]),
     dict(
         name="sgd", code=OPT_SGD, slots=["buf"],
         scalars=CLIP_SCALARS + ["first = 1.0 if t == 1 else 0.0"],
-        element=CLIP_ELEMENT + [
-            "if maximize != 0.0:",
-            "    g = -g",
-            "if weight_decay != 0.0:",
-            "    g = g + weight_decay * p",
+        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "if momentum != 0.0:",
             "    if first != 0.0:",
             "        buf = g",
@@ -247,22 +260,14 @@ OPTIMIZERS = [
     dict(
         name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
         scalars=CLIP_SCALARS + ["clr = lr / (1.0 + (t - 1) * lr_decay)"],
-        element=CLIP_ELEMENT + [
-            "if maximize != 0.0:",
-            "    g = -g",
-            "if weight_decay != 0.0:",
-            "    g = g + weight_decay * p",
+        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "acc = acc + g * g",
             "p = p - clr * g / (sqrt(acc) + eps)",
         ]),
     dict(
         name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
         scalars=CLIP_SCALARS,
-        element=CLIP_ELEMENT + [
-            "if maximize != 0.0:",
-            "    g = -g",
-            "if weight_decay != 0.0:",
-            "    g = g + weight_decay * p",
+        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "sq = alpha * sq + (1.0 - alpha) * g * g",
             "if centered != 0.0:",
             "    gavg = alpha * gavg + (1.0 - alpha) * g",
@@ -279,44 +284,12 @@ OPTIMIZERS = [
     # per step, saves a division per element: the optimizer_update:adam rows of bench/REPORT.md)
     dict(
         name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
-        scalars=CLIP_SCALARS + ["bc1 = 1.0 - beta1 ** t",
-                 "bc2 = 1.0 - beta2 ** t",
-                 "step_size = lr / bc1",
-                 "inv_bc2_sqrt = 1.0 / sqrt(bc2)"],
-        element=CLIP_ELEMENT + [
-            "if maximize != 0.0:",
-            "    g = -g",
-            "if weight_decay != 0.0:",
-            "    g = g + weight_decay * p",
-            "m = m + (1.0 - beta1) * (g - m)",
-            "v = beta2 * v + (1.0 - beta2) * g * g",
-            "if amsgrad != 0.0:",
-            "    vmax = fmax(vmax, v)",
-            "    den = sqrt(vmax) * inv_bc2_sqrt + eps",
-            "else:",
-            "    den = sqrt(v) * inv_bc2_sqrt + eps",
-            "p = p - step_size * m / den",
-        ]),
+        scalars=CLIP_SCALARS + ADAM_SCALARS,
+        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + ADAM_MOMENTS),
     dict(
         name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
-        scalars=CLIP_SCALARS + ["bc1 = 1.0 - beta1 ** t",
-                 "bc2 = 1.0 - beta2 ** t",
-                 "step_size = lr / bc1",
-                 "inv_bc2_sqrt = 1.0 / sqrt(bc2)",
-                 "decay = 1.0 - lr * weight_decay"],
-        element=CLIP_ELEMENT + [
-            "if maximize != 0.0:",
-            "    g = -g",
-            "p = p * decay",
-            "m = m + (1.0 - beta1) * (g - m)",
-            "v = beta2 * v + (1.0 - beta2) * g * g",
-            "if amsgrad != 0.0:",
-            "    vmax = fmax(vmax, v)",
-            "    den = sqrt(vmax) * inv_bc2_sqrt + eps",
-            "else:",
-            "    den = sqrt(v) * inv_bc2_sqrt + eps",
-            "p = p - step_size * m / den",
-        ]),
+        scalars=CLIP_SCALARS + ADAM_SCALARS + ["decay = 1.0 - lr * weight_decay"],
+        element=CLIP_ELEMENT + MAXIMIZE + ["p = p * decay"] + ADAM_MOMENTS),
 ]
 OPT = {d["name"]: d["code"] for d in OPTIMIZERS}
 
