@@ -21,7 +21,7 @@ from math import exp, log1p, fabs
 from numba import njit
 
 from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, _OPTIONS
-from .reduce import sign
+from .reduce import _sign
 from .fn_math import fn_exp_t
 
 
@@ -147,7 +147,7 @@ def _mae_row(a, y, coef, da):
     for j in range(k):
         d = np.float64(a[j]) - np.float64(y[j])
         loss += fabs(d)
-        da[j] = sign(d) * coef
+        da[j] = _sign(d) * coef
     return loss / k
 
 

@@ -113,7 +113,7 @@ def all_finite(X, flag, n_threads):
 # regularize
 # ---------------------------------------------------------------------------
 @serial
-def sign(x):
+def _sign(x):
     """np.sign of a float64: 1, -1, 0 for 0, NaN for NaN (also used by mae)."""
     if x > 0:
         return 1.0
@@ -133,14 +133,14 @@ def _reg_grad(W, G, l1, l2, lo, hi):
     Gt = G[lo:hi]
     if l2 == 0.0:
         for i in range(Wt.shape[0]):
-            Gt[i] = np.float64(Gt[i]) + l1 * sign(np.float64(Wt[i]))
+            Gt[i] = np.float64(Gt[i]) + l1 * _sign(np.float64(Wt[i]))
     elif l1 == 0.0:
         for i in range(Wt.shape[0]):
             Gt[i] = np.float64(Gt[i]) + l2x2 * np.float64(Wt[i])
     else:
         for i in range(Wt.shape[0]):
             w = np.float64(Wt[i])
-            Gt[i] = np.float64(Gt[i]) + (l1 * sign(w) + l2x2 * w)
+            Gt[i] = np.float64(Gt[i]) + (l1 * _sign(w) + l2x2 * w)
 
 
 @kernel
