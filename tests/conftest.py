@@ -52,6 +52,41 @@ def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, al
     return ispec, fspec, pos
 
 
+def head_cases(mse_act):
+    """(name, head, last layer's activation) of every loss head of the kernels:
+    softmax cross-entropy on logits (integer labels) and after a softmax layer
+    (one-hot targets), sigmoid BCE on logits, mse after ``mse_act``, mae."""
+    mse = "mse_" + next(a["name"] for a in defs.ACTIVATIONS if a["code"] == mse_act)
+    return [
+        ("softmax_xent_sparse", defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
+        ("softmax_xent_dense", defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
+        ("sigmoid_bce", defs.HEAD_SIGMOID_BCE, defs.ACT_LINEAR),
+        (mse, defs.HEAD_MSE, mse_act),
+        ("mae_linear", defs.HEAD_MAE, defs.ACT_LINEAR),
+    ]
+
+
+def make_targets(rng, head, last_act, N, k, dtype, weighted=True, real="uniform"):
+    """train_batches' Y, labels and sw for N rows of a k-wide head: integer labels
+    for softmax cross-entropy on logits (``last_act`` linear), one-hot Y for it
+    after a softmax layer, 0/1 Y for sigmoid BCE, real Y for mse / mae
+    (``rng.random``, or ``rng.standard_normal`` with ``real="normal"``); the
+    unused one of Y / labels is empty.  sw: ``rng.random(N)`` when ``weighted``,
+    else empty.  Draws from ``rng`` in that order (targets, then sw)."""
+    labels = np.empty(0, np.int64)
+    Y = np.empty((0, k), dtype)
+    if head == defs.HEAD_SOFTMAX_XENT and last_act == defs.ACT_LINEAR:
+        labels = rng.integers(0, k, N).astype(np.int64)
+    elif head == defs.HEAD_SOFTMAX_XENT:
+        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
+    elif head == defs.HEAD_SIGMOID_BCE:
+        Y = (rng.random((N, k)) > 0.5).astype(dtype)
+    else:
+        Y = (rng.standard_normal((N, k)) if real == "normal" else rng.random((N, k))).astype(dtype)
+    sw = rng.random(N).astype(dtype) if weighted else np.empty(0, dtype)
+    return Y, labels, sw
+
+
 @pytest.fixture(scope="session")
 def digits():
     X, y = fastnet.datasets.load_digits(as_float=True)

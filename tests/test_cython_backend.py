@@ -13,20 +13,14 @@ from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend, BackendUnavailable
 import fastnet.backends as registry
 
-from conftest import make_spec
+from conftest import head_cases, make_spec, make_targets
 
 pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
                                 reason="cython backend unavailable: %s"
                                 % fastnet.backend_status()["cython"])
 
 DTYPES = ["float32", "float64"]
-HEADS = [
-    ("softmax_xent_sparse", defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
-    ("softmax_xent_dense", defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
-    ("sigmoid_bce", defs.HEAD_SIGMOID_BCE, defs.ACT_LINEAR),
-    ("mse_tanh", defs.HEAD_MSE, defs.ACT_TANH),
-    ("mae_linear", defs.HEAD_MAE, defs.ACT_LINEAR),
-]
+HEADS = head_cases(mse_act=defs.ACT_TANH)
 OPTS = ["none", "sgd", "adagrad", "rmsprop", "adam", "adamw"]
 
 
@@ -49,24 +43,14 @@ def _training_args(dtype, head_case, opt_name, N=300, bs=64, n_in=100, widths=(1
     """Arguments of train_batches with shapes big enough that every parallel
     loop really runs on several threads (matmul tiles, elementwise rows,
     optimizer and regularization tiles)."""
-    name, head, last_act = head_case
+    _, head, last_act = head_case
     rng = np.random.default_rng(7)
     L = len(widths)
     ispec, fspec, P = make_spec(n_in, list(widths), [defs.ACT_RELU, defs.ACT_SWISH, last_act],
                                 drop=[drop] * (L - 1) + [0.0], l1=[l2 / 3] * L, l2=[l2] * L)
     k = widths[-1]
     X = rng.standard_normal((N, n_in)).astype(dtype)
-    labels = np.empty(0, np.int64)
-    Y = np.empty((0, k), dtype)
-    if name == "softmax_xent_sparse":
-        labels = rng.integers(0, k, N).astype(np.int64)
-    elif name == "softmax_xent_dense":
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
-    elif name == "sigmoid_bce":
-        Y = (rng.random((N, k)) > 0.5).astype(dtype)
-    else:
-        Y = rng.standard_normal((N, k)).astype(dtype)
-    sw = rng.random(N).astype(dtype) if weighted else np.empty(0, dtype)
+    Y, labels, sw = make_targets(rng, head, last_act, N, k, dtype, weighted, real="normal")
     opt = _optimizer(opt_name)
     code = defs.OPT_NONE if opt is None else opt.code
     hyper = np.zeros(defs.NH) if opt is None else opt.hyper()
@@ -165,7 +149,7 @@ SPLIT_NETS = {
 
 
 def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
-    name, head, last_act = head_case
+    _, head, last_act = head_case
     n_in, widths, acts, bs = SPLIT_NETS[net]
     rng = np.random.default_rng(3)
     L = len(widths)
@@ -173,16 +157,7 @@ def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
     ispec, fspec, P = make_spec(n_in, list(widths), list(acts) + [last_act], use_bias=use_bias)
     k = widths[-1]
     X = rng.standard_normal((N + 5, n_in)).astype(dtype)
-    labels, Y = np.empty(0, np.int64), np.empty((0, k), dtype)
-    if name == "softmax_xent_sparse":
-        labels = rng.integers(0, k, N + 5).astype(np.int64)
-    elif name == "softmax_xent_dense":
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N + 5)]
-    elif name == "sigmoid_bce":
-        Y = (rng.random((N + 5, k)) > 0.5).astype(dtype)
-    else:
-        Y = rng.standard_normal((N + 5, k)).astype(dtype)
-    sw = rng.random(N + 5).astype(dtype)
+    Y, labels, sw = make_targets(rng, head, last_act, N + 5, k, dtype, real="normal")
     opt = _optimizer(opt_name)
     code = defs.OPT_NONE if opt is None else opt.code
     hyper = np.zeros(defs.NH) if opt is None else opt.hyper()

@@ -10,7 +10,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend
 
-from conftest import COMPILED, make_spec
+from conftest import COMPILED, head_cases, make_spec, make_targets
 
 REF = get_backend("numpy")
 TOL = {"float32": 1e-4, "float64": 1e-10}
@@ -204,13 +204,7 @@ def test_forward(cb, dtype, net, n):
                                      np.full((n, widths[-1]), np.nan, dtype), 2), [5], dtype)
 
 
-HEAD_CASES = [
-    ("softmax_xent_sparse", defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
-    ("softmax_xent_dense", defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
-    ("sigmoid_bce", defs.HEAD_SIGMOID_BCE, defs.ACT_LINEAR),
-    ("mse_sigmoid", defs.HEAD_MSE, defs.ACT_SIGMOID),
-    ("mae_linear", defs.HEAD_MAE, defs.ACT_LINEAR),
-]
+HEAD_CASES = head_cases(mse_act=defs.ACT_SIGMOID)
 
 
 def _train_case(dtype, head_case, opt_name, drop, weighted, l2, scores_on, N=53, bs=8, n_in=13,
@@ -223,17 +217,7 @@ def _train_case(dtype, head_case, opt_name, drop, weighted, l2, scores_on, N=53,
                                 drop=[drop] * (L - 1) + [0.0], l2=[l2] * L, l1=[l2 / 2] * L)
     X = rng.standard_normal((N, n_in)).astype(dtype)
     k = widths[-1]
-    labels = np.empty(0, np.int64)
-    Y = np.empty((0, k), dtype)
-    if name == "softmax_xent_sparse":
-        labels = rng.integers(0, k, N).astype(np.int64)
-    elif name == "softmax_xent_dense":
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
-    elif name == "sigmoid_bce":
-        Y = (rng.random((N, k)) > 0.5).astype(dtype)
-    else:
-        Y = rng.random((N, k)).astype(dtype)
-    sw = rng.random(N).astype(dtype) if weighted else np.empty(0, dtype)
+    Y, labels, sw = make_targets(rng, head, last_act, N, k, dtype, weighted)
     opt = {"sgd": fastnet.SGD(0.1, momentum=0.9), "adam": fastnet.Adam(0.01, amsgrad=True),
            "rmsprop": fastnet.RMSprop(0.01, centered=True, momentum=0.3),
            "adagrad": fastnet.Adagrad(0.05), "adamw": fastnet.AdamW(0.01),

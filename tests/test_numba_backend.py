@@ -20,6 +20,8 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import _api, available_backends
 
+from conftest import make_spec, make_targets
+
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 pytestmark = [
     pytest.mark.skipif("numba" not in available_backends(), reason="numba backend not available"),
@@ -38,25 +40,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # ---------------------------------------------------------------------------
 # a network big enough to run every kernel's parallel loop
 # ---------------------------------------------------------------------------
-def _spec(n_in, widths, acts, drop, l1, l2):
-    L = len(widths)
-    ispec = np.zeros((L, defs.NI), np.int64)
-    fspec = np.zeros((L, defs.NF), np.float64)
-    pos, prev = 0, n_in
-    for l in range(L):
-        ispec[l, defs.I_IN], ispec[l, defs.I_OUT], ispec[l, defs.I_ACT] = prev, widths[l], acts[l]
-        ispec[l, defs.I_W] = pos
-        pos += prev * widths[l]
-        ispec[l, defs.I_B] = pos
-        pos += widths[l]
-        fspec[l, defs.F_ALPHA] = 0.1
-        fspec[l, defs.F_DROP] = drop if l < L - 1 else 0.0
-        fspec[l, defs.F_L1] = l1
-        fspec[l, defs.F_L2] = l2
-        prev = widths[l]
-    return ispec, fspec, pos
-
-
 HEADS = {
     "softmax_sparse": (defs.HEAD_SOFTMAX_XENT, defs.ACT_LINEAR),
     "softmax_dense": (defs.HEAD_SOFTMAX_XENT, defs.ACT_SOFTMAX),
@@ -88,20 +71,11 @@ def _case(head_name, opt_name, dtype="float32", N=1024, bs=256, n_in=128, widths
     rng = np.random.default_rng(seed)
     L = len(widths)
     acts = [defs.ACT_RELU, defs.ACT_SWISH][:L - 1] + [last_act]
-    ispec, fspec, P = _spec(n_in, list(widths), acts, drop, l1, l2)
+    ispec, fspec, P = make_spec(n_in, list(widths), acts, drop=[drop] * (L - 1) + [0.0],
+                                l1=[l1] * L, l2=[l2] * L)
     k = widths[-1]
     X = rng.standard_normal((N, n_in)).astype(dtype)
-    labels = np.empty(0, np.int64)
-    Y = np.empty((0, k), dtype)
-    if head_name == "softmax_sparse":
-        labels = rng.integers(0, k, N).astype(np.int64)
-    elif head_name == "softmax_dense":
-        Y = np.eye(k, dtype=dtype)[rng.integers(0, k, N)]
-    elif head_name == "sigmoid_bce":
-        Y = (rng.random((N, k)) > 0.5).astype(dtype)
-    else:
-        Y = rng.random((N, k)).astype(dtype)
-    sw = rng.random(N).astype(dtype)
+    Y, labels, sw = make_targets(rng, head, last_act, N, k, dtype)
     hyper = np.zeros(defs.NH)
     for name, v in hyp.items():
         hyper[defs.HYPER[name]] = v
