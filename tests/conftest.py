@@ -1,9 +1,22 @@
-"""Shared fixtures: every model test runs on every available backend."""
-import numpy as np
-import pytest
+"""Shared fixtures: every model test runs on every available backend.
 
-import fastnet
-from fastnet._kernels import defs
+The suite runs the numba backend with ``FASTNET_NUMBA_VARIANTS=one`` unless the
+environment says otherwise: every network then shares the training-step
+variant that holds every feature and code, compiled once, instead of one
+variant per feature set / optimizer / activations (hundreds of networks here,
+each a compile of seconds).  The per-model variants users get by default are
+tested where they are the subject (tests/test_numba_compile.py,
+tests/test_twins.py: ``exact_variants``), and both give the same bits.
+"""
+import os
+
+os.environ.setdefault("FASTNET_NUMBA_VARIANTS", "one")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import fastnet  # noqa: E402
+from fastnet._kernels import defs  # noqa: E402
 
 BACKENDS = fastnet.available_backends()
 COMPILED = [b for b in BACKENDS if b != "numpy"]
@@ -15,6 +28,16 @@ def pytest_report_header(config):
     for name, reason in status.items():
         lines.append("  backend %-6s: %s" % (name, "ok" if reason is None else reason))
     return lines
+
+
+@pytest.fixture
+def exact_variants(monkeypatch):
+    """The numba backend's default, a training-step variant per model
+    (fastnet/backends/numba.py: VARIANTS), here and in subprocesses."""
+    monkeypatch.setenv("FASTNET_NUMBA_VARIANTS", "exact")
+    if "numba" in fastnet.available_backends():
+        import fastnet.backends.numba as nb
+        monkeypatch.setattr(nb, "VARIANTS", "exact")
 
 
 @pytest.fixture(params=BACKENDS)

@@ -23,6 +23,7 @@ from fastnet.backends import available_backends
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 pytestmark = [
+    pytest.mark.usefixtures("exact_variants"),
     pytest.mark.skipif("numba" not in available_backends(), reason="numba backend not available"),
     pytest.mark.skipif(JIT_DISABLED, reason="NUMBA_DISABLE_JIT: nothing is compiled"),
 ]
@@ -159,6 +160,42 @@ def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
     for key, (params, loss) in got.items():
         np.testing.assert_array_equal(params, want[0], err_msg=str(key))
         np.testing.assert_array_equal(loss, want[1], err_msg=str(key))
+
+
+def test_one_variant_mode_shares_one_step_with_the_same_bits(monkeypatch):
+    """FASTNET_NUMBA_VARIANTS=one: a plain Adam model and an SGD model with
+    dropout and L2 reach the same training step (the one holding every feature
+    and code), which gives the bits of the plain model's own variant."""
+    import fastnet.backends.numba as nb
+    from test_numba_backend import _case
+    plain = _case("softmax_sparse", "adam", drop=0.0, l1=0.0, l2=0.0)
+    rich = _case("softmax_sparse", "sgd", drop=0.2, l1=0.0, l2=1e-3)
+
+    def kernel(args):
+        return nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10], args[2])
+
+    def run(args):
+        a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
+        nb.train_batches(*a)
+        return a[15], a[19]
+    exact = kernel(plain)
+    want = run(plain)
+    assert kernel(rich) is not exact
+    monkeypatch.setattr(nb, "VARIANTS", "one")
+    one = kernel(plain)
+    assert one is kernel(rich) and one is not exact
+    assert not one.py_func.__qualname__.endswith("__serial")
+    got = run(plain)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])
+
+
+def test_variants_setting_is_checked_at_import():
+    env = dict(os.environ, FASTNET_NUMBA_VARIANTS="some")
+    out = subprocess.run([sys.executable, "-c", "import fastnet.backends.numba"], capture_output=True,
+                         text=True, env=env, timeout=300)
+    assert out.returncode != 0
+    assert "FASTNET_NUMBA_VARIANTS must be 'exact' or 'one', got 'some'" in out.stderr
 
 
 def test_serial_step_follows_the_parallel_thresholds():

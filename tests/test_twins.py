@@ -29,8 +29,9 @@ from fastnet._kernels import defs
 
 from conftest import BACKENDS
 
-pytestmark = pytest.mark.skipif(not {"numba", "cython"} <= set(BACKENDS),
-                                reason="needs both compiled twins")
+# the per-model numba variants users get (the rest of the suite shares one: conftest)
+pytestmark = [pytest.mark.usefixtures("exact_variants"),
+              pytest.mark.skipif(not {"numba", "cython"} <= set(BACKENDS), reason="needs both compiled twins")]
 
 #: Where the twins may differ, and why (key: what differs -> (reason, rtol)).
 #: Everything else is bit-identical.

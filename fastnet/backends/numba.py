@@ -146,6 +146,16 @@ def _well_formed(ispec, fspec):
             and ispec.dtype == np.int64 and fspec.dtype == np.float64)
 
 
+# "exact" (the default): a training-step variant per feature set, optimizer,
+# activations and loss row, so a model compiles only what it runs; "one": every
+# model shares the variant with every feature and code (a longer first compile,
+# then none for another architecture: a search over activations / optimizers,
+# the test suite).  Same bits either way.
+VARIANTS = os.environ.get("FASTNET_NUMBA_VARIANTS", "exact")
+if VARIANTS not in ("exact", "one"):
+    raise ValueError("FASTNET_NUMBA_VARIANTS must be 'exact' or 'one', got %r" % VARIANTS)
+
+
 _HEAD_BITS = {defs.HEAD_MSE: 8, defs.HEAD_MAE: 16, defs.HEAD_SIGMOID_BCE: 4}
 _OPT_CODES = frozenset(d["code"] for d in defs.OPTIMIZERS)
 _ACT_CODES = frozenset(a["code"] for a in defs.ACTIVATIONS)
@@ -181,8 +191,8 @@ def train_flags(ispec, fspec, opt, hyper, diag, head=-1, labels=None):
     bit each), so a model compiles only its own; every feature and code when
     the arguments are malformed (that variant's checks raise the precise
     error)."""
-    if not (_well_formed(ispec, fspec) and isinstance(hyper, np.ndarray) and hyper.ndim == 1
-            and hyper.shape[0] >= defs.NH and ispec.shape[0] >= 1):
+    if not (VARIANTS == "exact" and _well_formed(ispec, fspec) and isinstance(hyper, np.ndarray)
+            and hyper.ndim == 1 and hyper.shape[0] >= defs.NH and ispec.shape[0] >= 1):
         return (True,) * 7
     drop, reg, maxout, prelu, meprop = _spec_features(ispec, fspec)
     opt = int(opt)
@@ -245,7 +255,7 @@ def serial_step(ispec, batch_size, params):
 
 def forward_flags(ispec, fspec):
     """(MAXOUT, PRELU): the forward variant for this description."""
-    if not _well_formed(ispec, fspec):
+    if VARIANTS != "exact" or not _well_formed(ispec, fspec):
         return (True, True)
     feats = _spec_features(ispec, fspec)
     return (feats[2], feats[3])
@@ -259,7 +269,8 @@ def _forward_kernel(ispec, fspec):
 def _train_kernel(ispec, fspec, opt, hyper, diag, batch_size, params, head=-1, labels=None):
     """The train_batches variant for this call (the adapter's selector)."""
     flags = train_flags(ispec, fspec, opt, hyper, diag, head, labels)
-    return _variant(_nw.train_variant, flags, _well_formed(ispec, fspec) and serial_step(ispec, batch_size, params))
+    return _variant(_nw.train_variant, flags, VARIANTS == "exact" and _well_formed(ispec, fspec)
+                    and serial_step(ispec, batch_size, params))
 
 
 # the inputs passed read-only (see _ro): the caller's data, which may be read-only
