@@ -359,3 +359,30 @@ def test_workspaces_grow_linearly_with_the_rows():
         for rows in (1, 2, 3, 32, 1000):
             assert _api.workspace_size(ispec, fspec, rows) == rows * _api.workspace_size(ispec, fspec, 1)
             assert _api.forward_workspace_size(ispec, rows) == rows * _api.forward_workspace_size(ispec, 1)
+
+
+@pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b != "numpy"])
+def test_unchecked_entries_skip_only_the_validator(backend_name):
+    """``fn.unchecked`` (Model's predict path: arguments valid by construction) runs
+    the same kernel without the contract's validator: same outputs on a valid
+    call, and a call the validator rejects gets past it; kernels without a
+    validator are their own unchecked entry."""
+    be = get_backend(backend_name)
+    for name in _api.KERNELS:
+        fn = getattr(be, name)
+        assert (fn.unchecked is fn) == (name not in _api.VALIDATORS), name
+    args = _forward_case()
+    want, got = args["out"].copy(), args["out"].copy()
+    be.forward(**dict(args, out=want))
+    be.forward.unchecked(**dict(args, out=got))
+    assert np.isfinite(want).all()
+    np.testing.assert_array_equal(got, want)
+    # a read-only out: the validator refuses it, the unchecked entry goes on to the
+    # kernel (Cython's memoryview or numba's typing then refuses it its own way)
+    ro = args["out"].copy()
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="out is read-only"):
+        be.forward(**dict(args, out=ro))
+    with pytest.raises(Exception) as info:
+        be.forward.unchecked(**dict(args, out=ro))
+    assert "out is read-only" not in str(info.value)

@@ -119,11 +119,23 @@ def _build(module, name, args, kernel, threads, key, ro, read_only, select):
             _SCALAR[kinds[a]] % a if kinds[a] in _SCALAR and kinds[a] != "threads" else a
             for a in wanted)
     lines.append("    %s(%s)" % (target, ", ".join(call)))
+    fn = _define(module, name, lines, env)
+    # ``unchecked``: the same call without the contract's validator, for callers
+    # whose arguments are valid by construction (Model's predict: its own spec,
+    # parameters and buffers, X checked); the validator costs more than a
+    # batch-1 forward pass of a small net (bench/report.py's predict rows)
+    fn.unchecked = fn if env["_check"] is None else _define(
+        module, name, [ln for ln in lines if not ln.startswith("    _check(")], env, "unchecked")
+    return fn
+
+
+def _define(module, name, lines, env, suffix=""):
     source = "\n".join(lines) + "\n"
-    filename = "<fastnet adapter %s.%s>" % (module, name)
+    filename = "<fastnet adapter %s.%s%s>" % (module, name, suffix and " " + suffix)
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # tracebacks
-    exec(compile(source, filename, "exec"), env)
-    fn = env[name]
+    scope = dict(env)
+    exec(compile(source, filename, "exec"), scope)
+    fn = scope[name]
     fn.__module__ = module
     fn.__doc__ = _api.kernel_doc(name)
     return fn
