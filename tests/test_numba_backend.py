@@ -475,7 +475,10 @@ def test_wrong_descriptions_raise_instead_of_writing_out_of_bounds():
 # MATMUL_PAR_MIN (the parallel loop)
 MM_SHAPES = [(1, 1, 1), (3, 5, 7), (10, 784, 30), (17, 9, 16), (13, 20, 33), (5, 600, 48),
              (130, 300, 65), (2, 0, 3), (10, 10, 30), (30, 10, 10), (300, 200, 129),
-             (261, 70, 100), (9, 1000, 17), (64, 513, 8)]
+             (261, 70, 100), (9, 1000, 17), (64, 513, 8),
+             # one row wider than a panel: the axpy row path (k not a multiple of 4,
+             # ragged last vector, none)
+             (1, 257, 47), (1, 3, 100), (1, 784, 512), (1, 6, 64)]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -560,7 +563,8 @@ def test_matmul_bits_equal_the_cython_twins():
     cy = get_backend("cython")
     rng = np.random.default_rng(11)
     for n, k, m in [(10, 784, 30), (30, 10, 10), (7, 33, 17), (128, 784, 512), (1000, 10, 30),
-                    (40, 2100, 70), (300, 200, 129), (200, 64, 100), (17, 784, 128)]:
+                    (40, 2100, 70), (300, 200, 129), (200, 64, 100), (17, 784, 128),
+                    (1, 784, 512), (1, 257, 47), (1, 3, 100)]:
         for dtype in (np.float32, np.float64):
             A = rng.standard_normal((n, k)).astype(dtype)
             B = rng.standard_normal((k, m)).astype(dtype)
@@ -570,6 +574,24 @@ def test_matmul_bits_equal_the_cython_twins():
                 getattr(nb, form)(a, b, C1, 2)
                 getattr(cy, form)(a, b, C2, 2)
                 assert C1.tobytes() == C2.tobytes(), (form, n, k, m, dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,m", [(257, 47), (784, 512), (3, 100), (8, 33), (5, 1000)])
+def test_matmul_one_row_bits_equal_the_blocked_rows(dtype, k, m):
+    """A one-row product (batch-1 inference) takes the axpy row path, more rows the
+    register blocks: both sum p in order with one fma per step from 0, so a row
+    gives the same bits alone as inside a block, in every form."""
+    rng = np.random.default_rng(k * 31 + m)
+    A = rng.standard_normal((3, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    for form, a1, a3, b in [("matmul", A[:1], A, B),
+                            ("matmul_tn", np.ascontiguousarray(A[:1].T), np.ascontiguousarray(A.T), B),
+                            ("matmul_nt", A[:1], A, np.ascontiguousarray(B.T))]:
+        C1, C3 = np.full((1, m), np.nan, dtype), np.full((3, m), np.nan, dtype)
+        getattr(nb, form)(a1, b, C1, 2)
+        getattr(nb, form)(a3, b, C3, 2)
+        assert C1.tobytes() == C3[:1].tobytes(), form
 
 
 def test_matmul_runs_as_python_under_numba_disable_jit():
@@ -586,6 +608,8 @@ def test_matmul_runs_as_python_under_numba_disable_jit():
             "                    ('matmul_nt', A, np.ascontiguousarray(B.T))]:\n"
             "        C = np.full((9, 37), np.nan, dt); getattr(nb, f)(a, b, C, 2)\n"
             "        assert np.abs(C - R).max() < (1e-5 if dt == np.float32 else 1e-12), f\n"
+            "    C = np.full((1, 37), np.nan, dt); nb.matmul(A[:1], B, C, 1)\n"
+            "    assert np.abs(C - R[:1]).max() < (1e-5 if dt == np.float32 else 1e-12)\n"
             "print('ok')\n")
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

@@ -37,7 +37,7 @@ contract, which passes C-contiguous arrays) go through contiguous copies.
 import numpy as np
 
 from ._jit import kernel, serial, prange, MATMUL_PAR_MIN
-from .simd import vlanes, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
+from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
 from ._generated_microkernel import _blk, _blk8, _blk5
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
@@ -95,6 +95,53 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
 
 
 @serial
+def _row(A, i, B, c, k, m):
+    """c[0:m] = A[i] @ B for one row (batch-1 inference), in axpy form as the Cython
+    twin's FN_ROW: four values of p per pass over c (L1), so B streams contiguously
+    row by row; the 2-vector panel of ``_blk`` would give one row only 2 FMA chains
+    (bench/REPORT.md's predict latency).  Every element is still fma(a_p, b_p, ...)
+    for p in order from 0: the same bits as the blocked path."""
+    L = vlanes(c)
+    mv = m - m % L
+    w = m - mv
+    z = vzero(c)
+    for j in range(0, mv, L):
+        vstore(c, j, z)
+    t = z           # the ragged last columns stay in a register (a masked store then
+    p = 0           # a masked load of the same address stalls store forwarding)
+    while p + 4 <= k:
+        a0 = vbcast(A[i, p], c)
+        a1 = vbcast(A[i, p + 1], c)
+        a2 = vbcast(A[i, p + 2], c)
+        a3 = vbcast(A[i, p + 3], c)
+        b0 = B[p]
+        b1 = B[p + 1]
+        b2 = B[p + 2]
+        b3 = B[p + 3]
+        for j in range(0, mv, L):
+            x = vfma(a0, vload(b0, j), vload(c, j))
+            x = vfma(a1, vload(b1, j), x)
+            x = vfma(a2, vload(b2, j), x)
+            vstore(c, j, vfma(a3, vload(b3, j), x))
+        if w > 0:
+            t = vfma(a0, vload_n(b0, mv, w), t)
+            t = vfma(a1, vload_n(b1, mv, w), t)
+            t = vfma(a2, vload_n(b2, mv, w), t)
+            t = vfma(a3, vload_n(b3, mv, w), t)
+        p += 4
+    while p < k:
+        a0 = vbcast(A[i, p], c)
+        b0 = B[p]
+        for j in range(0, mv, L):
+            vstore(c, j, vfma(a0, vload(b0, j), vload(c, j)))
+        if w > 0:
+            t = vfma(a0, vload_n(b0, mv, w), t)
+        p += 1
+    if w > 0:
+        vstore_n(c, mv, t, w)
+
+
+@serial
 def _zero(C):
     for i in range(C.shape[0]):
         for j in range(C.shape[1]):
@@ -118,6 +165,9 @@ def _product(A, B, C, n_threads):
     k = B.shape[0]
     if k == 0:
         _zero(C)
+        return
+    if n == 1 and C.shape[1] > 2 * vlanes(C):   # (up to one panel, _blk is one pass over B too)
+        _row(A, 0, B, C[0], k, C.shape[1])
         return
     nc = _chunks(n, k, C.shape[1], n_threads)
     if nc == 1:
