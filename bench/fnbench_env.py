@@ -124,6 +124,9 @@ def thread_report(n, backends=None):
     out = collections.OrderedDict()
     out["requested threads"] = n
     out["available cores"] = available_cores()
+    if os.environ.get("FASTNET_REPORT_PINNED_CPU"):
+        out["process pinned to"] = "CPU %s (one thread for every library, JAX included)" % (
+            os.environ["FASTNET_REPORT_PINNED_CPU"])
     out["env"] = ", ".join("%s=%s" % (v, os.environ.get(v, "(unset)")) for v in THREAD_ENV + WAIT_ENV)
     out["fastnet.get_num_threads()"] = fastnet.get_num_threads()
     try:

@@ -42,9 +42,17 @@ def _early_threads(argv):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
                 "NUMEXPR_NUM_THREADS"):
         os.environ[var] = n
-    if n == "1":  # XLA's CPU pool has no thread-count flag except this one
+    if n == "1":
+        # XLA's CPU runtime ignores its thread flags (the Thread settings table measures
+        # the cores it keeps busy), so one thread means one CPU for the whole process
+        try:
+            cpus = sorted(os.sched_getaffinity(0))
+            os.sched_setaffinity(0, {cpus[0]})
+            os.environ["FASTNET_REPORT_PINNED_CPU"] = str(cpus[0])
+        except (AttributeError, OSError):
+            pass
         os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
-                                   " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+                                   " --xla_cpu_multi_thread_eigen=false").strip()
 
 
 #: --isa: the instruction set of fastnet's engines AND of the peers, as on a CPU that
