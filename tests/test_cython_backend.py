@@ -666,3 +666,39 @@ def test_activation_loops_same_bits_for_every_instruction_set_and_accurate(cy, d
             np.testing.assert_allclose(dZ, dZr, rtol=64 * ulp, atol=64 * ulp, err_msg=a["name"])
     finally:
         ew.select_isa("auto" if was == "avx512" else was)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matmul_few_rows_each_row_as_alone_on_every_isa(dtype):
+    """Products with fewer rows than a tile (a predict of a few samples) run the
+    rows in axpy groups of up to 4 (B streamed once per group) or, with B^T given,
+    as one zero-padded packed tile: on every instruction set the CPU has, each row
+    has the bits it has alone (one row: FN_ROW) and matches float64."""
+    mm = pytest.importorskip("fastnet._kernels.cython.matmul")
+    before = mm.isa()["isa"]
+    rng = np.random.default_rng(3)
+    try:
+        for isa in ("baseline", "avx2", "avx512"):
+            if mm.select_isa(isa) != isa:
+                continue
+            for n, k, m in [(2, 784, 512), (3, 33, 70), (4, 257, 129), (5, 6, 300), (7, 100, 47),
+                            (6, 3, 1000), (9, 50, 65)]:
+                A = rng.standard_normal((n, k)).astype(dtype)
+                B = rng.standard_normal((k, m)).astype(dtype)
+                R = A.astype(np.float64) @ B.astype(np.float64)
+                tol = (2e-5 if dtype == np.float32 else 1e-12) * k ** 0.5 * max(np.abs(R).max(), 1.0)
+                for form, a, b, row in [
+                        ("matmul", A, B, lambda i: (A[i:i + 1], B)),
+                        ("matmul_tn", np.ascontiguousarray(A.T), B,
+                         lambda i: (np.ascontiguousarray(A[i:i + 1].T), B)),
+                        ("matmul_nt", A, np.ascontiguousarray(B.T),
+                         lambda i: (A[i:i + 1], np.ascontiguousarray(B.T)))]:
+                    C = np.full((n, m), np.nan, dtype)
+                    getattr(mm, form)(a, b, C, 2)
+                    assert np.abs(C - R).max() <= tol, (isa, form, n, k, m)
+                    for i in range(n):
+                        c1 = np.full((1, m), np.nan, dtype)
+                        getattr(mm, form)(*row(i), c1, 1)
+                        assert c1.tobytes() == C[i:i + 1].tobytes(), (isa, form, n, k, m, i)
+    finally:
+        mm.select_isa("auto" if before == "avx512" else before)

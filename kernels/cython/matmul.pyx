@@ -41,15 +41,14 @@ Four ways to feed it, chosen from the shape only:
   fill AVX2's 16 registers better than 2 x 4), the last chunk the rest: each
   (chunk, row block) is a task of its own.
 
-* **rows** (fewer rows than a tile and B rows contiguous, e.g. batch-1
-  inference): each row of C in axpy form (``FN_ROW``), B streamed once, on the
-  calling thread.
+* **rows** (one row and B rows contiguous, e.g. batch-1 inference): the row of C
+  in axpy form (``FN_ROW``), B streamed once, on the calling thread.
 * **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. batch-10
   products wider than 64 columns): the micro-kernel reads A and B where they are (the
   k-loop runs over the whole inner dimension); the last < NR columns of B are
-  copied into a zero-padded panel, the last < MR rows run one at a time as whole
-  rows in axpy form, streaming B row by row (``matmul_nt``: a 1 x NR kernel on
-  the packed panels), and
+  copied into a zero-padded panel, the last < MR rows run as whole rows in axpy
+  form, up to 4 at a time (``FN_ROWS``: B streamed once per group; ``matmul_nt``:
+  packed into one zero-padded tile per panel), and
   ``matmul_nt`` first packs B^T into NR-wide panels.
 * **packed** (GotoBLAS blocking for large products): for each block of ``KC``
   values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
@@ -98,6 +97,13 @@ cdef extern from "matmul_kernels.h":
                                   double*, Py_ssize_t) noexcept nogil
     fn_row_f32_t fn_row_f32
     fn_row_f64_t fn_row_f64
+    ctypedef void (*fn_rows_f32_t)(Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, const float*,
+                                   Py_ssize_t, float*, Py_ssize_t, Py_ssize_t) noexcept nogil
+    ctypedef void (*fn_rows_f64_t)(Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t,
+                                   const double*, Py_ssize_t, double*, Py_ssize_t,
+                                   Py_ssize_t) noexcept nogil
+    const fn_rows_f32_t* fn_rows_f32
+    const fn_rows_f64_t* fn_rows_f64
     int fn_mm_mr, fn_mm_nr32, fn_mm_nr64, fn_mm_isa
     int fastnet_mm_select(int want) noexcept nogil
     ctypedef void (*fn_nrw_f32_t)(Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, const float*,
@@ -251,14 +257,15 @@ cdef void _pack_b(const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j,
 cdef inline void _direct_tile(Py_ssize_t t, Py_ssize_t nrb, Py_ssize_t nfull_r, Py_ssize_t cb0,
                               bint pack_all, const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                               const floating* B, Py_ssize_t sb_p, const floating* Bp,
-                              floating* C, Py_ssize_t n, Py_ssize_t k,
+                              const floating* Ap, floating* C, Py_ssize_t n, Py_ssize_t k,
                               Py_ssize_t m) noexcept nogil:
-    """Tile t of _direct (row block fastest)."""
+    """Tile t of _direct (row block fastest).  Ap: the last < MR rows packed into a
+    zero-padded MR-row panel (NULL: one row left, or no memory for it)."""
     cdef Py_ssize_t nr = _nr(C), MR = fn_mm_mr
     cdef Py_ssize_t cb = t // nrb
     cdef Py_ssize_t rb = t - cb * nrb
     cdef Py_ssize_t i0 = rb * MR, j0 = cb * nr
-    cdef Py_ssize_t rows = min(MR, n - i0), cols = min(nr, m - j0), r
+    cdef Py_ssize_t rows = min(MR, n - i0), cols = min(nr, m - j0), r, q
     cdef const floating* b
     cdef Py_ssize_t b_p
     if cb < cb0:
@@ -269,10 +276,22 @@ cdef inline void _direct_tile(Py_ssize_t t, Py_ssize_t nrb, Py_ssize_t nfull_r, 
         b_p = nr
     if rb < nfull_r:
         _tile(k, A + i0 * sa_i, sa_i, sa_p, b, b_p, C + i0 * m + j0, m, rows, cols, MR, nr, False)
+    elif Ap != NULL:
+        # B^T packed: the last rows packed too, as one zero-padded tile per panel
+        _tile(k, Ap, 1, MR, b, b_p, C + i0 * m + j0, m, rows, cols, MR, nr, False)
     elif not pack_all:
-        # the last < MR rows: whole rows, B streamed row by row (one tile does it)
+        # the last < MR rows: whole rows in axpy form, up to 4 at a time, B streamed
+        # once per group (one tile does it; a few-sample predict read B once per row)
         if cb == 0:
-            for r in range(rows):
+            r = 0
+            while rows - r >= 2:
+                q = min(4, rows - r)
+                if floating is float:
+                    fn_rows_f32[q](k, A + (i0 + r) * sa_i, sa_i, sa_p, B, sb_p, C + (i0 + r) * m, m, m)
+                else:
+                    fn_rows_f64[q](k, A + (i0 + r) * sa_i, sa_i, sa_p, B, sb_p, C + (i0 + r) * m, m, m)
+                r += q
+            if r < rows:
                 if floating is float:
                     fn_row_f32(k, A + (i0 + r) * sa_i, sa_p, B, sb_p, C + (i0 + r) * m, m)
                 else:
@@ -293,7 +312,8 @@ cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     cdef bint par = ntiles > 1 and n * k * m >= MATMUL_PAR_MIN
     cdef bint pack_all = sb_j != 1
     cdef floating* Bp = NULL
-    cdef Py_ssize_t t, cb, j0, cb0
+    cdef floating* Ap = NULL
+    cdef Py_ssize_t t, cb, j0, cb0, left = n - nfull_r * MR
     # B: every panel packed (B^T given), or only the ragged last panel
     if pack_all:
         Bp = <floating*> malloc(ncb * k * nr * sizeof(floating) + 64)
@@ -306,13 +326,18 @@ cdef int _direct(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     for cb in range(cb0, ncb):
         j0 = cb * nr
         _pack_b(B + j0 * sb_j, sb_p, sb_j, k, min(nr, m - j0), Bp + (cb - cb0) * k * nr)
+    if pack_all and left > 1:   # (NULL when out of memory: one row at a time)
+        Ap = <floating*> malloc(k * MR * sizeof(floating) + 64)
+        if Ap != NULL:
+            _pack_a(A + nfull_r * MR * sa_i, sa_i, sa_p, left, k, Ap)
     # tiles numbered row block fastest: consecutive tiles reuse one B panel
     if par:
         for t in prange(ntiles, schedule='static', num_threads=n_threads):
-            _direct_tile(t, nrb, nfull_r, cb0, pack_all, A, sa_i, sa_p, B, sb_p, Bp, C, n, k, m)
+            _direct_tile(t, nrb, nfull_r, cb0, pack_all, A, sa_i, sa_p, B, sb_p, Bp, Ap, C, n, k, m)
     else:
         for t in range(ntiles):
-            _direct_tile(t, nrb, nfull_r, cb0, pack_all, A, sa_i, sa_p, B, sb_p, Bp, C, n, k, m)
+            _direct_tile(t, nrb, nfull_r, cb0, pack_all, A, sa_i, sa_p, B, sb_p, Bp, Ap, C, n, k, m)
+    free(Ap)
     free(Bp)
     return 0
 
@@ -521,9 +546,9 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
 cdef void _rows(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                 const floating* B, Py_ssize_t sb_p, floating* C,
                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
-    """Fewer rows than a tile (B rows contiguous), e.g. batch-1 inference: each row
-    of C in axpy form (FN_ROW), B streamed once, on the calling thread (splitting
-    the columns between two threads was slower: bench/REPORT.md's predict latency)."""
+    """One row (B rows contiguous), e.g. batch-1 inference: the row of C in axpy
+    form (FN_ROW), B streamed once, on the calling thread (splitting the columns
+    between two threads was slower: bench/REPORT.md's predict latency)."""
     cdef Py_ssize_t r
     for r in range(n):
         if floating is float:
@@ -568,7 +593,7 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
             return
         if _narrow_bt(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
             return
-    if n < fn_mm_mr and sb_j == 1:
+    if n == 1 and sb_j == 1:
         _rows(A, sa_i, sa_p, B, sb_p, C, n, k, m)
         return
     if n >= PACK_MIN_ROWS and n * k * m >= PACK_MIN:

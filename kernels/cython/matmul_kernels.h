@@ -77,6 +77,64 @@ ATTR static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_p, const T* b,       
         for (j = 0; j < m; j++) c[j] = c[j] + a0 * b0[j];                            \
     }                                                                                \
 }
+/* R (2..4) rows of C at once in FN_ROW's axpy form: each vector of B, loaded once,
+   serves every row (the rows left over by the MR-row tiles: a predict of a few
+   samples); the same operations per element as FN_ROW, so a row's bits do not
+   depend on how many rows go with it. */
+#define FN_ROWS(NAME, T, R, VL, ATTR)                                                \
+ATTR static void NAME(ptrdiff_t k, const T* a, ptrdiff_t a_r, ptrdiff_t a_p,         \
+                      const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc, ptrdiff_t m)   \
+{                                                                                    \
+    typedef T vt __attribute__((vector_size(VL * sizeof(T)), aligned(sizeof(T))));   \
+    const ptrdiff_t mv = m - m % VL;                                                 \
+    ptrdiff_t p = 0, j, r, q;                                                        \
+    T av[R][4];                                                                      \
+    const T* bq[4];                                                                  \
+    for (r = 0; r < R; r++)                                                          \
+        for (j = 0; j < m; j++) c[r * ldc + j] = 0;                                  \
+    for (; p + 4 <= k; p += 4) {                                                     \
+        for (q = 0; q < 4; q++) {                                                    \
+            bq[q] = b + (p + q) * b_p;                                               \
+            for (r = 0; r < R; r++) av[r][q] = a[r * a_r + (p + q) * a_p];           \
+        }                                                                            \
+        for (j = 0; j < mv; j += VL) {                                               \
+            const vt b0 = *(const vt*)(bq[0] + j), b1 = *(const vt*)(bq[1] + j);     \
+            const vt b2 = *(const vt*)(bq[2] + j), b3 = *(const vt*)(bq[3] + j);     \
+            for (r = 0; r < R; r++) {                                                \
+                vt x = *(vt*)(c + r * ldc + j);                                      \
+                x = (((x + av[r][0] * b0) + av[r][1] * b1) + av[r][2] * b2) + av[r][3] * b3; \
+                *(vt*)(c + r * ldc + j) = x;                                         \
+            }                                                                        \
+        }                                                                            \
+        for (j = mv; j < m; j++)                                                     \
+            for (r = 0; r < R; r++)                                                  \
+                c[r * ldc + j] = (((c[r * ldc + j] + av[r][0] * bq[0][j]) + av[r][1] * bq[1][j]) \
+                                  + av[r][2] * bq[2][j]) + av[r][3] * bq[3][j];      \
+    }                                                                                \
+    for (; p < k; p++) {                                                             \
+        const T* b0 = b + p * b_p;                                                   \
+        for (r = 0; r < R; r++) {                                                    \
+            const T a0 = a[r * a_r + p * a_p];                                       \
+            for (j = 0; j < m; j++) c[r * ldc + j] = c[r * ldc + j] + a0 * b0[j];    \
+        }                                                                            \
+    }                                                                                \
+}
+typedef void (*fn_rows_f32_t)(ptrdiff_t, const float*, ptrdiff_t, ptrdiff_t, const float*,
+                              ptrdiff_t, float*, ptrdiff_t, ptrdiff_t);
+typedef void (*fn_rows_f64_t)(ptrdiff_t, const double*, ptrdiff_t, ptrdiff_t, const double*,
+                              ptrdiff_t, double*, ptrdiff_t, ptrdiff_t);
+#define FN_ROWS_SET(SUF, VL32, VL64, ATTR)                                           \
+FN_ROWS(fn_rows2_f32_##SUF, float, 2, VL32, ATTR)                                    \
+FN_ROWS(fn_rows3_f32_##SUF, float, 3, VL32, ATTR)                                    \
+FN_ROWS(fn_rows4_f32_##SUF, float, 4, VL32, ATTR)                                    \
+FN_ROWS(fn_rows2_f64_##SUF, double, 2, VL64, ATTR)                                   \
+FN_ROWS(fn_rows3_f64_##SUF, double, 3, VL64, ATTR)                                   \
+FN_ROWS(fn_rows4_f64_##SUF, double, 4, VL64, ATTR)                                   \
+static const fn_rows_f32_t fn_rows_f32_##SUF[5] = {0, 0, fn_rows2_f32_##SUF,          \
+    fn_rows3_f32_##SUF, fn_rows4_f32_##SUF};                                         \
+static const fn_rows_f64_t fn_rows_f64_##SUF[5] = {0, 0, fn_rows2_f64_##SUF,          \
+    fn_rows3_f64_##SUF, fn_rows4_f64_##SUF};
+FN_ROWS_SET(base, 4, 2, )
 typedef void (*fn_row_f32_t)(ptrdiff_t, const float*, ptrdiff_t, const float*, ptrdiff_t,
                              float*, ptrdiff_t);
 typedef void (*fn_row_f64_t)(ptrdiff_t, const double*, ptrdiff_t, const double*, ptrdiff_t,
@@ -99,12 +157,14 @@ FN_UKR(fn_ukr1_f32_avx2, float, 1, 8, 2, __attribute__((target("avx2,fma"))))
 FN_UKR(fn_ukr1_f64_avx2, double, 1, 4, 2, __attribute__((target("avx2,fma"))))
 FN_ROW(fn_row_f32_avx2, float, __attribute__((target("avx2,fma"))))
 FN_ROW(fn_row_f64_avx2, double, __attribute__((target("avx2,fma"))))
+FN_ROWS_SET(avx2, 8, 4, __attribute__((target("avx2,fma"))))
 FN_UKR(fn_ukr_f32_avx512, float, 8, 16, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 FN_UKR(fn_ukr_f64_avx512, double, 8, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 FN_UKR(fn_ukr1_f32_avx512, float, 1, 16, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 FN_UKR(fn_ukr1_f64_avx512, double, 1, 8, 2, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 FN_ROW(fn_row_f32_avx512, float, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 FN_ROW(fn_row_f64_avx512, double, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
+FN_ROWS_SET(avx512, 16, 8, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 /* Narrow products (m <= 4 vectors: every column of C in registers), AVX-512 / AVX2:
    C[0:R, 0:m] (ldc) = sum_{p<k} a[r*a_r + p*a_p] * b[p*b_p + 0:m] for R rows,
    the last vector of each row loaded and stored under a mask (no padded copy of
@@ -264,12 +324,15 @@ static fn_ukr_f32_t fn_ukr1_f32 = fn_ukr1_f32_base;
 static fn_ukr_f64_t fn_ukr1_f64 = fn_ukr1_f64_base;
 static fn_row_f32_t fn_row_f32 = fn_row_f32_base;
 static fn_row_f64_t fn_row_f64 = fn_row_f64_base;
+static const fn_rows_f32_t* fn_rows_f32 = fn_rows_f32_base;
+static const fn_rows_f64_t* fn_rows_f64 = fn_rows_f64_base;
 static int fn_mm_mr = 4, fn_mm_nr32 = 8, fn_mm_nr64 = 4, fn_mm_isa = 0;
 /* want: 0 = baseline, 1 = up to AVX2+FMA, 2 = up to AVX-512 (what the CPU has) */
 static int fastnet_mm_select(int want) {
     fn_ukr_f32 = fn_ukr_f32_base; fn_ukr_f64 = fn_ukr_f64_base;
     fn_ukr1_f32 = fn_ukr1_f32_base; fn_ukr1_f64 = fn_ukr1_f64_base;
     fn_row_f32 = fn_row_f32_base; fn_row_f64 = fn_row_f64_base;
+    fn_rows_f32 = fn_rows_f32_base; fn_rows_f64 = fn_rows_f64_base;
     fn_mm_mr = 4; fn_mm_nr32 = 8; fn_mm_nr64 = 4; fn_mm_isa = 0; fn_nrw_on = 0;
 #if FN_MM_X86
     __builtin_cpu_init();
@@ -278,12 +341,14 @@ static int fastnet_mm_select(int want) {
         fn_ukr_f32 = fn_ukr_f32_avx512; fn_ukr_f64 = fn_ukr_f64_avx512;
         fn_ukr1_f32 = fn_ukr1_f32_avx512; fn_ukr1_f64 = fn_ukr1_f64_avx512;
         fn_row_f32 = fn_row_f32_avx512; fn_row_f64 = fn_row_f64_avx512;
+        fn_rows_f32 = fn_rows_f32_avx512; fn_rows_f64 = fn_rows_f64_avx512;
         fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2;
         fn_nrw_on = 2; fn_nrw_vbytes = 64; fn_nrw_rmax = fn_nrw_rmax_all[1];
     } else if (want >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         fn_ukr_f32 = fn_ukr_f32_avx2; fn_ukr_f64 = fn_ukr_f64_avx2;
         fn_ukr1_f32 = fn_ukr1_f32_avx2; fn_ukr1_f64 = fn_ukr1_f64_avx2;
         fn_row_f32 = fn_row_f32_avx2; fn_row_f64 = fn_row_f64_avx2;
+        fn_rows_f32 = fn_rows_f32_avx2; fn_rows_f64 = fn_rows_f64_avx2;
         fn_mm_mr = 6; fn_mm_nr32 = 16; fn_mm_nr64 = 8; fn_mm_isa = 1;
         fn_nrw_on = 1; fn_nrw_vbytes = 32; fn_nrw_rmax = fn_nrw_rmax_all[0];
     }
