@@ -20,7 +20,7 @@ import itertools
 import re
 
 __all__ = ["SPECIALIZE", "SPECIALIZE_C", "ISAS", "CTYPES", "opt_c", "act_c",
-           "act_py", "typed_element", "hyper_used", "uses", "indent"]
+           "act_py", "typed_element", "opt_loop_py", "hyper_used", "uses", "indent"]
 
 # defs.py's stable sigmoid: both twins evaluate it as fn_sigmoid(z) (fn_math.h,
 # kernels/numba/fn_math.py), the two branches with the one exponential they need
@@ -365,6 +365,63 @@ def typed_element(opt, items):
     new = Hoist().visit(tree)
     prologue = ["_s[%d] = %s" % (k, src) for k, src in enumerate(found)]
     return prologue, ast.unparse(new).split("\n"), len(found)
+
+
+def _flag_test(test, flags):
+    """The flag an ``if <flag> != 0.0:`` test reads (None for any other test)."""
+    if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
+            and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotEq)
+            and isinstance(test.comparators[0], ast.Constant)
+            and test.comparators[0].value == 0.0 and test.left.id in flags):
+        return test.left.id
+    return None
+
+
+def opt_loop_py(element, slots, flags):
+    """The numba tile's element loop over ``pt`` / ``gt`` and the slot arrays
+    ``s_<slot>``, for the typed element lines ``element`` (:func:`typed_element`).
+    LLVM does not unswitch the loop-invariant ``if <flag> != 0.0:`` tests, so the
+    vectorised loop evaluated every branch: the loop is rendered twice, once with
+    every flag of ``flags`` that the lines test pruned as 0 (the common case, its
+    test taken once outside the loop; it reads the slots its body reads and
+    writes those it assigns: SGD without momentum streams 3 arrays, not 5) and
+    once as written.  Same operations per element either way."""
+    tree = ast.parse("\n".join(element)).body
+    used = []
+
+    def prune(stmts):
+        out = []
+        for st in stmts:
+            if isinstance(st, ast.If):
+                f = _flag_test(st.test, flags)
+                if f is not None:
+                    if f not in used:
+                        used.append(f)
+                    out += prune(st.orelse)
+                    continue
+                st = ast.If(test=st.test, body=prune(st.body), orelse=prune(st.orelse))
+            out.append(st)
+        return out
+
+    fast = prune(tree)
+
+    def loop(body, read, written):
+        lines = ["for _i in range(pt.shape[0]):", "    p = pt[_i]", "    g = gt[_i]"]
+        lines += ["    %s = s_%s[_i]" % (sl, sl) for sl in read]
+        lines += ["    " + line for line in body]
+        lines += ["    pt[_i] = p"] + ["    s_%s[_i] = %s" % (sl, sl) for sl in written]
+        return lines
+
+    general = loop(element, slots, slots)
+    if not used:
+        return general
+    mod = ast.Module(body=fast or [ast.Pass()], type_ignores=[])
+    names = [(n.id, type(n.ctx)) for n in ast.walk(mod) if isinstance(n, ast.Name)]
+    read = [sl for sl in slots if (sl, ast.Load) in names]
+    written = [sl for sl in slots if (sl, ast.Store) in names]
+    return (["if %s:" % " and ".join("%s == 0.0" % f for f in used)]
+            + ["    " + line for line in loop(ast.unparse(mod).split("\n"), read, written)]
+            + ["else:"] + ["    " + line for line in general])
 
 
 def hyper_used(opt, items):
