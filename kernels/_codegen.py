@@ -81,12 +81,7 @@ def opt_c(o, HYPER, SPECIALIZE_C, ISAS, CTYPES):
     tree = ast.parse("\n".join(o["element"])).body
 
     def flag_of(test):
-        if (isinstance(test, ast.Compare) and isinstance(test.left, ast.Name)
-                and len(test.ops) == 1 and isinstance(test.ops[0], ast.NotEq)
-                and isinstance(test.comparators[0], ast.Constant)
-                and test.comparators[0].value == 0.0 and test.left.id in SPECIALIZE_C):
-            return test.left.id
-        return None
+        return _flag_test(test, SPECIALIZE_C)
 
     flags = []
 
