@@ -17,6 +17,10 @@ A panel's rows run in blocks of equal size.  p runs in blocks of ``P_BLOCK`` so 
 block's panel of B stays in L1 while every row block passes over it; a block
 after the first starts from the C values the previous block stored.
 
+A product of one row wider than a panel (batch-1 inference) runs in axpy form
+instead (``_row``, the Cython twin's ``FN_ROW``), B streamed once row by row;
+a few rows (2 .. ROW_BLOCK - 1) take the register blocks, one pass over B.
+
 ``matmul_tn`` runs the kernel on the transposed view ``A.T`` (the A values are
 scalar broadcasts, so their stride costs nothing); ``matmul_nt`` first writes
 B^T into a scratch array (m * k moves, against n * m * k multiply-adds;
