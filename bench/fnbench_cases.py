@@ -349,18 +349,18 @@ class GradCase:
         self.y = rng.integers(0, sizes[-1], n).astype(np.int64)
         self.P = self.model.count_params()
         be = self.model._backend
-        ispec, fspec = self.model._ispec, self.model._fspec
+        layers = self.model._layer_table
         k = sizes[-1]
-        work = np.empty(_api.forward_workspace_size(ispec, n))
+        work = np.empty(_api.forward_workspace_size(layers, n))
         Z, Pm, dZ = np.empty((n, k)), np.empty((n, k)), np.empty((n, k))
         loss = np.empty(n)
         Y0, sw0 = np.empty((0, k)), np.empty(0)
         params, X, y = self.model._params, self.X, self.y
-        assert ispec[-1, defs.I_ACT] == defs.ACT_LINEAR  # logits
+        assert layers[-1]["act"] == defs.ACT_LINEAR  # logits
         inv_n = 1.0 / n
 
         def loss_at():
-            be.forward(X, ispec, fspec, params, work, Z, threads)
+            be.forward(X, layers, params, work, Z, threads)
             be.softmax_xent(Z, Y0, y, sw0, inv_n, Pm, loss, dZ, threads)
             return loss.sum() * inv_n
         self._loss_at = loss_at

@@ -416,10 +416,10 @@ def make_predictor(impl, sizes, threads, seed=0):
         def run(x):
             n = x.shape[0]
             if n not in bufs:
-                bufs[n] = (np.empty(_api.forward_workspace_size(model._ispec, n), dtype=np.float32),
+                bufs[n] = (np.empty(_api.forward_workspace_size(model._layer_table, n), dtype=np.float32),
                            np.empty((n, sizes[-1]), dtype=np.float32))
             work, out = bufs[n]
-            be.forward(x, model._ispec, model._fspec, model._params, work, out, threads)
+            be.forward(x, model._layer_table, model._params, work, out, threads)
             return out
         return run
     if name == "numpy-loop":

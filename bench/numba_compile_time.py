@@ -49,14 +49,13 @@ def child(n_threads):
 
     n_in, widths = 784, [30, 10]
     L = len(widths)
-    ispec = np.zeros((L, defs.NI), np.int64)
-    fspec = np.zeros((L, defs.NF), np.float64)
+    layers = defs.new_layers(L)
     pos, prev = 0, n_in
     for l, (w, act) in enumerate(zip(widths, [defs.ACT_SIGMOID, defs.ACT_SOFTMAX])):
-        ispec[l, defs.I_IN], ispec[l, defs.I_OUT], ispec[l, defs.I_ACT] = prev, w, act
-        ispec[l, defs.I_W] = pos
+        layers[l]["n_in"], layers[l]["n_out"], layers[l]["act"] = prev, w, act
+        layers[l]["w_offset"] = pos
         pos += prev * w
-        ispec[l, defs.I_B] = pos
+        layers[l]["b_offset"] = pos
         pos += w
         prev = w
     P = pos
@@ -71,12 +70,12 @@ def child(n_threads):
     state = np.zeros((defs.N_STATE, P), dtype)
     hyper = np.zeros(defs.NH)
     hyper[defs.H_LR] = 0.1
-    work = np.zeros(_api.workspace_size(ispec, fspec, bs), dtype)
+    work = np.zeros(_api.workspace_size(layers, bs), dtype)
     loss = np.zeros(nb)
 
     def call():
         be.train_batches(X, np.empty((0, 10), dtype), labels, np.empty(0, dtype), perm, bs, 0,
-                         nb, ispec, fspec, defs.HEAD_SOFTMAX_XENT, defs.OPT_SGD, hyper, 0, 1,
+                         nb, layers, defs.HEAD_SOFTMAX_XENT, defs.OPT_SGD, hyper, 0, 1,
                          params, grads, state, work, loss, np.empty((0, 10), dtype), n_threads)
 
     t2 = time.perf_counter()

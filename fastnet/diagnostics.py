@@ -84,16 +84,16 @@ def check(diag, epoch, layer_names):
         raise NonFiniteError(epoch, int(diag[defs.DG_BATCH]), layer_names[l], l, stage)
 
 
-def epoch_record(diag, ispec, params, layer_names, fused_head=False):
+def epoch_record(diag, layers, params, layer_names, fused_head=False):
     """{layer name: {metric: value}} of one epoch from the filled buffer.  With a
     fused head the last layer's outputs are logits (softmax / sigmoid applied in
     the loss): no dead / saturated counts for it."""
     rows = float(diag[defs.DG_ROWS])
     out = {}
     for l, name in enumerate(layer_names):
-        w = int(ispec[l, defs.I_OUT])
-        off = defs.diag_offset(ispec, l)
-        act = int(ispec[l, defs.I_ACT])
+        w = int(layers[l]["n_out"])
+        off = defs.diag_offset(layers, l)
+        act = int(layers[l]["act"])
         if fused_head and l == len(layer_names) - 1:
             act = defs.ACT_LINEAR
         active = diag[off:off + w]
@@ -104,8 +104,8 @@ def epoch_record(diag, ispec, params, layer_names, fused_head=False):
         if act in (defs.ACT_SIGMOID, defs.ACT_TANH) and rows > 0:
             rec["saturated_units"] = float(np.mean(sat >= SATURATED_SHARE * rows))
             rec["saturated_fraction"] = float(sat.sum() / (rows * w))
-        w0 = int(ispec[l, defs.I_W])
-        size = int(ispec[l, defs.I_IN]) * _api.z_width(ispec, l)
+        w0 = int(layers[l]["w_offset"])
+        size = int(layers[l]["n_in"]) * _api.z_width(layers, l)
         rec["weight_norm"] = float(np.sqrt(np.sum(params[w0:w0 + size].astype(np.float64) ** 2)))
         nb = diag[off + 2 * w + 1]
         rec["grad_norm"] = float(diag[off + 2 * w] / nb) if nb > 0 else None

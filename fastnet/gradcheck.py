@@ -33,9 +33,9 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     sw64 = np.ascontiguousarray(sw, dtype=f64)
     params = model._params.astype(f64)
     n = X64.shape[0]
-    ispec, fspec = model._ispec, model._fspec
+    layers = model._layer_table
     be = model._backend
-    work = np.zeros(_api.workspace_size(ispec, fspec, n), dtype=f64)
+    work = np.zeros(_api.workspace_size(layers, n), dtype=f64)
     grads = np.zeros_like(params)
     state = np.zeros((defs.N_STATE, params.shape[0]), dtype=f64)  # contract shape; unused by OPT_NONE
     perm = np.arange(n, dtype=np.int64)
@@ -44,7 +44,7 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     loss = np.zeros(1)
 
     def run(p, g):
-        be.train_batches(X64, Y64, labels, sw64, perm, n, 0, 1, ispec, fspec, model._head, defs.OPT_NONE,
+        be.train_batches(X64, Y64, labels, sw64, perm, n, 0, 1, layers, model._head, defs.OPT_NONE,
                          np.zeros(defs.NH), 0, key, p, g, state, work, loss, no_scores, get_num_threads())
         return float(loss[0])
 
@@ -53,13 +53,13 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     scratch = np.zeros_like(params)
     rng = np.random.default_rng(seed)
     errors = []
-    for l in range(ispec.shape[0]):
-        n_in, n_out, zw = int(ispec[l, defs.I_IN]), int(ispec[l, defs.I_OUT]), _api.z_width(ispec, l)
-        spans = [(int(ispec[l, defs.I_W]), n_in * zw)]
-        if ispec[l, defs.I_B] >= 0:
-            spans.append((int(ispec[l, defs.I_B]), zw))
-        if ispec[l, defs.I_ACT] == defs.ACT_PRELU:
-            spans.append((int(ispec[l, defs.I_APAR]), n_out))
+    for l in range(layers.shape[0]):
+        n_in, n_out, zw = int(layers[l]["n_in"]), int(layers[l]["n_out"]), _api.z_width(layers, l)
+        spans = [(int(layers[l]["w_offset"]), n_in * zw)]
+        if layers[l]["b_offset"] >= 0:
+            spans.append((int(layers[l]["b_offset"]), zw))
+        if layers[l]["act"] == defs.ACT_PRELU:
+            spans.append((int(layers[l]["slopes_offset"]), n_out))
         for start, size in spans:
             idx = np.arange(start, start + size)
             if max_entries is not None and size > max_entries:

@@ -296,80 +296,79 @@ class Sequential:
             raise ValueError("layer %r was declared with input_dim=%d but build got %d"
                              % (dense[0].name, dense[0].input_dim, input_dim))
         L = len(dense)
-        ispec = np.zeros((L, defs.NI), dtype=np.int64)
-        fspec = np.zeros((L, defs.NF), dtype=np.float64)
+        layers = defs.new_layers(L)
         pos, n_in = 0, int(input_dim)
         for l, layer in enumerate(dense):
             zw = layer.units * layer.pieces
-            ispec[l, defs.I_IN] = n_in
-            ispec[l, defs.I_OUT] = layer.units
-            ispec[l, defs.I_ACT] = defs.ACT_PRELU if prelus[l] is not None else layer.activation.code
-            ispec[l, defs.I_KIND] = defs.KIND_MAXOUT if isinstance(layer, Maxout) else defs.KIND_DENSE
-            ispec[l, defs.I_PIECES] = layer.pieces
-            ispec[l, defs.I_TOPK] = layer.meprop_k or 0
-            ispec[l, defs.I_W] = pos
+            layers[l]["n_in"] = n_in
+            layers[l]["n_out"] = layer.units
+            layers[l]["act"] = defs.ACT_PRELU if prelus[l] is not None else layer.activation.code
+            layers[l]["kind"] = defs.LAYER_MAXOUT if isinstance(layer, Maxout) else defs.LAYER_DENSE
+            layers[l]["pieces"] = layer.pieces
+            layers[l]["topk"] = layer.meprop_k or 0
+            layers[l]["w_offset"] = pos
             pos += n_in * zw
             if layer.use_bias:
-                ispec[l, defs.I_B] = pos
+                layers[l]["b_offset"] = pos
                 pos += zw
             else:
-                ispec[l, defs.I_B] = -1
+                layers[l]["b_offset"] = -1
             if prelus[l] is not None:
-                ispec[l, defs.I_APAR] = pos
+                layers[l]["slopes_offset"] = pos
                 pos += layer.units
             else:
-                ispec[l, defs.I_APAR] = -1
-            fspec[l, defs.F_ALPHA] = layer.activation.alpha
-            fspec[l, defs.F_DROP] = drops[l]
+                layers[l]["slopes_offset"] = -1
+            layers[l]["act_param"] = layer.activation.alpha
+            layers[l]["dropout"] = drops[l]
             reg = layer.kernel_regularizer
             if reg is not None:
-                fspec[l, defs.F_L1] = reg.l1
-                fspec[l, defs.F_L2] = reg.l2
+                layers[l]["l1"] = reg.l1
+                layers[l]["l2"] = reg.l2
             reg = layer.bias_regularizer
             if reg is not None and layer.use_bias:
-                fspec[l, defs.F_BL1] = reg.l1
-                fspec[l, defs.F_BL2] = reg.l2
+                layers[l]["bias_l1"] = reg.l1
+                layers[l]["bias_l2"] = reg.l2
             n_in = layer.units
         params = np.zeros(pos, dtype=self.dtype)
         rng = _rng(self.seed, _STREAM_INIT)
         for l, layer in enumerate(dense):
-            W, b = self._views(params, ispec, l)
+            W, b = self._views(params, layers, l)
             W[...] = layer.kernel_initializer((W.shape[0], W.shape[1]), rng, self.dtype)
             if b is not None:
                 b[...] = layer.bias_initializer((b.shape[0],), rng, self.dtype)
             if prelus[l] is not None:
-                self._slopes(params, ispec, l)[...] = prelus[l].init
-        self._ispec, self._fspec = ispec, fspec
+                self._slopes(params, layers, l)[...] = prelus[l].init
+        self._layer_table = layers
         self._params = params
         self._grads = np.zeros_like(params)
         self._input_dim = int(input_dim)
         self._work = None
         self._work_key = None
         for l, layer in enumerate(dense):
-            layer.kernel, layer.bias = self._views(params, ispec, l)
+            layer.kernel, layer.bias = self._views(params, layers, l)
             if prelus[l] is not None:
                 prelus[l].units = layer.units
-                prelus[l].alpha = self._slopes(params, ispec, l)
+                prelus[l].alpha = self._slopes(params, layers, l)
         self._prelus = prelus
         self.built = True
         if self.optimizer is not None:
             self.optimizer._bind(self, params.shape[0], self.dtype)
 
     @staticmethod
-    def _views(buf, ispec, l):
-        n_in, zw = int(ispec[l, defs.I_IN]), _api.z_width(ispec, l)
-        w = int(ispec[l, defs.I_W])
+    def _views(buf, layers, l):
+        n_in, zw = int(layers[l]["n_in"]), _api.z_width(layers, l)
+        w = int(layers[l]["w_offset"])
         W = buf[w:w + n_in * zw].reshape(n_in, zw)
-        bo = int(ispec[l, defs.I_B])
+        bo = int(layers[l]["b_offset"])
         return W, (buf[bo:bo + zw] if bo >= 0 else None)
 
     @staticmethod
-    def _slopes(buf, ispec, l):
+    def _slopes(buf, layers, l):
         """The PReLU slopes of weight layer l (None without PReLU)."""
-        if int(ispec[l, defs.I_ACT]) != defs.ACT_PRELU:
+        if int(layers[l]["act"]) != defs.ACT_PRELU:
             return None
-        ap = int(ispec[l, defs.I_APAR])
-        return buf[ap:ap + int(ispec[l, defs.I_OUT])]
+        ap = int(layers[l]["slopes_offset"])
+        return buf[ap:ap + int(layers[l]["n_out"])]
 
     def count_params(self):
         self._require_built("count_params")
@@ -546,9 +545,9 @@ class Sequential:
             scores = np.empty((n if self.metrics else 0, self.output_dim), dtype=self.dtype)
             batch_loss = np.empty(1, dtype=np.float64)
             key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
-            self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, self._ispec,
-                                        self._fspec, self._head, self.optimizer.code, self.optimizer.hyper(),
-                                        self.optimizer.iterations, key, self._params, self._grads,
+            self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1,
+                                        self._layer_table, self._head, self.optimizer.code,
+                                        self.optimizer.hyper(), self.optimizer.iterations, key, self._params, self._grads,
                                         self.optimizer.state, self._workspace(n), batch_loss, scores,
                                         get_num_threads())
             self.optimizer.iterations += 1
@@ -866,7 +865,7 @@ class Sequential:
             chunk_hook = per_batch or any(
                 type(cb).on_train_batch_end is not _callbacks.Callback.on_train_batch_end
                 or type(cb).on_batch_end is not _callbacks.Callback.on_batch_end for cb in cbs)
-            diag = np.zeros(defs.diag_size(self._ispec)) if diagnostics else None
+            diag = np.zeros(defs.diag_size(self._layer_table)) if diagnostics else None
             layer_names = [layer.name for layer in self._dense()]
             warned = set()
             self.__dict__.pop("_resume_initial_epoch", None)
@@ -875,8 +874,8 @@ class Sequential:
             initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_initial_epoch", initial_epoch))
             chunk = 1
             # the thread count: fixed, or timed per workload (fastnet/_threads.py: tuner)
-            macs, wkey = self._workload_key(self._ispec)
-            tn = _threads.tuner("train", wkey + (batch_size, self._fspec.tobytes()), 3 * macs * batch_size)
+            macs, wkey = self._workload_key(self._layer_table)
+            tn = _threads.tuner("train", wkey + (batch_size,), 3 * macs * batch_size)
             nt = 1 if tn is False else get_num_threads()
             clock = time.perf_counter
             for epoch in range(initial_epoch, epochs):
@@ -901,9 +900,9 @@ class Sequential:
                             cnt = min(cnt, units)
                     t_start = clock()
                     with _compile_notice(be, verbose):  # numba: one line when it compiles (a cache miss)
-                        be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt, self._ispec,
-                                         self._fspec, self._head, self.optimizer.code, self.optimizer.hyper(),
-                                         self.optimizer.iterations, key, self._params, self._grads,
+                        be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt,
+                                         self._layer_table, self._head, self.optimizer.code,
+                                         self.optimizer.hyper(), self.optimizer.iterations, key, self._params, self._grads,
                                          self.optimizer.state, work, batch_loss[first:first + cnt], scores,
                                          nt, diag=diag)
                     elapsed = clock() - t_start
@@ -946,7 +945,7 @@ class Sequential:
                     logs.update({"val_" + key_: v for key_, v in vlogs.items()})
                 if diag is not None:
                     _diagnostics.record(cbs.history, _diagnostics.epoch_record(
-                        diag, self._ispec, self._params, layer_names,
+                        diag, self._layer_table, self._params, layer_names,
                         self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)), warned, epoch)
                 self._epochs_done = getattr(self, "_epochs_done", 0) + 1
                 cbs.on_epoch_end(epoch, logs)
@@ -1006,7 +1005,7 @@ class Sequential:
     def _workspace(self, batch_size):
         key = ("train", batch_size)
         if self._work_key != key:
-            self._work = np.zeros(_api.workspace_size(self._ispec, self._fspec, batch_size), dtype=self.dtype)
+            self._work = np.zeros(_api.workspace_size(self._layer_table, batch_size), dtype=self.dtype)
             self._work_key = key
         return self._work
 
@@ -1016,65 +1015,65 @@ class Sequential:
         return {m.name: float(m(y_true, y_score, task, sample_weight=sw)) for m in self.metrics}
 
     # ------------------------------------------------------- predict/evaluate
-    def _workload_key(self, ispec):
+    def _workload_key(self, layers):
         """(multiply-adds per row of a forward pass, the architecture's identity
-        for the thread tuners) of ``ispec``, cached per ispec object."""
+        for the thread tuners) of ``layers``, cached per layers object."""
         cached = self.__dict__.get("_workload_cache")
-        if cached is not None and cached[0] is ispec:
+        if cached is not None and cached[0] is layers:
             return cached[1], cached[2]
         macs = 0
-        for l in range(ispec.shape[0]):
-            macs += int(ispec[l, defs.I_IN]) * _api.z_width(ispec, l)
-        key = (self._backend.NAME, np.dtype(self.dtype).char, ispec.tobytes())
-        self._workload_cache = (ispec, macs, key)
+        for l in range(layers.shape[0]):
+            macs += int(layers[l]["n_in"]) * _api.z_width(layers, l)
+        key = (self._backend.NAME, np.dtype(self.dtype).char, layers.tobytes())
+        self._workload_cache = (layers, macs, key)
         return macs, key
 
-    def _forward(self, X, ispec, batch_size):
+    def _forward(self, X, layers, batch_size):
         n = X.shape[0]
-        k = int(ispec[-1, defs.I_OUT])
+        k = int(layers[-1]["n_out"])
         out = np.empty((n, k), dtype=self.dtype)
         chunk = batch_size or _PREDICT_CHUNK
         rows = min(chunk, n)
         # the workspace size (a Python loop over the layers) and the thread tuner
-        # are cached for the last (ispec, rows, thread limit): repeated small
+        # are cached for the last (layers, rows, thread limit): repeated small
         # predicts skip them; the buffer itself is fresh each call (a shared one
         # would race between threads)
         cached = self.__dict__.get("_fwd_cache")
-        if cached is not None and cached[0] is ispec and cached[1] == rows and (
+        if cached is not None and cached[0] is layers and cached[1] == rows and (
                 cached[2] is False or cached[2] == _threads.limit()):
             size, tn = cached[3], cached[4]
         else:
-            size = _api.forward_workspace_size(ispec, rows)
-            macs, key = self._workload_key(ispec)
+            size = _api.forward_workspace_size(layers, rows)
+            macs, key = self._workload_key(layers)
             tn = _threads.tuner("forward", key + (rows,), macs * rows)
-            self._fwd_cache = (ispec, rows, tn is not False and _threads.limit(), size, tn)
+            self._fwd_cache = (layers, rows, tn is not False and _threads.limit(), size, tn)
         work = np.empty(size, dtype=self.dtype)
         # (the contract's checks are skipped: the spec, parameters and buffers are the
         # model's own, X passed _check_X or predict's fast path)
-        fspec, fwd, params = self._fspec, self._backend.forward, self._params
+        fwd, params = self._backend.forward, self._params
         fwd = getattr(fwd, "unchecked", fwd)
         if n <= chunk and tn is False:  # one call, tiny work: 1 thread
-            fwd(X, ispec, fspec, params, work, out, 1)
+            fwd(X, layers, params, work, out, 1)
             self._fwd_threads = 1
             return out
         if not tn:  # fixed threads, or 1 for tiny work
             nt = self._fwd_threads = 1 if tn is False else get_num_threads()
             for start in range(0, n, chunk):
                 stop = min(start + chunk, n)
-                fwd(X[start:stop], ispec, fspec, params, work, out[start:stop], nt)
+                fwd(X[start:stop], layers, params, work, out[start:stop], nt)
             return out
         clock = time.perf_counter
         if n <= chunk:
             nt = self._fwd_threads = tn.threads()[0]
             t0 = clock()
-            fwd(X, ispec, fspec, params, work, out, nt)
+            fwd(X, layers, params, work, out, nt)
             tn.record(nt, clock() - t0, n)
             return out
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
             nt = self._fwd_threads = tn.threads()[0]
             t0 = clock()
-            fwd(X[start:stop], ispec, fspec, params, work, out[start:stop], nt)
+            fwd(X[start:stop], layers, params, work, out[start:stop], nt)
             tn.record(nt, clock() - t0, stop - start)
         return out
 
@@ -1092,7 +1091,7 @@ class Sequential:
             flag = np.zeros(1, dtype=np.int64)
             self._backend.all_finite(X, flag, 1)
             if flag[0]:
-                return self._forward(X, self._ispec, None)
+                return self._forward(X, self._layer_table, None)
         self._require_dense("predict")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)
@@ -1101,7 +1100,7 @@ class Sequential:
         Xc = self._check_X(X)
         if not self.built:
             self.build(Xc.shape[1])
-        out = self._forward(Xc, self._ispec, batch_size)
+        out = self._forward(Xc, self._layer_table, batch_size)
         self._report(verbose, Xc.shape[0], batch_size, time.perf_counter() - t0)
         return out
 
@@ -1151,16 +1150,16 @@ class Sequential:
         be = self._backend
         n = X.shape[0]
         fused = self._head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)
-        ispec = self._ispec
-        if fused:  # the heads take logits (a copy kept while ispec is: the tuners key on it)
-            cached = self.__dict__.get("_logit_ispec")
-            if cached is not None and cached[0] is ispec:
-                ispec = cached[1]
+        layers = self._layer_table
+        if fused:  # the heads take logits (a copy kept while layers is: the tuners key on it)
+            cached = self.__dict__.get("_logit_layers")
+            if cached is not None and cached[0] is layers:
+                layers = cached[1]
             else:
-                ispec = ispec.copy()
-                ispec[-1, defs.I_ACT] = defs.ACT_LINEAR
-                self._logit_ispec = (self._ispec, ispec)
-        Z = self._forward(X, ispec, batch_size)
+                layers = layers.copy()
+                layers[-1]["act"] = defs.ACT_LINEAR
+                self._logit_layers = (self._layer_table, layers)
+        Z = self._forward(X, layers, batch_size)
         # the loss kernels run with the thread count the forward pass chose
         nt = self._fwd_threads
         k = Z.shape[1]
@@ -1177,8 +1176,8 @@ class Sequential:
             P = Z
         w = sw.astype(np.float64) if sw.shape[0] else 1.0
         penalty = np.zeros(1)
-        if self._fspec[:, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]].any():
-            be.regularize(self._ispec, self._fspec, self._params, np.zeros_like(self._params), penalty, nt)
+        if any(self._layer_table[f].any() for f in defs.REGULARIZER_FIELDS):
+            be.regularize(self._layer_table, self._params, np.zeros_like(self._params), penalty, nt)
         logs = {"loss": float((w * row_loss).sum() / n + penalty[0])}
         if self.metrics:
             logs.update(self._metric_values(labels, Y, P, task, sw if sw.shape[0] else None))
@@ -1196,21 +1195,21 @@ class Sequential:
         if not self.built:
             self.build(Xc.shape[1])
         n = Xc.shape[0]
-        fspec = self._fspec if training else self._fspec_no_dropout()
-        work = np.zeros(_api.workspace_size(self._ispec, fspec, n), dtype=self.dtype)
+        layers = self._layer_table if training else self._layers_no_dropout()
+        work = np.zeros(_api.workspace_size(layers, n), dtype=self.dtype)
         grads = np.zeros_like(self._params)
         state = np.zeros((defs.N_STATE, self._params.shape[0]), dtype=self.dtype)  # contract shape; unused
         loss = np.zeros(1)
-        self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, self._ispec,
-                                    fspec, self._head, defs.OPT_NONE, np.zeros(defs.NH), 0,
+        self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, layers,
+                                    self._head, defs.OPT_NONE, np.zeros(defs.NH), 0,
                                     np.uint64(dropout_key), self._params, grads, state, work, loss,
                                     np.empty((0, self.output_dim), dtype=self.dtype), get_num_threads())
         self._last_gradient_loss = float(loss[0])
         return self._unflatten(grads)
 
-    def _fspec_no_dropout(self):
-        f = self._fspec.copy()
-        f[:, defs.F_DROP] = 0.0
+    def _layers_no_dropout(self):
+        f = self._layer_table.copy()
+        f["dropout"] = 0.0
         return f
 
     # ----------------------------------------------------------------- weights
@@ -1222,11 +1221,11 @@ class Sequential:
         layer its kernel, bias, then the slopes of the PReLU folded into it."""
         out = []
         for l, layer in enumerate(self._dense()):
-            W, b = self._views(buf, self._ispec, l)
+            W, b = self._views(buf, self._layer_table, l)
             out.append((layer.name + ".kernel", W))
             if b is not None:
                 out.append((layer.name + ".bias", b))
-            s = self._slopes(buf, self._ispec, l)
+            s = self._slopes(buf, self._layer_table, l)
             if s is not None:
                 out.append((self._prelus[l].name + ".alpha", s))
         return out

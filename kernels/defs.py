@@ -4,7 +4,7 @@ This module is installed as ``fastnet._kernels.defs`` and is pure Python (no
 compiled code), so it can always be imported.  It is the single source of:
 
 * the integer codes that cross the backend contract (activation, head,
-  optimizer, layer-spec columns, hyper-parameter slots), and
+  optimizer, hyper-parameter slots) and the layer record's fields, and
 * the per-element formulas of the activations and optimizers, from which
   ``setup.py`` renders the elementwise kernels of the two compiled twins
   (``kernels/templates/*.tp`` -> ``kernels/cython/_generated_elementwise.pyx`` and
@@ -39,31 +39,52 @@ Optimizer entries (PyTorch ``torch.optim`` single-tensor rules):
 """
 
 # --------------------------------------------------------------------------
-# Layer spec: ``ispec`` int64 (L, NI) and ``fspec`` float64 (L, NF), one row per
-# weight layer (Dense or Maxout; a PReLU layer is folded into the Dense before it).
+# The network: one record per weight layer (Dense or Maxout; a PReLU layer is folded
+# into the Dense before it, a Dropout into the rate of the layer before it), in order.
+# LAYER_FIELDS is the one definition: ``LAYER_DTYPE`` (numpy, below) is the array the
+# kernels take as ``layers``; kernels/render.py writes the same fields as the Cython
+# twin's ``cdef packed struct layer_t``; numba reads the array as records.  Offsets
+# are element offsets into the flat parameter buffer (-1: absent).
 # --------------------------------------------------------------------------
-I_IN = 0        # input width of the layer
-I_OUT = 1       # output width (units)
-I_ACT = 2       # activation code (ACT_*); ACT_LINEAR for Maxout
-I_W = 3         # offset of W (in, out * pieces), row-major, in the flat parameter buffer
-I_B = 4         # offset of b (out * pieces,) or -1 when use_bias=False
-I_KIND = 5      # layer kind (KIND_*)
-I_TOPK = 6      # meProp k: keep the k largest |dz| per example in backward (0 = off)
-I_PIECES = 7    # Maxout pieces per unit (read only for KIND_MAXOUT)
-I_APAR = 8      # offset of the per-unit activation parameters (PReLU slopes, (out,));
-                # read only when I_ACT is ACT_PRELU
-NI = 10         # columns (one reserved)
+LAYER_FIELDS = (
+    ("n_in", "int64", "input width of the layer"),
+    ("n_out", "int64", "output width (units)"),
+    ("act", "int64", "activation code (ACT_*); ACT_LINEAR for Maxout"),
+    ("kind", "int64", "LAYER_DENSE or LAYER_MAXOUT"),
+    ("pieces", "int64", "Maxout pieces per unit (read only for LAYER_MAXOUT)"),
+    ("topk", "int64", "meProp k: keep the k largest |dz| per example in backward (0 = off)"),
+    ("w_offset", "int64", "offset of W (n_in, n_out * pieces), row-major"),
+    ("b_offset", "int64", "offset of b (n_out * pieces,), -1 when use_bias=False"),
+    ("slopes_offset", "int64", "offset of the PReLU slopes (n_out,), -1 unless act is ACT_PRELU"),
+    ("act_param", "float64", "the activation's parameter (leaky_relu's slope, elu's alpha)"),
+    ("dropout", "float64", "dropout rate on the layer's output in training"),
+    ("l1", "float64", "L1 coefficient on W (Keras: l1 * sum|W|)"),
+    ("l2", "float64", "L2 coefficient on W (Keras: l2 * sum W^2)"),
+    ("bias_l1", "float64", "L1 coefficient on b (Keras's bias_regularizer)"),
+    ("bias_l2", "float64", "L2 coefficient on b"),
+)
+REGULARIZER_FIELDS = ("l1", "l2", "bias_l1", "bias_l2")
 
-F_ALPHA = 0     # activation parameter (leaky slope, elu alpha)
-F_DROP = 1      # dropout rate applied to this layer's output during training
-F_L1 = 2        # L1 coefficient on W (Keras: l1 * sum|W|)
-F_L2 = 3        # L2 coefficient on W (Keras: l2 * sum W^2)
-F_BL1 = 4       # L1 coefficient on the bias b (Keras's bias_regularizer)
-F_BL2 = 5       # L2 coefficient on the bias b
-NF = 6          # columns
 
-KIND_DENSE = 0      # z = x W + b, a = act(z)
-KIND_MAXOUT = 1     # z = x W + b with out * pieces columns; unit j's output is
+def _layer_dtype():
+    import numpy as np
+    return np.dtype([(name, "<" + ("i8" if kind == "int64" else "f8")) for name, kind, _ in LAYER_FIELDS])
+
+
+LAYER_DTYPE = _layer_dtype()
+
+
+def new_layers(n):
+    """A zeroed table of ``n`` layer records, every offset -1 (absent)."""
+    import numpy as np
+    layers = np.zeros(n, dtype=LAYER_DTYPE)
+    layers["b_offset"] = -1
+    layers["slopes_offset"] = -1
+    return layers
+
+
+LAYER_DENSE = 0     # z = x W + b, a = act(z)
+LAYER_MAXOUT = 1     # z = x W + b with out * pieces columns; unit j's output is
                     # a_j = max_p z[j * pieces + p] (its pieces are adjacent columns)
 
 # --------------------------------------------------------------------------
@@ -158,7 +179,7 @@ ACT_GELU, ACT_SOFTPLUS, ACT_SOFTSIGN, ACT_SELU, ACT_HARD_SIGMOID = 11, 12, 13, 1
 ACT_GELU_TANH = 16
 
 # Parametric ReLU: a_ij = z_ij if z_ij > 0 else s_j z_ij, with one learnable slope
-# s_j per unit stored in the parameter buffer at ispec[l, I_APAR].  Not in the
+# s_j per unit stored in the parameter buffer at layers[l]["slopes_offset"].  Not in the
 # ACTIVATIONS table (not elementwise with a scalar parameter): the drivers call
 # bias_act_forward with ACT_LINEAR, then the prelu_forward / prelu_backward
 # contract kernels.
@@ -190,7 +211,7 @@ H_BETA1 = 6
 H_BETA2 = 7
 H_EPS = 8
 H_AMSGRAD = 9
-H_ALPHA = 10            # RMSprop smoothing constant
+H_SMOOTHING = 10        # RMSprop smoothing constant (PyTorch: alpha, Keras: rho)
 H_CENTERED = 11
 H_LR_DECAY = 12         # Adagrad
 H_INITIAL_ACC = 13      # Adagrad initial_accumulator_value (used only at state init)
@@ -204,7 +225,7 @@ HYPER = {
     "lr": H_LR, "momentum": H_MOMENTUM, "dampening": H_DAMPENING,
     "nesterov": H_NESTEROV, "weight_decay": H_WEIGHT_DECAY, "maximize": H_MAXIMIZE,
     "beta1": H_BETA1, "beta2": H_BETA2, "eps": H_EPS, "amsgrad": H_AMSGRAD,
-    "alpha": H_ALPHA, "centered": H_CENTERED, "lr_decay": H_LR_DECAY,
+    "alpha": H_SMOOTHING, "centered": H_CENTERED, "lr_decay": H_LR_DECAY,
     "initial_accumulator_value": H_INITIAL_ACC, "clipnorm": H_CLIPNORM,
     "clipvalue": H_CLIPVALUE, "global_clipnorm": H_GLOBAL_CLIPNORM,
     "grad_scale": H_GRAD_SCALE,
@@ -320,12 +341,12 @@ def mix64(z):
 
 # --------------------------------------------------------------------------
 # Training diagnostics: the optional float64 ``diag`` buffer of train_batches
-# (length diag_size(ispec); empty = off, and then nothing is computed).
+# (length diag_size(layers); empty = off, and then nothing is computed).
 #   diag[DG_BATCH]   absolute index of the first batch where a NaN/inf appeared (-1: none)
 #   diag[DG_LAYER]   its layer
 #   diag[DG_STAGE]   its stage (STAGE_*)
 #   diag[DG_ROWS]    rows (samples) counted since the buffer was zeroed
-# then per layer l, from diag_offset(ispec, l), with w = ispec[l, I_OUT]:
+# then per layer l, from diag_offset(layers, l), with w = layers[l]["n_out"]:
 #   [0, w)      per unit: rows with a > 0              (ACT_RELU, ACT_RELU6 only)
 #   [w, 2w)     per unit: rows with g'(z) < SATURATION * max g'
 #                                                       (ACT_SIGMOID, ACT_TANH only)
@@ -344,17 +365,17 @@ STAGES = {STAGE_FORWARD: "forward", STAGE_LOSS: "loss", STAGE_BACKWARD: "backwar
 SATURATION = 0.05   # sigmoid: a (1 - a) < 0.05 * 0.25; tanh: 1 - a^2 < 0.05
 
 
-def diag_offset(ispec, l):
+def diag_offset(layers, l):
     """Start of layer l's block in the diag buffer."""
     pos = DG_HEAD
     for i in range(l):
-        pos += 2 * int(ispec[i][I_OUT]) + 2
+        pos += 2 * int(layers[i]["n_out"]) + 2
     return pos
 
 
-def diag_size(ispec):
+def diag_size(layers):
     """Length of the diag buffer for this network."""
-    return diag_offset(ispec, len(ispec))
+    return diag_offset(layers, len(layers))
 
 
 def table_digest():

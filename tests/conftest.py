@@ -21,6 +21,10 @@ from fastnet._kernels import defs  # noqa: E402
 BACKENDS = fastnet.available_backends()
 COMPILED = [b for b in BACKENDS if b != "numpy"]
 
+# position of each train_batches argument in a positional argument list (the contract's order)
+from fastnet.backends import _api  # noqa: E402
+TRAIN_ARG = {name: i for i, (name, _, _) in enumerate(_api.KERNELS["train_batches"])}
+
 
 def pytest_report_header(config):
     status = fastnet.backend_status()
@@ -51,28 +55,27 @@ def dtype(request):
 
 
 def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, alpha=None):
-    """ispec, fspec and the parameter count of a stack of Dense layers."""
+    """The layer records (defs.LAYER_DTYPE) and the parameter count of a stack of Dense layers."""
     L = len(widths)
     use_bias = use_bias or [True] * L
-    ispec = np.zeros((L, defs.NI), dtype=np.int64)
-    fspec = np.zeros((L, defs.NF), dtype=np.float64)
+    layers = defs.new_layers(L)
     pos, prev = 0, n_in
     for l in range(L):
-        ispec[l, defs.I_IN], ispec[l, defs.I_OUT] = prev, widths[l]
-        ispec[l, defs.I_ACT] = acts[l]
-        ispec[l, defs.I_W] = pos
+        layers[l]["n_in"], layers[l]["n_out"] = prev, widths[l]
+        layers[l]["act"] = acts[l]
+        layers[l]["w_offset"] = pos
         pos += prev * widths[l]
         if use_bias[l]:
-            ispec[l, defs.I_B] = pos
+            layers[l]["b_offset"] = pos
             pos += widths[l]
         else:
-            ispec[l, defs.I_B] = -1
-        fspec[l, defs.F_ALPHA] = (alpha or [0.1] * L)[l]
-        fspec[l, defs.F_DROP] = (drop or [0.0] * L)[l]
-        fspec[l, defs.F_L1] = (l1 or [0.0] * L)[l]
-        fspec[l, defs.F_L2] = (l2 or [0.0] * L)[l]
+            layers[l]["b_offset"] = -1
+        layers[l]["act_param"] = (alpha or [0.1] * L)[l]
+        layers[l]["dropout"] = (drop or [0.0] * L)[l]
+        layers[l]["l1"] = (l1 or [0.0] * L)[l]
+        layers[l]["l2"] = (l2 or [0.0] * L)[l]
         prev = widths[l]
-    return ispec, fspec, pos
+    return layers, pos
 
 
 def head_cases(mse_act):

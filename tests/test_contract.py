@@ -21,35 +21,35 @@ def _train_case(head=defs.HEAD_SOFTMAX_XENT, sparse=True):
     """A well-formed train_batches call: 5 -> 6 (relu, dropout) -> 3, Adam,
     batches 1..2 of an epoch of 40 rows, with scores and diagnostics."""
     rng = np.random.default_rng(3)
-    ispec, fspec, P = make_spec(N_IN, [6, K], [defs.ACT_RELU, defs.ACT_LINEAR], drop=[0.25, 0.0])
+    layers, P = make_spec(N_IN, [6, K], [defs.ACT_RELU, defs.ACT_LINEAR], drop=[0.25, 0.0])
     X = rng.standard_normal((N, N_IN))
     labels = rng.integers(0, K, N).astype(np.int64) if sparse else np.empty(0, np.int64)
     Y = np.empty((0, K)) if sparse else rng.random((N, K))
     hyper = np.zeros(defs.NH)
     hyper[defs.H_LR], hyper[defs.H_BETA1], hyper[defs.H_BETA2], hyper[defs.H_EPS] = 1e-2, 0.9, 0.999, 1e-8
     args = dict(X=X, Y=Y, labels=labels, sw=rng.random(N), perm=rng.permutation(N).astype(np.int64),
-                batch_size=BS, first_batch=1, n_batches=2, ispec=ispec, fspec=fspec, head=head,
+                batch_size=BS, first_batch=1, n_batches=2, layers=layers, head=head,
                 opt=defs.OPT_ADAM, hyper=hyper, t0=4, rng_key=2 ** 64 + 5,
                 params=rng.standard_normal(P) / 4, grads=np.full(P, np.nan),
-                state=np.zeros((defs.N_STATE, P)), work=np.zeros(_api.workspace_size(ispec, fspec, BS)),
+                state=np.zeros((defs.N_STATE, P)), work=np.zeros(_api.workspace_size(layers, BS)),
                 batch_loss=np.full(2, np.nan), scores=np.full((N, K), np.nan), n_threads=2,
-                diag=np.zeros(defs.diag_size(ispec)))
+                diag=np.zeros(defs.diag_size(layers)))
     return args
 
 
-WORK = _api.workspace_size(_train_case()["ispec"], _train_case()["fspec"], BS)
+WORK = _api.workspace_size(_train_case()["layers"], BS)
 
 
 def _forward_case():
     a = _train_case()
-    return dict(X=a["X"], ispec=a["ispec"], fspec=a["fspec"], params=a["params"],
-                work=np.zeros(_api.forward_workspace_size(a["ispec"], N)), out=np.empty((N, K)),
+    return dict(X=a["X"], layers=a["layers"], params=a["params"],
+                work=np.zeros(_api.forward_workspace_size(a["layers"], N)), out=np.empty((N, K)),
                 n_threads=2)
 
 
 def _regularize_case():
     a = _train_case()
-    return dict(ispec=a["ispec"], fspec=a["fspec"], params=a["params"], grads=np.zeros_like(a["params"]),
+    return dict(layers=a["layers"], params=a["params"], grads=np.zeros_like(a["params"]),
                 penalty=np.zeros(1), n_threads=2)
 
 
@@ -57,10 +57,10 @@ def _set(**changes):
     return lambda a: a.update(changes)
 
 
-def _spec(name, row, col, value):
+def _spec(name, row, field, value):
     def change(a):
         a[name] = a[name].copy()
-        a[name][row, col] = value
+        a[name][row][field] = value
     return change
 
 
@@ -100,8 +100,8 @@ def _read_only(name):
 
 def _last_prelu(a):
     """The last layer made PReLU, its slopes a valid block of the buffer."""
-    _spec("ispec", -1, defs.I_ACT, defs.ACT_PRELU)(a)
-    a["ispec"][-1, defs.I_APAR] = 0
+    _spec("layers", -1, "act", defs.ACT_PRELU)(a)
+    a["layers"][-1]["slopes_offset"] = 0
 
 
 # (id, the case's head / sparse, change, exception, message fragment)
@@ -124,29 +124,35 @@ TRAIN_ERRORS = [
     ("params_read_only", {}, _read_only("params"), ValueError, "params is read-only"),
     ("work_short", {}, lambda a: a.update(work=a["work"][:-1].copy()), ValueError,
      "work has %d elements, workspace_size gives %d" % (WORK - 1, WORK)),
-    ("layer_kind", {}, _spec("ispec", 0, defs.I_KIND, 7), ValueError, "layer 0: unknown layer kind 7"),
-    ("activation_code", {}, _spec("ispec", 0, defs.I_ACT, 99), ValueError, "layer 0: unknown activation code 99"),
-    ("layer_outside_params", {}, _spec("ispec", 1, defs.I_W, 10 ** 6), ValueError,
+    ("layer_kind", {}, _spec("layers", 0, "kind", 7), ValueError, "layer 0: unknown layer kind 7"),
+    ("activation_code", {}, _spec("layers", 0, "act", 99), ValueError, "layer 0: unknown activation code 99"),
+    ("layer_outside_params", {}, _spec("layers", 1, "w_offset", 10 ** 6), ValueError,
      r"layer 1: kernel \[1000000, 1000018\) outside the 57 parameters"),
-    ("widths_do_not_chain", {}, _spec("ispec", 1, defs.I_IN, 4), ValueError,
+    ("widths_do_not_chain", {}, _spec("layers", 1, "n_in", 4), ValueError,
      "layer 1: input width 4 != the output width 6 of layer 0"),
-    ("maxout_pieces", {}, lambda a: (_spec("ispec", 0, defs.I_KIND, defs.KIND_MAXOUT)(a),
-                                     a["ispec"].__setitem__((0, defs.I_ACT), defs.ACT_LINEAR),
-                                     a["ispec"].__setitem__((0, defs.I_PIECES), 0)), ValueError,
+    ("maxout_pieces", {}, lambda a: (_spec("layers", 0, "kind", defs.LAYER_MAXOUT)(a),
+                                     a["layers"][0].__setitem__("act", defs.ACT_LINEAR),
+                                     a["layers"][0].__setitem__("pieces", 0)), ValueError,
      "layer 0: Maxout needs pieces >= 1"),
-    ("dropout_rate_one", {}, _spec("fspec", 0, defs.F_DROP, 1.0), ValueError,
+    ("dropout_rate_one", {}, _spec("layers", 0, "dropout", 1.0), ValueError,
      r"layer 0: dropout rate 1.0 not in \[0, 1\)"),
-    ("dropout_rate_nan", {}, _spec("fspec", 0, defs.F_DROP, np.nan), ValueError, "layer 0: dropout rate nan"),
-    ("dropout_last_layer", {}, _spec("fspec", -1, defs.F_DROP, 0.5), ValueError,
+    ("dropout_rate_nan", {}, _spec("layers", 0, "dropout", np.nan), ValueError, "layer 0: dropout rate nan"),
+    ("dropout_last_layer", {}, _spec("layers", -1, "dropout", 0.5), ValueError,
      "the last layer cannot have dropout"),
     ("prelu_last_layer_fused_head", {}, _last_prelu, ValueError, "the last layer cannot be PReLU"),
     ("prelu_last_layer_mse", dict(head=defs.HEAD_MSE, sparse=False), _last_prelu, ValueError,
      "the last layer cannot be PReLU"),
-    ("maxout_last_layer", {}, lambda a: (_spec("ispec", -1, defs.I_KIND, defs.KIND_MAXOUT)(a),
-                                         a["ispec"].__setitem__((-1, defs.I_PIECES), 1)), ValueError,
+    ("maxout_last_layer", {}, lambda a: (_spec("layers", -1, "kind", defs.LAYER_MAXOUT)(a),
+                                         a["layers"][-1].__setitem__("pieces", 1)), ValueError,
      "the last layer cannot be Maxout"),
-    ("ispec_columns", {}, lambda a: a.update(ispec=np.ascontiguousarray(a["ispec"][:, :-1])), ValueError,
-     r"ispec must have shape \(L, %d\)" % defs.NI),
+    ("layers_dtype", {}, lambda a: a.update(layers=np.zeros((2, 15), np.int64)), TypeError,
+     r"layers has dtype int64; expected defs.LAYER_DTYPE"),
+    ("layers_fields", {}, lambda a: a.update(layers=np.ones(2, [("n_in", "<i8"), ("n_out", "<i8")])), TypeError,
+     r"expected defs.LAYER_DTYPE \(fields n_in, n_out, act"),
+    ("layers_2d", {}, lambda a: a.update(layers=a["layers"].reshape(1, -1)), ValueError,
+     r"layers must have shape \(L,\) with L >= 1"),
+    ("layers_empty", {}, lambda a: a.update(layers=a["layers"][:0].copy()), ValueError,
+     r"layers must have shape \(L,\) with L >= 1"),
     ("head_code", {}, _set(head=9), ValueError, "unknown head code 9"),
     ("optimizer_code", {}, _set(opt=42), ValueError, "unknown optimizer code 42"),
     ("hyper_length", {}, lambda a: a.update(hyper=np.zeros(defs.NH - 1)), ValueError,
@@ -229,9 +235,9 @@ FORWARD_ERRORS = [
     ("params_float32", _cast("params", np.float32), TypeError, "params has dtype float32; expected float64"),
     ("X_not_contiguous", _non_contiguous("X"), ValueError, "X must be C-contiguous"),
     ("out_read_only", _read_only("out"), ValueError, "out is read-only"),
-    ("layer_kind", _spec("ispec", 1, defs.I_KIND, -1), ValueError, "layer 1: unknown layer kind -1"),
+    ("layer_kind", _spec("layers", 1, "kind", -1), ValueError, "layer 1: unknown layer kind -1"),
     ("prelu_last_layer", _last_prelu, ValueError, "the last layer cannot be PReLU"),
-    ("bias_outside_params", _spec("ispec", 1, defs.I_B, 56), ValueError, "layer 1: bias offset 56 invalid"),
+    ("bias_outside_params", _spec("layers", 1, "b_offset", 56), ValueError, "layer 1: bias offset 56 invalid"),
     ("n_threads_zero", _set(n_threads=0), ValueError, "n_threads must be >= 1"),
 ]
 
@@ -243,7 +249,7 @@ def test_forward_rejects_the_same_calls_everywhere(case):
 
 
 REGULARIZE_ERRORS = [
-    ("layer_outside_params", _spec("ispec", 1, defs.I_W, 50), ValueError,
+    ("layer_outside_params", _spec("layers", 1, "w_offset", 50), ValueError,
      r"layer 1: kernel \[50, 68\) outside the 57 parameters"),
     ("grads_length", lambda a: a.update(grads=a["grads"][:-1].copy()), ValueError,
      "grads must have 57 entries"),
@@ -353,12 +359,11 @@ def test_range_check_of_perm_and_labels(n):
 def test_workspaces_grow_linearly_with_the_rows():
     """The validator sizes work as rows x (the size for one row)."""
     a = _train_case()
-    for ispec, fspec in ((a["ispec"], a["fspec"]),
-                         make_spec(7, [9, 4, 2], [defs.ACT_TANH, defs.ACT_RELU, defs.ACT_LINEAR],
-                                   drop=[0.0, 0.5, 0.0])[:2]):
+    for layers in (a["layers"], make_spec(7, [9, 4, 2], [defs.ACT_TANH, defs.ACT_RELU, defs.ACT_LINEAR],
+                                          drop=[0.0, 0.5, 0.0])[0]):
         for rows in (1, 2, 3, 32, 1000):
-            assert _api.workspace_size(ispec, fspec, rows) == rows * _api.workspace_size(ispec, fspec, 1)
-            assert _api.forward_workspace_size(ispec, rows) == rows * _api.forward_workspace_size(ispec, 1)
+            assert _api.workspace_size(layers, rows) == rows * _api.workspace_size(layers, 1)
+            assert _api.forward_workspace_size(layers, rows) == rows * _api.forward_workspace_size(layers, 1)
 
 
 @pytest.mark.parametrize("backend_name", [b for b in BACKENDS if b != "numpy"])

@@ -13,7 +13,7 @@ from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend, BackendUnavailable
 import fastnet.backends as registry
 
-from conftest import head_cases, make_spec, make_targets
+from conftest import TRAIN_ARG, head_cases, make_spec, make_targets
 
 pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
                                 reason="cython backend unavailable: %s"
@@ -46,7 +46,7 @@ def _training_args(dtype, head_case, opt_name, N=300, bs=64, n_in=100, widths=(1
     _, head, last_act = head_case
     rng = np.random.default_rng(7)
     L = len(widths)
-    ispec, fspec, P = make_spec(n_in, list(widths), [defs.ACT_RELU, defs.ACT_SWISH, last_act],
+    layers, P = make_spec(n_in, list(widths), [defs.ACT_RELU, defs.ACT_SWISH, last_act],
                                 drop=[drop] * (L - 1) + [0.0], l1=[l2 / 3] * L, l2=[l2] * L)
     k = widths[-1]
     X = rng.standard_normal((N, n_in)).astype(dtype)
@@ -58,9 +58,9 @@ def _training_args(dtype, head_case, opt_name, N=300, bs=64, n_in=100, widths=(1
     params = (rng.standard_normal(P) / 10).astype(dtype)
     perm = rng.permutation(N).astype(np.int64)
     nb = _api.n_batches(N, bs)
-    return [X, Y, labels, sw, perm, bs, 0, nb, ispec, fspec, head, code, hyper, 0,
+    return [X, Y, labels, sw, perm, bs, 0, nb, layers, head, code, hyper, 0,
             0x0123456789ABCDEF, params, np.zeros(P, dtype), state,
-            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.zeros(_api.workspace_size(layers, bs), dtype), np.full(nb, np.nan),
             np.full((N, k), np.nan, dtype), 1]
 
 
@@ -96,9 +96,9 @@ def test_generated_module_matches_the_table(cy):
 def test_workspace_layout_matches_the_contract():
     from fastnet._kernels.cython import network
     for drop in ([0.0, 0.0, 0.0], [0.5, 0.0, 0.0], [0.1, 0.2, 0.0]):
-        ispec, fspec, _ = make_spec(13, [40, 7, 3], [3, 1, 0], drop=drop)
+        layers, _ = make_spec(13, [40, 7, 3], [3, 1, 0], drop=drop)
         for bs in (1, 8, 33):
-            assert network.workspace_offsets(ispec, fspec, bs) == _api.workspace_layout(ispec, fspec, bs)
+            assert network.workspace_offsets(layers, bs) == _api.workspace_layout(layers, bs)
 
 
 def test_dropout_hash_matches_the_table():
@@ -126,14 +126,14 @@ def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, o
         args[-1] = n_threads
         for first in range(0, args[7], 2):   # the epoch in chunks (t0 follows the batch)
             part = list(args)
-            part[6], part[7], part[13] = first, min(2, args[7] - first), first
-            part[19] = args[19][first:first + part[7]]
+            part[6], part[7], part[12] = first, min(2, args[7] - first), first
+            part[18] = args[18][first:first + part[7]]
             cy.train_batches(*part)
         runs.append(args)
     ref = runs[0]
-    assert np.isfinite(ref[19]).all() and np.isfinite(ref[15]).all()
+    assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all()
     for other in runs[1:]:
-        for i in (15, 16, 17, 19, 20):   # params, grads, state, batch_loss, scores
+        for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]: 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
 
 
@@ -154,7 +154,7 @@ def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
     rng = np.random.default_rng(3)
     L = len(widths)
     use_bias = [True] * L if net == "2 layers" else [False, True, False]
-    ispec, fspec, P = make_spec(n_in, list(widths), list(acts) + [last_act], use_bias=use_bias)
+    layers, P = make_spec(n_in, list(widths), list(acts) + [last_act], use_bias=use_bias)
     k = widths[-1]
     X = rng.standard_normal((N + 5, n_in)).astype(dtype)
     Y, labels, sw = make_targets(rng, head, last_act, N + 5, k, dtype, real="normal")
@@ -165,9 +165,9 @@ def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
     params = (rng.standard_normal(P) / 10).astype(dtype)
     perm = rng.permutation(N + 5)[:N].astype(np.int64)     # 5 rows never used
     nb = _api.n_batches(N, bs)                             # the last batch is short
-    return [X, Y, labels, sw, perm, bs, 0, nb, ispec, fspec, head, code, hyper, 0,
+    return [X, Y, labels, sw, perm, bs, 0, nb, layers, head, code, hyper, 0,
             0x0123456789ABCDEF, params, np.zeros(P, dtype), state,
-            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.zeros(_api.workspace_size(layers, bs), dtype), np.full(nb, np.nan),
             np.full((N, k), np.nan, dtype), n_threads]
 
 
@@ -185,33 +185,33 @@ def test_split_step_bit_identical_for_any_thread_count_and_the_reference(cy, dty
     runs = []
     for n_threads in (1, 2, 3):
         args = _split_args(dtype, head_case, opt_name, net, n_threads)
-        r, two = network.step_plan(args[8], args[9], args[15].shape[0], args[12], args[5], n_threads)
+        r, two = network.step_plan(args[8], args[14].shape[0], args[11], args[5], n_threads)
         assert r == args[0].shape[1] // 2 and two == (n_threads > 1)
         if n_threads == 3:                       # the epoch in chunks (t0 follows the batch)
             for first in range(0, args[7], 4):
                 part = list(args)
-                part[6], part[7], part[13] = first, min(4, args[7] - first), first
-                part[19] = args[19][first:first + part[7]]
+                part[6], part[7], part[12] = first, min(4, args[7] - first), first
+                part[18] = args[18][first:first + part[7]]
                 cy.train_batches(*part)
         else:
             cy.train_batches(*args)
         runs.append(args)
     ref = runs[0]
-    assert np.isfinite(ref[19]).all() and np.isfinite(ref[15]).all() and np.isfinite(ref[20]).all()
+    assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all() and np.isfinite(ref[19]).all()
     for other in runs[1:]:
-        for i in (15, 16, 17, 19, 20):   # params, grads, state, batch_loss, scores
+        for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]: 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
     want = _split_args(dtype, head_case, opt_name, net, 1)
     get_backend("numpy").train_batches(*want)
     tol = 2e-4 if dtype == "float32" else 1e-9
-    compare = (15, 16, 19, 20)
+    compare = [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]
     if dtype == "float32" and opt_name in ("adagrad", "rmsprop") and net == "2 layers, 70 hidden":
         # their first step moves each weight by ~lr * sign(g): where a relu net's
         # gradient is float32 rounding noise (the reference's BLAS sums in another
         # order) the sign, and so a whole lr step, can differ; the float64 runs
         # check these optimizers against the reference, here the outputs must agree
         # to a few such steps
-        compare, tol = (19, 20), 2e-3
+        compare, tol = [TRAIN_ARG[a] for a in ("batch_loss", "scores")], 2e-3
     for i in compare:
         np.testing.assert_allclose(ref[i], want[i], rtol=tol, atol=tol, err_msg="argument %d" % i)
 
@@ -221,22 +221,22 @@ def test_step_plan_keeps_the_plain_step_where_the_split_shares_no_state(cy):
     first layer that does not dominate: no two-thread step (and no halves of p
     for shapes the plain step runs in parallel or that are too small)."""
     from fastnet._kernels.cython import network
-    ispec, fspec, P = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR])
+    layers, P = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR])
     h = fastnet.SGD(0.5).hyper()
-    assert network.step_plan(ispec, fspec, P, h, 10, 2) == (392, True)      # the seed workload
-    assert network.step_plan(ispec, fspec, P, h, 10, 1) == (392, False)
-    assert network.step_plan(ispec, fspec, P, h, 10, 2, True) == (392, False)
-    assert network.step_plan(ispec, fspec, P, h, 128, 2) == (0, False)      # 128*784*30 >= 2**20
-    assert network.step_plan(ispec, fspec, P, fastnet.SGD(0.5, clipnorm=1.0).hyper(), 10, 2) == (392, False)
+    assert network.step_plan(layers, P, h, 10, 2) == (392, True)      # the seed workload
+    assert network.step_plan(layers, P, h, 10, 1) == (392, False)
+    assert network.step_plan(layers, P, h, 10, 2, True) == (392, False)
+    assert network.step_plan(layers, P, h, 128, 2) == (0, False)      # 128*784*30 >= 2**20
+    assert network.step_plan(layers, P, fastnet.SGD(0.5, clipnorm=1.0).hyper(), 10, 2) == (392, False)
     for change in ({"drop": [0.2, 0.0]}, {"l2": [1e-3, 0.0]}, {"l1": [0.0, 1e-3]}):
-        i2, f2, P2 = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR], **change)
-        assert network.step_plan(i2, f2, P2, h, 10, 2) == (392, False), change
-    i2, f2, P2 = make_spec(784, [30, 10], [defs.ACT_PRELU, defs.ACT_LINEAR])
-    assert network.step_plan(i2, f2, P2, h, 10, 2) == (0, False)
-    i2, f2, P2 = make_spec(110, [40, 200, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
-    assert network.step_plan(i2, f2, P2, h, 10, 2) == (55, False)           # rest > first / 4
-    i2, f2, P2 = make_spec(64, [25, 15, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
-    assert network.step_plan(i2, f2, P2, h, 10, 2) == (0, False)            # 1,600 weights
+        net2, P2 = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR], **change)
+        assert network.step_plan(net2, P2, h, 10, 2) == (392, False), change
+    net2, P2 = make_spec(784, [30, 10], [defs.ACT_PRELU, defs.ACT_LINEAR])
+    assert network.step_plan(net2, P2, h, 10, 2) == (0, False)
+    net2, P2 = make_spec(110, [40, 200, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
+    assert network.step_plan(net2, P2, h, 10, 2) == (55, False)           # rest > first / 4
+    net2, P2 = make_spec(64, [25, 15, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
+    assert network.step_plan(net2, P2, h, 10, 2) == (0, False)            # 1,600 weights
 
 
 def _technique_args(dtype, n_threads, clip):
@@ -245,27 +245,25 @@ def _technique_args(dtype, n_threads, clip):
     rng = np.random.default_rng(11)
     N, bs, n_in = 600, 256, 70      # bs x width >= ELEM_PAR_MIN (2**15) on every hidden layer
     # (units, kind, pieces, act, topk, drop)
-    layers = [(90, defs.KIND_MAXOUT, 3, defs.ACT_LINEAR, 0, 0.2),
-              (150, defs.KIND_DENSE, 1, defs.ACT_PRELU, 40, 0.0),
-              (130, defs.KIND_DENSE, 1, defs.ACT_TANH, 30, 0.1),
-              (10, defs.KIND_DENSE, 1, defs.ACT_LINEAR, 3, 0.0)]
-    L = len(layers)
-    ispec = np.zeros((L, defs.NI), np.int64)
-    fspec = np.zeros((L, defs.NF))
+    plan = [(90, defs.LAYER_MAXOUT, 3, defs.ACT_LINEAR, 0, 0.2),
+              (150, defs.LAYER_DENSE, 1, defs.ACT_PRELU, 40, 0.0),
+              (130, defs.LAYER_DENSE, 1, defs.ACT_TANH, 30, 0.1),
+              (10, defs.LAYER_DENSE, 1, defs.ACT_LINEAR, 3, 0.0)]
+    L = len(plan)
+    layers = defs.new_layers(L)
     pos, prev = 0, n_in
-    for l, (units, kind, q, act, topk, drop) in enumerate(layers):
-        ispec[l, [defs.I_IN, defs.I_OUT, defs.I_ACT, defs.I_KIND, defs.I_TOPK, defs.I_PIECES]] = \
-            [prev, units, act, kind, topk, q]
-        ispec[l, defs.I_W] = pos
+    for l, (units, kind, q, act, topk, drop) in enumerate(plan):
+        layers[["n_in", "n_out", "act", "kind", "topk", "pieces"]][l] = (prev, units, act, kind, topk, q)
+        layers[l]["w_offset"] = pos
         pos += prev * units * q
-        ispec[l, defs.I_B] = pos
+        layers[l]["b_offset"] = pos
         pos += units * q
-        ispec[l, defs.I_APAR] = -1
+        layers[l]["slopes_offset"] = -1
         if act == defs.ACT_PRELU:
-            ispec[l, defs.I_APAR] = pos
+            layers[l]["slopes_offset"] = pos
             pos += units
-        fspec[l, defs.F_DROP] = drop
-        fspec[l, defs.F_L2] = 1e-3
+        layers[l]["dropout"] = drop
+        layers[l]["l2"] = 1e-3
         prev = units
     P = pos
     X = rng.standard_normal((N, n_in)).astype(dtype)
@@ -273,12 +271,12 @@ def _technique_args(dtype, n_threads, clip):
     opt = fastnet.Adam(0.01, **clip)
     params = (rng.standard_normal(P) / 8).astype(dtype)
     nb = _api.n_batches(N, bs)
-    diag = np.zeros(defs.diag_size(ispec))
+    diag = np.zeros(defs.diag_size(layers))
     diag[:3] = [-1, -1, 0]
     return [X, np.empty((0, 10), dtype), labels, np.empty(0, dtype), rng.permutation(N),
-            bs, 0, nb, ispec, fspec, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 12345,
+            bs, 0, nb, layers, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 12345,
             params, np.zeros(P, dtype), opt._initial_state(P, dtype),
-            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(nb, np.nan),
+            np.zeros(_api.workspace_size(layers, bs), dtype), np.full(nb, np.nan),
             np.full((N, 10), np.nan, dtype), n_threads, diag]
 
 
@@ -294,17 +292,17 @@ def test_train_batches_techniques_bit_identical_for_any_thread_count(cy, dtype, 
         cy.train_batches(*args[:-1], diag=args[-1])
         runs.append(args)
     ref = runs[0]
-    assert np.isfinite(ref[19]).all() and ref[22][defs.DG_BATCH] == -1
-    assert ref[22][defs.DG_ROWS] == 600
+    assert np.isfinite(ref[18]).all() and ref[21][defs.DG_BATCH] == -1
+    assert ref[21][defs.DG_ROWS] == 600
     for other in runs[1:]:
-        for i in (15, 16, 17, 19, 20, 22):   # params, grads, state, batch_loss, scores, diag
+        for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores", "diag")]: 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
     # and it is the reference's training
     want = _technique_args(dtype, 1, clip)
     get_backend("numpy").train_batches(*want[:-1], diag=want[-1])
     tol = 1e-4 if dtype == "float32" else 1e-9
-    np.testing.assert_allclose(ref[15], want[15], rtol=tol, atol=tol)
-    np.testing.assert_allclose(ref[19], want[19], rtol=tol)
+    np.testing.assert_allclose(ref[14], want[14], rtol=tol, atol=tol)
+    np.testing.assert_allclose(ref[18], want[18], rtol=tol)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -363,15 +361,43 @@ def test_topk_rows_radix_select_matches_the_reference(cy, dtype):
         np.testing.assert_array_equal(a, b)
 
 
+def test_direct_calls_check_the_layer_records(cy):
+    """The Cython kernels called directly (no contract validator) reject a table
+    that is not a 1-D, C-contiguous, non-empty array of defs.LAYER_DTYPE before
+    reading it, and accept a read-only one."""
+    from fastnet._kernels.cython import network, reduce
+    layers, P = make_spec(5, [4, 3], [defs.ACT_RELU, defs.ACT_LINEAR])
+    X, params = np.ones((2, 5)), np.full(P, 0.1)
+    work, out = np.zeros(_api.forward_workspace_size(layers, 2)), np.empty((2, 3))
+    bad = [(np.zeros((2, 15), np.int64), TypeError, "expected defs.LAYER_DTYPE"),
+           (layers.tolist(), TypeError, "must be a numpy array"),
+           (layers[:0], ValueError, "shape"),
+           (np.repeat(layers, 2)[::2], ValueError, "C-contiguous"),
+           (layers.reshape(1, 2), ValueError, "shape")]
+    for table, exc, words in bad:
+        with pytest.raises(exc, match=words):
+            network.forward(X, table, params, work, out, 1)
+        with pytest.raises(exc, match=words):
+            reduce.regularize(table, params, np.zeros(P), np.zeros(1), 1)
+        with pytest.raises(exc, match=words):
+            network.step_plan(table, P, np.zeros(defs.NH), 2, 1)
+    frozen = layers.copy()
+    frozen.flags.writeable = False
+    network.forward(X, frozen, params, work, out, 1)
+    ref = np.empty_like(out)
+    get_backend("numpy").forward(X, layers, params, work.copy(), ref, 1)
+    np.testing.assert_allclose(out, ref, rtol=1e-12)
+
+
 def test_new_spec_columns_are_checked(cy):
     """Maxout pieces and PReLU slopes outside the buffer raise instead of crashing."""
     args = _technique_args("float64", 1, {"clipnorm": 1.0})
-    P = args[15].shape[0]
-    for col, l, value in [(defs.I_PIECES, 0, 0), (defs.I_PIECES, 0, 10 ** 6),
-                          (defs.I_APAR, 1, P - 3), (defs.I_APAR, 1, -1)]:
+    P = args[14].shape[0]
+    for field, l, value in [("pieces", 0, 0), ("pieces", 0, 10 ** 6),
+                            ("slopes_offset", 1, P - 3), ("slopes_offset", 1, -1)]:
         bad = list(args)
         bad[8] = args[8].copy()
-        bad[8][l, col] = value
+        bad[8][l][field] = value
         with pytest.raises(ValueError):
             cy.train_batches(*bad[:-1], diag=bad[-1])
     bad = list(args)
@@ -454,7 +480,7 @@ def test_bad_shapes_and_indices_raise(cy):
     with pytest.raises(ValueError):
         cy.train_batches(*bad)
     bad = list(case)
-    bad[18] = case[18][:-1]             # workspace too small
+    bad[17] = case[17][:-1]             # workspace too small
     with pytest.raises(ValueError):
         cy.train_batches(*bad)
     bad = list(case)
@@ -463,22 +489,22 @@ def test_bad_shapes_and_indices_raise(cy):
         cy.train_batches(*bad)
     bad = list(case)
     bad[8] = case[8].copy()
-    bad[8][1, defs.I_W] = 10 ** 6       # layer outside the parameter buffer
+    bad[8][1]["w_offset"] = 10 ** 6     # layer outside the parameter buffer
     with pytest.raises(ValueError):
         cy.train_batches(*bad)
 
 
 def test_read_only_inputs_are_accepted(cy):
     case = _training_args("float32", HEADS[3], "adam", N=64, bs=16, n_in=5, widths=(6, 4, 3))
-    for i in (0, 1, 2, 3, 4, 8, 9, 12):
+    for i in [TRAIN_ARG[a] for a in ("X", "Y", "labels", "sw", "perm", "layers", "hyper")]:
         case[i] = case[i].copy()
         case[i].setflags(write=False)
     cy.train_batches(*case)
-    assert np.isfinite(case[19]).all()
-    X, ispec, fspec, params = case[0], case[8], case[9], case[15]
+    assert np.isfinite(case[18]).all()
+    X, layers, params = case[0], case[8], case[14]
     params.setflags(write=False)
     out = np.empty((X.shape[0], 3), np.float32)
-    cy.forward(X, ispec, fspec, params, np.empty(_api.forward_workspace_size(ispec, X.shape[0]),
+    cy.forward(X, layers, params, np.empty(_api.forward_workspace_size(layers, X.shape[0]),
                                                    np.float32), out, 2)
     assert np.isfinite(out).all()
 
@@ -486,10 +512,10 @@ def test_read_only_inputs_are_accepted(cy):
 def test_rng_key_wraps_to_uint64(cy):
     a = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
     b = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
-    a[14], b[14] = -1, (1 << 64) - 1
+    a[13], b[13] = -1, (1 << 64) - 1
     cy.train_batches(*a)
     cy.train_batches(*b)
-    np.testing.assert_array_equal(a[15], b[15])
+    np.testing.assert_array_equal(a[14], b[14])
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import get_backend
 
-from conftest import BACKENDS, COMPILED, make_spec
+from conftest import TRAIN_ARG, BACKENDS, COMPILED, make_spec
 
 REF = get_backend("numpy")
 EDGES = [0.0, 1e-30, 1.0, 20.0, 80.0, 1e4, 1e16, 1e30, 3e38]
@@ -145,7 +145,7 @@ def test_fused_softmax_head_in_training_bit_identical(dtype, sparse):
     from fastnet.backends import _api
     rng = np.random.default_rng(2)
     n_in, k, N, bs = 5, 10, 30, 8
-    ispec, fspec, P = make_spec(n_in, [k], [defs.ACT_LINEAR])
+    layers, P = make_spec(n_in, [k], [defs.ACT_LINEAR])
     params0 = (rng.standard_normal(P) * 3).astype(dtype)
     X = rng.standard_normal((N, n_in)).astype(dtype)
     lab = rng.integers(0, k, N).astype(np.int64)
@@ -157,13 +157,13 @@ def test_fused_softmax_head_in_training_bit_identical(dtype, sparse):
     for name in ("numba", "cython"):
         args = [X, np.zeros((0, k), dtype) if sparse else Y,
                 lab if sparse else np.zeros(0, np.int64), sw, np.arange(N, dtype=np.int64),
-                bs, 0, n_b, ispec, fspec, defs.HEAD_SOFTMAX_XENT, defs.OPT_NONE, hyper, 0, 7,
+                bs, 0, n_b, layers, defs.HEAD_SOFTMAX_XENT, defs.OPT_NONE, hyper, 0, 7,
                 params0.copy(), np.zeros(P, dtype), np.zeros((defs.N_STATE, P), dtype),
-                np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(n_b, np.nan),
+                np.zeros(_api.workspace_size(layers, bs), dtype), np.full(n_b, np.nan),
                 np.full((N, k), np.nan, dtype), 1]
         get_backend(name).train_batches(*args)
         outs.append(args)
-    for i in (15, 16, 19, 20):
+    for i in [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]:
         assert outs[0][i].tobytes() == outs[1][i].tobytes(), (i, outs[0][i], outs[1][i])
 
 
@@ -218,18 +218,18 @@ def test_topk_ties_go_to_the_lower_column(backend, dtype):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("l1,l2", [(0.0, 0.01), (0.01, 0.0), (0.01, 0.02)])
 def test_regularize_zero_coefficient_contributes_nothing(backend, dtype, l1, l2):
-    ispec, fspec, P = make_spec(3, [4, 2], [defs.ACT_RELU, defs.ACT_LINEAR],
+    layers, P = make_spec(3, [4, 2], [defs.ACT_RELU, defs.ACT_LINEAR],
                                 l1=[l1, 0.0], l2=[l2, 0.0])
     rng = np.random.default_rng(0)
     params = rng.standard_normal(P).astype(dtype)
-    params[ispec[1, defs.I_W]] = np.inf         # a layer without penalty: not read
-    w0 = ispec[0, defs.I_W]
+    params[layers[1]["w_offset"]] = np.inf         # a layer without penalty: not read
+    w0 = layers[0]["w_offset"]
     finite = params.copy()
     params[w0 + 5] = np.inf
     params[w0 + 6] = -np.inf
     grads = np.zeros(P, dtype)
     pen = np.zeros(1)
-    get_backend(backend).regularize(ispec, fspec, params, grads, pen, 1)
+    get_backend(backend).regularize(layers, params, grads, pen, 1)
     W = finite[w0:w0 + 12].astype(np.float64)
     g = grads[w0:w0 + 12].astype(np.float64)
     inf_at = [5, 6]
@@ -241,10 +241,10 @@ def test_regularize_zero_coefficient_contributes_nothing(backend, dtype, l1, l2)
     else:
         np.testing.assert_array_equal(g[inf_at], [np.inf, -np.inf])
     assert pen[0] == np.inf                     # l1 |inf| or l2 inf^2, never NaN
-    assert not grads[ispec[1, defs.I_W]:].any()
+    assert not grads[layers[1]["w_offset"]:].any()
     # and finite weights: the penalty's value
     grads[:] = 0
-    get_backend(backend).regularize(ispec, fspec, finite, grads, pen, 1)
+    get_backend(backend).regularize(layers, finite, grads, pen, 1)
     Wf = finite[w0:w0 + 12].astype(np.float64)
     np.testing.assert_allclose(pen[0], l1 * np.abs(Wf).sum() + l2 * (Wf ** 2).sum(), rtol=1e-6)
 

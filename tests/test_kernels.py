@@ -10,7 +10,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend
 
-from conftest import COMPILED, head_cases, make_spec, make_targets
+from conftest import COMPILED, TRAIN_ARG, head_cases, make_spec, make_targets
 
 REF = get_backend("numpy")
 TOL = {"float32": 1e-4, "float64": 1e-10}
@@ -153,11 +153,11 @@ def test_bias_grad_and_gather(cb, dtype, n, m):
 
 def test_regularize(cb, dtype):
     rng = np.random.default_rng(11)
-    ispec, fspec, P = make_spec(7, [5, 3, 2], [3, 1, 0], use_bias=[True, False, True],
+    layers, P = make_spec(7, [5, 3, 2], [3, 1, 0], use_bias=[True, False, True],
                                 l1=[0.01, 0.0, 0.003], l2=[0.0, 0.02, 0.004])
     params = rng.standard_normal(P).astype(dtype)
     grads = rng.standard_normal(P).astype(dtype)
-    run_both("regularize", cb, lambda: (ispec, fspec, params, grads.copy(), np.full(1, np.nan), 2), [3, 4], dtype)
+    run_both("regularize", cb, lambda: (layers, params, grads.copy(), np.full(1, np.nan), 2), [3, 4], dtype)
 
 
 @pytest.mark.parametrize("opt", ["sgd", "adagrad", "rmsprop", "adam", "adamw"])
@@ -196,11 +196,11 @@ NETS = [
 def test_forward(cb, dtype, net, n):
     n_in, widths, acts = net
     rng = np.random.default_rng(n + n_in)
-    ispec, fspec, P = make_spec(n_in, widths, acts, use_bias=[l % 2 == 0 for l in range(len(widths))])
+    layers, P = make_spec(n_in, widths, acts, use_bias=[l % 2 == 0 for l in range(len(widths))])
     params = (0.3 * rng.standard_normal(P)).astype(dtype)
     X = rng.standard_normal((n, n_in)).astype(dtype)
-    work = np.zeros(_api.forward_workspace_size(ispec, n), dtype)
-    run_both("forward", cb, lambda: (X, ispec, fspec, params, work.copy(),
+    work = np.zeros(_api.forward_workspace_size(layers, n), dtype)
+    run_both("forward", cb, lambda: (X, layers, params, work.copy(),
                                      np.full((n, widths[-1]), np.nan, dtype), 2), [5], dtype)
 
 
@@ -213,7 +213,7 @@ def _train_case(dtype, head_case, opt_name, drop, weighted, l2, scores_on, N=53,
     name, head, last_act = head_case
     rng = np.random.default_rng(len(name) + 17 * len(opt_name))
     L = len(widths)
-    ispec, fspec, P = make_spec(n_in, list(widths), list(acts) + [last_act],
+    layers, P = make_spec(n_in, list(widths), list(acts) + [last_act],
                                 drop=[drop] * (L - 1) + [0.0], l2=[l2] * L, l1=[l2 / 2] * L)
     X = rng.standard_normal((N, n_in)).astype(dtype)
     k = widths[-1]
@@ -228,11 +228,11 @@ def _train_case(dtype, head_case, opt_name, drop, weighted, l2, scores_on, N=53,
     state = np.zeros((defs.N_STATE, P), dtype) if opt is None else opt._initial_state(P, dtype)
     perm = rng.permutation(N).astype(np.int64)
     nb = _api.n_batches(N, bs)
-    work = np.zeros(_api.workspace_size(ispec, fspec, bs), dtype)
+    work = np.zeros(_api.workspace_size(layers, bs), dtype)
     scores = np.full((N if scores_on else 0, k), np.nan, dtype)
 
     def args():
-        return [X, Y, labels, sw, perm, bs, 0, nb, ispec, fspec, head, code, hyper, 0,
+        return [X, Y, labels, sw, perm, bs, 0, nb, layers, head, code, hyper, 0,
                 np.uint64(0xDEADBEEF12345678), params.copy(), np.zeros(P, dtype), state.copy(),
                 work.copy(), np.full(nb, np.nan), scores.copy(), 2]
     return args
@@ -242,14 +242,15 @@ def _train_case(dtype, head_case, opt_name, drop, weighted, l2, scores_on, N=53,
 @pytest.mark.parametrize("opt_name", ["sgd", "adam", "rmsprop", "adagrad", "adamw", "none"])
 def test_train_batches(cb, dtype, head_case, opt_name):
     args = _train_case(dtype, head_case, opt_name, drop=0.0, weighted=False, l2=0.0, scores_on=True)
-    # params, grads, state, batch_loss, scores
-    run_both("train_batches", cb, args, [15, 16, 17, 19, 20], dtype)
+    run_both("train_batches", cb, args,
+             [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")], dtype)
 
 
 @pytest.mark.parametrize("head_case", HEAD_CASES, ids=[h[0] for h in HEAD_CASES])
 def test_train_batches_dropout_weights_regularization(cb, dtype, head_case):
     args = _train_case(dtype, head_case, "adam", drop=0.3, weighted=True, l2=0.01, scores_on=False)
-    run_both("train_batches", cb, args, [15, 16, 17, 19], dtype)
+    run_both("train_batches", cb, args,
+             [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss")], dtype)
 
 
 def test_train_batches_chunks_equal_one_call(cb, dtype):
@@ -260,15 +261,16 @@ def test_train_batches_chunks_equal_one_call(cb, dtype):
     whole = mk()
     be.train_batches(*whole)
     parts = mk()
-    nb = parts[7]
+    a = TRAIN_ARG
+    nb = parts[a["n_batches"]]
     losses = np.full(nb, np.nan)
     for first in range(0, nb, 3):
         cnt = min(3, nb - first)
-        parts[6], parts[7], parts[13] = first, cnt, first
-        parts[19] = losses[first:first + cnt]
+        parts[a["first_batch"]], parts[a["n_batches"]], parts[a["t0"]] = first, cnt, first
+        parts[a["batch_loss"]] = losses[first:first + cnt]
         be.train_batches(*parts)
-    np.testing.assert_array_equal(parts[15], whole[15])
-    np.testing.assert_array_equal(losses, whole[19])
+    np.testing.assert_array_equal(parts[a["params"]], whole[a["params"]])
+    np.testing.assert_array_equal(losses, whole[a["batch_loss"]])
 
 
 @pytest.mark.parametrize("big", [1e4, -1e4])
@@ -314,13 +316,13 @@ def test_nan_sign_in_mae_and_l1_like_the_reference(cb):
         outs[name] = dA
     np.testing.assert_array_equal(outs["got"], outs["ref"])
     assert np.isnan(outs["got"][0, 0]) and list(outs["got"][0, 1:]) == [0.25, -0.25, 0.0]
-    ispec, fspec, P = make_spec(2, [2], [0], use_bias=[False], l1=[0.5], l2=[0.0])
+    layers, P = make_spec(2, [2], [0], use_bias=[False], l1=[0.5], l2=[0.0])
     params = np.array([np.nan, 2.0, -3.0, 0.0])[:P]
     grads = {}
     for name, be in (("ref", REF), ("got", get_backend(cb))):
         g = np.zeros(P)
         with np.errstate(invalid="ignore"):
-            be.regularize(ispec, fspec, params, g, np.full(1, np.nan), 1)
+            be.regularize(layers, params, g, np.full(1, np.nan), 1)
         grads[name] = g
     np.testing.assert_array_equal(grads["got"], grads["ref"])
     assert np.isnan(grads["got"][0])

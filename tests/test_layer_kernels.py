@@ -8,7 +8,7 @@ import fastnet
 from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend
 
-from conftest import BACKENDS, COMPILED
+from conftest import TRAIN_ARG, BACKENDS, COMPILED
 
 REF = get_backend("numpy")
 TOL = {"float32": 1e-4, "float64": 1e-10}
@@ -22,45 +22,44 @@ def close(got, ref, dtype, what=""):
                                err_msg=what)
 
 
-def spec(n_in, layers):
-    """ispec, fspec, P for layers given as dicts: units, act (code), kind, pieces,
-    prelu (bool), topk, drop, bias (bool), l2."""
-    L = len(layers)
-    ispec = np.zeros((L, defs.NI), np.int64)
-    fspec = np.zeros((L, defs.NF), np.float64)
+def spec(n_in, plan):
+    """The layer records and P for layers given as dicts: units, act (code), kind,
+    pieces, prelu (bool), topk, drop, bias (bool), l2."""
+    L = len(plan)
+    layers = defs.new_layers(L)
     pos, prev = 0, n_in
-    for l, d in enumerate(layers):
-        q = d.get("pieces", 1) if d.get("kind", 0) == defs.KIND_MAXOUT else 1
-        ispec[l, defs.I_IN], ispec[l, defs.I_OUT] = prev, d["units"]
-        ispec[l, defs.I_KIND] = d.get("kind", defs.KIND_DENSE)
-        ispec[l, defs.I_PIECES] = q
-        ispec[l, defs.I_TOPK] = d.get("topk", 0)
-        ispec[l, defs.I_ACT] = defs.ACT_PRELU if d.get("prelu") else d.get("act", defs.ACT_LINEAR)
-        ispec[l, defs.I_W] = pos
+    for l, d in enumerate(plan):
+        q = d.get("pieces", 1) if d.get("kind", 0) == defs.LAYER_MAXOUT else 1
+        layers[l]["n_in"], layers[l]["n_out"] = prev, d["units"]
+        layers[l]["kind"] = d.get("kind", defs.LAYER_DENSE)
+        layers[l]["pieces"] = q
+        layers[l]["topk"] = d.get("topk", 0)
+        layers[l]["act"] = defs.ACT_PRELU if d.get("prelu") else d.get("act", defs.ACT_LINEAR)
+        layers[l]["w_offset"] = pos
         pos += prev * d["units"] * q
         if d.get("bias", True):
-            ispec[l, defs.I_B] = pos
+            layers[l]["b_offset"] = pos
             pos += d["units"] * q
         else:
-            ispec[l, defs.I_B] = -1
+            layers[l]["b_offset"] = -1
         if d.get("prelu"):
-            ispec[l, defs.I_APAR] = pos
+            layers[l]["slopes_offset"] = pos
             pos += d["units"]
         else:
-            ispec[l, defs.I_APAR] = -1
-        fspec[l, defs.F_ALPHA] = 0.1
-        fspec[l, defs.F_DROP] = d.get("drop", 0.0)
-        fspec[l, defs.F_L2] = d.get("l2", 0.0)
+            layers[l]["slopes_offset"] = -1
+        layers[l]["act_param"] = 0.1
+        layers[l]["dropout"] = d.get("drop", 0.0)
+        layers[l]["l2"] = d.get("l2", 0.0)
         prev = d["units"]
-    return ispec, fspec, pos
+    return layers, pos
 
 
-def init_params(ispec, P, dtype, rng, scale=0.5):
+def init_params(layers, P, dtype, rng, scale=0.5):
     params = (scale * rng.standard_normal(P)).astype(dtype)
-    for l in range(ispec.shape[0]):
-        if ispec[l, defs.I_ACT] == defs.ACT_PRELU:
-            ap = ispec[l, defs.I_APAR]
-            params[ap:ap + ispec[l, defs.I_OUT]] = rng.uniform(0.05, 0.5, ispec[l, defs.I_OUT])
+    for l in range(layers.shape[0]):
+        if layers[l]["act"] == defs.ACT_PRELU:
+            ap = layers[l]["slopes_offset"]
+            params[ap:ap + layers[l]["n_out"]] = rng.uniform(0.05, 0.5, layers[l]["n_out"])
     return params
 
 
@@ -106,22 +105,22 @@ def test_reference_maxout_and_prelu_by_hand():
 
 NETS = {
     "prelu": (6, [dict(units=5, prelu=True), dict(units=4, prelu=True, bias=False), dict(units=3)]),
-    "maxout": (6, [dict(units=5, kind=defs.KIND_MAXOUT, pieces=3), dict(units=4, act=defs.ACT_TANH),
+    "maxout": (6, [dict(units=5, kind=defs.LAYER_MAXOUT, pieces=3), dict(units=4, act=defs.ACT_TANH),
                    dict(units=3)]),
-    "maxout_prelu_drop": (5, [dict(units=4, kind=defs.KIND_MAXOUT, pieces=2, drop=0.3),
+    "maxout_prelu_drop": (5, [dict(units=4, kind=defs.LAYER_MAXOUT, pieces=2, drop=0.3),
                               dict(units=6, prelu=True, drop=0.2), dict(units=3)]),
 }
 
 
-def _loss_and_grads(be, ispec, fspec, params, X, labels, head=defs.HEAD_SOFTMAX_XENT):
+def _loss_and_grads(be, layers, params, X, labels, head=defs.HEAD_SOFTMAX_XENT):
     n = X.shape[0]
-    k = int(ispec[-1, defs.I_OUT])
+    k = int(layers[-1]["n_out"])
     grads = np.zeros_like(params)
     loss = np.zeros(1)
     be.train_batches(X, np.empty((0, k), X.dtype), labels, np.empty(0, X.dtype), np.arange(n),
-                     n, 0, 1, ispec, fspec, head, defs.OPT_NONE, np.zeros(defs.NH), 0, 7, params.copy(),
+                     n, 0, 1, layers, head, defs.OPT_NONE, np.zeros(defs.NH), 0, 7, params.copy(),
                      grads, np.zeros((defs.N_STATE, params.shape[0]), X.dtype),
-                     np.zeros(_api.workspace_size(ispec, fspec, n), X.dtype), loss,
+                     np.zeros(_api.workspace_size(layers, n), X.dtype), loss,
                      np.empty((0, k), X.dtype), 1)
     return loss[0], grads
 
@@ -133,21 +132,21 @@ def test_gradients_against_finite_differences(backend, net):
     (float64, no dropout: dropout masks are fixed but finite differences of the
     masked net are taken the same way)."""
     n_in, layers = NETS[net]
-    ispec, fspec, P = spec(n_in, layers)
+    layers, P = spec(n_in, layers)
     rng = np.random.default_rng(3)
-    params = init_params(ispec, P, np.float64, rng)
+    params = init_params(layers, P, np.float64, rng)
     X = rng.standard_normal((7, n_in))
     labels = rng.integers(0, 3, 7).astype(np.int64)
     be = get_backend(backend)
-    _, g = _loss_and_grads(be, ispec, fspec, params, X, labels)
+    _, g = _loss_and_grads(be, layers, params, X, labels)
     eps = 1e-6
     num = np.empty(P)
     for i in range(P):
         p1, p2 = params.copy(), params.copy()
         p1[i] += eps
         p2[i] -= eps
-        num[i] = (_loss_and_grads(be, ispec, fspec, p1, X, labels)[0]
-                  - _loss_and_grads(be, ispec, fspec, p2, X, labels)[0]) / (2 * eps)
+        num[i] = (_loss_and_grads(be, layers, p1, X, labels)[0]
+                  - _loss_and_grads(be, layers, p2, X, labels)[0]) / (2 * eps)
     rel = np.abs(num - g) / np.maximum(1e-8, np.abs(num) + np.abs(g))
     assert rel.max() < 1e-5, (rel.max(), int(rel.argmax()))
 
@@ -155,11 +154,11 @@ def test_gradients_against_finite_differences(backend, net):
 def test_meprop_reference_equals_topk_by_hand():
     """Small k: the reference's gradients equal backprop with a brute-force top-k delta."""
     rng = np.random.default_rng(5)
-    ispec, fspec, P = spec(4, [dict(units=6, act=defs.ACT_RELU, topk=2), dict(units=3, topk=2)])
-    params = init_params(ispec, P, np.float64, rng)
+    layers, P = spec(4, [dict(units=6, act=defs.ACT_RELU, topk=2), dict(units=3, topk=2)])
+    params = init_params(layers, P, np.float64, rng)
     X = rng.standard_normal((5, 4))
     labels = rng.integers(0, 3, 5).astype(np.int64)
-    _, g = _loss_and_grads(REF, ispec, fspec, params, X, labels)
+    _, g = _loss_and_grads(REF, layers, params, X, labels)
     W0, b0 = params[:24].reshape(4, 6), params[24:30]
     W1, b1 = params[30:48].reshape(6, 3), params[48:51]
     z0 = X @ W0 + b0
@@ -286,12 +285,12 @@ def test_sparse_products_large_ties_and_threads(cb, dtype, n, k_in, m, k):
 TRAIN_NETS = {
     "prelu": (9, [dict(units=8, prelu=True), dict(units=6, prelu=True, bias=False, drop=0.2),
                   dict(units=4)]),
-    "maxout": (9, [dict(units=7, kind=defs.KIND_MAXOUT, pieces=3, drop=0.25),
-                   dict(units=5, kind=defs.KIND_MAXOUT, pieces=2), dict(units=4)]),
+    "maxout": (9, [dict(units=7, kind=defs.LAYER_MAXOUT, pieces=3, drop=0.25),
+                   dict(units=5, kind=defs.LAYER_MAXOUT, pieces=2), dict(units=4)]),
     "meprop": (9, [dict(units=12, act=defs.ACT_RELU, topk=3), dict(units=10, act=defs.ACT_SIGMOID, topk=4),
                    dict(units=4, topk=2)]),
     "meprop_full": (9, [dict(units=12, act=defs.ACT_RELU, topk=12), dict(units=4)]),
-    "mixed": (9, [dict(units=6, kind=defs.KIND_MAXOUT, pieces=2), dict(units=8, prelu=True, topk=5, l2=0.01),
+    "mixed": (9, [dict(units=6, kind=defs.LAYER_MAXOUT, pieces=2), dict(units=8, prelu=True, topk=5, l2=0.01),
                   dict(units=7, act=defs.ACT_TANH, topk=3), dict(units=4)]),
 }
 CLIPS = {"none": {}, "clipnorm": {"clipnorm": 0.05}, "clipvalue": {"clipvalue": 0.01},
@@ -300,25 +299,25 @@ CLIPS = {"none": {}, "clipnorm": {"clipnorm": 0.05}, "clipvalue": {"clipvalue": 
 
 def _train_args(dtype, net, opt, clip, diag_on, N=45, bs=8, seed=0):
     n_in, layers = TRAIN_NETS[net]
-    ispec, fspec, P = spec(n_in, layers)
+    layers, P = spec(n_in, layers)
     rng = np.random.default_rng(seed + len(net))
     X = rng.standard_normal((N, n_in)).astype(dtype)
     labels = rng.integers(0, 4, N).astype(np.int64)
-    params = init_params(ispec, P, dtype, rng)
+    params = init_params(layers, P, dtype, rng)
     opt = {"sgd": fastnet.SGD(0.1, momentum=0.9, **clip), "adam": fastnet.Adam(0.01, **clip),
            "rmsprop": fastnet.RMSprop(0.01, **clip)}[opt]
     hyper = opt.hyper()
     state = opt._initial_state(P, dtype)
     perm = rng.permutation(N).astype(np.int64)
     nb = _api.n_batches(N, bs)
-    work = np.zeros(_api.workspace_size(ispec, fspec, bs), dtype)
-    dsize = defs.diag_size(ispec) if diag_on else 0
+    work = np.zeros(_api.workspace_size(layers, bs), dtype)
+    dsize = defs.diag_size(layers) if diag_on else 0
 
     def make():
         diag = np.zeros(dsize)
         if diag_on:
             diag[:3] = [-1, -1, 0]
-        return [X, np.empty((0, 4), dtype), labels, np.empty(0, dtype), perm, bs, 0, nb, ispec, fspec,
+        return [X, np.empty((0, 4), dtype), labels, np.empty(0, dtype), perm, bs, 0, nb, layers,
                 defs.HEAD_SOFTMAX_XENT, opt.code, hyper, 0, np.uint64(0x1234567890ABCDEF), params.copy(),
                 np.zeros(P, dtype), state.copy(), work.copy(), np.full(nb, np.nan),
                 np.full((N, 4), np.nan, dtype), 2, diag]
@@ -336,7 +335,7 @@ def test_train_batches_new_layers(cb, dtype, net, opt):
     a, r = make(), make()
     _call(get_backend(cb), a)
     _call(REF, r)
-    for i in (15, 16, 17, 19, 20):
+    for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]:
         close(a[i], r[i], dtype, "%s arg %d" % (net, i))
 
 
@@ -347,7 +346,7 @@ def test_train_batches_clipping(cb, dtype, clip, opt):
     a, r = make(), make()
     _call(get_backend(cb), a)
     _call(REF, r)
-    for i in (15, 17, 19):
+    for i in [TRAIN_ARG[a] for a in ("params", "state", "batch_loss")]:
         close(a[i], r[i], dtype, "%s arg %d" % (clip, i))
 
 
@@ -358,7 +357,7 @@ def test_reference_clipping_changes_the_update():
     for clip in CLIPS:
         args = _train_args("float64", "mixed", "sgd", CLIPS[clip], diag_on=False)()
         _call(REF, args)
-        res[clip] = args[15]
+        res[clip] = args[14]
     for clip in ("clipnorm", "clipvalue", "global_clipnorm"):
         assert np.abs(res[clip] - res["none"]).max() > 1e-3, clip
     assert np.abs(res["clipnorm"] - res["global_clipnorm"]).max() > 1e-4
@@ -370,12 +369,12 @@ def test_train_batches_diagnostics(cb, dtype, net):
     a, r = make(), make()
     _call(get_backend(cb), a)
     _call(REF, r)
-    for i in (15, 19):
+    for i in [TRAIN_ARG[a] for a in ("params", "batch_loss")]:
         close(a[i], r[i], dtype, "%s arg %d" % (net, i))
     # counts exactly (float32 may flip a borderline count: allow one per entry)
-    np.testing.assert_allclose(a[22], r[22], rtol=1e-5 if dtype == "float64" else 2e-3,
+    np.testing.assert_allclose(a[21], r[21], rtol=1e-5 if dtype == "float64" else 2e-3,
                                atol=0 if dtype == "float64" else 1.0)
-    assert r[22][defs.DG_ROWS] == 45 and r[22][defs.DG_BATCH] == -1
+    assert r[21][defs.DG_ROWS] == 45 and r[21][defs.DG_BATCH] == -1
 
 
 def test_diagnostics_do_not_change_training(dtype):
@@ -396,21 +395,21 @@ def _locate(backend):
     results = {}
     for case in ("lr_huge", "lr_big", "input"):
         n_in, layers = 5, [dict(units=8, act=defs.ACT_RELU), dict(units=6, act=defs.ACT_TANH), dict(units=3)]
-        ispec, fspec, P = spec(n_in, layers)
+        layers, P = spec(n_in, layers)
         rng = np.random.default_rng(1)
         X = rng.standard_normal((40, n_in)).astype(np.float32)
         if case == "input":
             X[21] = 3e38
         labels = rng.integers(0, 3, 40).astype(np.int64)
-        params = init_params(ispec, P, np.float32, rng)
+        params = init_params(layers, P, np.float32, rng)
         opt = fastnet.SGD({"lr_huge": 1e40, "lr_big": 1e30, "input": 0.1}[case])
-        diag = np.zeros(defs.diag_size(ispec))
+        diag = np.zeros(defs.diag_size(layers))
         diag[:3] = [-1, -1, 0]
         loss = np.full(10, np.nan)
         be.train_batches(X, np.empty((0, 3), np.float32), labels, np.empty(0, np.float32), np.arange(40),
-                         4, 0, 10, ispec, fspec, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 0,
+                         4, 0, 10, layers, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 0,
                          params, np.zeros(P, np.float32), opt._initial_state(P, np.float32),
-                         np.zeros(_api.workspace_size(ispec, fspec, 4), np.float32), loss,
+                         np.zeros(_api.workspace_size(layers, 4), np.float32), loss,
                          np.empty((0, 3), np.float32), 1, diag=diag)
         b, l, stage = int(diag[0]), int(diag[1]), int(diag[2])
         assert b >= 0 and stage != defs.STAGE_NONE, (case, diag[:4])

@@ -20,7 +20,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import _api, available_backends
 
-from conftest import make_spec, make_targets
+from conftest import TRAIN_ARG, make_spec, make_targets
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 pytestmark = [
@@ -71,7 +71,7 @@ def _case(head_name, opt_name, dtype="float32", N=1024, bs=256, n_in=128, widths
     rng = np.random.default_rng(seed)
     L = len(widths)
     acts = [defs.ACT_RELU, defs.ACT_SWISH][:L - 1] + [last_act]
-    ispec, fspec, P = make_spec(n_in, list(widths), acts, drop=[drop] * (L - 1) + [0.0],
+    layers, P = make_spec(n_in, list(widths), acts, drop=[drop] * (L - 1) + [0.0],
                                 l1=[l1] * L, l2=[l2] * L)
     k = widths[-1]
     X = rng.standard_normal((N, n_in)).astype(dtype)
@@ -83,13 +83,13 @@ def _case(head_name, opt_name, dtype="float32", N=1024, bs=256, n_in=128, widths
     state = np.zeros((defs.N_STATE, P), dtype)
     perm = rng.permutation(N).astype(np.int64)
     n_b = _api.n_batches(N, bs)
-    work = np.zeros(_api.workspace_size(ispec, fspec, bs), dtype)
-    return [X, Y, labels, sw, perm, bs, 0, n_b, ispec, fspec, head, code, hyper, 0,
+    work = np.zeros(_api.workspace_size(layers, bs), dtype)
+    return [X, Y, labels, sw, perm, bs, 0, n_b, layers, head, code, hyper, 0,
             0x0123456789ABCDEF, params, np.zeros(P, dtype), state, work, np.full(n_b, np.nan),
             np.full((N, k), np.nan, dtype), 1]
 
 
-OUTS = {15: "params", 16: "grads", 17: "state", 19: "batch_loss", 20: "scores"}
+OUTS = {TRAIN_ARG[a]: a for a in ("params", "grads", "state", "batch_loss", "scores")}
 
 
 @pytest.mark.parametrize("opt_name", list(OPTS))
@@ -103,7 +103,7 @@ def test_train_batches_bit_identical_for_1_and_2_threads(head_name, opt_name):
         args[-1] = n_threads
         for _ in range(2):     # two epochs: 16 steps, optimizer state carried over
             nb.train_batches(*args)
-            args[13] += args[7]
+            args[12] += args[7]
         runs[n_threads] = args
     for i, name in OUTS.items():
         a, b = runs[1][i], runs[2][i]
@@ -115,12 +115,12 @@ def test_forward_bit_identical_for_1_and_2_threads():
     if nb.MAX_THREADS < 2:
         pytest.skip("numba's pool has a single thread")
     args = _case("softmax_dense", "none", dtype="float64")
-    X, ispec, fspec, params = args[0], args[8], args[9], args[15]
+    X, layers, params = args[0], args[8], args[14]
     outs = []
     for n_threads in (1, 2):
-        work = np.zeros(_api.forward_workspace_size(ispec, X.shape[0]))
-        out = np.full((X.shape[0], ispec[-1, defs.I_OUT]), np.nan)
-        nb.forward(X, ispec, fspec, params, work, out, n_threads)
+        work = np.zeros(_api.forward_workspace_size(layers, X.shape[0]))
+        out = np.full((X.shape[0], layers[-1]["n_out"]), np.nan)
+        nb.forward(X, layers, params, work, out, n_threads)
         outs.append(out)
     assert outs[0].tobytes() == outs[1].tobytes()
 
@@ -132,30 +132,28 @@ def _new_layers_case(clip, dtype="float32", N=1100, bs=256, n_in=96, seed=0):
     bs x k x k_in >= MATMUL_PAR_MIN for the sparse products."""
     rng = np.random.default_rng(seed)
     # (units, act, kind, pieces, topk, drop, prelu)
-    layers = [(64, defs.ACT_LINEAR, defs.KIND_MAXOUT, 3, 0, 0.0, False),
-              (140, defs.ACT_PRELU, defs.KIND_DENSE, 1, 20, 0.25, True),
-              (130, defs.ACT_RELU, defs.KIND_DENSE, 1, 16, 0.0, False),
-              (10, defs.ACT_LINEAR, defs.KIND_DENSE, 1, 0, 0.0, False)]
-    L = len(layers)
-    ispec = np.zeros((L, defs.NI), np.int64)
-    fspec = np.zeros((L, defs.NF), np.float64)
+    plan = [(64, defs.ACT_LINEAR, defs.LAYER_MAXOUT, 3, 0, 0.0, False),
+              (140, defs.ACT_PRELU, defs.LAYER_DENSE, 1, 20, 0.25, True),
+              (130, defs.ACT_RELU, defs.LAYER_DENSE, 1, 16, 0.0, False),
+              (10, defs.ACT_LINEAR, defs.LAYER_DENSE, 1, 0, 0.0, False)]
+    L = len(plan)
+    layers = defs.new_layers(L)
     pos, prev = 0, n_in
-    for l, (units, act, kind, q, k, drop, prelu) in enumerate(layers):
-        ispec[l, [defs.I_IN, defs.I_OUT, defs.I_ACT, defs.I_KIND, defs.I_PIECES, defs.I_TOPK]] = \
-            prev, units, act, kind, q, k
-        ispec[l, defs.I_W] = pos
+    for l, (units, act, kind, q, k, drop, prelu) in enumerate(plan):
+        layers[["n_in", "n_out", "act", "kind", "pieces", "topk"]][l] = (prev, units, act, kind, q, k)
+        layers[l]["w_offset"] = pos
         pos += prev * units * q
-        ispec[l, defs.I_B] = pos
+        layers[l]["b_offset"] = pos
         pos += units * q
-        ispec[l, defs.I_APAR] = pos if prelu else -1
+        layers[l]["slopes_offset"] = pos if prelu else -1
         pos += units if prelu else 0
-        fspec[l, defs.F_ALPHA] = 0.1
-        fspec[l, defs.F_DROP] = drop
-        fspec[l, defs.F_L2] = 1e-4
+        layers[l]["act_param"] = 0.1
+        layers[l]["dropout"] = drop
+        layers[l]["l2"] = 1e-4
         prev = units
     P = pos
     params = (0.2 * rng.standard_normal(P)).astype(dtype)
-    ap = ispec[1, defs.I_APAR]
+    ap = layers[1]["slopes_offset"]
     params[ap:ap + 80] = 0.25
     hyper = np.zeros(defs.NH)
     hyper[defs.H_LR] = 0.01
@@ -164,13 +162,13 @@ def _new_layers_case(clip, dtype="float32", N=1100, bs=256, n_in=96, seed=0):
     X = rng.standard_normal((N, n_in)).astype(dtype)
     labels = rng.integers(0, 10, N).astype(np.int64)
     n_b = _api.n_batches(N, bs)
-    diag = np.zeros(defs.diag_size(ispec))
+    diag = np.zeros(defs.diag_size(layers))
     diag[:3] = [-1, -1, 0]
     return [X, np.empty((0, 10), dtype), labels, rng.random(N).astype(dtype),
-            rng.permutation(N).astype(np.int64), bs, 0, n_b, ispec, fspec,
+            rng.permutation(N).astype(np.int64), bs, 0, n_b, layers,
             defs.HEAD_SOFTMAX_XENT, defs.OPT_ADAM, hyper, 0, 0x0123456789ABCDEF, params,
             np.zeros(P, dtype), np.zeros((defs.N_STATE, P), dtype),
-            np.zeros(_api.workspace_size(ispec, fspec, bs), dtype), np.full(n_b, np.nan),
+            np.zeros(_api.workspace_size(layers, bs), dtype), np.full(n_b, np.nan),
             np.full((N, 10), np.nan, dtype), 1, diag]
 
 
@@ -183,17 +181,17 @@ def test_new_layers_bit_identical_for_1_and_2_threads(clip):
     runs = {}
     for n_threads in (1, 2):
         args = _new_layers_case(clip)
-        args[21] = n_threads
+        args[20] = n_threads
         for _ in range(2):
-            nb.train_batches(*args[:22], diag=args[22])
-            args[13] += args[7]
-        X, ispec, fspec, params = args[0], args[8], args[9], args[15]
+            nb.train_batches(*args[:21], diag=args[21])
+            args[12] += args[7]
+        X, layers, params = args[0], args[8], args[14]
         out = np.full((X.shape[0], 10), np.nan, X.dtype)
-        nb.forward(X, ispec, fspec, params,
-                   np.zeros(_api.forward_workspace_size(ispec, X.shape[0]), X.dtype), out, n_threads)
+        nb.forward(X, layers, params,
+                   np.zeros(_api.forward_workspace_size(layers, X.shape[0]), X.dtype), out, n_threads)
         runs[n_threads] = args + [out]
-    assert runs[1][22][defs.DG_BATCH] == -1 and runs[1][22][defs.DG_ROWS] == 2 * 1100
-    for i, name in {**OUTS, 22: "diag", 23: "forward"}.items():
+    assert runs[1][21][defs.DG_BATCH] == -1 and runs[1][21][defs.DG_ROWS] == 2 * 1100
+    for i, name in {**OUTS, 21: "diag", 22: "forward"}.items():
         a, b = runs[1][i], runs[2][i]
         assert np.isfinite(a).all(), name
         assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
@@ -286,7 +284,7 @@ def test_cache_files_written_and_loaded_by_a_fresh_process():
     nb.train_batches(*args)
     cache_dir = _nw.train_batches._cache.cache_path
     # (the variant of this call: its masks suffix the name, kernels/numba/_jit.specialise)
-    name = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10],
+    name = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9],
                             args[2]).py_func.__qualname__.replace("<locals>", "locals")
     assert glob.glob(os.path.join(cache_dir, "network.%s-*.nbi" % name))
     assert glob.glob(os.path.join(cache_dir, "network.%s-*.nbc" % name))
@@ -302,7 +300,7 @@ def _fresh_process_report():
     """Run in a subprocess: the same call as above, from the on-disk cache."""
     args = _case("softmax_sparse", "sgd", N=300)
     nb.train_batches(*args)
-    st = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10],
+    st = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9],
                           args[2]).stats
     return {"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}
 
@@ -412,10 +410,10 @@ def test_nan_propagates_through_softmax_activation_and_training():
     nb.bias_act_forward(np.empty(0), defs.ACT_SOFTMAX, 0.0, Z.copy(), A, 1)
     assert np.isnan(A[0]).all() and np.isfinite(A[1]).all()
     args = _case("softmax_sparse", "sgd", dtype="float64", N=300)
-    ispec = args[8]
-    args[15][ispec[-1, defs.I_W] + 3] = np.nan     # one weight of the logits layer
+    layers = args[8]
+    args[14][layers[-1]["w_offset"] + 3] = np.nan     # one weight of the logits layer
     nb.train_batches(*args)
-    assert np.isnan(args[19]).all()       # every batch loss reports the divergence
+    assert np.isnan(args[18]).all()       # every batch loss reports the divergence
 
 
 def test_dropout_hash_is_exact_uint64_arithmetic():
@@ -439,31 +437,31 @@ def test_dropout_hash_is_exact_uint64_arithmetic():
 def test_wrong_descriptions_raise_instead_of_writing_out_of_bounds():
     args = _case("mse", "sgd", dtype="float64", N=300)
     bad = list(args)
-    bad[15] = args[15][:-1].copy()                       # parameter buffer too short
-    bad[16] = args[16][:-1].copy()
-    bad[17] = args[17][:, :-1].copy()
+    bad[14] = args[14][:-1].copy()                       # parameter buffer too short
+    bad[15] = args[15][:-1].copy()
+    bad[16] = args[16][:, :-1].copy()
     with pytest.raises(ValueError):
         nb.train_batches(*bad)
     bad = list(args)
-    bad[18] = args[18][:-1].copy()                       # workspace too small
+    bad[17] = args[17][:-1].copy()                       # workspace too small
     with pytest.raises(ValueError):
         nb.train_batches(*bad)
     bad = list(args)
     bad[7] = args[7] + 1                                 # more batches than perm holds
-    bad[19] = np.zeros(bad[7])
+    bad[18] = np.zeros(bad[7])
     with pytest.raises(ValueError):
         nb.train_batches(*bad)
     bad = list(args)
     bad[1] = args[1][:-1].copy()                         # Y shorter than X
     with pytest.raises(ValueError):
         nb.train_batches(*bad)
-    X, ispec, fspec, params = args[0], args[8], args[9], args[15]
-    work = np.zeros(_api.forward_workspace_size(ispec, X.shape[0]))
+    X, layers, params = args[0], args[8], args[14]
+    work = np.zeros(_api.forward_workspace_size(layers, X.shape[0]))
     with pytest.raises(ValueError):                      # out of the wrong width
-        nb.forward(X, ispec, fspec, params, work, np.empty((X.shape[0], 3)), 1)
+        nb.forward(X, layers, params, work, np.empty((X.shape[0], 3)), 1)
     with pytest.raises(ValueError):                      # X of the wrong width
-        nb.forward(X[:, :-1].copy(), ispec, fspec, params, work,
-                   np.empty((X.shape[0], ispec[-1, defs.I_OUT])), 1)
+        nb.forward(X[:, :-1].copy(), layers, params, work,
+                   np.empty((X.shape[0], layers[-1]["n_out"])), 1)
 
 
 # ---------------------------------------------------------------------------

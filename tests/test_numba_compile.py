@@ -117,8 +117,8 @@ def test_array_flavours_reach_the_same_specialisations(dtype, tmp_path):
     # it calls hold one signature per dtype: matmul's chain once for every form and
     # layout of its A operand (batch rows, layer 0's halves of p, matmul_tn's A.T)
     import fastnet.backends.numba as nb
-    ispec, fspec = ms._ispec, ms._fspec
-    variant = nb._train_kernel(ispec, fspec, ms.optimizer.code, ms.optimizer.hyper(), None, 16, ms._params,
+    layers = ms._layer_table
+    variant = nb._train_kernel(layers, ms.optimizer.code, ms.optimizer.hyper(), None, 16, ms._params,
                                defs.HEAD_SOFTMAX_XENT, y.astype(np.int64))
     assert _base(variant.py_func.__qualname__) == "_make_train_batches.<locals>.train_batches__serial"
     assert variant.py_func.__qualname__ != "_make_train_batches.<locals>.train_batches__serial"
@@ -143,20 +143,20 @@ def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
     import fastnet.backends.numba as nb
     from test_numba_backend import _case
     args = _case("softmax_sparse", "adam", drop=0.0, l1=0.0, l2=0.0)
-    assert not nb.serial_step(args[8], args[5], args[15])
+    assert not nb.serial_step(args[8], args[5], args[14])
     got = {}
     for forced in (False, True):
         if forced:   # the adapter picks the twin whatever the shapes
-            monkeypatch.setattr(nb, "serial_step", lambda ispec, batch_size, params: True)
+            monkeypatch.setattr(nb, "serial_step", lambda layers, batch_size, params: True)
         for n_threads in (1, 2):
             a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
             a[-1] = n_threads
             nb.train_batches(*a)
-            got[forced, n_threads] = (a[15], a[19])    # params, batch_loss
-    twin = nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10], args[2])
+            got[forced, n_threads] = (a[14], a[18])    # params, batch_loss
+    twin = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9], args[2])
     assert twin.py_func.__qualname__.endswith("__serial") and len(twin.signatures) >= 1
     want = got[False, 1]
-    assert not np.array_equal(want[0], args[15])
+    assert not np.array_equal(want[0], args[14])
     for key, (params, loss) in got.items():
         np.testing.assert_array_equal(params, want[0], err_msg=str(key))
         np.testing.assert_array_equal(loss, want[1], err_msg=str(key))
@@ -172,12 +172,12 @@ def test_one_variant_mode_shares_one_step_with_the_same_bits(monkeypatch):
     rich = _case("softmax_sparse", "sgd", drop=0.2, l1=0.0, l2=1e-3)
 
     def kernel(args):
-        return nb._train_kernel(args[8], args[9], args[11], args[12], None, args[5], args[15], args[10], args[2])
+        return nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9], args[2])
 
     def run(args):
         a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
         nb.train_batches(*a)
-        return a[15], a[19]
+        return a[14], a[18]
     exact = kernel(plain)
     want = run(plain)
     assert kernel(rich) is not exact
@@ -202,18 +202,18 @@ def test_serial_step_follows_the_parallel_thresholds():
     """The serial twin is picked only where no kernel reaches a parallel threshold."""
     import fastnet.backends.numba as nb
     from fastnet._kernels.numba import _jit
-    ispec = np.zeros((2, defs.NI), np.int64)
-    ispec[:, defs.I_IN] = (784, 30)
-    ispec[:, defs.I_OUT] = (30, 10)
+    layers = defs.new_layers(2)
+    layers["n_in"] = (784, 30)
+    layers["n_out"] = (30, 10)
     params = np.zeros(784 * 30 + 30 + 310, np.float32)
-    assert nb.serial_step(ispec, 10, params)                       # the seed step: 235k multiply-adds
-    assert not nb.serial_step(ispec, 50, params)                   # 50 x 784 = 39200 elements to gather
-    assert not nb.serial_step(ispec, 10, np.zeros(_jit.ELEM_PAR_MIN, np.float32))   # the optimizer's tiles
-    wide = ispec.copy()
-    wide[0, defs.I_OUT] = wide[1, defs.I_IN] = 200
+    assert nb.serial_step(layers, 10, params)                       # the seed step: 235k multiply-adds
+    assert not nb.serial_step(layers, 50, params)                   # 50 x 784 = 39200 elements to gather
+    assert not nb.serial_step(layers, 10, np.zeros(_jit.ELEM_PAR_MIN, np.float32))   # the optimizer's tiles
+    wide = layers.copy()
+    wide[0]["n_out"] = wide[1]["n_in"] = 200
     assert not nb.serial_step(wide, 10, params)                    # 10 x 784 x 200 >= MATMUL_PAR_MIN
-    maxout = ispec.copy()
-    maxout[0, defs.I_KIND], maxout[0, defs.I_PIECES] = defs.KIND_MAXOUT, 200
+    maxout = layers.copy()
+    maxout[0]["kind"], maxout[0]["pieces"] = defs.LAYER_MAXOUT, 200
     assert not nb.serial_step(maxout, 10, params)                  # z is 6000 wide
 
 

@@ -277,7 +277,7 @@ def test_hyper_vector_layout():
             h[defs.H_WEIGHT_DECAY], h[defs.H_MAXIMIZE]) == (0.02, 0.8, 0.95, 1e-6, 1.0, 0.0, 0.0)
     assert fastnet.AdamW().hyper()[defs.H_WEIGHT_DECAY] == 0.01      # torch's AdamW default
     h = fastnet.RMSprop(alpha=0.9, centered=True, momentum=0.5).hyper()
-    assert (h[defs.H_ALPHA], h[defs.H_CENTERED], h[defs.H_MOMENTUM]) == (0.9, 1.0, 0.5)
+    assert (h[defs.H_SMOOTHING], h[defs.H_CENTERED], h[defs.H_MOMENTUM]) == (0.9, 1.0, 0.5)
     h = fastnet.Adagrad(lr_decay=0.1, initial_accumulator_value=0.25).hyper()
     assert (h[defs.H_LR_DECAY], h[defs.H_INITIAL_ACC]) == (0.1, 0.25)
     st = fastnet.Adagrad(initial_accumulator_value=0.25)._initial_state(4, np.dtype("float32"))

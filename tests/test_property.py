@@ -233,14 +233,13 @@ def _run_kernel(be, c):
         out += [D, idx, np.empty((5, m), dt), np.empty((n, 5), dt)]
         be.matmul_tn_sparse(X, D, idx, out[-2], 1)
         be.matmul_nt_sparse(D, idx, W, out[-1], 1)
-        ispec = np.zeros((1, defs.NI), np.int64)
-        ispec[0, [defs.I_IN, defs.I_OUT, defs.I_W, defs.I_B]] = 5, m, 0, 5 * m
-        fspec = np.zeros((1, defs.NF))
-        fspec[0, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]] = 1e-3, 1e-2, 1e-4, 1e-3
+        layers = defs.new_layers(1)
+        layers[["n_in", "n_out", "w_offset", "b_offset"]][0] = 5, m, 0, 5 * m
+        layers[["l1", "l2", "bias_l1", "bias_l2"]][0] = 1e-3, 1e-2, 1e-4, 1e-3
         params = np.concatenate([W.ravel(), slope])
         grads = rng.standard_normal(params.shape[0]).astype(dt)
         penalty = np.empty(1)
-        be.regularize(ispec, fspec, params, grads, penalty, 1)
+        be.regularize(layers, params, grads, penalty, 1)
         return out + [grads, penalty]
     if c["kind"] == "loss":
         loss, D, P = np.empty(n), np.empty_like(Z), np.empty_like(Z)
@@ -258,7 +257,7 @@ def _run_kernel(be, c):
         getattr(be, c["head"])(Z, rng.standard_normal((n, m)).astype(dt), sw, 1.0 / n, loss, D, 1)
         return loss, D
     h = np.zeros(defs.NH)
-    h[[defs.H_LR, defs.H_BETA1, defs.H_BETA2, defs.H_EPS, defs.H_ALPHA]] = 0.01, 0.9, 0.999, 1e-7, 0.99
+    h[[defs.H_LR, defs.H_BETA1, defs.H_BETA2, defs.H_EPS, defs.H_SMOOTHING]] = 0.01, 0.9, 0.999, 1e-7, 0.99
     for f, v in zip(_OPT_FLAGS, [0.9, 1.0, 0.1, 1e-2, 1.0, 1.0, 1.0, 0.01, 0.05, 0.5]):
         if f in c["flags"]:
             h[defs.HYPER[f]] = v

@@ -150,7 +150,7 @@ def test_fit_picks_one_thread_when_two_are_slow_and_results_do_not_change(backen
             return getattr(inner, name)
 
         def train_batches(self, *a, **kw):
-            nt, cnt = a[21], a[7]
+            nt, cnt = a[20], a[7]
             calls.append((nt, cnt))
             if nt > 1:
                 time.sleep(2e-3 * cnt)

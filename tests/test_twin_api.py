@@ -50,9 +50,9 @@ EXCEPTIONS = {
     ("layers", "tn_sparse_ws"):
         "numba only: matmul_tn_sparse with the caller's scratch; Cython's is the "
         "cdef matmul_tn_sparse_c's T argument",
-    ("reduce", "check_spec"):
-        "Cython only: validates ispec / fspec in Python before the nogil kernels; "
-        "numba checks inside its jitted step (network._check_spec)",
+    ("reduce", "check_layers"):
+        "Cython only: validates the layer records in Python before the nogil kernels; "
+        "numba checks inside its jitted step (network._check_layers)",
     ("_generated_elementwise", "isa"):
         "Cython only: reports the optimizer update's instruction set",
     ("_generated_elementwise", "select_isa"):

@@ -232,11 +232,11 @@ def test_the_table_covers_every_optimizer_head_and_layer_kind():
         m.build(o.get("n_in", 6))
         opts.add(m.optimizer.code)
         heads.add(m._head)
-        kinds.update(int(v) for v in m._ispec[:, defs.I_KIND])
-        acts.update(int(v) for v in m._ispec[:, defs.I_ACT])
+        kinds.update(int(v) for v in m._layer_table["kind"])
+        acts.update(int(v) for v in m._layer_table["act"])
     assert opts == {o["code"] for o in defs.OPTIMIZERS if o["code"] != defs.OPT_NONE}
     assert heads == set(defs.HEADS.values())
-    assert kinds == {defs.KIND_DENSE, defs.KIND_MAXOUT}
+    assert kinds == {defs.LAYER_DENSE, defs.LAYER_MAXOUT}
     assert defs.ACT_PRELU in acts
 
 
@@ -249,7 +249,7 @@ def test_regularize_twins_same_bits_across_tiles(dtype, l1, l2):
     infinite weight in it; the penalty is close to the float64 reference sum."""
     from conftest import make_spec
     from fastnet.backends import get_backend
-    ispec, fspec, P = make_spec(97, [53], [0], use_bias=[True], l1=[l1], l2=[l2])
+    layers, P = make_spec(97, [53], [0], use_bias=[True], l1=[l1], l2=[l2])
     rng = np.random.default_rng(5)
     params = rng.standard_normal(P).astype(dtype)
     grads0 = rng.standard_normal(P).astype(dtype)
@@ -257,7 +257,7 @@ def test_regularize_twins_same_bits_across_tiles(dtype, l1, l2):
     for b in ("numba", "cython"):
         for threads in (1, 2):
             g, pen = grads0.copy(), np.full(1, np.nan)
-            get_backend(b).regularize(ispec, fspec, params, g, pen, threads)
+            get_backend(b).regularize(layers, params, g, pen, threads)
             out[b, threads] = (g, pen)
     g0, p0 = out["cython", 1]
     for key, (g, pen) in out.items():
@@ -270,7 +270,7 @@ def test_regularize_twins_same_bits_across_tiles(dtype, l1, l2):
     res = {}
     for b in ("numba", "cython"):
         g, pen = grads0.copy(), np.full(1, np.nan)
-        get_backend(b).regularize(ispec, fspec, special, g, pen, 1)
+        get_backend(b).regularize(layers, special, g, pen, 1)
         res[b] = (g, pen)
     assert res["numba"][0].tobytes() == res["cython"][0].tobytes()
     assert np.isnan(res["numba"][1][0]) and np.isnan(res["cython"][1][0])

@@ -28,19 +28,21 @@ Conventions (as in scikit-learn's ``_loss`` module)
 
 Network description
 -------------------
-``ispec`` int64 (L, defs.NI) and ``fspec`` float64 (L, defs.NF) describe the L weight
-layers in order (columns ``defs.I_*`` / ``defs.F_*``).  Layer ``l`` maps an input of
-width ``ispec[l, I_IN]`` to ``ispec[l, I_OUT]`` units.  With ``q`` = 1 for
-``KIND_DENSE`` and ``q = ispec[l, I_PIECES]`` (>= 1) for ``KIND_MAXOUT``:
+``layers`` is a 1-D array of ``defs.LAYER_DTYPE`` records, one per weight layer in
+order (fields ``defs.LAYER_FIELDS``; the Cython twin reads the same bytes as its
+``layer_t`` packed struct, numba as records).  Layer ``l`` maps an input of width
+``layers[l]["n_in"]`` to ``layers[l]["n_out"]`` units.  With ``q`` = 1 for
+``LAYER_DENSE`` and ``q = layers[l]["pieces"]`` (>= 1) for ``LAYER_MAXOUT``:
 ``z = x @ W + b`` with ``W = params[w:w+in*out*q].reshape(in, out*q)``
-(``w = ispec[l, I_W]``) and ``b = params[bo:bo+out*q]`` (``bo = ispec[l, I_B]``, -1 =
-no bias).  Dense: ``a = act(z)``; with ``act = ACT_PRELU`` the slopes are
-``s = params[ap:ap+out]`` (``ap = ispec[l, I_APAR]``) and ``a = z if z > 0 else s z``
+(``w = layers[l]["w_offset"]``) and ``b = params[bo:bo+out*q]``
+(``bo = layers[l]["b_offset"]``, -1 = no bias).  Dense: ``a = act(z)`` (``act``,
+with its parameter ``act_param``); with ``act = ACT_PRELU`` the slopes are
+``s = params[ap:ap+out]`` (``ap = layers[l]["slopes_offset"]``) and ``a = z if z > 0 else s z``
 (per column).  Maxout: ``a[:, j] = max_p z[:, j*q + p]`` (the activation code is
 ACT_LINEAR; a Maxout or PReLU layer is never the last layer).  ``grads`` has the same
 layout as ``params``.
 
-meProp (``ispec[l, I_TOPK]`` = k, 0 < k < the width of the layer's z, Dense only): in
+meProp (``layers[l]["topk"]`` = k, 0 < k < the width of the layer's z, Dense only): in
 ``train_batches``, after the layer's dz is formed (head or activation backward), each
 row keeps only its k largest |dz| entries (ties: the lower column index) and the
 others become 0 (``topk_rows``); the weight gradient, the bias gradient and the delta
@@ -82,7 +84,7 @@ this update.  ``OPT_NONE`` leaves params and state untouched (used by
 
 Dropout
 -------
-``fspec[l, F_DROP]`` > 0 drops entries of layer ``l``'s output (never the last
+``layers[l]["dropout"]`` > 0 drops entries of layer ``l``'s output (never the last
 layer's) during ``train_batches`` with the counter-based mask defined in
 ``kernels/defs.py`` (identical in every backend); ``forward`` never drops.
 
@@ -101,7 +103,7 @@ length (never by the thread count).
 
 Diagnostics
 -----------
-``train_batches(..., diag=buf)`` (keyword, float64, ``defs.diag_size(ispec)``
+``train_batches(..., diag=buf)`` (keyword, float64, ``defs.diag_size(layers)``
 elements, accumulated, never zeroed by the kernel; default: empty = off) records
 per-unit activity and saturation counts, per-layer gradient norms and the first
 non-finite value's batch, layer and stage; see ``kernels/defs.py``.  Stages are
@@ -113,9 +115,9 @@ entries of batch_loss are not written).  With diag empty nothing of this runs.
 
 Regularization
 --------------
-``fspec[l, F_L1]``, ``fspec[l, F_L2]``: penalty l1 * sum|W| + l2 * sum W^2 over the
+``layers[l]["l1"]``, ``layers[l]["l2"]``: penalty l1 * sum|W| + l2 * sum W^2 over the
 kernel W, gradient l1 * sign(W) + 2 l2 W, added to ``grads`` after backprop;
-``fspec[l, F_BL1]``, ``fspec[l, F_BL2]``: the same over the bias b (Keras's
+``layers[l]["bias_l1"]``, ``layers[l]["bias_l2"]``: the same over the bias b (Keras's
 bias_regularizer; nothing without a bias).  ``train_batches`` adds the penalty of
 the pre-update weights to each reported batch loss.
 """
@@ -163,7 +165,7 @@ KERNELS = {
                     ("n_threads", "threads", "")],
     "all_finite": [("X", "in", "(n, m)"), ("flag", "out", "(1,) int64"),
                    ("n_threads", "threads", "")],
-    "regularize": [("ispec", "in", "(L, NI) int64"), ("fspec", "in", "(L, NF) float64"),
+    "regularize": [("layers", "in", "(L,) defs.LAYER_DTYPE"),
                    ("params", "in", "(P,)"), ("grads", "inout", "(P,)"),
                    ("penalty", "out", "(1,) float64"), ("n_threads", "threads", "")],
     "optimizer_update": [("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t", "int", ""),
@@ -186,7 +188,7 @@ KERNELS = {
     "matmul_nt_sparse": [("D", "in", "(n, m)"), ("idx", "in", "(n, k) int64"),
                          ("B", "in", "(k_in, m)"), ("C", "out", "(n, k_in)"),
                          ("n_threads", "threads", "")],
-    "forward": [("X", "in", "(n, n_in)"), ("ispec", "in", ""), ("fspec", "in", ""),
+    "forward": [("X", "in", "(n, n_in)"), ("layers", "in", "(L,) defs.LAYER_DTYPE"),
                 ("params", "in", "(P,)"), ("work", "out", "(>= forward_workspace_size,)"),
                 ("out", "out", "(n, n_out)"), ("n_threads", "threads", "")],
     "train_batches": [
@@ -194,7 +196,7 @@ KERNELS = {
         ("labels", "in", "(N,) int64 or (0,)"), ("sw", "in", "(N,) or (0,)"),
         ("perm", "in", "(M,) int64 row indices into X, the epoch's order"),
         ("batch_size", "int", ""), ("first_batch", "int", ""), ("n_batches", "int", ""),
-        ("ispec", "in", ""), ("fspec", "in", ""), ("head", "int", ""),
+        ("layers", "in", "(L,) defs.LAYER_DTYPE"), ("head", "int", ""),
         ("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t0", "int", ""),
         ("rng_key", "key", "any integer, taken modulo 2**64 (uint64)"),
         ("params", "inout", "(P,)"), ("grads", "out", "(P,)"),
@@ -202,7 +204,7 @@ KERNELS = {
         ("batch_loss", "out", "(n_batches,) float64"),
         ("scores", "out", "(M, n_out) or (0, n_out)"),
         ("n_threads", "threads", ""),
-        ("diag", "inout", "optional keyword: (defs.diag_size(ispec),) float64 or None/(0,) = off")],
+        ("diag", "inout", "optional keyword: (defs.diag_size(layers),) float64 or None/(0,) = off")],
 }
 
 KERNEL_DOCS = {
@@ -259,47 +261,47 @@ KERNEL_DOCS = {
 }
 
 
-def _widths(ispec):
-    return [int(ispec[l, defs.I_OUT]) for l in range(ispec.shape[0])]
+def _widths(layers):
+    return [int(w) for w in layers["n_out"]]
 
 
-def z_width(ispec, l):
+def z_width(layers, l):
     """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
-    w = int(ispec[l, defs.I_OUT])
-    if int(ispec[l, defs.I_KIND]) == defs.KIND_MAXOUT:
-        w *= max(1, int(ispec[l, defs.I_PIECES]))
+    w = int(layers[l]["n_out"])
+    if int(layers[l]["kind"]) == defs.LAYER_MAXOUT:
+        w *= max(1, int(layers[l]["pieces"]))
     return w
 
 
-def topk_of(ispec, l):
+def topk_of(layers, l):
     """meProp k of layer l if it sparsifies (0 < k < z width), else 0."""
-    k = int(ispec[l, defs.I_TOPK])
-    return k if 0 < k < z_width(ispec, l) and int(ispec[l, defs.I_KIND]) == defs.KIND_DENSE else 0
+    k = int(layers[l]["topk"])
+    return k if 0 < k < z_width(layers, l) and int(layers[l]["kind"]) == defs.LAYER_DENSE else 0
 
 
-def workspace_layout(ispec, fspec, batch_size):
+def workspace_layout(layers, batch_size):
     """Offsets (in elements) into the training workspace for a batch size.
 
     Returns a dict: ``"X"`` (gathered batch, bs x n_in), for each layer l
     ``("Z", l)`` (bs x z_width(l)), ``("A", l)`` (bs x out_l), ``("M", l)`` (the
-    dropped-out copy of A, only when fspec[l, F_DROP] > 0), ``"D0"``, ``"D1"``
+    dropped-out copy of A, only when layers[l]["dropout"] > 0), ``"D0"``, ``"D1"``
     (two bs x max width delta buffers, z widths included) and ``"size"`` (the
     total).  (meProp's (bs, k) int64 index buffer is allocated by the kernel.)
     """
     bs = int(batch_size)
-    n_in = int(ispec[0, defs.I_IN])
-    widths = _widths(ispec)
+    n_in = int(layers[0]["n_in"])
+    widths = _widths(layers)
     off = {"X": 0}
     pos = bs * n_in
     for l, w in enumerate(widths):
         off[("Z", l)] = pos
-        pos += bs * z_width(ispec, l)
+        pos += bs * z_width(layers, l)
         off[("A", l)] = pos
         pos += bs * w
-        if fspec[l, defs.F_DROP] > 0:
+        if layers[l]["dropout"] > 0:
             off[("M", l)] = pos
             pos += bs * w
-    maxw = max([n_in] + widths + [z_width(ispec, l) for l in range(len(widths))])
+    maxw = max([n_in] + widths + [z_width(layers, l) for l in range(len(widths))])
     off["D0"] = pos
     pos += bs * maxw
     off["D1"] = pos
@@ -308,15 +310,15 @@ def workspace_layout(ispec, fspec, batch_size):
     return off
 
 
-def workspace_size(ispec, fspec, batch_size):
+def workspace_size(layers, batch_size):
     """Elements of ``work`` that ``train_batches`` needs for this batch size."""
-    return workspace_layout(ispec, fspec, batch_size)["size"]
+    return workspace_layout(layers, batch_size)["size"]
 
 
-def forward_workspace_size(ispec, n_rows):
+def forward_workspace_size(layers, n_rows):
     """Elements of ``work`` that ``forward`` needs for ``n_rows`` rows: two
     ping-pong buffers of n_rows x (max layer width, z widths included)."""
-    maxw = max(z_width(ispec, l) for l in range(ispec.shape[0]))
+    maxw = max(z_width(layers, l) for l in range(layers.shape[0]))
     return 2 * int(n_rows) * maxw
 
 
@@ -392,95 +394,102 @@ def _float_dtype(who, name, a):
 
 
 class Network:
-    """What the validator decoded from (ispec, fspec, P): widths, the words per
-    batch row of both workspaces, the diag size, and why the network cannot be
-    trained or run (``last_problem``, None when it can)."""
+    """What the validator decoded from (layers, P): widths, the words per batch
+    row of both workspaces, the diag size, and why the network cannot be trained
+    or run (``last_problem``, None when it can)."""
     __slots__ = ("n_layers", "n_in", "n_out", "train_words", "forward_words", "diag_size",
                  "last_problem")
 
 
-def _decode(who, ispec, fspec, n_params):
+_FIELD_NAMES = tuple(name for name, _, _ in defs.LAYER_FIELDS)
+
+
+def _decode(who, layers, n_params):
     """The O(L) checks of a network description against a parameter buffer of
     n_params elements: every code known, widths chained, every parameter block
     (W, b, PReLU slopes) inside the buffer, dropout rates in [0, 1)."""
-    rows, frows = ispec.tolist(), fspec.tolist()
-    n_in = rows[0][defs.I_IN]
+    recs = [dict(zip(_FIELD_NAMES, t)) for t in layers.tolist()]
+    n_in = recs[0]["n_in"]
     width = n_in
-    for l, (r, f) in enumerate(zip(rows, frows)):
-        i, o, kind, act = r[defs.I_IN], r[defs.I_OUT], r[defs.I_KIND], r[defs.I_ACT]
+    for l, r in enumerate(recs):
+        i, o, kind, act = r["n_in"], r["n_out"], r["kind"], r["act"]
         at = "%s: layer %d" % (who, l)
         if i < 1 or o < 1:
-            raise ValueError("%s: widths must be >= 1; got %d -> %d (ispec[%d, I_IN], ispec[%d, I_OUT])"
-                             % (at, i, o, l, l))
+            raise ValueError("%s: widths must be >= 1; got %d -> %d (layers[%d] n_in, n_out)"
+                             % (at, i, o, l))
         if l and i != width:
             raise ValueError("%s: input width %d != the output width %d of layer %d" % (at, i, width, l - 1))
-        if kind not in (defs.KIND_DENSE, defs.KIND_MAXOUT):
-            raise ValueError("%s: unknown layer kind %d (ispec[%d, I_KIND]; expected KIND_DENSE = %d "
-                             "or KIND_MAXOUT = %d)" % (at, kind, l, defs.KIND_DENSE, defs.KIND_MAXOUT))
+        if kind not in (defs.LAYER_DENSE, defs.LAYER_MAXOUT):
+            raise ValueError("%s: unknown layer kind %d (layers[%d] kind; expected LAYER_DENSE = %d "
+                             "or LAYER_MAXOUT = %d)" % (at, kind, l, defs.LAYER_DENSE, defs.LAYER_MAXOUT))
         if act not in _ACT_CODES:
-            raise ValueError("%s: unknown activation code %d (ispec[%d, I_ACT]; expected one of %s)"
+            raise ValueError("%s: unknown activation code %d (layers[%d] act; expected one of %s)"
                              % (at, act, l, sorted(_ACT_CODES)))
         zw = o
-        if kind == defs.KIND_MAXOUT:
+        if kind == defs.LAYER_MAXOUT:
             if act != defs.ACT_LINEAR:
                 raise ValueError("%s: a Maxout layer's activation code must be ACT_LINEAR = %d; got %d"
                                  % (at, defs.ACT_LINEAR, act))
-            if r[defs.I_PIECES] < 1:
-                raise ValueError("%s: Maxout needs pieces >= 1; got %d (ispec[%d, I_PIECES])"
-                                 % (at, r[defs.I_PIECES], l))
-            zw = o * r[defs.I_PIECES]
-        w, b = r[defs.I_W], r[defs.I_B]
+            if r["pieces"] < 1:
+                raise ValueError("%s: Maxout needs pieces >= 1; got %d (layers[%d] pieces)"
+                                 % (at, r["pieces"], l))
+            zw = o * r["pieces"]
+        w, b = r["w_offset"], r["b_offset"]
         if w < 0 or w + i * zw > n_params:
-            raise ValueError("%s: kernel [%d, %d) outside the %d parameters (ispec[%d, I_W])"
+            raise ValueError("%s: kernel [%d, %d) outside the %d parameters (layers[%d] w_offset)"
                              % (at, w, w + i * zw, n_params, l))
         if b < -1 or (b >= 0 and b + zw > n_params):
-            raise ValueError("%s: bias offset %d invalid for %d parameters (ispec[%d, I_B]; -1 = no bias)"
+            raise ValueError("%s: bias offset %d invalid for %d parameters (layers[%d] b_offset; -1 = no bias)"
                              % (at, b, n_params, l))
         if act == defs.ACT_PRELU:
-            ap = r[defs.I_APAR]
+            ap = r["slopes_offset"]
             if ap < 0 or ap + o > n_params:
-                raise ValueError("%s: PReLU slopes [%d, %d) outside the %d parameters (ispec[%d, I_APAR])"
+                raise ValueError("%s: PReLU slopes [%d, %d) outside the %d parameters (layers[%d] slopes_offset)"
                                  % (at, ap, ap + o, n_params, l))
-        if r[defs.I_TOPK] < 0:
-            raise ValueError("%s: meProp k must be >= 0 (0 = off); got %d (ispec[%d, I_TOPK])"
-                             % (at, r[defs.I_TOPK], l))
-        drop = f[defs.F_DROP]
+        if r["topk"] < 0:
+            raise ValueError("%s: meProp k must be >= 0 (0 = off); got %d (layers[%d] topk)"
+                             % (at, r["topk"], l))
+        drop = r["dropout"]
         if not 0.0 <= drop < 1.0:
-            raise ValueError("%s: dropout rate %r not in [0, 1) (fspec[%d, F_DROP])" % (at, drop, l))
+            raise ValueError("%s: dropout rate %r not in [0, 1) (layers[%d] dropout)" % (at, drop, l))
         width = o
     net = Network()
-    net.n_layers, net.n_in, net.n_out = len(rows), n_in, width
+    net.n_layers, net.n_in, net.n_out = len(recs), n_in, width
     # both workspaces grow linearly with the rows (tests/test_contract.py checks it)
-    net.train_words = workspace_size(ispec, fspec, 1)
-    net.forward_words = forward_workspace_size(ispec, 1)
-    net.diag_size = defs.diag_size(ispec)
-    last = rows[-1]
+    net.train_words = workspace_size(layers, 1)
+    net.forward_words = forward_workspace_size(layers, 1)
+    net.diag_size = defs.diag_size(layers)
+    last = recs[-1]
     # the model never builds these (a loss reads the last layer's z or act(z))
     net.last_problem = (
-        "the last layer cannot be Maxout" if last[defs.I_KIND] == defs.KIND_MAXOUT else
-        "the last layer cannot be PReLU (ispec[-1, I_ACT] = ACT_PRELU)" if last[defs.I_ACT] == defs.ACT_PRELU else
-        "the last layer cannot have dropout (fspec[-1, F_DROP] = %r)" % frows[-1][defs.F_DROP]
-        if frows[-1][defs.F_DROP] > 0 else None)
+        "the last layer cannot be Maxout" if last["kind"] == defs.LAYER_MAXOUT else
+        "the last layer cannot be PReLU (layers[-1] act = ACT_PRELU)" if last["act"] == defs.ACT_PRELU else
+        "the last layer cannot have dropout (layers[-1] dropout = %r)" % last["dropout"]
+        if last["dropout"] > 0 else None)
     return net
 
 
 _NETWORKS = {}
 
 
-def network(who, ispec, fspec, n_params):
-    """The checked :class:`Network` of (ispec, fspec) over n_params parameters
-    (ValueError / TypeError naming ``who`` and the column otherwise); memoised
-    per description, so a repeated call costs two ``tobytes``."""
-    _array(who, "ispec", ispec, _I64, 2)
-    _array(who, "fspec", fspec, _F64, 2)
-    L = ispec.shape[0]
-    if L < 1 or ispec.shape[1] != defs.NI or fspec.shape != (L, defs.NF):
-        raise ValueError("%s: ispec must have shape (L, %d) with L >= 1 and fspec (L, %d); got %s and %s"
-                         % (who, defs.NI, defs.NF, ispec.shape, fspec.shape))
-    key = (ispec.tobytes(), fspec.tobytes(), n_params)
+def network(who, layers, n_params):
+    """The checked :class:`Network` of ``layers`` over n_params parameters
+    (ValueError / TypeError naming ``who`` and the field otherwise); memoised
+    per description, so a repeated call costs one ``tobytes``."""
+    if not isinstance(layers, np.ndarray):
+        raise TypeError("%s: layers must be a numpy array of defs.LAYER_DTYPE records; got %s"
+                        % (who, type(layers).__name__))
+    if layers.dtype != defs.LAYER_DTYPE:
+        raise TypeError("%s: layers has dtype %s; expected defs.LAYER_DTYPE (fields %s)"
+                        % (who, layers.dtype, ", ".join(_FIELD_NAMES)))
+    if layers.ndim != 1 or layers.shape[0] < 1:
+        raise ValueError("%s: layers must have shape (L,) with L >= 1; got %s" % (who, layers.shape))
+    if not layers.flags.c_contiguous:
+        raise ValueError("%s: layers must be C-contiguous" % who)
+    key = (layers.tobytes(), n_params)
     net = _NETWORKS.get(key)
     if net is None:
-        net = _decode(who, ispec, fspec, n_params)
+        net = _decode(who, layers, n_params)
         if len(_NETWORKS) >= 256:
             _NETWORKS.clear()
         _NETWORKS[key] = net
@@ -515,7 +524,7 @@ def _out_of_range(who, name, values, src, hi, exc):
     raise exc("%s: %s[%d] = %d is out of range [0, %d)" % (who, name, int(src[j]), int(values[j]), hi))
 
 
-def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
                         head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
                         scores, n_threads, diag=None):
     """Raise ValueError / TypeError (IndexError for a perm entry outside X)
@@ -554,7 +563,7 @@ def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batch
     if diag is not None:
         _array(who, "diag", diag, _F64, 1, True)
     P = params.shape[0]
-    net = network(who, ispec, fspec, P)
+    net = network(who, layers, P)
     _trainable(who, net)
     if head not in _HEAD_CODES:
         raise ValueError("%s: unknown head code %d (expected defs.HEAD_MSE %d, HEAD_MAE %d, "
@@ -599,7 +608,7 @@ def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batch
         raise ValueError("%s: work has %d elements, workspace_size gives %d for batch_size %d"
                          % (who, work.shape[0], bs * net.train_words, bs))
     if diag is not None and diag.shape[0] and diag.shape[0] != net.diag_size:
-        raise ValueError("%s: diag has %d entries, expected defs.diag_size(ispec) = %d (or 0: off)"
+        raise ValueError("%s: diag has %d entries, expected defs.diag_size(layers) = %d (or 0: off)"
                          % (who, diag.shape[0], net.diag_size))
     if not nb:
         return
@@ -614,7 +623,7 @@ def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batch
             _out_of_range(who, "labels", lab, rows, k, ValueError)
 
 
-def check_forward(X, ispec, fspec, params, work, out, n_threads):
+def check_forward(X, layers, params, work, out, n_threads):
     """Raise ValueError / TypeError naming the argument unless the forward call
     is well formed (O(L) after the first call with a description)."""
     who = "forward"
@@ -624,7 +633,7 @@ def check_forward(X, ispec, fspec, params, work, out, n_threads):
     _array(who, "params", params, dt, 1)
     _array(who, "work", work, dt, 1, True)
     _array(who, "out", out, dt, 2, True)
-    net = network(who, ispec, fspec, params.shape[0])
+    net = network(who, layers, params.shape[0])
     _trainable(who, net)
     n = X.shape[0]
     if X.shape[1] != net.n_in:
@@ -636,7 +645,7 @@ def check_forward(X, ispec, fspec, params, work, out, n_threads):
                          % (who, work.shape[0], n * net.forward_words, n))
 
 
-def check_regularize(ispec, fspec, params, grads, penalty, n_threads):
+def check_regularize(layers, params, grads, penalty, n_threads):
     """Raise ValueError / TypeError naming the argument unless the regularize
     call is well formed."""
     who = "regularize"
@@ -645,7 +654,7 @@ def check_regularize(ispec, fspec, params, grads, penalty, n_threads):
     _array(who, "params", params, dt, 1)
     _array(who, "grads", grads, dt, 1, True)
     _array(who, "penalty", penalty, _F64, 1, True)
-    network(who, ispec, fspec, params.shape[0])
+    network(who, layers, params.shape[0])
     if grads.shape != params.shape or penalty.shape[0] < 1:
         raise ValueError("%s: grads must have %d entries (one per parameter) and penalty at least 1; "
                          "got %d and %d" % (who, params.shape[0], grads.shape[0], penalty.shape[0]))

@@ -118,32 +118,31 @@ def _ro(a):
     return a
 
 
-# (ispec bytes, fspec bytes) -> (dropout, regularization, maxout, prelu, meprop)
+# layers bytes -> (dropout, regularization, maxout, prelu, meprop)
 _SPEC_FEATURES = {}
 
 
-def _spec_features(ispec, fspec):
+def _spec_features(layers):
     """Which optional features a network description uses (the conditions under
     which kernels/numba/network.py runs each), memoised per description."""
-    key = (ispec.tobytes(), fspec.tobytes(), ispec.shape, fspec.shape)
+    key = layers.tobytes()
     feats = _SPEC_FEATURES.get(key)
     if feats is None:
-        kind = ispec[:, defs.I_KIND]
-        feats = (bool((fspec[:, defs.F_DROP] > 0).any()),
-                 bool((fspec[:, [defs.F_L1, defs.F_L2, defs.F_BL1, defs.F_BL2]] != 0).any()),
-                 bool((kind == defs.KIND_MAXOUT).any()),
-                 bool((ispec[:, defs.I_ACT] == defs.ACT_PRELU).any()),
-                 bool(((kind == defs.KIND_DENSE) & (ispec[:, defs.I_TOPK] > 0)).any()))
+        kind = layers["kind"]
+        feats = (bool((layers["dropout"] > 0).any()),
+                 any(bool((layers[f] != 0).any()) for f in defs.REGULARIZER_FIELDS),
+                 bool((kind == defs.LAYER_MAXOUT).any()),
+                 bool((layers["act"] == defs.ACT_PRELU).any()),
+                 bool(((kind == defs.LAYER_DENSE) & (layers["topk"] > 0)).any()))
         if len(_SPEC_FEATURES) > 256:
             _SPEC_FEATURES.clear()
         _SPEC_FEATURES[key] = feats
     return feats
 
 
-def _well_formed(ispec, fspec):
-    return (isinstance(ispec, np.ndarray) and isinstance(fspec, np.ndarray) and ispec.ndim == 2
-            and fspec.ndim == 2 and ispec.shape[1] >= defs.NI and fspec.shape[1] >= defs.NF
-            and ispec.dtype == np.int64 and fspec.dtype == np.float64)
+def _well_formed(layers):
+    return (isinstance(layers, np.ndarray) and layers.ndim == 1 and layers.shape[0] >= 1
+            and layers.dtype == defs.LAYER_DTYPE)
 
 
 # "exact" (the default): a training-step variant per feature set, optimizer,
@@ -161,18 +160,18 @@ _OPT_CODES = frozenset(d["code"] for d in defs.OPTIMIZERS)
 _ACT_CODES = frozenset(a["code"] for a in defs.ACTIVATIONS)
 
 
-def _act_masks(ispec, head):
+def _act_masks(layers, head):
     """(FWD_MASK, BWD_MASK): bit c for each activation code c that train_batches
     passes to bias_act_forward / act_backward for this description and head
     (kernels/numba/network.py: _act_of and the backward pass); every code
     (``ALL_ACTS``) where one is not a known activation (that variant raises the
     precise error)."""
     fused = head == defs.HEAD_SOFTMAX_XENT or head == defs.HEAD_SIGMOID_BCE
-    L = ispec.shape[0]
+    L = layers.shape[0]
     fwd, bwd = set(), set()
     for l in range(L):
-        maxout = ispec[l, defs.I_KIND] == defs.KIND_MAXOUT
-        act = int(ispec[l, defs.I_ACT])
+        maxout = layers[l]["kind"] == defs.LAYER_MAXOUT
+        act = int(layers[l]["act"])
         last = l == L - 1
         fwd.add(defs.ACT_LINEAR if maxout or act == defs.ACT_PRELU or (last and fused) else act)
         if (last and not fused) or (not last and not maxout and act != defs.ACT_PRELU):
@@ -183,7 +182,7 @@ def _act_masks(ispec, head):
     return mask(fwd), mask(bwd)
 
 
-def train_flags(ispec, fspec, opt, hyper, diag, head=-1, labels=None):
+def train_flags(layers, opt, hyper, diag, head=-1, labels=None):
     """(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG, OPT_MASK, FWD_MASK, BWD_MASK,
     HEAD_MASK): the train_batches variant for this call
     (kernels/numba/network.py, train_variant): the features the description
@@ -191,10 +190,10 @@ def train_flags(ispec, fspec, opt, hyper, diag, head=-1, labels=None):
     bit each), so a model compiles only its own; every feature and code when
     the arguments are malformed (that variant's checks raise the precise
     error)."""
-    if not (VARIANTS == "exact" and _well_formed(ispec, fspec) and isinstance(hyper, np.ndarray)
-            and hyper.ndim == 1 and hyper.shape[0] >= defs.NH and ispec.shape[0] >= 1):
+    if not (VARIANTS == "exact" and _well_formed(layers) and isinstance(hyper, np.ndarray)
+            and hyper.ndim == 1 and hyper.shape[0] >= defs.NH):
         return (True,) * 7
-    drop, reg, maxout, prelu, meprop = _spec_features(ispec, fspec)
+    drop, reg, maxout, prelu, meprop = _spec_features(layers)
     opt = int(opt)
     clip = opt != defs.OPT_NONE and (hyper[defs.H_CLIPNORM] > 0 or hyper[defs.H_GLOBAL_CLIPNORM] > 0)
     flags = (drop, reg, bool(clip), maxout, prelu, meprop, diag is not None and diag.shape[0] > 0)
@@ -206,7 +205,7 @@ def train_flags(ispec, fspec, opt, hyper, diag, head=-1, labels=None):
     if head_mask == _nw.HEAD_ALL:
         return flags
     opt_mask = (0 if opt == defs.OPT_NONE else 1 << opt) if opt in _OPT_CODES else _ew.ALL_OPTS
-    return flags + (opt_mask,) + _act_masks(ispec, head) + (head_mask,)
+    return flags + (opt_mask,) + _act_masks(layers, head) + (head_mask,)
 
 
 _VARIANTS = {}
@@ -224,26 +223,26 @@ def _variant(make, flags, *more):
     return disp
 
 
-# ispec bytes -> (widest row: bs times it is the largest elementwise kernel's
+# layers bytes -> (widest row: bs times it is the largest elementwise kernel's
 # size, largest product's n_in * z width)
 _SPEC_SIZES = {}
 
 
-def serial_step(ispec, batch_size, params):
+def serial_step(layers, batch_size, params):
     """Whether no kernel of a training step (batches of ``batch_size`` rows, the
-    network of ``ispec``, ``params.shape[0]`` parameters) reaches a parallel
+    network of ``layers``, ``params.shape[0]`` parameters) reaches a parallel
     threshold of kernels/numba/_jit.py: the step then runs the same loops in
     the serial twin of train_batches, which compiles none of the parallel
     regions (the results are the same bits either way: the kernels' tiles are
     fixed by the shape)."""
     if not isinstance(params, np.ndarray) or params.ndim != 1 or batch_size < 1:
         return False
-    key = (ispec.tobytes(), ispec.shape)
+    key = layers.tobytes()
     sizes = _SPEC_SIZES.get(key)
     if sizes is None:
-        zw = np.where(ispec[:, defs.I_KIND] == defs.KIND_MAXOUT,
-                      ispec[:, defs.I_OUT] * np.maximum(1, ispec[:, defs.I_PIECES]), ispec[:, defs.I_OUT])
-        sizes = (int(max(ispec[:, defs.I_IN].max(), zw.max())), int((ispec[:, defs.I_IN] * zw).max()))
+        zw = np.where(layers["kind"] == defs.LAYER_MAXOUT,
+                      layers["n_out"] * np.maximum(1, layers["pieces"]), layers["n_out"])
+        sizes = (int(max(layers["n_in"].max(), zw.max())), int((layers["n_in"] * zw).max()))
         if len(_SPEC_SIZES) > 256:
             _SPEC_SIZES.clear()
         _SPEC_SIZES[key] = sizes
@@ -253,24 +252,24 @@ def serial_step(ispec, batch_size, params):
             and params.shape[0] < _jit.ELEM_PAR_MIN)
 
 
-def forward_flags(ispec, fspec):
+def forward_flags(layers):
     """(MAXOUT, PRELU): the forward variant for this description."""
-    if VARIANTS != "exact" or not _well_formed(ispec, fspec):
+    if VARIANTS != "exact" or not _well_formed(layers):
         return (True, True)
-    feats = _spec_features(ispec, fspec)
+    feats = _spec_features(layers)
     return (feats[2], feats[3])
 
 
-def _forward_kernel(ispec, fspec):
+def _forward_kernel(layers):
     """The forward variant for this description (the adapter's selector)."""
-    return _variant(_nw.forward_variant, forward_flags(ispec, fspec))
+    return _variant(_nw.forward_variant, forward_flags(layers))
 
 
-def _train_kernel(ispec, fspec, opt, hyper, diag, batch_size, params, head=-1, labels=None):
+def _train_kernel(layers, opt, hyper, diag, batch_size, params, head=-1, labels=None):
     """The train_batches variant for this call (the adapter's selector)."""
-    flags = train_flags(ispec, fspec, opt, hyper, diag, head, labels)
-    return _variant(_nw.train_variant, flags, VARIANTS == "exact" and _well_formed(ispec, fspec)
-                    and serial_step(ispec, batch_size, params))
+    flags = train_flags(layers, opt, hyper, diag, head, labels)
+    return _variant(_nw.train_variant, flags, VARIANTS == "exact" and _well_formed(layers)
+                    and serial_step(layers, batch_size, params))
 
 
 # the inputs passed read-only (see _ro): the caller's data, which may be read-only

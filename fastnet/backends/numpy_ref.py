@@ -244,33 +244,33 @@ def all_finite(X, flag, n_threads):
     flag[0] = 1 if ok else 0
 
 
-def _layer_views(ispec, buf, l):
+def _layer_views(layers, buf, l):
     """W (in, z width) and b (z width,) of layer l (b empty without bias)."""
-    n_in, zw = int(ispec[l, defs.I_IN]), _api.z_width(ispec, l)
-    w = int(ispec[l, defs.I_W])
+    n_in, zw = int(layers[l]["n_in"]), _api.z_width(layers, l)
+    w = int(layers[l]["w_offset"])
     W = buf[w:w + n_in * zw].reshape(n_in, zw)
-    bo = int(ispec[l, defs.I_B])
+    bo = int(layers[l]["b_offset"])
     b = buf[bo:bo + zw] if bo >= 0 else buf[:0]
     return W, b
 
 
-def _slopes(ispec, buf, l):
+def _slopes(layers, buf, l):
     """PReLU slopes of layer l (empty when its activation is not PReLU)."""
-    if int(ispec[l, defs.I_ACT]) != defs.ACT_PRELU:
+    if int(layers[l]["act"]) != defs.ACT_PRELU:
         return buf[:0]
-    ap = int(ispec[l, defs.I_APAR])
-    return buf[ap:ap + int(ispec[l, defs.I_OUT])]
+    ap = int(layers[l]["slopes_offset"])
+    return buf[ap:ap + int(layers[l]["n_out"])]
 
 
-def _arrays(ispec, buf):
+def _arrays(layers, buf):
     """The parameter arrays in buffer order per layer (W, b, slopes), as views."""
     out = []
-    for l in range(ispec.shape[0]):
-        W, b = _layer_views(ispec, buf, l)
+    for l in range(layers.shape[0]):
+        W, b = _layer_views(layers, buf, l)
         out.append((l, W.reshape(-1)))
         if b.shape[0]:
             out.append((l, b))
-        s = _slopes(ispec, buf, l)
+        s = _slopes(layers, buf, l)
         if s.shape[0]:
             out.append((l, s))
     return out
@@ -323,14 +323,14 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
     C[...] = Ds @ B.T
 
 
-def regularize(ispec, fspec, params, grads, penalty, n_threads):
-    _api.check_regularize(ispec, fspec, params, grads, penalty, n_threads)
+def regularize(layers, params, grads, penalty, n_threads):
+    _api.check_regularize(layers, params, grads, penalty, n_threads)
     total = 0.0
-    for l in range(ispec.shape[0]):
-        W, b = _layer_views(ispec, params, l)
-        gW, gb = _layer_views(ispec, grads, l)
-        for arr, g, c1, c2 in ((W, gW, defs.F_L1, defs.F_L2), (b, gb, defs.F_BL1, defs.F_BL2)):
-            l1, l2 = float(fspec[l, c1]), float(fspec[l, c2])
+    for l in range(layers.shape[0]):
+        W, b = _layer_views(layers, params, l)
+        gW, gb = _layer_views(layers, grads, l)
+        for arr, g, c1, c2 in ((W, gW, "l1", "l2"), (b, gb, "bias_l1", "bias_l2")):
+            l1, l2 = float(layers[l][c1]), float(layers[l][c2])
             if arr.size == 0 or (l1 == 0.0 and l2 == 0.0):
                 continue
             # a zero coefficient contributes nothing (not 0 * inf = NaN for an infinite weight)
@@ -414,31 +414,31 @@ def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
         raise ValueError("unknown optimizer code %r" % opt)
 
 
-def _layer_forward(a, ispec, fspec, params, l, linear_last=False):
+def _layer_forward(a, layers, params, l, linear_last=False):
     """(z, a) of layer l on input a (z before the Maxout max / the activation)."""
-    W, b = _layer_views(ispec, params, l)
+    W, b = _layer_views(layers, params, l)
     z = a @ W
     if b.shape[0]:
         z = z + b
-    act = int(ispec[l, defs.I_ACT])
-    if int(ispec[l, defs.I_KIND]) == defs.KIND_MAXOUT:
-        out = np.empty((z.shape[0], int(ispec[l, defs.I_OUT])), z.dtype)
-        maxout_forward(z, int(ispec[l, defs.I_PIECES]), out, 1)
+    act = int(layers[l]["act"])
+    if int(layers[l]["kind"]) == defs.LAYER_MAXOUT:
+        out = np.empty((z.shape[0], int(layers[l]["n_out"])), z.dtype)
+        maxout_forward(z, int(layers[l]["pieces"]), out, 1)
     elif linear_last:
         out = z
     elif act == defs.ACT_PRELU:
         out = np.empty_like(z)
-        prelu_forward(z, _slopes(ispec, params, l), out, 1)
+        prelu_forward(z, _slopes(layers, params, l), out, 1)
     else:
-        out = _activate(z, act, float(fspec[l, defs.F_ALPHA]))
+        out = _activate(z, act, float(layers[l]["act_param"]))
     return z, out
 
 
-def forward(X, ispec, fspec, params, work, out, n_threads):
-    _api.check_forward(X, ispec, fspec, params, work, out, n_threads)
+def forward(X, layers, params, work, out, n_threads):
+    _api.check_forward(X, layers, params, work, out, n_threads)
     a = X
-    for l in range(ispec.shape[0]):
-        _, a = _layer_forward(a, ispec, fspec, params, l)
+    for l in range(layers.shape[0]):
+        _, a = _layer_forward(a, layers, params, l)
     out[...] = a
 
 
@@ -460,11 +460,11 @@ def _finite(*arrays):
     return all(np.isfinite(a).all() for a in arrays)
 
 
-def _diag_counts(diag, ispec, l, a):
+def _diag_counts(diag, layers, l, a):
     """Per-unit activity / saturation counts of layer l (see kernels/defs.py)."""
-    act = int(ispec[l, defs.I_ACT])
+    act = int(layers[l]["act"])
     w = a.shape[1]
-    off = defs.diag_offset(ispec, l)
+    off = defs.diag_offset(layers, l)
     if act in (defs.ACT_RELU, defs.ACT_RELU6):
         diag[off:off + w] += (a > 0).sum(axis=0)
     elif act == defs.ACT_SIGMOID:
@@ -473,13 +473,13 @@ def _diag_counts(diag, ispec, l, a):
         diag[off + w:off + 2 * w] += (1 - a * a < defs.SATURATION).sum(axis=0)
 
 
-def _clipped_update(opt, hyper, t, ispec, grads, params, state, n_threads):
+def _clipped_update(opt, hyper, t, layers, grads, params, state, n_threads):
     """The optimizer step with Keras clipping (see _api: norms in float64)."""
     h = np.array(hyper, dtype=np.float64)
     cn, gcn = float(h[defs.H_CLIPNORM]), float(h[defs.H_GLOBAL_CLIPNORM])
     if opt != defs.OPT_NONE and cn > 0:
-        for (_, g), (_, p), s in zip(_arrays(ispec, grads), _arrays(ispec, params),
-                                     _state_arrays(ispec, state)):
+        for (_, g), (_, p), s in zip(_arrays(layers, grads), _arrays(layers, params),
+                                     _state_arrays(layers, state)):
             norm = float(np.sqrt((g.astype(np.float64) ** 2).sum()))
             h[defs.H_GRAD_SCALE] = 1.0 if norm <= cn else cn / norm
             optimizer_update(opt, h, t, g, p, s, n_threads)
@@ -490,49 +490,49 @@ def _clipped_update(opt, hyper, t, ispec, grads, params, state, n_threads):
     optimizer_update(opt, h, t, grads, params, state, n_threads)
 
 
-def _state_arrays(ispec, state):
+def _state_arrays(layers, state):
     """Per-array (N_STATE, size) views of the optimizer state, matching _arrays."""
     out = []
-    for l in range(ispec.shape[0]):
-        zw = _api.z_width(ispec, l)
-        w = int(ispec[l, defs.I_W])
-        out.append(state[:, w:w + int(ispec[l, defs.I_IN]) * zw])
-        bo = int(ispec[l, defs.I_B])
+    for l in range(layers.shape[0]):
+        zw = _api.z_width(layers, l)
+        w = int(layers[l]["w_offset"])
+        out.append(state[:, w:w + int(layers[l]["n_in"]) * zw])
+        bo = int(layers[l]["b_offset"])
         if bo >= 0:
             out.append(state[:, bo:bo + zw])
-        if int(ispec[l, defs.I_ACT]) == defs.ACT_PRELU:
-            ap = int(ispec[l, defs.I_APAR])
-            out.append(state[:, ap:ap + int(ispec[l, defs.I_OUT])])
+        if int(layers[l]["act"]) == defs.ACT_PRELU:
+            ap = int(layers[l]["slopes_offset"])
+            out.append(state[:, ap:ap + int(layers[l]["n_out"])])
     return out
 
 
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
-                  ispec, fspec, head, opt, hyper, t0, rng_key,
+                  layers, head, opt, hyper, t0, rng_key,
                   params, grads, state, work, batch_loss, scores, n_threads, diag=None):
-    _api.check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+    _api.check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
                              head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
                              scores, n_threads, diag)
     rng_key = int(rng_key) % 2 ** 64          # the contract: any integer, modulo 2**64
     # overflow to inf and inf - inf are legitimate results here (diverging runs,
     # located by diag); the compiled kernels do not warn either
     with np.errstate(over="ignore", invalid="ignore"):
-        _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+        _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
                        head, opt, hyper, t0, rng_key, params, grads, state, batch_loss, scores,
                        n_threads, diag)
 
 
 def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
-                   ispec, fspec, head, opt, hyper, t0, rng_key,
+                   layers, head, opt, hyper, t0, rng_key,
                    params, grads, state, batch_loss, scores, n_threads, diag):
-    L = ispec.shape[0]
+    L = layers.shape[0]
     M = perm.shape[0]
     dtype = params.dtype
     fused = head in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE)
     if head not in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE, defs.HEAD_MSE, defs.HEAD_MAE):
         raise ValueError("unknown head code %r" % head)
     on = diag is not None and diag.shape[0] > 0
-    if on and diag.shape[0] < defs.diag_size(ispec):
-        raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
+    if on and diag.shape[0] < defs.diag_size(layers):
+        raise ValueError("train_batches: diag is shorter than defs.diag_size(layers)")
     penalty = np.zeros(1)
 
     def bad(b, l, stage):
@@ -550,15 +550,15 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
         inputs = [a]
         for l in range(L):
             last = l == L - 1
-            z, a = _layer_forward(a, ispec, fspec, params, l, linear_last=last and fused)
+            z, a = _layer_forward(a, layers, params, l, linear_last=last and fused)
             zs.append(z)
             acts.append(a)
             if on:
                 if not _finite(z, a):
                     return bad(b, l, defs.STAGE_FORWARD)
                 if not (last and fused):   # a fused head's layer holds logits: no counts
-                    _diag_counts(diag, ispec, l, a)
-            rate = float(fspec[l, defs.F_DROP])
+                    _diag_counts(diag, layers, l, a)
+            rate = float(layers[l]["dropout"])
             if rate > 0 and not last:
                 mask = dropout_mask(rng_key, b, l, L, batch_size, n, a.shape[1], rate, dtype)
                 masks.append(mask)
@@ -584,8 +584,8 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
             fn = mse if head == defs.HEAD_MSE else mae
             fn(acts[-1], Y[rows], w_rows, scale, row_loss, delta, n_threads)
             out_scores[...] = acts[-1]
-            delta = _act_grad(zs[-1], acts[-1], delta, int(ispec[L - 1, defs.I_ACT]),
-                              float(fspec[L - 1, defs.F_ALPHA]))
+            delta = _act_grad(zs[-1], acts[-1], delta, int(layers[L - 1]["act"]),
+                              float(layers[L - 1]["act_param"]))
         weights = np.ones(n) if sw.shape[0] == 0 else w_rows.astype(np.float64)
         data_loss = float((weights * row_loss).sum()) / n
         if scores.shape[0]:
@@ -596,8 +596,8 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
 
         # backward: delta is dL/dz of layer l (z width)
         for l in range(L - 1, -1, -1):
-            gW, gb = _layer_views(ispec, grads, l)
-            kk = _api.topk_of(ispec, l)
+            gW, gb = _layer_views(layers, grads, l)
+            kk = _api.topk_of(layers, l)
             if kk:
                 idx = np.empty((n, kk), np.int64)
                 topk_rows(delta, kk, idx, n_threads)
@@ -606,37 +606,37 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                 gb[...] = delta.sum(axis=0)
             gnorm_parts = [gW, gb]
             if l > 0:
-                W, _ = _layer_views(ispec, params, l)
+                W, _ = _layer_views(layers, params, l)
                 da = delta @ W.T
                 if masks[l - 1] is not None:
                     da = da * masks[l - 1]
-                below = int(ispec[l - 1, defs.I_ACT])
-                if int(ispec[l - 1, defs.I_KIND]) == defs.KIND_MAXOUT:
+                below = int(layers[l - 1]["act"])
+                if int(layers[l - 1]["kind"]) == defs.LAYER_MAXOUT:
                     delta = np.empty_like(zs[l - 1])
-                    maxout_backward(zs[l - 1], da, int(ispec[l - 1, defs.I_PIECES]), delta, 1)
+                    maxout_backward(zs[l - 1], da, int(layers[l - 1]["pieces"]), delta, 1)
                 elif below == defs.ACT_PRELU:
-                    gs = _slopes(ispec, grads, l - 1)
+                    gs = _slopes(layers, grads, l - 1)
                     delta = np.empty_like(da)
-                    prelu_backward(zs[l - 1], da, _slopes(ispec, params, l - 1), gs, delta, 1)
+                    prelu_backward(zs[l - 1], da, _slopes(layers, params, l - 1), gs, delta, 1)
                 else:
-                    delta = _act_grad(zs[l - 1], acts[l - 1], da, below, float(fspec[l - 1, defs.F_ALPHA]))
+                    delta = _act_grad(zs[l - 1], acts[l - 1], da, below, float(layers[l - 1]["act_param"]))
             if on:
-                if l < L - 1 and int(ispec[l, defs.I_ACT]) == defs.ACT_PRELU:
-                    gnorm_parts.append(_slopes(ispec, grads, l))
+                if l < L - 1 and int(layers[l]["act"]) == defs.ACT_PRELU:
+                    gnorm_parts.append(_slopes(layers, grads, l))
                 # this layer's gradients are complete (its slopes were done one step earlier)
                 if not _finite(*gnorm_parts) or (l > 0 and not _finite(delta)):
                     return bad(b, l, defs.STAGE_BACKWARD)
-                off = defs.diag_offset(ispec, l) + 2 * int(ispec[l, defs.I_OUT])
+                off = defs.diag_offset(layers, l) + 2 * int(layers[l]["n_out"])
                 diag[off] += np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in gnorm_parts))
                 diag[off + 1] += 1
 
-        regularize(ispec, fspec, params, grads, penalty, n_threads)
+        regularize(layers, params, grads, penalty, n_threads)
         batch_loss[step] = data_loss + penalty[0]
-        _clipped_update(opt, hyper, t0 + step + 1, ispec, grads, params, state, n_threads)
+        _clipped_update(opt, hyper, t0 + step + 1, layers, grads, params, state, n_threads)
         if on:
             for l in range(L):
-                W, bb = _layer_views(ispec, params, l)
-                if not _finite(W, bb, _slopes(ispec, params, l)):
+                W, bb = _layer_views(layers, params, l)
+                if not _finite(W, bb, _slopes(layers, params, l)):
                     return bad(b, l, defs.STAGE_UPDATE)
 
 

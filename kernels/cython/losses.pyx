@@ -159,14 +159,14 @@ cdef void softmax_xent_c(const floating* Z, const floating* Y, const int64_t* la
                          const floating* sw, const int64_t* rows, double scale,
                          floating* P, double* loss, floating* dZ,
                          Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _head(KIND_SOFTMAX_XENT, Z, Y, labels, sw, rows, scale, P, loss, dZ, n, k, n_threads)
+    _head(HEAD_SOFTMAX_XENT, Z, Y, labels, sw, rows, scale, P, loss, dZ, n, k, n_threads)
 
 
 cdef void sigmoid_bce_c(const floating* Z, const floating* Y, const floating* sw,
                         const int64_t* rows, double scale,
                         floating* P, double* loss, floating* dZ,
                         Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _head(KIND_SIGMOID_BCE, Z, Y, NULL, sw, rows, scale, P, loss, dZ, n, k, n_threads)
+    _head(HEAD_SIGMOID_BCE, Z, Y, NULL, sw, rows, scale, P, loss, dZ, n, k, n_threads)
 
 
 cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
@@ -196,28 +196,29 @@ cdef inline void _regression_rows(bint absolute, Py_ssize_t i0, Py_ssize_t i1,
         loss[i] = acc / k
 
 
+# the loss heads' codes (kernels/defs.py HEAD_*; test_contract checks the values)
 cdef enum:
-    KIND_SOFTMAX_XENT = 0
-    KIND_SIGMOID_BCE = 1
-    KIND_MSE = 2
-    KIND_MAE = 3
+    HEAD_MSE = 0
+    HEAD_MAE = 1
+    HEAD_SOFTMAX_XENT = 2
+    HEAD_SIGMOID_BCE = 3
 
 
-cdef inline void _head_rows(int kind, Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
+cdef inline void _head_rows(int head, Py_ssize_t i0, Py_ssize_t i1, const floating* Z,
                             const floating* Y, const int64_t* labels, const floating* sw,
                             const int64_t* rows, double scale, floating* P, double* loss,
                             floating* D, Py_ssize_t k) noexcept nogil:
     """Rows i0..i1-1 of one loss (Z: logits for the fused heads, activations for
     the regression ones, which have no P)."""
-    if kind == KIND_SOFTMAX_XENT:
+    if head == HEAD_SOFTMAX_XENT:
         _softmax_xent_rows(i0, i1, Z, Y, labels, sw, rows, scale, P, loss, D, k)
-    elif kind == KIND_SIGMOID_BCE:
+    elif head == HEAD_SIGMOID_BCE:
         _sigmoid_bce_rows(i0, i1, Z, Y, sw, rows, scale, P, loss, D, k)
     else:
-        _regression_rows(kind == KIND_MAE, i0, i1, Z, Y, sw, rows, scale, loss, D, k)
+        _regression_rows(head == HEAD_MAE, i0, i1, Z, Y, sw, rows, scale, loss, D, k)
 
 
-cdef void _head(int kind, const floating* Z, const floating* Y, const int64_t* labels,
+cdef void _head(int head, const floating* Z, const floating* Y, const int64_t* labels,
                 const floating* sw, const int64_t* rows, double scale, floating* P,
                 double* loss, floating* D, Py_ssize_t n, Py_ssize_t k,
                 int n_threads) noexcept nogil:
@@ -228,22 +229,22 @@ cdef void _head(int kind, const floating* Z, const floating* Y, const int64_t* l
         rt = max(HEAD_TILE // k, 1)
         nt = (n + rt - 1) // rt
         for t in prange(nt, schedule='static', num_threads=n_threads):
-            _head_rows(kind, t * rt, min(t * rt + rt, n), Z, Y, labels, sw, rows, scale, P,
+            _head_rows(head, t * rt, min(t * rt + rt, n), Z, Y, labels, sw, rows, scale, P,
                        loss, D, k)
     else:
-        _head_rows(kind, 0, n, Z, Y, labels, sw, rows, scale, P, loss, D, k)
+        _head_rows(head, 0, n, Z, Y, labels, sw, rows, scale, P, loss, D, k)
 
 
 cdef void mse_c(const floating* A, const floating* Y, const floating* sw,
                 const int64_t* rows, double scale, double* loss, floating* dA,
                 Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _head(KIND_MSE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
+    _head(HEAD_MSE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
 
 
 cdef void mae_c(const floating* A, const floating* Y, const floating* sw,
                 const int64_t* rows, double scale, double* loss, floating* dA,
                 Py_ssize_t n, Py_ssize_t k, int n_threads) noexcept nogil:
-    _head(KIND_MAE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
+    _head(HEAD_MAE, A, Y, NULL, sw, rows, scale, NULL, loss, dA, n, k, n_threads)
 
 
 # ---------------------------------------------------------------------------

@@ -33,8 +33,8 @@ layer (whose activation is not applied in training).
 
 The further techniques (kernels of layers.pyx): a Maxout layer's A is the max
 over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
-the slopes at ispec[l, I_APAR] (their gradient goes to grads at the same
-offset); meProp (0 < ispec[l, I_TOPK] < z width, Dense only) keeps each row's
+the slopes at layers[l].slopes_offset (their gradient goes to grads at the same
+offset); meProp (0 < layers[l].topk < z width, Dense only) keeps each row's
 k largest |dz| and forms the weight gradient and the delta below with the
 sparse products.  Gradient clipping takes float64 norms (8 interleaved partial
 sums, a fixed order) and updates each parameter array (clipnorm) or the whole buffer
@@ -52,29 +52,21 @@ from libc.string cimport memcpy
 import numpy as np
 
 from ._types cimport ELEM_PAR_MIN, MATMUL_PAR_MIN
+from ._generated_layer cimport layer_t
 from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_ptr_c
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
-from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch
+from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch, records
 from .layers cimport (prelu_forward_c, prelu_backward_c, maxout_forward_c, maxout_backward_c,
                       topk_rows_c, matmul_tn_sparse_c, matmul_nt_sparse_c)
 
 from fastnet._kernels import defs
-from .reduce import check_spec
+from .reduce import check_layers
 from ._generated_elementwise import N_SLOTS
 
-# codes and spec columns, read from the one table at import
-cdef Py_ssize_t I_IN = defs.I_IN
-cdef Py_ssize_t I_OUT = defs.I_OUT
-cdef Py_ssize_t I_ACT = defs.I_ACT
-cdef Py_ssize_t I_W = defs.I_W
-cdef Py_ssize_t I_B = defs.I_B
-cdef Py_ssize_t I_KIND = defs.I_KIND
-cdef Py_ssize_t I_TOPK = defs.I_TOPK
-cdef Py_ssize_t I_PIECES = defs.I_PIECES
-cdef Py_ssize_t I_APAR = defs.I_APAR
-cdef int64_t KIND_DENSE = defs.KIND_DENSE
-cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
+# codes, read from the one table at import
+cdef int64_t LAYER_DENSE = defs.LAYER_DENSE
+cdef int64_t LAYER_MAXOUT = defs.LAYER_MAXOUT
 cdef int ACT_PRELU = defs.ACT_PRELU
 cdef int ACT_RELU = defs.ACT_RELU
 cdef int ACT_RELU6 = defs.ACT_RELU6
@@ -93,12 +85,6 @@ cdef double STAGE_LOSS = defs.STAGE_LOSS
 cdef double STAGE_BACKWARD = defs.STAGE_BACKWARD
 cdef double STAGE_UPDATE = defs.STAGE_UPDATE
 cdef double SATURATION = defs.SATURATION
-cdef Py_ssize_t F_ALPHA = defs.F_ALPHA
-cdef Py_ssize_t F_DROP = defs.F_DROP
-cdef Py_ssize_t F_L1 = defs.F_L1
-cdef Py_ssize_t F_L2 = defs.F_L2
-cdef Py_ssize_t F_BL1 = defs.F_BL1
-cdef Py_ssize_t F_BL2 = defs.F_BL2
 cdef int ACT_LINEAR = defs.ACT_LINEAR
 cdef int HEAD_MSE = defs.HEAD_MSE
 cdef int HEAD_MAE = defs.HEAD_MAE
@@ -157,38 +143,37 @@ cdef inline void _dropout_rows(floating* X, floating* out, Py_ssize_t i0, Py_ssi
 # ---------------------------------------------------------------------------
 # layer geometry and workspace layout (kept in step with fastnet.backends._api)
 # ---------------------------------------------------------------------------
-cdef inline Py_ssize_t _zw(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni) noexcept nogil:
+cdef inline Py_ssize_t _zw(const layer_t* layers, Py_ssize_t l) noexcept nogil:
     """Columns of layer l's z: out * pieces for Maxout, out otherwise (spec checked)."""
-    if ispec[l * ni + I_KIND] == KIND_MAXOUT:
-        return ispec[l * ni + I_OUT] * ispec[l * ni + I_PIECES]
-    return ispec[l * ni + I_OUT]
+    if layers[l].kind == LAYER_MAXOUT:
+        return layers[l].n_out * layers[l].pieces
+    return layers[l].n_out
 
 
-cdef inline Py_ssize_t _topk(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni) noexcept nogil:
+cdef inline Py_ssize_t _topk(const layer_t* layers, Py_ssize_t l) noexcept nogil:
     """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0 (_api.topk_of)."""
-    cdef Py_ssize_t k = ispec[l * ni + I_TOPK]
-    if 0 < k < _zw(ispec, l, ni) and ispec[l * ni + I_KIND] == KIND_DENSE:
+    cdef Py_ssize_t k = layers[l].topk
+    if 0 < k < _zw(layers, l) and layers[l].kind == LAYER_DENSE:
         return k
     return 0
 
 
-cdef Py_ssize_t _layout(const int64_t* ispec, const double* fspec, Py_ssize_t L,
-                        Py_ssize_t ni, Py_ssize_t nf, Py_ssize_t bs,
+cdef Py_ssize_t _layout(const layer_t* layers, Py_ssize_t L, Py_ssize_t bs,
                         Py_ssize_t* offs) noexcept nogil:
     """offs[3l], offs[3l+1], offs[3l+2] = offsets of Z_l (bs x z width), A_l, M_l
     (-1: no dropout); offs[3L], offs[3L+1] = D0, D1.  Returns the total size (X at
     offset 0)."""
-    cdef Py_ssize_t l, w, zw, maxw = ispec[I_IN]
-    cdef Py_ssize_t pos = bs * ispec[I_IN]
+    cdef Py_ssize_t l, w, zw, maxw = layers[0].n_in
+    cdef Py_ssize_t pos = bs * layers[0].n_in
     for l in range(L):
-        w = ispec[l * ni + I_OUT]
-        zw = _zw(ispec, l, ni)
+        w = layers[l].n_out
+        zw = _zw(layers, l)
         maxw = max(maxw, max(w, zw))
         offs[3 * l] = pos
         pos += bs * zw
         offs[3 * l + 1] = pos
         pos += bs * w
-        if fspec[l * nf + F_DROP] > 0:
+        if layers[l].dropout > 0:
             offs[3 * l + 2] = pos
             pos += bs * w
         else:
@@ -200,13 +185,12 @@ cdef Py_ssize_t _layout(const int64_t* ispec, const double* fspec, Py_ssize_t L,
     return pos
 
 
-def workspace_offsets(const int64_t[:, ::1] ispec, const double[:, ::1] fspec,
-                      Py_ssize_t batch_size):
+def workspace_offsets(object layers, Py_ssize_t batch_size):
     """The offsets this module uses, in the form of ``_api.workspace_layout`` (for tests)."""
-    cdef Py_ssize_t L = ispec.shape[0], l
+    cdef Py_ssize_t L, l
+    cdef const layer_t* net = records(layers, &L)
     cdef Py_ssize_t[::1] offs = np.empty(3 * L + 2, dtype=np.intp)
-    size = _layout(&ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
-                   batch_size, &offs[0])
+    size = _layout(net, L, batch_size, &offs[0])
     out = {"X": 0, "D0": offs[3 * L], "D1": offs[3 * L + 1], "size": size}
     for l in range(L):
         out[("Z", l)] = offs[3 * l]
@@ -219,35 +203,33 @@ def workspace_offsets(const int64_t[:, ::1] ispec, const double[:, ::1] fspec,
 # ---------------------------------------------------------------------------
 # the compiled drivers
 # ---------------------------------------------------------------------------
-cdef void _layer_z(const floating* inp, const int64_t* ispec, const double* fspec,
-                   Py_ssize_t l, Py_ssize_t ni, Py_ssize_t nf, const floating* params,
+cdef void _layer_z(const floating* inp, const layer_t* layers, Py_ssize_t l, const floating* params,
                    floating* Z, floating* A, Py_ssize_t n, bint logits,
                    int n_threads) noexcept nogil:
     """Z = inp @ W + b (z width columns), then A = the layer's output: the max over
     the pieces (Maxout), prelu(Z), act(Z), or nothing when ``logits`` (Dense only).
     A may be Z except for Maxout."""
-    cdef Py_ssize_t n_in = ispec[l * ni + I_IN], n_out = ispec[l * ni + I_OUT]
-    cdef Py_ssize_t zw = _zw(ispec, l, ni), bo = ispec[l * ni + I_B]
-    cdef int act = <int> ispec[l * ni + I_ACT]
+    cdef Py_ssize_t n_in = layers[l].n_in, n_out = layers[l].n_out
+    cdef Py_ssize_t zw = _zw(layers, l), bo = layers[l].b_offset
+    cdef int act = <int> layers[l].act
     cdef const floating* bias = params + bo if bo >= 0 else NULL
-    matmul_c(inp, params + ispec[l * ni + I_W], Z, n, n_in, zw, n_threads)
-    if ispec[l * ni + I_KIND] == KIND_MAXOUT:
+    matmul_c(inp, params + layers[l].w_offset, Z, n, n_in, zw, n_threads)
+    if layers[l].kind == LAYER_MAXOUT:
         if bias != NULL:
             bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
-        maxout_forward_c(Z, ispec[l * ni + I_PIECES], A, n, n_out, n_threads)
+        maxout_forward_c(Z, layers[l].pieces, A, n, n_out, n_threads)
     elif logits:
         if bias != NULL:
             bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
     elif act == ACT_PRELU:
         if bias != NULL:
             bias_act_forward_c(bias, ACT_LINEAR, 0.0, Z, Z, n, zw, n_threads)
-        prelu_forward_c(Z, params + ispec[l * ni + I_APAR], A, n, n_out, n_threads)
+        prelu_forward_c(Z, params + layers[l].slopes_offset, A, n, n_out, n_threads)
     else:
-        bias_act_forward_c(bias, act, fspec[l * nf + F_ALPHA], Z, A, n, n_out, n_threads)
+        bias_act_forward_c(bias, act, layers[l].act_param, Z, A, n, n_out, n_threads)
 
 
-cdef void _forward(const floating* X, const int64_t* ispec, const double* fspec,
-                   Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf, const floating* params,
+cdef void _forward(const floating* X, const layer_t* layers, Py_ssize_t L, const floating* params,
                    floating* work, floating* out, Py_ssize_t n, Py_ssize_t maxw,
                    int n_threads) noexcept nogil:
     """Two ping-pong buffers: a layer's z goes to the one not holding its input; a
@@ -266,12 +248,12 @@ cdef void _forward(const floating* X, const int64_t* ispec, const double* fspec,
         else:
             zb = buf0
             other = buf1
-        if ispec[l * ni + I_KIND] == KIND_MAXOUT:
+        if layers[l].kind == LAYER_MAXOUT:
             dest = out if l == L - 1 else other
-            _layer_z(inp, ispec, fspec, l, ni, nf, params, zb, dest, n, False, n_threads)
+            _layer_z(inp, layers, l, params, zb, dest, n, False, n_threads)
         else:
             dest = out if l == L - 1 else zb
-            _layer_z(inp, ispec, fspec, l, ni, nf, params, dest, dest, n, False, n_threads)
+            _layer_z(inp, layers, l, params, dest, dest, n, False, n_threads)
         inp = dest
 
 
@@ -343,16 +325,16 @@ cdef inline void _bad(double* diag, Py_ssize_t b, Py_ssize_t l, double stage) no
     diag[DG_STAGE] = stage
 
 
-cdef bint _params_finite(const int64_t* ispec, Py_ssize_t l, Py_ssize_t ni,
+cdef bint _params_finite(const layer_t* layers, Py_ssize_t l,
                          const floating* buf) noexcept nogil:
     """W, b and the PReLU slopes of layer l in buf are finite."""
-    cdef Py_ssize_t zw = _zw(ispec, l, ni), bo = ispec[l * ni + I_B]
-    if not _finite(buf + ispec[l * ni + I_W], ispec[l * ni + I_IN] * zw):
+    cdef Py_ssize_t zw = _zw(layers, l), bo = layers[l].b_offset
+    if not _finite(buf + layers[l].w_offset, layers[l].n_in * zw):
         return False
     if bo >= 0 and not _finite(buf + bo, zw):
         return False
-    if ispec[l * ni + I_ACT] == ACT_PRELU and not _finite(buf + ispec[l * ni + I_APAR],
-                                                          ispec[l * ni + I_OUT]):
+    if layers[l].act == ACT_PRELU and not _finite(buf + layers[l].slopes_offset,
+                                                          layers[l].n_out):
         return False
     return True
 
@@ -367,8 +349,7 @@ cdef inline void _clip_step(int opt, double* h, Py_ssize_t t, double c, Py_ssize
     optimizer_update_c(opt, h, t, grads + off, params + off, state + off, size, P, n_threads)
 
 
-cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssize_t L,
-                  Py_ssize_t ni, floating* grads, floating* params, floating* state,
+cdef void _update(int opt, double* h, Py_ssize_t t, const layer_t* layers, Py_ssize_t L, floating* grads, floating* params, floating* state,
                   Py_ssize_t P, int n_threads) noexcept nogil:
     """numpy_ref._clipped_update: clipnorm per array (per layer W, b, slopes, each
     with its own factor), global_clipnorm one factor, else the plain update.  h is
@@ -377,14 +358,14 @@ cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssi
     cdef Py_ssize_t l, zw, bo
     if opt != OPT_NONE and cn > 0:
         for l in range(L):
-            zw = _zw(ispec, l, ni)
-            bo = ispec[l * ni + I_B]
-            _clip_step(opt, h, t, cn, ispec[l * ni + I_W], ispec[l * ni + I_IN] * zw,
+            zw = _zw(layers, l)
+            bo = layers[l].b_offset
+            _clip_step(opt, h, t, cn, layers[l].w_offset, layers[l].n_in * zw,
                        grads, params, state, P, n_threads)
             if bo >= 0:
                 _clip_step(opt, h, t, cn, bo, zw, grads, params, state, P, n_threads)
-            if ispec[l * ni + I_ACT] == ACT_PRELU:
-                _clip_step(opt, h, t, cn, ispec[l * ni + I_APAR], ispec[l * ni + I_OUT],
+            if layers[l].act == ACT_PRELU:
+                _clip_step(opt, h, t, cn, layers[l].slopes_offset, layers[l].n_out,
                            grads, params, state, P, n_threads)
         return
     if opt != OPT_NONE and gcn > 0:
@@ -395,8 +376,7 @@ cdef void _update(int opt, double* h, Py_ssize_t t, const int64_t* ispec, Py_ssi
 
 cdef double _loss_head(int head, const floating* ZL, floating* AL, const floating* Y,
                        const int64_t* labels, const floating* sw, const int64_t* rows,
-                       const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni,
-                       Py_ssize_t nf, double* row_loss, floating* D, Py_ssize_t nb,
+                       const layer_t* layers, Py_ssize_t L, double* row_loss, floating* D, Py_ssize_t nb,
                        Py_ssize_t k, int n_threads) noexcept nogil:
     """The loss head of a batch: per-row losses, dL/dz of the last layer into D (P
     into AL for the fused heads); returns the batch's mean weighted data loss."""
@@ -411,15 +391,14 @@ cdef double _loss_head(int head, const floating* ZL, floating* AL, const floatin
             mse_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
         else:
             mae_c(AL, Y, sw, rows, 1.0 / nb, row_loss, D, nb, k, n_threads)
-        act_backward_c(ZL, AL, D, <int> ispec[(L - 1) * ni + I_ACT],
-                       fspec[(L - 1) * nf + F_ALPHA], D, nb, k, n_threads)
+        act_backward_c(ZL, AL, D, <int> layers[L - 1].act,
+                       layers[L - 1].act_param, D, nb, k, n_threads)
     for i in range(nb):
         data = data + (sw[rows[i]] if sw != NULL else 1.0) * row_loss[i]
     return data / nb
 
 
-cdef bint _per_layer_update(int opt, const double* h, const int64_t* ispec, Py_ssize_t L,
-                            Py_ssize_t ni, bint regularized, bint diag_on) noexcept nogil:
+cdef bint _per_layer_update(int opt, const double* h, const layer_t* layers, Py_ssize_t L, bint regularized, bint diag_on) noexcept nogil:
     """Whether the step updates each layer's W and b as soon as the backward pass is
     done with them (no clipping: its norms need every gradient; no L1/L2: the
     penalty gradients come after the backward pass; no PReLU: its slopes' gradient
@@ -428,7 +407,7 @@ cdef bint _per_layer_update(int opt, const double* h, const int64_t* ispec, Py_s
     if opt == OPT_NONE or regularized or diag_on or h[H_CLIPNORM] > 0 or h[H_GLOBAL_CLIPNORM] > 0:
         return False
     for l in range(L):
-        if ispec[l * ni + I_ACT] == ACT_PRELU:
+        if layers[l].act == ACT_PRELU:
             return False
     return True
 
@@ -437,7 +416,7 @@ cdef void _train(
         const floating* X, Py_ssize_t n_in, const floating* Y, const int64_t* labels,
         const floating* sw, const int64_t* perm, Py_ssize_t M,
         Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
-        const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf,
+        const layer_t* layers, Py_ssize_t L,
         int head, int opt, double* h, Py_ssize_t t0, uint64_t key,
         floating* params, floating* grads, floating* state, Py_ssize_t P,
         floating* work, double* batch_loss, floating* scores,
@@ -457,12 +436,12 @@ cdef void _train(
     cdef bint last, on = diag != NULL
     cdef floating* Xb = work
     # (_ksplit layers only: their products run on one thread, and no meProp on layer 0)
-    cdef bint direct = (r_split > 0 and _topk(ispec, 0, ni) == 0
-                        and matmul_ptr_c(0, rowp, 0, params, work, 0, 0, ispec[I_OUT]) == 0)
+    cdef bint direct = (r_split > 0 and _topk(layers, 0) == 0
+                        and matmul_ptr_c(0, rowp, 0, params, work, 0, 0, layers[0].n_out) == 0)
     cdef floating* ZL = work + offs[3 * (L - 1)]
     cdef floating* AL = work + offs[3 * (L - 1) + 1]
-    cdef bint per_layer = _per_layer_update(opt, h, ispec, L, ni, regularized, diag != NULL)
-    k = ispec[(L - 1) * ni + I_OUT]
+    cdef bint per_layer = _per_layer_update(opt, h, layers, L, regularized, diag != NULL)
+    k = layers[L - 1].n_out
 
     for step in range(n_batches):
         b = first_batch + step
@@ -479,31 +458,31 @@ cdef void _train(
             gather_rows_c(X, rows, Xb, nb, n_in, n_threads)
         inp = Xb
         for l in range(L):
-            w_out = ispec[l * ni + I_OUT]
+            w_out = layers[l].n_out
             Z = work + offs[3 * l]
             A = work + offs[3 * l + 1]
             last = l == L - 1
             if l == 0 and r_split > 0:
-                _layer0_ksplit(Xb, rowp if direct else NULL, n_in, r_split, ispec, fspec,
+                _layer0_ksplit(Xb, rowp if direct else NULL, n_in, r_split, layers,
                                params, Z, A, nb, n_threads)
             else:
                 # the fused heads take logits: the last layer adds its bias only (P goes to A)
-                _layer_z(inp, ispec, fspec, l, ni, nf, params, Z, A, nb, last and fused,
+                _layer_z(inp, layers, l, params, Z, A, nb, last and fused,
                          n_threads)
             if on:
                 if last and fused:
                     A = Z                 # the reference's a is the logits
-                if not (_finite(Z, nb * _zw(ispec, l, ni)) and _finite(A, nb * w_out)):
+                if not (_finite(Z, nb * _zw(layers, l)) and _finite(A, nb * w_out)):
                     _bad(diag, b, l, STAGE_FORWARD)
                     return
                 if not (last and fused):   # a fused head's layer holds logits
-                    _counts(diag + doffs[l], <int> ispec[l * ni + I_ACT], A, nb, w_out)
+                    _counts(diag + doffs[l], <int> layers[l].act, A, nb, w_out)
                 A = work + offs[3 * l + 1]
             inp = A
             if not last and offs[3 * l + 2] >= 0:
                 _dropout(A, work + offs[3 * l + 2], nb, w_out, key,
                          ((<uint64_t> b * <uint64_t> L + <uint64_t> l) * <uint64_t> bs) * <uint64_t> w_out,
-                         fspec[l * nf + F_DROP], n_threads)
+                         layers[l].dropout, n_threads)
                 inp = work + offs[3 * l + 2]
         if on:
             diag[DG_ROWS] += nb
@@ -511,7 +490,7 @@ cdef void _train(
         # ---- loss head: per-row losses, dL/dz of the last layer into D
         D = work + offs[3 * L]
         D2 = work + offs[3 * L + 1]
-        data = _loss_head(head, ZL, AL, Y, labels, sw, rows, ispec, fspec, L, ni, nf, row_loss,
+        data = _loss_head(head, ZL, AL, Y, labels, sw, rows, layers, L, row_loss,
                           D, nb, k, n_threads)
         if scores != NULL:
             memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
@@ -522,11 +501,11 @@ cdef void _train(
 
         # ---- backward: D holds dL/dz of layer l (z width)
         for l in range(L - 1, -1, -1):
-            w_in = ispec[l * ni + I_IN]
-            w_out = ispec[l * ni + I_OUT]
-            zw = _zw(ispec, l, ni)
-            bo = ispec[l * ni + I_B]
-            kk = _topk(ispec, l, ni)
+            w_in = layers[l].n_in
+            w_out = layers[l].n_out
+            zw = _zw(layers, l)
+            bo = layers[l].b_offset
+            kk = _topk(layers, l)
             if l == 0:
                 inp = Xb
             elif offs[3 * (l - 1) + 2] >= 0:
@@ -537,81 +516,81 @@ cdef void _train(
                 # meProp: D2 (not yet written) is the selection's scratch
                 topk_rows_c(D, kk, tidx, D2, nb, zw, n_threads)
                 # wt (the transposed-W scratch of the delta product, not in use yet)
-                matmul_tn_sparse_c(inp, D, tidx, grads + ispec[l * ni + I_W], nb, w_in, zw, kk,
+                matmul_tn_sparse_c(inp, D, tidx, grads + layers[l].w_offset, nb, w_in, zw, kk,
                                    wt, n_threads)
             elif l == 0 and direct:
-                matmul_ptr_c(1, rowp, 0, D, grads + ispec[I_W], w_in, nb, zw)
+                matmul_ptr_c(1, rowp, 0, D, grads + layers[0].w_offset, w_in, nb, zw)
             else:
-                matmul_tn_c(inp, D, grads + ispec[l * ni + I_W], w_in, nb, zw, n_threads)
+                matmul_tn_c(inp, D, grads + layers[l].w_offset, w_in, nb, zw, n_threads)
             if bo >= 0:
                 bias_grad_c(D, grads + bo, nb, zw, n_threads)
             if l > 0:
                 # delta through W (pre-update weights), the dropout mask, g'
                 if kk:
-                    matmul_nt_sparse_c(D, tidx, params + ispec[l * ni + I_W], D2, nb, w_in, zw,
+                    matmul_nt_sparse_c(D, tidx, params + layers[l].w_offset, D2, nb, w_in, zw,
                                        kk, wt, n_threads)
                 else:
-                    matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, NULL, n_threads)
-                rate = fspec[(l - 1) * nf + F_DROP]
+                    matmul_nt_c(D, params + layers[l].w_offset, D2, nb, zw, w_in, NULL, n_threads)
+                rate = layers[l - 1].dropout
                 if offs[3 * (l - 1) + 2] >= 0:
                     _dropout(D2, D2, nb, w_in, key,
                              ((<uint64_t> b * <uint64_t> L + <uint64_t> (l - 1)) * <uint64_t> bs)
                              * <uint64_t> w_in, rate, n_threads)
                 below = l - 1
-                if ispec[below * ni + I_KIND] == KIND_MAXOUT:
+                if layers[below].kind == LAYER_MAXOUT:
                     # dz of the pieces (wider than da) into D, which is done with
-                    maxout_backward_c(work + offs[3 * below], D2, ispec[below * ni + I_PIECES], D,
+                    maxout_backward_c(work + offs[3 * below], D2, layers[below].pieces, D,
                                       nb, w_in, n_threads)
                 else:
-                    if ispec[below * ni + I_ACT] == ACT_PRELU:
+                    if layers[below].act == ACT_PRELU:
                         prelu_backward_c(work + offs[3 * below], D2,
-                                         params + ispec[below * ni + I_APAR],
-                                         grads + ispec[below * ni + I_APAR], D2, nb, w_in,
+                                         params + layers[below].slopes_offset,
+                                         grads + layers[below].slopes_offset, D2, nb, w_in,
                                          n_threads)
                     else:
                         act_backward_c(work + offs[3 * below], work + offs[3 * below + 1], D2,
-                                       <int> ispec[below * ni + I_ACT],
-                                       fspec[below * nf + F_ALPHA], D2, nb, w_in, n_threads)
+                                       <int> layers[below].act,
+                                       layers[below].act_param, D2, nb, w_in, n_threads)
                     tmp = D
                     D = D2
                     D2 = tmp
             if per_layer:
                 # W and b of this layer are done with (the delta below read W): update them
                 # while their gradient is still in cache
-                optimizer_update_c(opt, h, t0 + step + 1, grads + ispec[l * ni + I_W],
-                                   params + ispec[l * ni + I_W], state + ispec[l * ni + I_W],
+                optimizer_update_c(opt, h, t0 + step + 1, grads + layers[l].w_offset,
+                                   params + layers[l].w_offset, state + layers[l].w_offset,
                                    w_in * zw, P, n_threads)
                 if bo >= 0:
                     optimizer_update_c(opt, h, t0 + step + 1, grads + bo, params + bo, state + bo,
                                        zw, P, n_threads)
             if on:
                 # this layer's gradients are complete (its slopes were formed one step earlier)
-                if not (_finite(grads + ispec[l * ni + I_W], w_in * zw)
+                if not (_finite(grads + layers[l].w_offset, w_in * zw)
                         and (bo < 0 or _finite(grads + bo, zw))
-                        and (l == L - 1 or ispec[l * ni + I_ACT] != ACT_PRELU
-                             or _finite(grads + ispec[l * ni + I_APAR], w_out))
-                        and (l == 0 or _finite(D, nb * _zw(ispec, l - 1, ni)))):
+                        and (l == L - 1 or layers[l].act != ACT_PRELU
+                             or _finite(grads + layers[l].slopes_offset, w_out))
+                        and (l == 0 or _finite(D, nb * _zw(layers, l - 1)))):
                     _bad(diag, b, l, STAGE_BACKWARD)
                     return
-                sq = _sumsq(grads + ispec[l * ni + I_W], w_in * zw)
+                sq = _sumsq(grads + layers[l].w_offset, w_in * zw)
                 if bo >= 0:
                     sq = sq + _sumsq(grads + bo, zw)
-                if l < L - 1 and ispec[l * ni + I_ACT] == ACT_PRELU:
-                    sq = sq + _sumsq(grads + ispec[l * ni + I_APAR], w_out)
+                if l < L - 1 and layers[l].act == ACT_PRELU:
+                    sq = sq + _sumsq(grads + layers[l].slopes_offset, w_out)
                 off = doffs[l] + 2 * w_out
                 diag[off] += sqrt(sq)
                 diag[off + 1] += 1.0
 
         # ---- regularization (pre-update weights), loss, update
         if regularized:
-            data = data + regularize_c(ispec, fspec, L, ni, nf, params, grads, reg_scratch,
+            data = data + regularize_c(layers, L, params, grads, reg_scratch,
                                        n_threads)
         batch_loss[step] = data
         if not per_layer:
-            _update(opt, h, t0 + step + 1, ispec, L, ni, grads, params, state, P, n_threads)
+            _update(opt, h, t0 + step + 1, layers, L, grads, params, state, P, n_threads)
         if on:
             for l in range(L):
-                if not _params_finite(ispec, l, ni, params):
+                if not _params_finite(layers, l, params):
                     _bad(diag, b, l, STAGE_UPDATE)
                     return
 
@@ -677,26 +656,26 @@ cdef enum:
     KSPLIT_MIN = 4096
 
 
-cdef Py_ssize_t _ksplit(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni,
+cdef Py_ssize_t _ksplit(const layer_t* layers, Py_ssize_t L,
                         Py_ssize_t bs) noexcept nogil:
     """Where layer 0's p splits (0: no split), from the shapes only: a Dense,
     non-PReLU first layer of a deeper network whose batch product runs on one
     thread (bs * in * out < MATMUL_PAR_MIN) and has at least KSPLIT_MIN weights."""
-    cdef Py_ssize_t n_in = ispec[I_IN], zw0 = ispec[I_OUT]
-    if (L < 2 or ispec[I_KIND] != KIND_DENSE or ispec[I_ACT] == ACT_PRELU or n_in < 64
+    cdef Py_ssize_t n_in = layers[0].n_in, zw0 = layers[0].n_out
+    if (L < 2 or layers[0].kind != LAYER_DENSE or layers[0].act == ACT_PRELU or n_in < 64
             or n_in * zw0 < KSPLIT_MIN or bs * n_in * zw0 >= MATMUL_PAR_MIN):
         return 0
     return n_in // 2
 
 
 cdef void _layer0_ksplit(const floating* Xb, const floating** rowp, Py_ssize_t n_in,
-                         Py_ssize_t r, const int64_t* ispec, const double* fspec,
+                         Py_ssize_t r, const layer_t* layers,
                          const floating* params, floating* Z, floating* A,
                          Py_ssize_t nb, int n_threads) noexcept nogil:
     """Layer 0 in the plain step with the halves of p (A is the second half's
     scratch before it takes the activations), from the gathered rows Xb or, when
     rowp is not NULL, from the rows in place."""
-    cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W], bo0 = ispec[I_B], i
+    cdef Py_ssize_t zw0 = layers[0].n_out, W0 = layers[0].w_offset, bo0 = layers[0].b_offset, i
     if rowp != NULL:
         matmul_ptr_c(0, rowp, 0, params + W0, Z, nb, r, zw0)
         matmul_ptr_c(0, rowp, r, params + W0 + r * zw0, A, nb, n_in - r, zw0)
@@ -705,7 +684,7 @@ cdef void _layer0_ksplit(const floating* Xb, const floating** rowp, Py_ssize_t n
         matmul_lda_c(Xb + r, n_in, params + W0 + r * zw0, A, nb, n_in - r, zw0, n_threads)
     for i in range(nb * zw0):
         Z[i] = Z[i] + A[i]
-    bias_act_forward_c(params + bo0 if bo0 >= 0 else NULL, <int> ispec[I_ACT], fspec[F_ALPHA],
+    bias_act_forward_c(params + bo0 if bo0 >= 0 else NULL, <int> layers[0].act, layers[0].act_param,
                        Z, A, nb, zw0, n_threads)
 
 
@@ -730,8 +709,7 @@ cdef inline void _prefetch_rows(const floating* X, Py_ssize_t n_in, const int64_
 
 cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize_t nb,
                       Py_ssize_t r0, const floating* Y, const int64_t* labels,
-                      const floating* sw, const int64_t* ispec, const double* fspec,
-                      Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf, int head, int opt,
+                      const floating* sw, const layer_t* layers, Py_ssize_t L, int head, int opt,
                       const double* h, Py_ssize_t t, const floating* part0,
                       const floating* part1, floating* params, floating* grads,
                       floating* state, Py_ssize_t P, floating* w, const Py_ssize_t* offs,
@@ -747,7 +725,7 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
     little memory, and A reads those rows next; prefetched into L1 (locality 3),
     not L2 (the seed epoch of bench/REPORT.md)."""
     cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
-    cdef Py_ssize_t k = ispec[(L - 1) * ni + I_OUT], zw0 = ispec[I_OUT], l, i, w_in, zw, bo
+    cdef Py_ssize_t k = layers[L - 1].n_out, zw0 = layers[0].n_out, l, i, w_in, zw, bo
     cdef floating* Z0 = w + offs[0]
     cdef floating* A0 = w + offs[1]
     cdef floating* D = w + offs[3 * L]
@@ -756,17 +734,17 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
     cdef floating* ZL = w + offs[3 * (L - 1)]
     cdef floating* AL = w + offs[3 * (L - 1) + 1]
     cdef double data
-    bo = ispec[I_B]
+    bo = layers[0].b_offset
     for i in range(nb * zw0):
         Z0[i] = part0[i] + part1[i]
-    bias_act_forward_c(params + bo if bo >= 0 else NULL, <int> ispec[I_ACT], fspec[F_ALPHA],
+    bias_act_forward_c(params + bo if bo >= 0 else NULL, <int> layers[0].act, layers[0].act_param,
                        Z0, A0, nb, zw0, 1)
     _prefetch_rows(X, n_in, nrows, nn, 0, c0, c1)
     for l in range(1, L):
-        _layer_z(w + offs[3 * (l - 1) + 1], ispec, fspec, l, ni, nf, params, w + offs[3 * l],
+        _layer_z(w + offs[3 * (l - 1) + 1], layers, l, params, w + offs[3 * l],
                  w + offs[3 * l + 1], nb, l == L - 1 and fused, 1)
     _prefetch_rows(X, n_in, nrows, nn, 1, c0, c1)
-    data = _loss_head(head, ZL, AL, Y, labels, sw, rows, ispec, fspec, L, ni, nf, row_loss, D,
+    data = _loss_head(head, ZL, AL, Y, labels, sw, rows, layers, L, row_loss, D,
                       nb, k, 1)
     _prefetch_rows(X, n_in, nrows, nn, 2, c0, c1)
     if owner:
@@ -774,32 +752,32 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
         if scores != NULL:
             memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
     for l in range(L - 1, 0, -1):
-        w_in = ispec[l * ni + I_IN]
-        zw = ispec[l * ni + I_OUT]
-        bo = ispec[l * ni + I_B]
-        matmul_tn_c(w + offs[3 * (l - 1) + 1], D, grads + ispec[l * ni + I_W], w_in, nb, zw, 1)
+        w_in = layers[l].n_in
+        zw = layers[l].n_out
+        bo = layers[l].b_offset
+        matmul_tn_c(w + offs[3 * (l - 1) + 1], D, grads + layers[l].w_offset, w_in, nb, zw, 1)
         if bo >= 0:
             bias_grad_c(D, grads + bo, nb, zw, 1)
-        matmul_nt_c(D, params + ispec[l * ni + I_W], D2, nb, zw, w_in, NULL, 1)
+        matmul_nt_c(D, params + layers[l].w_offset, D2, nb, zw, w_in, NULL, 1)
         act_backward_c(w + offs[3 * (l - 1)], w + offs[3 * (l - 1) + 1], D2,
-                       <int> ispec[(l - 1) * ni + I_ACT], fspec[(l - 1) * nf + F_ALPHA], D2,
+                       <int> layers[l - 1].act, layers[l - 1].act_param, D2,
                        nb, w_in, 1)
         tmp = D
         D = D2
         D2 = tmp
     _prefetch_rows(X, n_in, nrows, nn, 3, c0, c1)
-    bo = ispec[I_B]
+    bo = layers[0].b_offset
     if bo >= 0:
         bias_grad_c(D, grads + bo, nb, zw0, 1)
         optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo, zw0, P, 1)
     for l in range(1, L):
-        optimizer_update_c(opt, h, t, grads + ispec[l * ni + I_W], params + ispec[l * ni + I_W],
-                           state + ispec[l * ni + I_W],
-                           ispec[l * ni + I_IN] * ispec[l * ni + I_OUT], P, 1)
-        bo = ispec[l * ni + I_B]
+        optimizer_update_c(opt, h, t, grads + layers[l].w_offset, params + layers[l].w_offset,
+                           state + layers[l].w_offset,
+                           layers[l].n_in * layers[l].n_out, P, 1)
+        bo = layers[l].b_offset
         if bo >= 0:
             optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo,
-                               ispec[l * ni + I_OUT], P, 1)
+                               layers[l].n_out, P, 1)
     _prefetch_rows(X, n_in, nrows, nn, 4, c0, c1)
 
 
@@ -808,7 +786,7 @@ cdef void _split_thread(
         const floating* X, Py_ssize_t n_in, const floating* Y, const int64_t* labels,
         const floating* sw, const int64_t* perm, Py_ssize_t M,
         Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
-        const int64_t* ispec, const double* fspec, Py_ssize_t L, Py_ssize_t ni, Py_ssize_t nf,
+        const layer_t* layers, Py_ssize_t L,
         int head, int opt, const double* h, Py_ssize_t t0,
         floating* params, floating* grads, floating* state, Py_ssize_t P,
         floating* params1, floating* grads1, floating* state1,
@@ -818,7 +796,7 @@ cdef void _split_thread(
     """One thread's share of the split step: part tid of 2 (a team of 2), or both
     parts (a team of 1).  Thread 1 runs phase B on params1 / grads1 / state1 and
     work1."""
-    cdef Py_ssize_t zw0 = ispec[I_OUT], W0 = ispec[I_W]
+    cdef Py_ssize_t zw0 = layers[0].n_out, W0 = layers[0].w_offset
     cdef Py_ssize_t step, b, r0, nb, p, ra, rb, i
     cdef floating* D
     cdef floating* xp
@@ -857,7 +835,7 @@ cdef void _split_thread(
                              slot + p * bs * zw0, nb, rb - ra, zw0, 1)
         fn_team_barrier()
         # ---- B: the rest of the step in this thread's workspace and parameter copy
-        _split_tail(owner, step, perm + r0, nb, r0, Y, labels, sw, ispec, fspec, L, ni, nf,
+        _split_tail(owner, step, perm + r0, nb, r0, Y, labels, sw, layers, L,
                     head, opt, h, t0 + step + 1, slot, slot + bs * zw0,
                     params if owner else params1, grads if owner else grads1,
                     state if owner else state1, P, w, offs, row_loss + tid * bs,
@@ -886,8 +864,7 @@ cdef void _split_thread(
 # contract kernels
 # ---------------------------------------------------------------------------
 def forward(const floating[:, ::1] X,        # IN (n, n_in)
-            const int64_t[:, ::1] ispec,     # IN (L, NI)
-            const double[:, ::1] fspec,      # IN (L, NF)
+            object layers,                   # IN (L,) defs.LAYER_DTYPE
             const floating[::1] params,      # IN (P,)
             floating[::1] work,              # OUT (>= forward_workspace_size,)
             floating[:, ::1] out,            # OUT (n, n_out)
@@ -895,27 +872,28 @@ def forward(const floating[:, ::1] X,        # IN (n, n_in)
     """out = the last layer's activations of the network on X (inference: no
     dropout).  work: two ping-pong buffers of n x (max layer width, z widths
     included)."""
-    cdef Py_ssize_t n = X.shape[0], L = ispec.shape[0], l, maxw = 0
-    check_spec(ispec, fspec, params.shape[0])
+    cdef Py_ssize_t n = X.shape[0], L, l, maxw = 0
+    cdef const layer_t* net = records(layers, &L)
+    check_layers(layers, params.shape[0])
     for l in range(L):
-        maxw = max(maxw, _zw(&ispec[0, 0], l, ispec.shape[1]))
-    if X.shape[1] != ispec[0, I_IN]:
+        maxw = max(maxw, _zw(net, l))
+    if X.shape[1] != net[0].n_in:
         raise ValueError("forward: X has %d columns, the network takes %d"
-                         % (X.shape[1], ispec[0, I_IN]))
-    if out.shape[0] != n or out.shape[1] != ispec[L - 1, I_OUT]:
+                         % (X.shape[1], net[0].n_in))
+    if out.shape[0] != n or out.shape[1] != net[L - 1].n_out:
         raise ValueError("forward: out has shape (%d, %d), expected (%d, %d)"
-                         % (out.shape[0], out.shape[1], n, ispec[L - 1, I_OUT]))
-    if ((L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT)
+                         % (out.shape[0], out.shape[1], n, net[L - 1].n_out))
+    if ((L > 1 or net[L - 1].kind == LAYER_MAXOUT)
             and work.shape[0] < 2 * n * maxw):
         raise ValueError("forward: work has %d elements, needs %d" % (work.shape[0], 2 * n * maxw))
     if n == 0:
         return
     with nogil:
-        _forward(&X[0, 0], &ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
+        _forward(&X[0, 0], net, L,
                  &params[0], &work[0], &out[0, 0], n, maxw, max(n_threads, 1))
 
 
-def step_plan(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_t P,
+def step_plan(object layers, Py_ssize_t P,
               const double[::1] hyper, Py_ssize_t batch_size, int n_threads,
               bint diag_on=False):
     """How train_batches runs these shapes: (r, two_threads).  r > 0: the first
@@ -926,21 +904,22 @@ def step_plan(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_
     diagnostics: the split shares none of their state out), the exact parameter
     layout of those layers, and a first layer of at least 4x the multiply-adds
     of the rest of the network (the rest runs on both threads)."""
-    cdef Py_ssize_t L = ispec.shape[0], l, rest = 0, total = 0
-    cdef Py_ssize_t r = _ksplit(&ispec[0, 0], L, ispec.shape[1], batch_size)
+    cdef Py_ssize_t L, l, rest = 0, total = 0
+    cdef const layer_t* net = records(layers, &L)
+    cdef Py_ssize_t r = _ksplit(net, L, batch_size)
     if (r == 0 or n_threads < 2 or diag_on
             or hyper[H_CLIPNORM] > 0 or hyper[H_GLOBAL_CLIPNORM] > 0):
         return r, False
     for l in range(L):
-        if (ispec[l, I_KIND] != KIND_DENSE or ispec[l, I_ACT] == ACT_PRELU
-                or fspec[l, F_DROP] > 0 or fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
-                or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0
-                or _topk(&ispec[0, 0], l, ispec.shape[1])):
+        if (net[l].kind != LAYER_DENSE or net[l].act == ACT_PRELU
+                or net[l].dropout > 0 or net[l].l1 != 0.0 or net[l].l2 != 0.0
+                or net[l].bias_l1 != 0.0 or net[l].bias_l2 != 0.0
+                or _topk(net, l)):
             return r, False
-        total += ispec[l, I_IN] * ispec[l, I_OUT] + (ispec[l, I_OUT] if ispec[l, I_B] >= 0 else 0)
+        total += net[l].n_in * net[l].n_out + (net[l].n_out if net[l].b_offset >= 0 else 0)
         if l > 0:
-            rest += ispec[l, I_IN] * ispec[l, I_OUT]
-    return r, total == P and 4 * rest <= ispec[0, I_IN] * ispec[0, I_OUT]
+            rest += net[l].n_in * net[l].n_out
+    return r, total == P and 4 * rest <= net[0].n_in * net[0].n_out
 
 
 def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
@@ -949,8 +928,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                   const floating[::1] sw,         # IN (N,) or (0,)
                   const int64_t[::1] perm,        # IN (M,) row indices into X
                   Py_ssize_t batch_size, Py_ssize_t first_batch, Py_ssize_t n_batches,
-                  const int64_t[:, ::1] ispec,    # IN (L, NI)
-                  const double[:, ::1] fspec,     # IN (L, NF)
+                  object layers,                  # IN (L,) defs.LAYER_DTYPE
                   int head, int opt,
                   const double[::1] hyper,        # IN (NH,) float64
                   Py_ssize_t t0, uint64_t rng_key,
@@ -972,16 +950,16 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     last batch's gradients on return (unclipped).  diag (optional, after
     n_threads): the diagnostics of kernels/defs.py; empty or None = off."""
     cdef Py_ssize_t N = X.shape[0], M = perm.shape[0], P = params.shape[0]
-    cdef Py_ssize_t L = ispec.shape[0], l, r, k, size, maxt = 1, maxk = 0, lo, hi, pos
-    cdef Py_ssize_t ni = ispec.shape[1]
+    cdef Py_ssize_t L, l, r, k, size, maxt = 1, maxk = 0, lo, hi, pos
+    cdef const layer_t* net = records(layers, &L)
     cdef bint regularized = False
-    check_spec(ispec, fspec, P)
-    k = ispec[L - 1, I_OUT]
+    check_layers(layers, P)
+    k = net[L - 1].n_out
     # ---- shapes
-    if X.shape[1] != ispec[0, I_IN]:
+    if X.shape[1] != net[0].n_in:
         raise ValueError("train_batches: X has %d columns, the network takes %d"
-                         % (X.shape[1], ispec[0, I_IN]))
-    if ispec[L - 1, I_KIND] == KIND_MAXOUT or ispec[L - 1, I_ACT] == ACT_PRELU:
+                         % (X.shape[1], net[0].n_in))
+    if net[L - 1].kind == LAYER_MAXOUT or net[L - 1].act == ACT_PRELU:
         raise ValueError("train_batches: the last layer cannot be Maxout or PReLU")
     if head not in (HEAD_MSE, HEAD_MAE, HEAD_SOFTMAX_XENT, HEAD_SIGMOID_BCE):
         raise ValueError("train_batches: unknown head code %d" % head)
@@ -995,9 +973,9 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     if batch_size < 1 or first_batch < 0 or n_batches < 0:
         raise ValueError("train_batches: need batch_size >= 1, first_batch >= 0, n_batches >= 0")
     cdef bint on = diag is not None and diag.shape[0] > 0
-    if on and diag.shape[0] < defs.diag_size(ispec):
-        raise ValueError("train_batches: diag has %d entries, defs.diag_size(ispec) = %d"
-                         % (diag.shape[0], defs.diag_size(ispec)))
+    if on and diag.shape[0] < defs.diag_size(layers):
+        raise ValueError("train_batches: diag has %d entries, defs.diag_size(layers) = %d"
+                         % (diag.shape[0], defs.diag_size(layers)))
     if n_batches == 0:
         return
     lo = first_batch * batch_size
@@ -1029,35 +1007,35 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
             raise ValueError("train_batches: label %d out of range [0, %d)" % (labels[perm[r]], k))
     # ---- workspace and scratch
     cdef Py_ssize_t[::1] offs = np.empty(3 * L + 2, dtype=np.intp)
-    size = _layout(&ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1], batch_size, &offs[0])
+    size = _layout(net, L, batch_size, &offs[0])
     if work.shape[0] < size:
         raise ValueError("train_batches: work has %d elements, needs %d" % (work.shape[0], size))
     cdef Py_ssize_t[::1] doffs = np.empty(L, dtype=np.intp)
     pos = defs.DG_HEAD
     for l in range(L):
         doffs[l] = pos
-        pos += 2 * ispec[l, I_OUT] + 2
+        pos += 2 * net[l].n_out + 2
         # scratch of both sparse products (meProp layers; matmul_nt needs none)
-        if _topk(&ispec[0, 0], l, ni):
-            maxt = max(maxt, <Py_ssize_t> (ispec[l, I_IN] * _zw(&ispec[0, 0], l, ni)))
-        maxk = max(maxk, _topk(&ispec[0, 0], l, ni))
-        if (fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
-                or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0):
+        if _topk(net, l):
+            maxt = max(maxt, <Py_ssize_t> (net[l].n_in * _zw(net, l)))
+        maxk = max(maxk, _topk(net, l))
+        if (net[l].l1 != 0.0 or net[l].l2 != 0.0
+                or net[l].bias_l1 != 0.0 or net[l].bias_l2 != 0.0):
             regularized = True
     cdef double[::1] row_loss = np.empty(batch_size, dtype=np.float64)
     cdef double[::1] reg_scratch = np.empty(
-        regularize_scratch(&ispec[0, 0], L, ni), dtype=np.float64)
+        regularize_scratch(net, L), dtype=np.float64)
     wt_arr = np.empty(maxt, dtype=np.float32 if floating is float else np.float64)
     cdef floating[::1] wt = wt_arr
     # meProp's kept columns, (bs, k) per layer (one buffer of the largest k)
     cdef int64_t[::1] tidx = np.empty(max(1, batch_size * maxk), dtype=np.int64)
     # a private copy of hyper: the clipping sets H_GRAD_SCALE in it
     cdef double[::1] h = np.array(hyper, dtype=np.float64)
-    cdef Py_ssize_t r_split, zw0 = ispec[0, I_OUT]
+    cdef Py_ssize_t r_split, zw0 = net[0].n_out
     cdef floating[::1] params1, grads1, state1, work1, xparts, partial
     cdef double[::1] row_loss2
     cdef Py_ssize_t rowp_addr
-    r_split, two_threads = step_plan(ispec, fspec, P, h, batch_size, n_threads, on)
+    r_split, two_threads = step_plan(layers, P, h, batch_size, n_threads, on)
     # row pointers of the batch (one set per thread of the split step)
     rowp_arr = np.empty(2 * batch_size, dtype=np.intp)
     rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
@@ -1075,7 +1053,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
                           &X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
                           &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
                           &perm[0], M, batch_size, first_batch, n_batches,
-                          &ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1],
+                          net, L,
                           head, opt, &h[0], t0,
                           &params[0], &grads[0], &state[0, 0], P,
                           &params1[0], &grads1[0], &state1[0],
@@ -1088,7 +1066,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
         _train(&X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
                &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
                &perm[0], M, batch_size, first_batch, n_batches,
-               &ispec[0, 0], &fspec[0, 0], L, ni, fspec.shape[1],
+               net, L,
                head, opt, &h[0], t0, rng_key,
                &params[0], &grads[0], &state[0, 0], P, &work[0], &batch_loss[0],
                &scores[0, 0] if scores.shape[0] else NULL,

@@ -16,37 +16,27 @@ from libc.stdint cimport int64_t
 from libc.string cimport memcpy
 
 import numpy as np
+cimport numpy as cnp
 
 from ._types cimport ELEM_PAR_MIN, FLAT_TILE, COL_TILE
+from ._generated_layer cimport layer_t
 from ._generated_elementwise cimport reg_span_c
 
 from fastnet._kernels import defs
 
-# layer-spec columns, read from the one table at import
-cdef Py_ssize_t I_IN = defs.I_IN
-cdef Py_ssize_t I_OUT = defs.I_OUT
-cdef Py_ssize_t I_W = defs.I_W
-cdef Py_ssize_t I_B = defs.I_B
-cdef Py_ssize_t F_DROP = defs.F_DROP
-cdef Py_ssize_t NI = defs.NI
-cdef Py_ssize_t NF = defs.NF
-cdef Py_ssize_t F_L1 = defs.F_L1
-cdef Py_ssize_t F_L2 = defs.F_L2
-cdef Py_ssize_t F_BL1 = defs.F_BL1
-cdef Py_ssize_t F_BL2 = defs.F_BL2
-cdef Py_ssize_t I_KIND = defs.I_KIND
-cdef Py_ssize_t I_PIECES = defs.I_PIECES
-cdef int64_t KIND_MAXOUT = defs.KIND_MAXOUT
-cdef Py_ssize_t I_ACT = defs.I_ACT
-cdef Py_ssize_t I_APAR = defs.I_APAR
+cnp.import_array()
+
+# codes, read from the one table at import
+cdef int64_t LAYER_MAXOUT = defs.LAYER_MAXOUT
+cdef object LAYER_DTYPE = defs.LAYER_DTYPE
 cdef int64_t ACT_PRELU = defs.ACT_PRELU
 
 
-cdef inline Py_ssize_t kernel_size(const int64_t* row) noexcept nogil:
+cdef inline Py_ssize_t kernel_size(const layer_t* row) noexcept nogil:
     """Entries of a layer's W: in * out, times the pieces for Maxout."""
-    cdef Py_ssize_t size = row[I_IN] * row[I_OUT]
-    if row[I_KIND] == KIND_MAXOUT and row[I_PIECES] > 1:
-        size = size * row[I_PIECES]
+    cdef Py_ssize_t size = row.n_in * row.n_out
+    if row.kind == LAYER_MAXOUT and row.pieces > 1:
+        size = size * row.pieces
     return size
 
 
@@ -128,10 +118,10 @@ cdef int all_finite_c(const floating* x, Py_ssize_t size, int n_threads) noexcep
     return ok
 
 
-cdef Py_ssize_t regularize_scratch(const int64_t* ispec, Py_ssize_t L, Py_ssize_t ni) noexcept nogil:
+cdef Py_ssize_t regularize_scratch(const layer_t* layers, Py_ssize_t L) noexcept nogil:
     cdef Py_ssize_t l, size = 0
     for l in range(L):
-        size = max(size, kernel_size(ispec + l * ni))
+        size = max(size, kernel_size(layers + l))
     return 2 * _cdiv(size, FLAT_TILE) + 2
 
 
@@ -171,25 +161,24 @@ cdef double _reg_range(const floating* W, floating* G, Py_ssize_t size, double l
     return _penalty(l1, s1, l2, s2)
 
 
-cdef double regularize_c(const int64_t* ispec, const double* fspec, Py_ssize_t L,
-                         Py_ssize_t ni, Py_ssize_t nf, const floating* params,
+cdef double regularize_c(const layer_t* layers, Py_ssize_t L, const floating* params,
                          floating* grads, double* scratch, int n_threads) noexcept nogil:
     cdef Py_ssize_t l, w0, b0
     cdef double l1, l2, total = 0.0
     for l in range(L):
-        l1 = fspec[l * nf + F_L1]
-        l2 = fspec[l * nf + F_L2]
+        l1 = layers[l].l1
+        l2 = layers[l].l2
         if l1 != 0.0 or l2 != 0.0:
-            w0 = ispec[l * ni + I_W]
-            total = total + _reg_range(params + w0, grads + w0, kernel_size(ispec + l * ni),
+            w0 = layers[l].w_offset
+            total = total + _reg_range(params + w0, grads + w0, kernel_size(layers + l),
                                        l1, l2, scratch, n_threads)
         # the bias (Keras's bias_regularizer): its own coefficients, its own sums
-        l1 = fspec[l * nf + F_BL1]
-        l2 = fspec[l * nf + F_BL2]
-        b0 = ispec[l * ni + I_B]
+        l1 = layers[l].bias_l1
+        l2 = layers[l].bias_l2
+        b0 = layers[l].b_offset
         if (l1 != 0.0 or l2 != 0.0) and b0 >= 0:
             total = total + _reg_range(params + b0, grads + b0,
-                                       kernel_size(ispec + l * ni) // ispec[l * ni + I_IN],
+                                       kernel_size(layers + l) // layers[l].n_in,
                                        l1, l2, scratch, n_threads)
     return total
 
@@ -237,61 +226,75 @@ def gather_rows(const floating[:, ::1] X,     # IN (N, m)
         gather_rows_c(&X[0, 0], &idx[0], &out[0, 0], n, m, max(n_threads, 1))
 
 
-def check_spec(const int64_t[:, ::1] ispec, const double[:, ::1] fspec, Py_ssize_t P):
-    """Validate a layer spec against a parameter buffer of P elements (raises
-    ValueError); the compiled kernels trust a checked spec."""
-    cdef Py_ssize_t L = ispec.shape[0], l, n_in, n_out, w, b, zw, ap
-    if L < 1:
-        raise ValueError("the network has no layers")
-    if ispec.shape[1] < NI or fspec.shape[1] < NF or fspec.shape[0] != L:
-        raise ValueError("ispec must be (L, %d) int64 and fspec (L, %d) float64; got (%d, %d) "
-                         "and (%d, %d)" % (NI, NF, ispec.shape[0], ispec.shape[1],
-                                           fspec.shape[0], fspec.shape[1]))
+cdef const layer_t* records(object table, Py_ssize_t* L) except NULL:
+    """The records of ``table`` (a 1-D, C-contiguous, non-empty array of
+    defs.LAYER_DTYPE) as a pointer, their count in L[0].  Not a typed memoryview:
+    a struct buffer's format string is built and parsed on every call, a
+    microsecond of the batch-1 predict (bench/REPORT.md, predict batch 1)."""
+    if not isinstance(table, np.ndarray):
+        raise TypeError("layers must be a numpy array of defs.LAYER_DTYPE records; got %s"
+                        % type(table).__name__)
+    cdef cnp.ndarray a = <cnp.ndarray> table
+    cdef object dt = <object> cnp.PyArray_DESCR(a)
+    if dt is not LAYER_DTYPE and dt != LAYER_DTYPE:
+        raise TypeError("layers has dtype %s; expected defs.LAYER_DTYPE" % (dt,))
+    if cnp.PyArray_NDIM(a) != 1 or cnp.PyArray_DIMS(a)[0] < 1:
+        raise ValueError("layers must have shape (L,) with L >= 1; got %s" % (table.shape,))
+    if not cnp.PyArray_IS_C_CONTIGUOUS(a):
+        raise ValueError("layers must be C-contiguous")
+    L[0] = cnp.PyArray_DIMS(a)[0]
+    return <const layer_t*> cnp.PyArray_DATA(a)
+
+
+def check_layers(object layers, Py_ssize_t P):
+    """Validate a layer table against a parameter buffer of P elements (raises
+    ValueError / TypeError); the compiled kernels trust a checked table."""
+    cdef Py_ssize_t L, l, n_in, n_out, w, b, zw, ap
+    cdef const layer_t* net = records(layers, &L)
     for l in range(L):
-        n_in = ispec[l, I_IN]
-        n_out = ispec[l, I_OUT]
-        w = ispec[l, I_W]
-        b = ispec[l, I_B]
+        n_in = net[l].n_in
+        n_out = net[l].n_out
+        w = net[l].w_offset
+        b = net[l].b_offset
         if n_in < 1 or n_out < 1:
             raise ValueError("layer %d: widths must be >= 1, got %d -> %d" % (l, n_in, n_out))
-        if l > 0 and n_in != ispec[l - 1, I_OUT]:
+        if l > 0 and n_in != net[l - 1].n_out:
             raise ValueError("layer %d: input width %d != previous output width %d"
-                             % (l, n_in, ispec[l - 1, I_OUT]))
-        # Maxout: W (in, out * pieces), b (out * pieces,); PReLU: slopes (out,) at I_APAR
+                             % (l, n_in, net[l - 1].n_out))
+        # Maxout: W (in, out * pieces), b (out * pieces,); PReLU: slopes (out,) at slopes_offset
         zw = n_out
-        if ispec[l, I_KIND] == KIND_MAXOUT:
-            if ispec[l, I_PIECES] < 1 or ispec[l, I_PIECES] > P:
+        if net[l].kind == LAYER_MAXOUT:
+            if net[l].pieces < 1 or net[l].pieces > P:
                 raise ValueError("layer %d: Maxout needs pieces >= 1, got %d"
-                                 % (l, ispec[l, I_PIECES]))
-            zw = n_out * ispec[l, I_PIECES]
+                                 % (l, net[l].pieces))
+            zw = n_out * net[l].pieces
         if w < 0 or w + n_in * zw > P:
             raise ValueError("layer %d: kernel [%d, %d) outside the %d parameters"
                              % (l, w, w + n_in * zw, P))
         if b < -1 or (b >= 0 and b + zw > P):
             raise ValueError("layer %d: bias offset %d invalid for %d parameters" % (l, b, P))
-        if ispec[l, I_ACT] == ACT_PRELU:
-            ap = ispec[l, I_APAR]
+        if net[l].act == ACT_PRELU:
+            ap = net[l].slopes_offset
             if ap < 0 or ap + n_out > P:
                 raise ValueError("layer %d: PReLU slopes at offset %d invalid for %d parameters"
                                  % (l, ap, P))
-        if not (0.0 <= fspec[l, F_DROP] < 1.0):
-            raise ValueError("layer %d: dropout rate %r not in [0, 1)" % (l, fspec[l, F_DROP]))
+        if not (0.0 <= net[l].dropout < 1.0):
+            raise ValueError("layer %d: dropout rate %r not in [0, 1)" % (l, net[l].dropout))
 
 
-def regularize(const int64_t[:, ::1] ispec,   # IN (L, NI) int64
-               const double[:, ::1] fspec,    # IN (L, NF) float64
+def regularize(object layers,                 # IN (L,) defs.LAYER_DTYPE
                const floating[::1] params,    # IN (P,)
                floating[::1] grads,           # INOUT (P,)
                double[::1] penalty,           # OUT (1,) float64
                int n_threads):
     """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty;
     penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64, from params as given)."""
-    cdef Py_ssize_t P = params.shape[0], L = ispec.shape[0]
+    cdef Py_ssize_t P = params.shape[0], L
+    cdef const layer_t* net = records(layers, &L)
     if grads.shape[0] != P or penalty.shape[0] < 1:
         raise ValueError("regularize: grads must have %d entries and penalty at least 1" % P)
-    check_spec(ispec, fspec, P)
-    cdef double[::1] scratch = np.empty(
-        regularize_scratch(&ispec[0, 0], L, ispec.shape[1]), dtype=np.float64)
+    check_layers(layers, P)
+    cdef double[::1] scratch = np.empty(regularize_scratch(net, L), dtype=np.float64)
     with nogil:
-        penalty[0] = regularize_c(&ispec[0, 0], &fspec[0, 0], L, ispec.shape[1], fspec.shape[1],
-                                  &params[0], &grads[0], &scratch[0], max(n_threads, 1))
+        penalty[0] = regularize_c(net, L, &params[0], &grads[0], &scratch[0],
+                                  max(n_threads, 1))

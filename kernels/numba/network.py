@@ -23,8 +23,8 @@ index buffer and one (z width x in) scratch for the sparse products.
 
 The further techniques (kernels of layers.py): a Maxout layer's A is the max
 over its pieces of Z; a PReLU layer adds its bias to Z, then A = prelu(Z) with
-the slopes at ispec[l, I_APAR] (their gradient goes to grads at the same
-offset); meProp (0 < ispec[l, I_TOPK] < z width, Dense only) keeps each row's k
+the slopes at layers[l].slopes_offset (their gradient goes to grads at the same
+offset); meProp (0 < layers[l].topk < z width, Dense only) keeps each row's k
 largest |dz| and forms the weight gradient and the delta below with the sparse
 products.  Gradient clipping takes float64 norms and updates each parameter
 array (clipnorm: W, b, slopes, each over its own range) or the whole buffer
@@ -58,23 +58,8 @@ from .reduce import gather_rows, bias_grad, regularize
 from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
                      topk_rows, tn_sparse_ws, nt_sparse_ws)
 
-I_IN = defs.I_IN
-I_OUT = defs.I_OUT
-I_ACT = defs.I_ACT
-I_W = defs.I_W
-I_B = defs.I_B
-I_KIND = defs.I_KIND
-I_TOPK = defs.I_TOPK
-I_PIECES = defs.I_PIECES
-I_APAR = defs.I_APAR
-KIND_DENSE = defs.KIND_DENSE
-KIND_MAXOUT = defs.KIND_MAXOUT
-F_ALPHA = defs.F_ALPHA
-F_DROP = defs.F_DROP
-F_L1 = defs.F_L1
-F_L2 = defs.F_L2
-F_BL1 = defs.F_BL1
-F_BL2 = defs.F_BL2
+LAYER_DENSE = defs.LAYER_DENSE
+LAYER_MAXOUT = defs.LAYER_MAXOUT
 ACT_LINEAR = defs.ACT_LINEAR
 ACT_SIGMOID = defs.ACT_SIGMOID
 ACT_TANH = defs.ACT_TANH
@@ -239,44 +224,44 @@ def _head_bit(head, labels):
 
 
 @serial
-def _zw(ispec, l):
+def _zw(layers, l):
     """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
-    if ispec[l, I_KIND] == KIND_MAXOUT:
-        return ispec[l, I_OUT] * max(1, ispec[l, I_PIECES])
-    return ispec[l, I_OUT]
+    if layers[l].kind == LAYER_MAXOUT:
+        return layers[l].n_out * max(1, layers[l].pieces)
+    return layers[l].n_out
 
 
 @serial
-def _topk_of(ispec, l):
+def _topk_of(layers, l):
     """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0."""
-    k = ispec[l, I_TOPK]
-    if ispec[l, I_KIND] == KIND_DENSE and 0 < k and k < _zw(ispec, l):
+    k = layers[l].topk
+    if layers[l].kind == LAYER_DENSE and 0 < k and k < _zw(layers, l):
         return k
     return 0
 
 
 @serial
-def _layout(ispec, fspec, bs):
+def _layout(layers, bs):
     """Offsets of kernels' workspace_layout (fastnet/backends/_api.py):
     X at 0, then per layer Z (bs x z width), A (and M when dropout), then D0,
     D1 (bs x the largest width, z widths included).
     Returns (offZ, offA, offM, offD0, offD1, size); offM[l] = -1 without dropout."""
-    L = ispec.shape[0]
+    L = layers.shape[0]
     offZ = np.empty(L, np.int64)
     offA = np.empty(L, np.int64)
     offM = np.empty(L, np.int64)
-    n_in = ispec[0, I_IN]
+    n_in = layers[0].n_in
     pos = bs * n_in
     maxw = n_in
     for l in range(L):
-        w = ispec[l, I_OUT]
-        zw = _zw(ispec, l)
+        w = layers[l].n_out
+        zw = _zw(layers, l)
         maxw = max(maxw, zw)
         offZ[l] = pos
         pos += bs * zw
         offA[l] = pos
         pos += bs * w
-        if fspec[l, F_DROP] > 0:
+        if layers[l].dropout > 0:
             offM[l] = pos
             pos += bs * w
         else:
@@ -289,34 +274,34 @@ def _layout(ispec, fspec, bs):
 
 
 @serial
-def _check_spec(ispec, n_params, n_in, n_out):
+def _check_layers(layers, n_params, n_in, n_out):
     """O(L) checks that keep a wrong description from reading or writing out of
     bounds: chained widths, known kinds, Maxout pieces >= 1, parameter offsets
     (W, b, PReLU slopes) inside the flat buffer."""
-    L = ispec.shape[0]
+    L = layers.shape[0]
     if L < 1:
         raise ValueError("the network has no layer")
-    if ispec[0, I_IN] != n_in:
+    if layers[0].n_in != n_in:
         raise ValueError("X has a different width than the first layer's input")
-    if ispec[L - 1, I_OUT] != n_out:
+    if layers[L - 1].n_out != n_out:
         raise ValueError("the output array has a different width than the last layer")
     for l in range(L):
-        w_in = ispec[l, I_IN]
-        w_out = ispec[l, I_OUT]
-        if w_in < 1 or w_out < 1 or (l > 0 and w_in != ispec[l - 1, I_OUT]):
+        w_in = layers[l].n_in
+        w_out = layers[l].n_out
+        if w_in < 1 or w_out < 1 or (l > 0 and w_in != layers[l - 1].n_out):
             raise ValueError("layer widths do not chain")
-        kind = ispec[l, I_KIND]
-        if kind != KIND_DENSE and kind != KIND_MAXOUT:
+        kind = layers[l].kind
+        if kind != LAYER_DENSE and kind != LAYER_MAXOUT:
             raise ValueError("unknown layer kind")
-        if kind == KIND_MAXOUT and ispec[l, I_PIECES] < 1:
+        if kind == LAYER_MAXOUT and layers[l].pieces < 1:
             raise ValueError("a Maxout layer needs pieces >= 1")
-        zw = _zw(ispec, l)
-        w0 = ispec[l, I_W]
-        bo = ispec[l, I_B]
+        zw = _zw(layers, l)
+        w0 = layers[l].w_offset
+        bo = layers[l].b_offset
         if w0 < 0 or w0 + w_in * zw > n_params or bo < -1 or (bo >= 0 and bo + zw > n_params):
             raise ValueError("a layer's parameters lie outside the parameter buffer")
-        if kind == KIND_DENSE and ispec[l, I_ACT] == ACT_PRELU:
-            ap = ispec[l, I_APAR]
+        if kind == LAYER_DENSE and layers[l].act == ACT_PRELU:
+            ap = layers[l].slopes_offset
             if ap < 0 or ap + w_out > n_params:
                 raise ValueError("a layer's PReLU slopes lie outside the parameter buffer")
 
@@ -347,27 +332,27 @@ def _view(buf, off, n, m):
 
 
 @serial
-def _bias(params, ispec, l):
-    bo = ispec[l, I_B]
+def _bias(params, layers, l):
+    bo = layers[l].b_offset
     if bo < 0:
         return params[0:0]
-    return params[bo:bo + _zw(ispec, l)]
+    return params[bo:bo + _zw(layers, l)]
 
 
 @serial
-def _slopes(buf, ispec, l):
+def _slopes(buf, layers, l):
     """PReLU slopes of layer l (empty when the layer is not a PReLU Dense)."""
-    if ispec[l, I_KIND] != KIND_DENSE or ispec[l, I_ACT] != ACT_PRELU:
+    if layers[l].kind != LAYER_DENSE or layers[l].act != ACT_PRELU:
         return buf[0:0]
-    ap = ispec[l, I_APAR]
-    return buf[ap:ap + ispec[l, I_OUT]]
+    ap = layers[l].slopes_offset
+    return buf[ap:ap + layers[l].n_out]
 
 
 @serial
-def _affine_act(inp, ispec, fspec, params, l, act, Z, A, n_threads):
+def _affine_act(inp, layers, params, l, act, Z, A, n_threads):
     """Z = inp W + b, then A = act(Z) (A may be Z)."""
-    matmul(_strided(inp), _view(params, ispec[l, I_W], ispec[l, I_IN], Z.shape[1]), Z, n_threads)
-    bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z, A, n_threads)
+    matmul(_strided(inp), _view(params, layers[l].w_offset, layers[l].n_in, Z.shape[1]), Z, n_threads)
+    bias_act_forward(_bias(params, layers, l), act, layers[l].act_param, Z, A, n_threads)
 
 
 #: first layers from this many weights form their product in two halves of p
@@ -376,26 +361,26 @@ KSPLIT_MIN = 4096
 
 
 @serial
-def _ksplit(ispec, bs):
+def _ksplit(layers, bs):
     """Where layer 0's p splits (0: no split), from the shapes only, as the Cython
     twin's _ksplit decides (its two-thread step gives each half to a thread): a
     Dense, non-PReLU first layer of a deeper network whose batch product stays
     below MATMUL_PAR_MIN and has at least KSPLIT_MIN weights."""
-    n_in = ispec[0, I_IN]
-    zw0 = ispec[0, I_OUT]
-    if (ispec.shape[0] < 2 or ispec[0, I_KIND] != KIND_DENSE or ispec[0, I_ACT] == ACT_PRELU
+    n_in = layers[0].n_in
+    zw0 = layers[0].n_out
+    if (layers.shape[0] < 2 or layers[0].kind != LAYER_DENSE or layers[0].act == ACT_PRELU
             or n_in < 64 or n_in * zw0 < KSPLIT_MIN or bs * n_in * zw0 >= MATMUL_PAR_MIN):
         return 0
     return n_in // 2
 
 
 @serial
-def _layer0_ksplit(Xb, ispec, params, r, Z, A, n_threads):
+def _layer0_ksplit(Xb, layers, params, r, Z, A, n_threads):
     """Layer 0's product with the halves of p: Z = Xb[:, :r] W[:r] + Xb[:, r:] W[r:]
     (A holds the second half first), the Cython twin's sums; the caller then adds
     the bias and applies the activation (one call site of bias_act_forward for
     every layer: the driver compiles and links its chain once)."""
-    W = _view(params, ispec[0, I_W], ispec[0, I_IN], Z.shape[1])
+    W = _view(params, layers[0].w_offset, layers[0].n_in, Z.shape[1])
     matmul(_strided(Xb[:, :r]), W[:r], Z, n_threads)
     matmul(_strided(Xb[:, r:]), W[r:], A, n_threads)
     for i in range(Z.shape[0]):
@@ -404,11 +389,11 @@ def _layer0_ksplit(Xb, ispec, params, r, Z, A, n_threads):
 
 
 @serial
-def _act_of(ispec, l, linear):
+def _act_of(layers, l, linear):
     """(activation code for bias_act_forward, maxout, prelu) of layer l: a Maxout
     or PReLU layer (or ``linear``) gets the identity, its output comes after."""
-    maxout = ispec[l, I_KIND] == KIND_MAXOUT
-    act = ispec[l, I_ACT]
+    maxout = layers[l].kind == LAYER_MAXOUT
+    act = layers[l].act
     prelu = act == ACT_PRELU and not (maxout or linear)
     if maxout or linear or prelu:
         act = ACT_LINEAR
@@ -439,28 +424,28 @@ def _update_range(opt, hyper, t, grads, params, state, lo, hi, typed):
 
 
 @serial
-def _update(opt, h, t, ispec, grads, params, state, clipnorm, gclipnorm, typed):
+def _update(opt, h, t, layers, grads, params, state, clipnorm, gclipnorm, typed):
     """The optimizer step with Keras clipping (h: a copy of hyper).  clipnorm > 0:
     each parameter array (per layer: W, b, PReLU slopes) updated on its range
     with its own factor; else one range, the whole buffer, with the global
     factor when gclipnorm > 0 (none otherwise)."""
     if opt == OPT_NONE:
         return
-    L = ispec.shape[0] if clipnorm > 0 else 1
+    L = layers.shape[0] if clipnorm > 0 else 1
     for l in range(L):
         for part in range(3 if clipnorm > 0 else 1):
             if clipnorm <= 0:
-                lo = ispec[l, I_W] * 0      # ranges are never literals: one specialisation
+                lo = layers[l].w_offset * 0      # ranges are never literals: one specialisation
                 hi = lo + params.shape[0]
             elif part == 0:
-                lo = ispec[l, I_W]
-                hi = lo + ispec[l, I_IN] * _zw(ispec, l)
+                lo = layers[l].w_offset
+                hi = lo + layers[l].n_in * _zw(layers, l)
             elif part == 1:
-                lo = ispec[l, I_B]
-                hi = lo + _zw(ispec, l)
+                lo = layers[l].b_offset
+                hi = lo + _zw(layers, l)
             else:
-                lo = ispec[l, I_APAR]
-                hi = lo + _slopes(grads, ispec, l).shape[0]
+                lo = layers[l].slopes_offset
+                hi = lo + _slopes(grads, layers, l).shape[0]
             if lo < 0 or hi == lo:
                 continue
             c = clipnorm if clipnorm > 0 else gclipnorm
@@ -548,19 +533,19 @@ def _make_forward(MAXOUT, PRELU):
     """``forward`` compiled with only the layer kinds a model has (see
     :func:`_make_train_batches`)."""
     @serial
-    def forward(X, ispec, fspec, params, work, out, n_threads):
+    def forward(X, layers, params, work, out, n_threads):
         """out = the last layer's activations of the network on X (inference: no
         dropout).  work: two ping-pong buffers of n x (max layer width, z widths
         included)."""
         n = X.shape[0]
-        L = ispec.shape[0]
-        _check_spec(ispec, params.shape[0], X.shape[1], out.shape[1])
+        L = layers.shape[0]
+        _check_layers(layers, params.shape[0], X.shape[1], out.shape[1])
         if out.shape[0] != n:
             raise ValueError("forward: out must have as many rows as X")
         maxw = 0
         for l in range(L):
-            maxw = max(maxw, _zw(ispec, l))
-        if (L > 1 or ispec[L - 1, I_KIND] == KIND_MAXOUT) and work.shape[0] < 2 * n * maxw:
+            maxw = max(maxw, _zw(layers, l))
+        if (L > 1 or layers[L - 1].kind == LAYER_MAXOUT) and work.shape[0] < 2 * n * maxw:
             raise ValueError("forward: work is smaller than forward_workspace_size")
         # layer 0 reads X (which may be read-only); the others read the workspace.
         # ``cur``: the buffer holding the layer's input; Z goes to the other one;
@@ -569,26 +554,26 @@ def _make_forward(MAXOUT, PRELU):
         inp = _view(work, cur - cur, cur - cur, cur)     # (0, 1), set by layer 0
         linear = cur == 0                                 # False (a variable, not a literal)
         for l in range(L):
-            zw = _zw(ispec, l)
-            w_out = ispec[l, I_OUT]
+            zw = _zw(layers, l)
+            w_out = layers[l].n_out
             Z = _view(work, (1 - cur) * n * maxw, n, zw)
-            if ispec[l, I_KIND] == KIND_MAXOUT:
+            if layers[l].kind == LAYER_MAXOUT:
                 A = out if l == L - 1 else _view(work, cur * n * maxw, n, w_out)
             else:
                 if l == L - 1:
                     Z = out
                 A = Z
                 cur = 1 - cur
-            act, maxout, prelu = _act_of(ispec, l, linear)
+            act, maxout, prelu = _act_of(layers, l, linear)
             ZA = Z if maxout or prelu else A
             if l == 0:
-                _affine_act(X, ispec, fspec, params, l, act, Z, ZA, n_threads)
+                _affine_act(X, layers, params, l, act, Z, ZA, n_threads)
             else:
-                _affine_act(inp, ispec, fspec, params, l, act, Z, ZA, n_threads)
+                _affine_act(inp, layers, params, l, act, Z, ZA, n_threads)
             if MAXOUT and maxout:
                 maxout_forward(Z, Z.shape[1] // A.shape[1], A, n_threads)
             elif PRELU and prelu:
-                prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+                prelu_forward(Z, _slopes(params, layers, l), A, n_threads)
             inp = A
     return forward
 
@@ -607,7 +592,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
     ``fastnet.backends.numba``).  Variants share one cache file, keyed by the
     flags (numba hashes a closure's variables into the key)."""
     @serial
-    def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, ispec, fspec,
+    def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
                       head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
                       scores, n_threads, diag):
         """For b in first_batch .. first_batch + n_batches - 1: take rows
@@ -620,13 +605,13 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         last batch's gradients on return (unclipped).  diag (float64, empty = off)
         accumulates the diagnostics of kernels/defs.py and stops the call at the
         first non-finite value."""
-        L = ispec.shape[0]
+        L = layers.shape[0]
         if L < 1:
             raise ValueError("the network has no layer")
         M = perm.shape[0]
         bs = batch_size
-        n_in = ispec[0, I_IN]
-        n_out = ispec[L - 1, I_OUT]
+        n_in = layers[0].n_in
+        n_out = layers[L - 1].n_out
         fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
         # cheap O(L) checks: a wrong call must not read or write out of bounds
         # (the index arrays perm and labels are trusted: the model validates them)
@@ -634,12 +619,12 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             raise ValueError("train_batches: unknown head code")
         if bs < 1:
             raise ValueError("train_batches: batch_size must be >= 1")
-        _check_spec(ispec, params.shape[0], X.shape[1], n_out)
-        if ispec[L - 1, I_KIND] == KIND_MAXOUT or (not fused and ispec[L - 1, I_ACT] == ACT_PRELU):
+        _check_layers(layers, params.shape[0], X.shape[1], n_out)
+        if layers[L - 1].kind == LAYER_MAXOUT or (not fused and layers[L - 1].act == ACT_PRELU):
             raise ValueError("train_batches: a Maxout or PReLU layer cannot be the last layer")
         if grads.shape[0] != params.shape[0] or state.shape[1] != params.shape[0]:
             raise ValueError("train_batches: grads and state must match params")
-        offZ, offA, offM, offD0, offD1, size = _layout(ispec, fspec, bs)
+        offZ, offA, offM, offD0, offD1, size = _layout(layers, bs)
         if work.shape[0] < size:
             raise ValueError("train_batches: work is smaller than workspace_size")
         if n_batches > 0 and (first_batch < 0 or (first_batch + n_batches - 1) * bs >= M):
@@ -668,11 +653,11 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             raise ValueError("train_batches: a loss head outside this variant")
         if FWD_MASK != ALL_ACTS or BWD_MASK != ALL_ACTS:
             for l in range(L):
-                a, mo, pr = _act_of(ispec, l, l == L - 1 and fused)
+                a, mo, pr = _act_of(layers, l, l == L - 1 and fused)
                 if a < 0 or a > 62 or (FWD_MASK >> a) & 1 == 0:
                     raise ValueError("train_batches: an activation outside this variant")
                 if (l == L - 1 and not fused) or (l < L - 1 and not mo and not pr):
-                    a = ispec[l, I_ACT]
+                    a = layers[l].act
                     if a < 0 or a > 62 or (BWD_MASK >> a) & 1 == 0:
                         raise ValueError("train_batches: an activation outside this variant")
         any_reg = False
@@ -680,15 +665,15 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         doff = np.empty(L, np.int64)       # diag block of each layer
         pos = DG_HEAD
         for l in range(L):
-            if (fspec[l, F_L1] != 0.0 or fspec[l, F_L2] != 0.0
-                    or fspec[l, F_BL1] != 0.0 or fspec[l, F_BL2] != 0.0):
+            if (layers[l].l1 != 0.0 or layers[l].l2 != 0.0
+                    or layers[l].bias_l1 != 0.0 or layers[l].bias_l2 != 0.0):
                 any_reg = True
-            kmax = max(kmax, _topk_of(ispec, l))
+            kmax = max(kmax, _topk_of(layers, l))
             doff[l] = pos
-            pos += 2 * ispec[l, I_OUT] + 2
+            pos += 2 * layers[l].n_out + 2
         on = diag.shape[0] > 0
         if DIAG and on and diag.shape[0] < pos:
-            raise ValueError("train_batches: diag is shorter than defs.diag_size(ispec)")
+            raise ValueError("train_batches: diag is shorter than defs.diag_size(layers)")
         key = np.uint64(rng_key)
         if scores.shape[0] == M:
             if scores.shape[1] != n_out:
@@ -701,8 +686,8 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
         smax = 0                                   # a layer's W^T, (z width, in): matmul_nt's
         for l in range(L):                         # scratch (layers above the first) and meProp's
-            if l > 0 or _topk_of(ispec, l) > 0:
-                smax = max(smax, _zw(ispec, l) * ispec[l, I_IN])
+            if l > 0 or _topk_of(layers, l) > 0:
+                smax = max(smax, _zw(layers, l) * layers[l].n_in)
         wt_ws = np.empty(smax, params.dtype)
         offX = size - size                         # X at 0 (not a literal: see _update)
         h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
@@ -710,9 +695,9 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
         gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
         P = params.shape[0]
-        act_last = ispec[L - 1, I_ACT]
-        alpha_last = fspec[L - 1, F_ALPHA]
-        ksplit = _ksplit(ispec, bs)
+        act_last = layers[L - 1].act
+        alpha_last = layers[L - 1].act_param
+        ksplit = _ksplit(layers, bs)
 
         for bi in range(n_batches):
             b = first_batch + bi
@@ -727,22 +712,22 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             # ---- forward
             inp = Xb
             for l in range(L):
-                w_out = ispec[l, I_OUT]
-                zw = _zw(ispec, l)
+                w_out = layers[l].n_out
+                zw = _zw(layers, l)
                 Z = _view(work, offZ[l], nb, zw)
                 A = _view(work, offA[l], nb, w_out)
-                act, maxout, prelu = _act_of(ispec, l, l == L - 1 and fused)
+                act, maxout, prelu = _act_of(layers, l, l == L - 1 and fused)
                 if l == 0 and ksplit > 0:
-                    _layer0_ksplit(Xb, ispec, params, ksplit, Z, A, n_threads)
+                    _layer0_ksplit(Xb, layers, params, ksplit, Z, A, n_threads)
                 else:
-                    matmul(_strided(inp), _view(params, ispec[l, I_W], ispec[l, I_IN], zw), Z, n_threads)
+                    matmul(_strided(inp), _view(params, layers[l].w_offset, layers[l].n_in, zw), Z, n_threads)
                 # Z += b, then the activation (into Z for a Maxout or PReLU layer)
-                bias_act_forward(_bias(params, ispec, l), act, fspec[l, F_ALPHA], Z,
+                bias_act_forward(_bias(params, layers, l), act, layers[l].act_param, Z,
                                  Z if maxout or prelu else A, n_threads)
                 if MAXOUT and maxout:
                     maxout_forward(Z, zw // w_out, A, n_threads)
                 elif PRELU and prelu:
-                    prelu_forward(Z, _slopes(params, ispec, l), A, n_threads)
+                    prelu_forward(Z, _slopes(params, layers, l), A, n_threads)
                 if DIAG and on:
                     if not (_finite(_flat(work, offZ[l], nb * zw)) and
                             _finite(_flat(work, offA[l], nb * w_out))):
@@ -751,10 +736,10 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                         diag[DG_STAGE] = STAGE_FORWARD
                         return
                     if not (l == L - 1 and fused):   # a fused head's layer holds logits
-                        _diag_counts(diag, doff[l], ispec[l, I_ACT], A)
+                        _diag_counts(diag, doff[l], layers[l].act, A)
                 if DROP and offM[l] >= 0 and l < L - 1:
                     Mk = _view(work, offM[l], nb, w_out)
-                    _dropout(A, Mk, fspec[l, F_DROP], key, b, L, l, bs)
+                    _dropout(A, Mk, layers[l].dropout, key, b, L, l, bs)
                     inp = Mk
                 else:
                     inp = A
@@ -780,18 +765,18 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             # ---- backward: cur = dL/dz of layer l (nb x z width), in D0 or D1
             cur_off = offD0
             for l in range(L - 1, -1, -1):
-                w_in = ispec[l, I_IN]
-                zw = _zw(ispec, l)
+                w_in = layers[l].n_in
+                zw = _zw(layers, l)
                 if l == 0:
                     inp = Xb
                 elif offM[l - 1] >= 0:
                     inp = _view(work, offM[l - 1], nb, w_in)
                 else:
                     inp = _view(work, offA[l - 1], nb, w_in)
-                W = _view(params, ispec[l, I_W], w_in, zw)
-                gW = _view(grads, ispec[l, I_W], w_in, zw)
-                gb = _bias(grads, ispec, l)
-                kk = _topk_of(ispec, l)
+                W = _view(params, layers[l].w_offset, w_in, zw)
+                gW = _view(grads, layers[l].w_offset, w_in, zw)
+                gb = _bias(grads, layers, l)
+                kk = _topk_of(layers, l)
                 idx = idxbuf[:nb * kk].reshape((nb, kk))
                 if MEPROP and kk > 0:
                     topk_rows(cur, kk, idx, n_threads)
@@ -808,49 +793,49 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     else:
                         nt_ws(_strided(cur), W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
                     if DROP and offM[l - 1] >= 0:
-                        _dropout(nxt, nxt, fspec[l - 1, F_DROP], key, b, L, l - 1, bs)
-                    Zb = _view(work, offZ[l - 1], nb, _zw(ispec, l - 1))
-                    if MAXOUT and ispec[l - 1, I_KIND] == KIND_MAXOUT:
+                        _dropout(nxt, nxt, layers[l - 1].dropout, key, b, L, l - 1, bs)
+                    Zb = _view(work, offZ[l - 1], nb, _zw(layers, l - 1))
+                    if MAXOUT and layers[l - 1].kind == LAYER_MAXOUT:
                         # dz of the layer below is wider than nxt: into cur's buffer
                         cur = _view(work, cur_off, nb, Zb.shape[1])
-                        maxout_backward(Zb, nxt, ispec[l - 1, I_PIECES], cur, n_threads)
+                        maxout_backward(Zb, nxt, layers[l - 1].pieces, cur, n_threads)
                     else:
-                        if PRELU and ispec[l - 1, I_ACT] == ACT_PRELU:
-                            prelu_backward(Zb, nxt, _slopes(params, ispec, l - 1),
-                                           _slopes(grads, ispec, l - 1), nxt, n_threads)
+                        if PRELU and layers[l - 1].act == ACT_PRELU:
+                            prelu_backward(Zb, nxt, _slopes(params, layers, l - 1),
+                                           _slopes(grads, layers, l - 1), nxt, n_threads)
                         else:
                             act_backward(Zb, _view(work, offA[l - 1], nb, w_in), nxt,
-                                         ispec[l - 1, I_ACT], fspec[l - 1, F_ALPHA], nxt, n_threads)
+                                         layers[l - 1].act, layers[l - 1].act_param, nxt, n_threads)
                         cur = nxt
                         cur_off = nxt_off
                 if DIAG and on:
                     # this layer's gradients are complete (its slopes were done one step earlier)
-                    gs = _slopes(grads, ispec, l) if l < L - 1 else grads[0:0]
-                    gWf = _flat(grads, ispec[l, I_W], w_in * zw)
+                    gs = _slopes(grads, layers, l) if l < L - 1 else grads[0:0]
+                    gWf = _flat(grads, layers[l].w_offset, w_in * zw)
                     if not (_finite(gWf) and _finite(gb) and _finite(gs) and
                             (l == 0 or _finite(_flat(work, cur_off, cur.shape[0] * cur.shape[1])))):
                         diag[DG_BATCH] = b
                         diag[DG_LAYER] = l
                         diag[DG_STAGE] = STAGE_BACKWARD
                         return
-                    o = doff[l] + 2 * ispec[l, I_OUT]
+                    o = doff[l] + 2 * layers[l].n_out
                     diag[o] += np.sqrt(_sumsq(gWf) + _sumsq(gb) + _sumsq(gs))
                     diag[o + 1] += 1.0
 
             # ---- regularization (pre-update weights), update (with clipping)
             penalty = 0.0
             if REG and any_reg:
-                regularize(ispec, fspec, params, grads, pen, n_threads)
+                regularize(layers, params, grads, pen, n_threads)
                 penalty = pen[0]
             batch_loss[bi] = data_loss + penalty
             if CLIP:
-                _update(opt, h, t0 + bi + 1, ispec, grads, params, state, clipnorm, gclipnorm, typed)
+                _update(opt, h, t0 + bi + 1, layers, grads, params, state, clipnorm, gclipnorm, typed)
             elif opt != OPT_NONE and P > 0:
                 _update_range(opt, h, t0 + bi + 1, grads, params, state, offX, P, typed)
             if DIAG and on:
                 for l in range(L):
-                    if not (_finite(_flat(params, ispec[l, I_W], ispec[l, I_IN] * _zw(ispec, l))) and
-                            _finite(_bias(params, ispec, l)) and _finite(_slopes(params, ispec, l))):
+                    if not (_finite(_flat(params, layers[l].w_offset, layers[l].n_in * _zw(layers, l))) and
+                            _finite(_bias(params, layers, l)) and _finite(_slopes(params, layers, l))):
                         diag[DG_BATCH] = b
                         diag[DG_LAYER] = l
                         diag[DG_STAGE] = STAGE_UPDATE

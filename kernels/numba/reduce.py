@@ -16,14 +16,6 @@ import numpy as np
 from .. import defs
 from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
 
-I_IN = defs.I_IN
-I_OUT = defs.I_OUT
-I_W = defs.I_W
-I_B = defs.I_B
-F_L1 = defs.F_L1
-F_L2 = defs.F_L2
-F_BL1 = defs.F_BL1
-F_BL2 = defs.F_BL2
 
 
 # ---------------------------------------------------------------------------
@@ -210,22 +202,22 @@ def _reg_range(params, grads, start, size, l1, l2):
 
 
 @serial
-def regularize(ispec, fspec, params, grads, penalty, n_threads):
+def regularize(layers, params, grads, penalty, n_threads):
     """grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a penalty (and
     the same over b_l with the bias coefficients); penalty[0] = the sum of
     l1 sum|.| + l2 sum .^2 over those arrays (float64, from params as given)."""
     total = 0.0
-    for l in range(ispec.shape[0]):
-        size = ispec[l, I_IN] * ispec[l, I_OUT]
-        if ispec[l, defs.I_KIND] == defs.KIND_MAXOUT and ispec[l, defs.I_PIECES] > 1:
-            size *= ispec[l, defs.I_PIECES]    # Maxout: W is (in, out * pieces)
-        l1 = fspec[l, F_L1]
-        l2 = fspec[l, F_L2]
+    for l in range(layers.shape[0]):
+        size = layers[l].n_in * layers[l].n_out
+        if layers[l].kind == defs.LAYER_MAXOUT and layers[l].pieces > 1:
+            size *= layers[l].pieces    # Maxout: W is (in, out * pieces)
+        l1 = layers[l].l1
+        l2 = layers[l].l2
         if l1 != 0.0 or l2 != 0.0:
-            total += _reg_range(params, grads, ispec[l, I_W], size, l1, l2)
+            total += _reg_range(params, grads, layers[l].w_offset, size, l1, l2)
         # the bias (Keras's bias_regularizer): its own coefficients, its own sums
-        l1 = fspec[l, F_BL1]
-        l2 = fspec[l, F_BL2]
-        if (l1 != 0.0 or l2 != 0.0) and ispec[l, I_B] >= 0:
-            total += _reg_range(params, grads, ispec[l, I_B], size // ispec[l, I_IN], l1, l2)
+        l1 = layers[l].bias_l1
+        l2 = layers[l].bias_l2
+        if (l1 != 0.0 or l2 != 0.0) and layers[l].b_offset >= 0:
+            total += _reg_range(params, grads, layers[l].b_offset, size // layers[l].n_in, l1, l2)
     penalty[0] = total
