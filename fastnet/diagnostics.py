@@ -31,7 +31,7 @@ import warnings
 import numpy as np
 
 from ._kernels import defs
-from .backends import _api
+from .backends._geometry import geometry
 
 __all__ = ["NonFiniteError", "DiagnosticsWarning", "SATURATED_SHARE", "format_table"]
 
@@ -89,11 +89,12 @@ def epoch_record(diag, layers, params, layer_names, fused_head=False):
     fused head the last layer's outputs are logits (softmax / sigmoid applied in
     the loss): no dead / saturated counts for it."""
     rows = float(diag[defs.DG_ROWS])
+    geo = geometry(layers)
     out = {}
     for l, name in enumerate(layer_names):
-        w = int(layers[l]["n_out"])
-        off = defs.diag_offset(layers, l)
-        act = int(layers[l]["act"])
+        w = geo.widths[l]
+        off = geo.diag_offsets[l]
+        act = geo.acts[l]
         if fused_head and l == len(layer_names) - 1:
             act = defs.ACT_LINEAR
         active = diag[off:off + w]
@@ -104,9 +105,8 @@ def epoch_record(diag, layers, params, layer_names, fused_head=False):
         if act in (defs.ACT_SIGMOID, defs.ACT_TANH) and rows > 0:
             rec["saturated_units"] = float(np.mean(sat >= SATURATED_SHARE * rows))
             rec["saturated_fraction"] = float(sat.sum() / (rows * w))
-        w0 = int(layers[l]["w_offset"])
-        size = int(layers[l]["n_in"]) * _api.z_width(layers, l)
-        rec["weight_norm"] = float(np.sqrt(np.sum(params[w0:w0 + size].astype(np.float64) ** 2)))
+        W = geo.views(params, l)[0]
+        rec["weight_norm"] = float(np.sqrt(np.sum(W.astype(np.float64) ** 2)))
         nb = diag[off + 2 * w + 1]
         rec["grad_norm"] = float(diag[off + 2 * w] / nb) if nb > 0 else None
         out[name] = rec

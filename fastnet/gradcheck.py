@@ -4,6 +4,7 @@ import numpy as np
 from ._kernels import defs
 from ._threads import get_num_threads
 from .backends import _api
+from .backends._geometry import geometry
 
 
 def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_entries=None, seed=0):
@@ -53,14 +54,9 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     scratch = np.zeros_like(params)
     rng = np.random.default_rng(seed)
     errors = []
-    for l in range(layers.shape[0]):
-        n_in, n_out, zw = int(layers[l]["n_in"]), int(layers[l]["n_out"]), _api.z_width(layers, l)
-        spans = [(int(layers[l]["w_offset"]), n_in * zw)]
-        if layers[l]["b_offset"] >= 0:
-            spans.append((int(layers[l]["b_offset"]), zw))
-        if layers[l]["act"] == defs.ACT_PRELU:
-            spans.append((int(layers[l]["slopes_offset"]), n_out))
-        for start, size in spans:
+    geo = geometry(layers)
+    for l in range(geo.n_layers):
+        for start, size in geo.spans(l):
             idx = np.arange(start, start + size)
             if max_entries is not None and size > max_entries:
                 idx = np.sort(rng.choice(idx, size=max_entries, replace=False))

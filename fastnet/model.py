@@ -25,6 +25,7 @@ from ._interrupts import SigintGuard as _SigintGuard
 from . import _threads
 from ._threads import get_num_threads
 from .backends import _api, get_backend, resolve_name
+from .backends._geometry import geometry
 from .layers import Dense, Dropout, InputLayer, Layer, Maxout, PReLU
 from . import utils as _utils
 
@@ -356,19 +357,13 @@ class Sequential:
 
     @staticmethod
     def _views(buf, layers, l):
-        n_in, zw = int(layers[l]["n_in"]), _api.z_width(layers, l)
-        w = int(layers[l]["w_offset"])
-        W = buf[w:w + n_in * zw].reshape(n_in, zw)
-        bo = int(layers[l]["b_offset"])
-        return W, (buf[bo:bo + zw] if bo >= 0 else None)
+        """W and b (None without a bias) of weight layer l in buf."""
+        return geometry(layers).views(buf, l)[:2]
 
     @staticmethod
     def _slopes(buf, layers, l):
         """The PReLU slopes of weight layer l (None without PReLU)."""
-        if int(layers[l]["act"]) != defs.ACT_PRELU:
-            return None
-        ap = int(layers[l]["slopes_offset"])
-        return buf[ap:ap + int(layers[l]["n_out"])]
+        return geometry(layers).views(buf, l)[2]
 
     def count_params(self):
         self._require_built("count_params")
@@ -865,7 +860,7 @@ class Sequential:
             chunk_hook = per_batch or any(
                 type(cb).on_train_batch_end is not _callbacks.Callback.on_train_batch_end
                 or type(cb).on_batch_end is not _callbacks.Callback.on_batch_end for cb in cbs)
-            diag = np.zeros(defs.diag_size(self._layer_table)) if diagnostics else None
+            diag = np.zeros(geometry(self._layer_table).diag_size) if diagnostics else None
             layer_names = [layer.name for layer in self._dense()]
             warned = set()
             self.__dict__.pop("_resume_initial_epoch", None)
@@ -1021,9 +1016,7 @@ class Sequential:
         cached = self.__dict__.get("_workload_cache")
         if cached is not None and cached[0] is layers:
             return cached[1], cached[2]
-        macs = 0
-        for l in range(layers.shape[0]):
-            macs += int(layers[l]["n_in"]) * _api.z_width(layers, l)
+        macs = geometry(layers).macs
         key = (self._backend.NAME, np.dtype(self.dtype).char, layers.tobytes())
         self._workload_cache = (layers, macs, key)
         return macs, key

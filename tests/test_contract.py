@@ -391,3 +391,50 @@ def test_unchecked_entries_skip_only_the_validator(backend_name):
     with pytest.raises(Exception) as info:
         be.forward.unchecked(**dict(args, out=ro))
     assert "out is read-only" not in str(info.value)
+
+
+def _geometry_nets():
+    """Descriptions with every block kind: Maxout, PReLU, no bias, dropout, meProp."""
+    from test_layer_kernels import spec
+    yield make_spec(7, [9, 4, 2], [defs.ACT_TANH, defs.ACT_RELU, defs.ACT_LINEAR], drop=[0.0, 0.5, 0.0],
+                    use_bias=[True, False, True])[0]
+    yield spec(6, [dict(units=5, kind=defs.LAYER_MAXOUT, pieces=3, drop=0.25),
+                   dict(units=8, prelu=True, topk=3), dict(units=4, act=defs.ACT_RELU, bias=False),
+                   dict(units=3)])[0]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_geometry_is_the_one_decoding(which):
+    """fastnet/backends/_geometry.py against the records and the compiled twins'
+    own decoding: the parameter blocks tile the buffer, the views are those
+    blocks, and both twins lay out the workspace as the geometry does."""
+    from fastnet.backends._geometry import geometry
+    layers = list(_geometry_nets())[which]
+    geo = geometry(layers)
+    assert geometry(layers.copy()) is geo                      # memoised per description
+    spans = sorted(geo.spans())
+    assert spans[0][0] == 0 and all(a + n == b for (a, n), (b, _) in zip(spans, spans[1:]))
+    assert spans[-1][0] + spans[-1][1] == geo.n_params
+    buf = np.arange(geo.n_params, dtype=np.float64)
+    for l in range(geo.n_layers):
+        W, b, s = geo.views(buf, l)
+        r = layers[l]
+        assert W.shape == (r["n_in"], geo.z_widths[l]) and W[0, 0] == r["w_offset"]
+        assert (b is None) == (r["b_offset"] < 0) and (b is None or b[0] == r["b_offset"])
+        assert (s is None) == (r["act"] != defs.ACT_PRELU) and (s is None or s.shape == (r["n_out"],))
+        assert geo.diag_offsets[l] == defs.diag_offset(layers, l)
+    assert [v.size for _, v in geo.arrays(buf)] == [n for _, n in geo.spans()]
+    for bs in (1, 5):
+        want = geo.workspace_layout(bs)
+        if "cython" in BACKENDS:
+            from fastnet._kernels.cython import network
+            assert network.workspace_offsets(layers, bs) == want
+        if "numba" in BACKENDS:
+            from fastnet._kernels.numba.network import _layout
+            offZ, offA, offM, d0, d1, size = _layout(layers, bs)
+            got = {"X": 0, "D0": d0, "D1": d1, "size": size}
+            for l in range(geo.n_layers):
+                got[("Z", l)], got[("A", l)] = offZ[l], offA[l]
+                if offM[l] >= 0:
+                    got[("M", l)] = offM[l]
+            assert got == want

@@ -127,6 +127,7 @@ import operator
 import numpy as np
 
 from .._kernels import defs
+from ._geometry import geometry
 
 # kind of each argument: "in", "out", "inout" (arrays), "int", "float" (Python
 # scalars), "key" (the dropout key, an integer taken modulo 2**64), "threads".
@@ -261,22 +262,16 @@ KERNEL_DOCS = {
 }
 
 
-def _widths(layers):
-    return [int(w) for w in layers["n_out"]]
-
-
+# the geometry of a description, decoded once (fastnet/backends/_geometry.py); these
+# are the contract's names for it
 def z_width(layers, l):
     """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
-    w = int(layers[l]["n_out"])
-    if int(layers[l]["kind"]) == defs.LAYER_MAXOUT:
-        w *= max(1, int(layers[l]["pieces"]))
-    return w
+    return geometry(layers).z_widths[l]
 
 
 def topk_of(layers, l):
-    """meProp k of layer l if it sparsifies (0 < k < z width), else 0."""
-    k = int(layers[l]["topk"])
-    return k if 0 < k < z_width(layers, l) and int(layers[l]["kind"]) == defs.LAYER_DENSE else 0
+    """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0."""
+    return geometry(layers).topk[l]
 
 
 def workspace_layout(layers, batch_size):
@@ -288,38 +283,18 @@ def workspace_layout(layers, batch_size):
     (two bs x max width delta buffers, z widths included) and ``"size"`` (the
     total).  (meProp's (bs, k) int64 index buffer is allocated by the kernel.)
     """
-    bs = int(batch_size)
-    n_in = int(layers[0]["n_in"])
-    widths = _widths(layers)
-    off = {"X": 0}
-    pos = bs * n_in
-    for l, w in enumerate(widths):
-        off[("Z", l)] = pos
-        pos += bs * z_width(layers, l)
-        off[("A", l)] = pos
-        pos += bs * w
-        if layers[l]["dropout"] > 0:
-            off[("M", l)] = pos
-            pos += bs * w
-    maxw = max([n_in] + widths + [z_width(layers, l) for l in range(len(widths))])
-    off["D0"] = pos
-    pos += bs * maxw
-    off["D1"] = pos
-    pos += bs * maxw
-    off["size"] = pos
-    return off
+    return geometry(layers).workspace_layout(batch_size)
 
 
 def workspace_size(layers, batch_size):
     """Elements of ``work`` that ``train_batches`` needs for this batch size."""
-    return workspace_layout(layers, batch_size)["size"]
+    return geometry(layers).workspace_size(batch_size)
 
 
 def forward_workspace_size(layers, n_rows):
     """Elements of ``work`` that ``forward`` needs for ``n_rows`` rows: two
     ping-pong buffers of n_rows x (max layer width, z widths included)."""
-    maxw = max(z_width(layers, l) for l in range(layers.shape[0]))
-    return 2 * int(n_rows) * maxw
+    return geometry(layers).forward_workspace_size(n_rows)
 
 
 def n_batches(n_rows, batch_size):
@@ -453,12 +428,13 @@ def _decode(who, layers, n_params):
         if not 0.0 <= drop < 1.0:
             raise ValueError("%s: dropout rate %r not in [0, 1) (layers[%d] dropout)" % (at, drop, l))
         width = o
+    geo = geometry(layers)
     net = Network()
-    net.n_layers, net.n_in, net.n_out = len(recs), n_in, width
+    net.n_layers, net.n_in, net.n_out = geo.n_layers, geo.n_in, geo.n_out
     # both workspaces grow linearly with the rows (tests/test_contract.py checks it)
-    net.train_words = workspace_size(layers, 1)
-    net.forward_words = forward_workspace_size(layers, 1)
-    net.diag_size = defs.diag_size(layers)
+    net.train_words = geo.workspace_size(1)
+    net.forward_words = geo.forward_workspace_size(1)
+    net.diag_size = geo.diag_size
     last = recs[-1]
     # the model never builds these (a loss reads the last layer's z or act(z))
     net.last_problem = (

@@ -12,6 +12,7 @@ import numpy as np
 
 from .._kernels import defs
 from . import _api
+from ._geometry import geometry
 
 NAME = "numpy"
 
@@ -246,34 +247,19 @@ def all_finite(X, flag, n_threads):
 
 def _layer_views(layers, buf, l):
     """W (in, z width) and b (z width,) of layer l (b empty without bias)."""
-    n_in, zw = int(layers[l]["n_in"]), _api.z_width(layers, l)
-    w = int(layers[l]["w_offset"])
-    W = buf[w:w + n_in * zw].reshape(n_in, zw)
-    bo = int(layers[l]["b_offset"])
-    b = buf[bo:bo + zw] if bo >= 0 else buf[:0]
-    return W, b
+    W, b, _ = geometry(layers).views(buf, l)
+    return W, (b if b is not None else buf[:0])
 
 
 def _slopes(layers, buf, l):
     """PReLU slopes of layer l (empty when its activation is not PReLU)."""
-    if int(layers[l]["act"]) != defs.ACT_PRELU:
-        return buf[:0]
-    ap = int(layers[l]["slopes_offset"])
-    return buf[ap:ap + int(layers[l]["n_out"])]
+    s = geometry(layers).views(buf, l)[2]
+    return s if s is not None else buf[:0]
 
 
 def _arrays(layers, buf):
-    """The parameter arrays in buffer order per layer (W, b, slopes), as views."""
-    out = []
-    for l in range(layers.shape[0]):
-        W, b = _layer_views(layers, buf, l)
-        out.append((l, W.reshape(-1)))
-        if b.shape[0]:
-            out.append((l, b))
-        s = _slopes(layers, buf, l)
-        if s.shape[0]:
-            out.append((l, s))
-    return out
+    """The parameter arrays in buffer order per layer (W, b, slopes), as flat views."""
+    return geometry(layers).arrays(buf)
 
 
 # ---------------------------------------------------------------------------
@@ -464,7 +450,7 @@ def _diag_counts(diag, layers, l, a):
     """Per-unit activity / saturation counts of layer l (see kernels/defs.py)."""
     act = int(layers[l]["act"])
     w = a.shape[1]
-    off = defs.diag_offset(layers, l)
+    off = geometry(layers).diag_offsets[l]
     if act in (defs.ACT_RELU, defs.ACT_RELU6):
         diag[off:off + w] += (a > 0).sum(axis=0)
     elif act == defs.ACT_SIGMOID:
@@ -492,18 +478,7 @@ def _clipped_update(opt, hyper, t, layers, grads, params, state, n_threads):
 
 def _state_arrays(layers, state):
     """Per-array (N_STATE, size) views of the optimizer state, matching _arrays."""
-    out = []
-    for l in range(layers.shape[0]):
-        zw = _api.z_width(layers, l)
-        w = int(layers[l]["w_offset"])
-        out.append(state[:, w:w + int(layers[l]["n_in"]) * zw])
-        bo = int(layers[l]["b_offset"])
-        if bo >= 0:
-            out.append(state[:, bo:bo + zw])
-        if int(layers[l]["act"]) == defs.ACT_PRELU:
-            ap = int(layers[l]["slopes_offset"])
-            out.append(state[:, ap:ap + int(layers[l]["n_out"])])
-    return out
+    return [v for _, v in geometry(layers).arrays(state)]
 
 
 def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
@@ -531,7 +506,7 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
     if head not in (defs.HEAD_SOFTMAX_XENT, defs.HEAD_SIGMOID_BCE, defs.HEAD_MSE, defs.HEAD_MAE):
         raise ValueError("unknown head code %r" % head)
     on = diag is not None and diag.shape[0] > 0
-    if on and diag.shape[0] < defs.diag_size(layers):
+    if on and diag.shape[0] < geometry(layers).diag_size:
         raise ValueError("train_batches: diag is shorter than defs.diag_size(layers)")
     penalty = np.zeros(1)
 
@@ -626,7 +601,7 @@ def _train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
                 # this layer's gradients are complete (its slopes were done one step earlier)
                 if not _finite(*gnorm_parts) or (l > 0 and not _finite(delta)):
                     return bad(b, l, defs.STAGE_BACKWARD)
-                off = defs.diag_offset(layers, l) + 2 * int(layers[l]["n_out"])
+                off = geometry(layers).diag_offsets[l] + 2 * geometry(layers).widths[l]
                 diag[off] += np.sqrt(sum(float((g.astype(np.float64) ** 2).sum()) for g in gnorm_parts))
                 diag[off + 1] += 1
 
