@@ -20,9 +20,10 @@ Small batches of a network whose first layer dominates (the seed workload,
 784-30-10 at batch 10: every product far below the parallel thresholds) take
 the first layer's product in two halves of p (``_ksplit``, decided by the shapes
 alone, so every driver and thread count forms the same sums), and with two
-threads train_batches runs the split step (``step_plan``, ``_split_thread``):
-each thread owns one half of p (its rows of W_0, its columns of the batch),
-the rest of the step runs on both, one team barrier per batch.  The numba twin
+threads train_batches hands the batches to the split step (``step_plan`` decides;
+kernels/cython/split.pyx runs it): each thread owns one half of p (its rows of
+W_0, its columns of the batch), the rest of the step runs on both, one team
+barrier per batch.  The numba twin
 forms the first layer in the same two halves (same bits, on one thread).
 
 The training workspace ``work`` follows ``fastnet.backends._api.workspace_layout``:
@@ -44,7 +45,7 @@ after each stage, per-unit counts and per-layer gradient norms; when it is
 empty none of that code runs.
 """
 from cython cimport floating
-from cython.parallel cimport prange, parallel
+from cython.parallel cimport prange
 from libc.math cimport sqrt
 from libc.stdint cimport int64_t, uint64_t
 from libc.string cimport memcpy
@@ -57,6 +58,7 @@ from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_pt
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
 from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch, records
+from .split cimport train_split
 from .layers cimport (prelu_forward_c, prelu_backward_c, maxout_forward_c, maxout_backward_c,
                       topk_rows_c, matmul_tn_sparse_c, matmul_nt_sparse_c)
 
@@ -596,7 +598,7 @@ cdef void _train(
 
 
 # ---------------------------------------------------------------------------
-# small first layers: two halves of p, and the two-thread step
+# small first layers: two halves of p (the two-thread step: split.pyx)
 # ---------------------------------------------------------------------------
 # A batch-10 step of 784-30-10 is a few microseconds on one core; every product
 # in it is far below the parallel thresholds, so the plain step runs on one thread.  When the
@@ -605,50 +607,7 @@ cdef void _train(
 # by every driver and thread count, and train_batches can give each half to its
 # own thread (step_plan), which owns the rows of W_0 and the columns of X that
 # half reads, writes and updates, so only the two partial Z_0 cross between the
-# cores, at one team barrier per step:
-#
-#   A  part p: its columns of the batch's rows @ its rows of W_0 ->
-#      partial[step % 2][p]                                                 (both)
-#      (the narrow kernels read the rows in place through row pointers,
-#      matmul_ptr_c; wider layers read a copy of part p gathered the step before)
-#   -- barrier --
-#   B  Z_0 = partial 0 + partial 1, the bias and activation, layers 1..L-1,
-#      the loss head, backward to dz_0 and every gradient except dW_0: each
-#      thread in its own workspace, with its own copy of the parameters other
-#      than W_0 (thread 0's are the caller's buffers), updated alike; between
-#      its stages, part p of the next batch's rows prefetched
-#   C  part p: dW_0 rows of part p = X_b[:, part].T @ dz_0 (the rows in place
-#      again, or the gathered copy), their update (then the next gather)
-#
-# Thread 1 writes partial[(step + 1) % 2] only after the barrier of step + 1,
-# which thread 0 passes after its B of step, so two slots suffice.  The arithmetic
-# of every element is the plain step's: bit-identical results for any thread
-# count (tests/test_cython_backend.py).  A team of one thread (no OpenMP, or
-# nested) does both parts.
-cdef extern from *:
-    """
-    static inline void fn_prefetch_l1(const void* p, Py_ssize_t nbytes) {
-        const char* c = (const char*) p;
-        for (Py_ssize_t o = 0; o < nbytes; o += 64) __builtin_prefetch(c + o, 0, 3);
-    }
-    #ifdef _OPENMP
-    #include <omp.h>
-    static inline int fn_team_size(void) { return omp_get_num_threads(); }
-    static inline int fn_team_id(void) { return omp_get_thread_num(); }
-    static inline void fn_team_barrier(void) {
-    #pragma omp barrier
-    }
-    #else
-    static inline int fn_team_size(void) { return 1; }
-    static inline int fn_team_id(void) { return 0; }
-    static inline void fn_team_barrier(void) {}
-    #endif
-    """
-    int fn_team_size() noexcept nogil
-    void fn_prefetch_l1(const void* p, Py_ssize_t nbytes) noexcept nogil
-    int fn_team_id() noexcept nogil
-    void fn_team_barrier() noexcept nogil
-
+# cores, at one team barrier per step (kernels/cython/split.pyx).
 
 cdef enum:
     # first layers from this many weights take the two halves of p (below: no gain
@@ -686,178 +645,6 @@ cdef void _layer0_ksplit(const floating* Xb, const floating** rowp, Py_ssize_t n
         Z[i] = Z[i] + A[i]
     bias_act_forward_c(params + bo0 if bo0 >= 0 else NULL, <int> layers[0].act, layers[0].act_param,
                        Z, A, nb, zw0, n_threads)
-
-
-cdef inline void _split_gather(const floating* X, Py_ssize_t n_in, const int64_t* perm,
-                               Py_ssize_t M, Py_ssize_t bs, Py_ssize_t b, Py_ssize_t c0,
-                               Py_ssize_t c1, floating* xp) noexcept nogil:
-    """Columns c0..c1 of batch b's rows, contiguous into xp (nb x (c1 - c0))."""
-    cdef Py_ssize_t r0 = b * bs
-    cdef Py_ssize_t nb = min(bs, M - r0), i
-    for i in range(nb):
-        memcpy(xp + i * (c1 - c0), X + perm[r0 + i] * n_in + c0, (c1 - c0) * sizeof(floating))
-
-
-cdef inline void _prefetch_rows(const floating* X, Py_ssize_t n_in, const int64_t* rows,
-                                Py_ssize_t n, Py_ssize_t g, Py_ssize_t c0,
-                                Py_ssize_t c1) noexcept nogil:
-    """Share g of 5 of the prefetch of columns c0..c1 of the rows X[rows[0:n]]."""
-    cdef Py_ssize_t i
-    for i in range(g * n // 5, (g + 1) * n // 5):
-        fn_prefetch_l1(X + rows[i] * n_in + c0, (c1 - c0) * sizeof(floating))
-
-
-cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize_t nb,
-                      Py_ssize_t r0, const floating* Y, const int64_t* labels,
-                      const floating* sw, const layer_t* layers, Py_ssize_t L, int head, int opt,
-                      const double* h, Py_ssize_t t, const floating* part0,
-                      const floating* part1, floating* params, floating* grads,
-                      floating* state, Py_ssize_t P, floating* w, const Py_ssize_t* offs,
-                      double* row_loss, double* batch_loss, floating* scores,
-                      const floating* X, Py_ssize_t n_in, const int64_t* nrows, Py_ssize_t nn,
-                      Py_ssize_t c0, Py_ssize_t c1) noexcept nogil:
-    """Phase B in workspace w with the parameter copy (params, grads, state), then
-    the update of everything but W_0 in that copy; dz_0 is left in w's D buffer
-    of layer 0 (offs[3 * L] for odd L, offs[3 * L + 1] for even).  ``owner``
-    also writes the batch loss and the scores.  _train's code for these layers,
-    on one thread.  Between its stages, the prefetch of columns c0..c1 of the
-    next batch's rows X[nrows[0:nn]] into L1, in five shares: phase B touches
-    little memory, and A reads those rows next; prefetched into L1 (locality 3),
-    not L2 (the seed epoch of bench/REPORT.md)."""
-    cdef bint fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
-    cdef Py_ssize_t k = layers[L - 1].n_out, zw0 = layers[0].n_out, l, i, w_in, zw, bo
-    cdef floating* Z0 = w + offs[0]
-    cdef floating* A0 = w + offs[1]
-    cdef floating* D = w + offs[3 * L]
-    cdef floating* D2 = w + offs[3 * L + 1]
-    cdef floating* tmp
-    cdef floating* ZL = w + offs[3 * (L - 1)]
-    cdef floating* AL = w + offs[3 * (L - 1) + 1]
-    cdef double data
-    bo = layers[0].b_offset
-    for i in range(nb * zw0):
-        Z0[i] = part0[i] + part1[i]
-    bias_act_forward_c(params + bo if bo >= 0 else NULL, <int> layers[0].act, layers[0].act_param,
-                       Z0, A0, nb, zw0, 1)
-    _prefetch_rows(X, n_in, nrows, nn, 0, c0, c1)
-    for l in range(1, L):
-        _layer_z(w + offs[3 * (l - 1) + 1], layers, l, params, w + offs[3 * l],
-                 w + offs[3 * l + 1], nb, l == L - 1 and fused, 1)
-    _prefetch_rows(X, n_in, nrows, nn, 1, c0, c1)
-    data = _loss_head(head, ZL, AL, Y, labels, sw, rows, layers, L, row_loss, D,
-                      nb, k, 1)
-    _prefetch_rows(X, n_in, nrows, nn, 2, c0, c1)
-    if owner:
-        batch_loss[step] = data
-        if scores != NULL:
-            memcpy(scores + r0 * k, AL, nb * k * sizeof(floating))
-    for l in range(L - 1, 0, -1):
-        w_in = layers[l].n_in
-        zw = layers[l].n_out
-        bo = layers[l].b_offset
-        matmul_tn_c(w + offs[3 * (l - 1) + 1], D, grads + layers[l].w_offset, w_in, nb, zw, 1)
-        if bo >= 0:
-            bias_grad_c(D, grads + bo, nb, zw, 1)
-        matmul_nt_c(D, params + layers[l].w_offset, D2, nb, zw, w_in, NULL, 1)
-        act_backward_c(w + offs[3 * (l - 1)], w + offs[3 * (l - 1) + 1], D2,
-                       <int> layers[l - 1].act, layers[l - 1].act_param, D2,
-                       nb, w_in, 1)
-        tmp = D
-        D = D2
-        D2 = tmp
-    _prefetch_rows(X, n_in, nrows, nn, 3, c0, c1)
-    bo = layers[0].b_offset
-    if bo >= 0:
-        bias_grad_c(D, grads + bo, nb, zw0, 1)
-        optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo, zw0, P, 1)
-    for l in range(1, L):
-        optimizer_update_c(opt, h, t, grads + layers[l].w_offset, params + layers[l].w_offset,
-                           state + layers[l].w_offset,
-                           layers[l].n_in * layers[l].n_out, P, 1)
-        bo = layers[l].b_offset
-        if bo >= 0:
-            optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo,
-                               layers[l].n_out, P, 1)
-    _prefetch_rows(X, n_in, nrows, nn, 4, c0, c1)
-
-
-cdef void _split_thread(
-        int tid, int team,
-        const floating* X, Py_ssize_t n_in, const floating* Y, const int64_t* labels,
-        const floating* sw, const int64_t* perm, Py_ssize_t M,
-        Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
-        const layer_t* layers, Py_ssize_t L,
-        int head, int opt, const double* h, Py_ssize_t t0,
-        floating* params, floating* grads, floating* state, Py_ssize_t P,
-        floating* params1, floating* grads1, floating* state1,
-        floating* work, floating* work1, floating* xparts, floating* partial,
-        double* batch_loss, floating* scores, const Py_ssize_t* offs,
-        double* row_loss, const floating** rowp, Py_ssize_t r) noexcept nogil:
-    """One thread's share of the split step: part tid of 2 (a team of 2), or both
-    parts (a team of 1).  Thread 1 runs phase B on params1 / grads1 / state1 and
-    work1."""
-    cdef Py_ssize_t zw0 = layers[0].n_out, W0 = layers[0].w_offset
-    cdef Py_ssize_t step, b, r0, nb, p, ra, rb, i
-    cdef floating* D
-    cdef floating* xp
-    cdef floating* slot
-    cdef bint owner = tid == 0
-    cdef floating* w = work if owner else work1
-    # the narrow kernels read the batch's rows in place (through rowp) where they
-    # apply (at most 4 vectors of hidden units); otherwise each part is gathered
-    cdef bint direct = matmul_ptr_c(0, rowp, 0, params, partial, 0, 0, zw0) == 0
-    rowp = rowp + tid * bs
-    if not direct:
-        for p in range(2):
-            if team == 1 or p == tid:
-                ra = 0 if p == 0 else r
-                rb = r if p == 0 else n_in
-                _split_gather(X, n_in, perm, M, bs, first_batch, ra, rb,
-                              xparts + p * bs * (n_in - r))
-    for step in range(n_batches):
-        b = first_batch + step
-        r0 = b * bs
-        nb = min(bs, M - r0)
-        slot = partial + (step % 2) * 2 * bs * zw0
-        if direct:
-            for i in range(nb):
-                rowp[i] = X + perm[r0 + i] * n_in
-        # ---- A: this thread's half of p of layer 0's product
-        for p in range(2):
-            if team == 1 or p == tid:
-                ra = 0 if p == 0 else r
-                rb = r if p == 0 else n_in
-                if direct:
-                    matmul_ptr_c(0, rowp, ra, params + W0 + ra * zw0, slot + p * bs * zw0,
-                                 nb, rb - ra, zw0)
-                else:
-                    matmul_c(xparts + p * bs * (n_in - r), params + W0 + ra * zw0,
-                             slot + p * bs * zw0, nb, rb - ra, zw0, 1)
-        fn_team_barrier()
-        # ---- B: the rest of the step in this thread's workspace and parameter copy
-        _split_tail(owner, step, perm + r0, nb, r0, Y, labels, sw, layers, L,
-                    head, opt, h, t0 + step + 1, slot, slot + bs * zw0,
-                    params if owner else params1, grads if owner else grads1,
-                    state if owner else state1, P, w, offs, row_loss + tid * bs,
-                    batch_loss, scores, X, n_in, perm + r0 + bs,
-                    min(bs, M - r0 - bs) if step + 1 < n_batches else 0,
-                    0 if team == 1 or tid == 0 else r, r if team > 1 and tid == 0 else n_in)
-        D = w + (offs[3 * L] if L % 2 == 1 else offs[3 * L + 1])
-        # ---- C: this thread's rows of dW_0, their update, its part of the next rows
-        for p in range(2):
-            if team == 1 or p == tid:
-                ra = 0 if p == 0 else r
-                rb = r if p == 0 else n_in
-                xp = xparts + p * bs * (n_in - r)
-                if direct:
-                    matmul_ptr_c(1, rowp, ra, D, grads + W0 + ra * zw0, rb - ra, nb, zw0)
-                else:
-                    matmul_tn_c(xp, D, grads + W0 + ra * zw0, rb - ra, nb, zw0, 1)
-                optimizer_update_c(opt, h, t0 + step + 1, grads + W0 + ra * zw0,
-                                   params + W0 + ra * zw0, state + W0 + ra * zw0,
-                                   (rb - ra) * zw0, P, 1)
-                if not direct and step + 1 < n_batches:
-                    _split_gather(X, n_in, perm, M, bs, b + 1, ra, rb, xp)
 
 
 # ---------------------------------------------------------------------------
@@ -1032,36 +819,16 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     # a private copy of hyper: the clipping sets H_GRAD_SCALE in it
     cdef double[::1] h = np.array(hyper, dtype=np.float64)
     cdef Py_ssize_t r_split, zw0 = net[0].n_out
-    cdef floating[::1] params1, grads1, state1, work1, xparts, partial
-    cdef double[::1] row_loss2
     cdef Py_ssize_t rowp_addr
     r_split, two_threads = step_plan(layers, P, h, batch_size, n_threads, on)
-    # row pointers of the batch (one set per thread of the split step)
-    rowp_arr = np.empty(2 * batch_size, dtype=np.intp)
-    rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
     if two_threads:
-        dt = np.float32 if floating is float else np.float64
-        params1 = np.array(params)
-        grads1 = np.zeros(P, dtype=dt)
-        state1 = np.array(state).reshape(-1)
-        work1 = np.empty(size, dtype=dt)
-        xparts = np.empty(2 * batch_size * (X.shape[1] - r_split), dtype=dt)
-        partial = np.empty(4 * batch_size * zw0, dtype=dt)
-        row_loss2 = np.empty(2 * batch_size, dtype=np.float64)
-        with nogil, parallel(num_threads=2):
-            _split_thread(fn_team_id(), fn_team_size(),
-                          &X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
-                          &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
-                          &perm[0], M, batch_size, first_batch, n_batches,
-                          net, L,
-                          head, opt, &h[0], t0,
-                          &params[0], &grads[0], &state[0, 0], P,
-                          &params1[0], &grads1[0], &state1[0],
-                          &work[0], &work1[0], &xparts[0], &partial[0], &batch_loss[0],
-                          &scores[0, 0] if scores.shape[0] else NULL,
-                          &offs[0], &row_loss2[0], <const floating**> rowp_addr, r_split)
+        train_split(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt,
+                    h, t0, params, grads, state, work, batch_loss, scores, offs, r_split, sparse)
         return
 
+    # the batch's row pointers (layer 0 read in place, the halves of p)
+    rowp_arr = np.empty(batch_size, dtype=np.intp)
+    rowp_addr = <Py_ssize_t> rowp_arr.ctypes.data
     with nogil:
         _train(&X[0, 0], X.shape[1], &Y[0, 0] if not sparse else NULL,
                &labels[0] if sparse else NULL, &sw[0] if sw.shape[0] else NULL,
