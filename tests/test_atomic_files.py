@@ -278,6 +278,11 @@ def test_reader_never_sees_a_partial_checkpoint(backend, tmp_path):
     y = rng.integers(0, 3, size=100)
     m = make_model(backend)
     m.compile(fastnet.SGD(0.01), loss="sparse_categorical_crossentropy")
+    # compile numba's step first: with a cold cache the reader thread's GIL traffic
+    # slowed the compile about tenfold (13 min in a clean CI clone)
+    warm = make_model(backend)
+    warm.compile(fastnet.SGD(0.01), loss="sparse_categorical_crossentropy")
+    warm.fit(X, y, epochs=1, batch_size=10, verbose=0)
     reader = make_model(backend, seed=1)
     stop = threading.Event()
     stats = {"loads": 0, "missing": 0, "errors": []}
