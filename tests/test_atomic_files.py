@@ -279,7 +279,7 @@ def test_reader_never_sees_a_partial_checkpoint(backend, tmp_path):
     m = make_model(backend)
     m.compile(fastnet.SGD(0.01), loss="sparse_categorical_crossentropy")
     # compile numba's step first: with a cold cache the reader thread's GIL traffic
-    # slowed the compile about tenfold (13 min in a clean CI clone)
+    # starves the compile (commit 77aca04 has the measurement)
     warm = make_model(backend)
     warm.compile(fastnet.SGD(0.01), loss="sparse_categorical_crossentropy")
     warm.fit(X, y, epochs=1, batch_size=10, verbose=0)

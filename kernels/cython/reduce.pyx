@@ -229,8 +229,8 @@ def gather_rows(const floating[:, ::1] X,     # IN (N, m)
 cdef const layer_t* records(object table, Py_ssize_t* L) except NULL:
     """The records of ``table`` (a 1-D, C-contiguous, non-empty array of
     defs.LAYER_DTYPE) as a pointer, their count in L[0].  Not a typed memoryview:
-    a struct buffer's format string is built and parsed on every call, a
-    microsecond of the batch-1 predict (bench/REPORT.md, predict batch 1)."""
+    a struct buffer's format string is built and parsed on every call, which the
+    batch-1 predict feels (bench/REPORT.md, predict batch 1; commit 3738674)."""
     if not isinstance(table, np.ndarray):
         raise TypeError("layers must be a numpy array of defs.LAYER_DTYPE records; got %s"
                         % type(table).__name__)
