@@ -266,7 +266,7 @@ def optimizer_case(opt, P, lr, dtype=np.float32):
 
     def make(impl, threads):
         fn = _backend(impl).optimizer_update
-        return lambda: fn(code, hyper, 10, grads, params, state, threads)
+        return lambda: fn(code, hyper, 1.0, 10, grads, params, state, threads)
     return KernelCase("optimizer_update:%s:P=%d" % (opt, P), "optimizer_update", make)
 
 

@@ -65,19 +65,20 @@ ISAS = (("base", ""),
 CTYPES = (("f32", "float"), ("f64", "double"))
 
 
-def opt_c(o, HYPER, SPECIALIZE_C, ISAS, CTYPES):
+def opt_c(o, HYPER, STEP_INPUTS, SPECIALIZE_C, ISAS, CTYPES):
     """C source of optimizer ``o``'s element loops: for each (dtype, ISA) one
     function ``fn_opt_<name>_<dt>_<isa>(sc, grads, params, s0, s1, s2, n)`` that
     tests the specialised flags once and runs the loop written for their values
     (the formula lines of kernels/defs.py translated to C, the ``if X != 0.0``
     tests of the flags pruned at render time).  ``sc`` holds the hyper-parameters
-    the formulas use, then the per-step scalars, in the order returned."""
+    the formulas use, then the update's argument scalars (``STEP_INPUTS``) they
+    use, then the per-step scalars, in the order returned."""
     ident = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
     scalar_names = [s.split("=")[0].strip() for s in o["scalars"]]
     used = set()
     for line in o["element"] + [s.split("=", 1)[1] for s in o["scalars"]]:
         used.update(ident.findall(line))
-    sc_names = [n for n in HYPER if n in used] + scalar_names
+    sc_names = [n for n in HYPER if n in used] + [n for n in STEP_INPUTS if n in used] + scalar_names
     tree = ast.parse("\n".join(o["element"])).body
 
     def flag_of(test):

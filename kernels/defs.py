@@ -218,9 +218,7 @@ H_INITIAL_ACC = 13      # Adagrad initial_accumulator_value (used only at state 
 H_CLIPNORM = 14         # Keras clipnorm: each array's gradient to norm <= clipnorm (0 = off)
 H_CLIPVALUE = 15        # Keras clipvalue: each gradient element to [-v, v] (0 = off)
 H_GLOBAL_CLIPNORM = 16  # Keras global_clipnorm: all gradients to global norm <= v (0 = off)
-H_GRAD_SCALE = 17       # factor on the gradient before everything else in the update
-                        # (0 = none); train_batches sets it from the clip norms
-NH = 20
+NH = 17
 HYPER = {
     "lr": H_LR, "momentum": H_MOMENTUM, "dampening": H_DAMPENING,
     "nesterov": H_NESTEROV, "weight_decay": H_WEIGHT_DECAY, "maximize": H_MAXIMIZE,
@@ -228,18 +226,20 @@ HYPER = {
     "alpha": H_SMOOTHING, "centered": H_CENTERED, "lr_decay": H_LR_DECAY,
     "initial_accumulator_value": H_INITIAL_ACC, "clipnorm": H_CLIPNORM,
     "clipvalue": H_CLIPVALUE, "global_clipnorm": H_GLOBAL_CLIPNORM,
-    "grad_scale": H_GRAD_SCALE,
 }
+# optimizer_update's scalars that are arguments, not hyper slots: ``grad_scale``
+# multiplies the gradient before everything else (train_batches passes the clip
+# norms' factor, 1.0 otherwise)
+STEP_INPUTS = ("grad_scale",)
 N_STATE = 3             # rows of the state array (max slots over optimizers)
 
 # Gradient clipping (Keras: clipnorm / global_clipnorm / clipvalue, at most one),
 # the first lines of every update: the norms are taken by train_batches, which
-# passes the resulting factor in ``grad_scale`` (per parameter array for
-# clipnorm, once for global_clipnorm); ``clipvalue`` clips each element, NaN
-# passing through.  ``gscale`` is 1 when no factor is set (g * 1.0 == g exactly).
-CLIP_SCALARS = ["gscale = grad_scale if grad_scale != 0.0 else 1.0"]
+# passes the resulting factor as ``grad_scale`` (per parameter array for
+# clipnorm, once for global_clipnorm; 1.0 otherwise: g * 1.0 == g exactly);
+# ``clipvalue`` clips each element, NaN passing through.
 CLIP_ELEMENT = [
-    "g = g * gscale",
+    "g = g * grad_scale",
     "if clipvalue != 0.0:",
     "    g = clipvalue if g > clipvalue else (-clipvalue if g < -clipvalue else g)",
 ]
@@ -265,7 +265,7 @@ OPTIMIZERS = [
     dict(name="none", code=OPT_NONE, slots=[], scalars=[], element=[]),
     dict(
         name="sgd", code=OPT_SGD, slots=["buf"],
-        scalars=CLIP_SCALARS + ["first = 1.0 if t == 1 else 0.0"],
+        scalars=["first = 1.0 if t == 1 else 0.0"],
         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "if momentum != 0.0:",
             "    if first != 0.0:",
@@ -280,14 +280,14 @@ OPTIMIZERS = [
         ]),
     dict(
         name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
-        scalars=CLIP_SCALARS + ["clr = lr / (1.0 + (t - 1) * lr_decay)"],
+        scalars=["clr = lr / (1.0 + (t - 1) * lr_decay)"],
         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "acc = acc + g * g",
             "p = p - clr * g / (sqrt(acc) + eps)",
         ]),
     dict(
         name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
-        scalars=CLIP_SCALARS,
+        scalars=[],
         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
             "sq = alpha * sq + (1.0 - alpha) * g * g",
             "if centered != 0.0:",
@@ -305,11 +305,11 @@ OPTIMIZERS = [
     # per step, saves a division per element: the optimizer_update:adam rows of bench/REPORT.md)
     dict(
         name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
-        scalars=CLIP_SCALARS + ADAM_SCALARS,
+        scalars=ADAM_SCALARS,
         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + ADAM_MOMENTS),
     dict(
         name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
-        scalars=CLIP_SCALARS + ADAM_SCALARS + ["decay = 1.0 - lr * weight_decay"],
+        scalars=ADAM_SCALARS + ["decay = 1.0 - lr * weight_decay"],
         element=CLIP_ELEMENT + MAXIMIZE + ["p = p * decay"] + ADAM_MOMENTS),
 ]
 OPT = {d["name"]: d["code"] for d in OPTIMIZERS}
@@ -382,4 +382,4 @@ def table_digest():
     """Fingerprint of the tables the elementwise kernels are rendered from (the
     templates embed it; the adapters refuse a stale build)."""
     import hashlib
-    return hashlib.sha256(repr((ACTIVATIONS, OPTIMIZERS, HYPER)).encode()).hexdigest()[:16]
+    return hashlib.sha256(repr((ACTIVATIONS, OPTIMIZERS, HYPER, STEP_INPUTS)).encode()).hexdigest()[:16]

@@ -28,7 +28,7 @@ def _function(src, name):
 
 
 def test_opt_c_orders_scalars_and_prunes_each_flag_value():
-    sc_names, hyper, src = ct.opt_c(TOY_OPT, TOY_HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
+    sc_names, hyper, src = ct.opt_c(TOY_OPT, TOY_HYPER, (), ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
     # the hyper-parameters the formulas use (HYPER's order; eps is unused), then the scalars
     assert sc_names == ["lr", "beta1", "maximize", "c"]
     assert hyper == [("lr", 0), ("beta1", 1), ("maximize", 2)]
@@ -55,8 +55,17 @@ def test_opt_c_orders_scalars_and_prunes_each_flag_value():
     assert "float p = params[e];" in f32
 
 
+def test_opt_c_takes_step_inputs_after_the_hyper_parameters():
+    opt = dict(TOY_OPT, element=["g = g * gs", "p = p - c * g"])
+    sc_names, hyper, src = ct.opt_c(opt, TOY_HYPER, ("gs", "unused"), ct.SPECIALIZE_C, ct.ISAS,
+                                    ct.CTYPES)
+    # an argument scalar is in sc (after the hyper-parameters) but read from no hyper slot
+    assert sc_names == ["lr", "gs", "c"] and hyper == [("lr", 0)]
+    assert "const double gs = sc[1];" in _function(src, "fn_opt_toy_f64_base")
+
+
 def test_opt_c_specialises_only_the_flags_its_formulas_test():
-    src = ct.opt_c(dict(TOY_OPT, element=["p = p - c * g"]), TOY_HYPER,
+    src = ct.opt_c(dict(TOY_OPT, element=["p = p - c * g"]), TOY_HYPER, (),
                    ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)[2]
     body = _function(src, "fn_opt_toy_f64_base")
     assert "if (" not in body and body.count("for (e = 0; e < n; e++)") == 1
@@ -65,7 +74,7 @@ def test_opt_c_specialises_only_the_flags_its_formulas_test():
 @pytest.mark.parametrize("line", ["p = p ** 2", "p = g[0]", "p += g"])
 def test_opt_c_refuses_what_it_cannot_translate(line):
     with pytest.raises(ValueError, match="opt_c: cannot translate"):
-        ct.opt_c(dict(TOY_OPT, element=[line]), TOY_HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
+        ct.opt_c(dict(TOY_OPT, element=[line]), TOY_HYPER, (), ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)
 
 
 def test_act_c_translates_formulas_and_skips_rowwise_activations():
@@ -93,7 +102,7 @@ def test_every_table_entry_translates():
     for o in defs.OPTIMIZERS:
         if o["element"]:
             assert "fn_opt_%s_f32_base" % o["name"] in ct.opt_c(
-                o, defs.HYPER, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)[2]
+                o, defs.HYPER, defs.STEP_INPUTS, ct.SPECIALIZE_C, ct.ISAS, ct.CTYPES)[2]
     src = ct.act_c(defs.ACTIVATIONS, ct.ISAS, ct.CTYPES)
     for a in defs.ACTIVATIONS:
         assert ("fn_fwd_%s_f64_base" % a["name"] in src) == (not a.get("rowwise"))

@@ -464,7 +464,7 @@ def test_bad_shapes_and_indices_raise(cy):
     with pytest.raises(ValueError):
         cy.bias_act_forward(np.empty(0, f), 99, 0.0, np.ones((2, 2)), np.empty((2, 2)), 1)
     with pytest.raises(ValueError):
-        cy.optimizer_update(99, np.zeros(defs.NH), 1, np.ones(3), np.ones(3), np.zeros((3, 3)), 1)
+        cy.optimizer_update(99, np.zeros(defs.NH), 1.0, 1, np.ones(3), np.ones(3), np.zeros((3, 3)), 1)
     with pytest.raises(ValueError):
         cy.matmul(np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2)), 0)
 
@@ -626,7 +626,7 @@ def test_optimizer_loops_same_bits_for_every_instruction_set(cy, dtype, opt_name
                 p = r.standard_normal(P).astype(dtype)
                 s = np.abs(r.standard_normal((defs.N_STATE, P))).astype(dtype)
                 for t in (1, 2, 3):
-                    ew.optimizer_update(code, hyper, t, g, p, s, 2)
+                    ew.optimizer_update(code, hyper, 1.0, t, g, p, s, 2)
                 runs[got] = (p, s)
             ref = runs["baseline"]
             for isa, (p, s) in runs.items():

@@ -175,8 +175,8 @@ def test_optimizer_update(cb, dtype, opt):
     pb, pr = params0.copy(), params0.copy()
     for t in range(1, 6):
         g = rng.standard_normal(P).astype(dtype)
-        get_backend(cb).optimizer_update(o.code, o.hyper(), t, g, pb, state_b, 2)
-        REF.optimizer_update(o.code, o.hyper(), t, g, pr, state_r, 2)
+        get_backend(cb).optimizer_update(o.code, o.hyper(), 1.0, t, g, pb, state_b, 2)
+        REF.optimizer_update(o.code, o.hyper(), 1.0, t, g, pr, state_r, 2)
     close(pb, pr, dtype, "params")
     close(state_b, state_r, dtype, "state")
 

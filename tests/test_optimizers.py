@@ -236,7 +236,7 @@ def run_backend(backend, opt, p0, grads, dtype, n_threads=1, t0=0):
     assert hyper.dtype == np.float64 and hyper.shape == (defs.NH,)
     out = []
     for k, g in enumerate(grads):
-        be.optimizer_update(opt.code, hyper, t0 + k + 1, np.ascontiguousarray(g, dtype=dtype), params, state,
+        be.optimizer_update(opt.code, hyper, 1.0, t0 + k + 1, np.ascontiguousarray(g, dtype=dtype), params, state,
                             n_threads)
         out.append((params.copy(), state.copy()))
     return out
@@ -305,7 +305,7 @@ def test_update_matches_transcription(backend, case, dtype):
 def test_opt_none_leaves_everything_alone(backend):
     p0, grads = _data(("sgd", {}), 1, "float64")
     params, state = p0.copy(), np.full((defs.N_STATE, P), 0.5)
-    get_backend(backend).optimizer_update(defs.OPT_NONE, fastnet.SGD(lr=1.0, momentum=0.9).hyper(), 1,
+    get_backend(backend).optimizer_update(defs.OPT_NONE, fastnet.SGD(lr=1.0, momentum=0.9).hyper(), 1.0, 1,
                                           grads[0], params, state, 1)
     assert np.array_equal(params, p0) and (state == 0.5).all()
 
@@ -351,13 +351,13 @@ def test_step_number_is_honoured(backend):
     full = run_backend(backend, fastnet.Adam(lr=0.02), p0, grads, "float64")
     opt = fastnet.Adam(lr=0.02)
     params, state = full[0][0].copy(), full[0][1].copy()
-    get_backend(backend).optimizer_update(opt.code, opt.hyper(), 2, grads[1], params, state, 1)
+    get_backend(backend).optimizer_update(opt.code, opt.hyper(), 1.0, 2, grads[1], params, state, 1)
     assert np.array_equal(params, full[1][0]) and np.array_equal(state, full[1][1])
     # SGD with momentum at t = 5 must not overwrite the buffer with g
     opt = fastnet.SGD(lr=0.1, momentum=0.9)
     params, state = p0.copy(), opt._initial_state(P, np.dtype("float64"))
     state[0] = 1.0
-    get_backend(backend).optimizer_update(opt.code, opt.hyper(), 5, grads[0], params, state, 1)
+    get_backend(backend).optimizer_update(opt.code, opt.hyper(), 1.0, 5, grads[0], params, state, 1)
     np.testing.assert_allclose(state[0], 0.9 + grads[0], rtol=1e-15)
     np.testing.assert_allclose(params, p0 - 0.1 * (0.9 + grads[0]), rtol=1e-15)
 

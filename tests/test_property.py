@@ -258,13 +258,16 @@ def _run_kernel(be, c):
         return loss, D
     h = np.zeros(defs.NH)
     h[[defs.H_LR, defs.H_BETA1, defs.H_BETA2, defs.H_EPS, defs.H_SMOOTHING]] = 0.01, 0.9, 0.999, 1e-7, 0.99
+    grad_scale = 1.0
     for f, v in zip(_OPT_FLAGS, [0.9, 1.0, 0.1, 1e-2, 1.0, 1.0, 1.0, 0.01, 0.05, 0.5]):
-        if f in c["flags"]:
+        if f == "grad_scale" and f in c["flags"]:
+            grad_scale = v
+        elif f in c["flags"]:
             h[defs.HYPER[f]] = v
     P = n * m
     params = Z.reshape(-1).copy()
     state = np.abs(rng.standard_normal((defs.N_STATE, P))).astype(dt) * 0.1
-    be.optimizer_update(c["opt"], h, c["t"], (rng.standard_normal(P) * c["scale"]).astype(dt),
+    be.optimizer_update(c["opt"], h, grad_scale, c["t"], (rng.standard_normal(P) * c["scale"]).astype(dt),
                         params, state, 1)
     return params, state
 

@@ -92,10 +92,10 @@ Gradient clipping (Keras meaning; the model allows at most one)
 ---------------------------------------------------------------
 ``hyper[H_CLIPNORM]`` = c > 0: ``train_batches`` takes the float64 norm of each
 parameter array's gradient (per layer: W, then b, then the PReLU slopes), and
-updates that array with ``hyper[H_GRAD_SCALE] = 1 if norm <= c else c / norm`` (so a
-NaN norm gives a NaN factor).  ``hyper[H_GLOBAL_CLIPNORM]`` = c > 0: one norm over
-all gradients, one such factor.  ``optimizer_update`` multiplies the gradient by
-``hyper[H_GRAD_SCALE]`` (when not 0), then clips it elementwise to
+updates that array with ``optimizer_update(..., grad_scale=1 if norm <= c else c / norm)``
+(so a NaN norm gives a NaN factor).  ``hyper[H_GLOBAL_CLIPNORM]`` = c > 0: one norm over
+all gradients, one such factor; no clipping: 1.0.  ``optimizer_update`` multiplies
+the gradient by ``grad_scale`` (1.0 leaves it unchanged), then clips it elementwise to
 ``[-hyper[H_CLIPVALUE], hyper[H_CLIPVALUE]]`` (when not 0), then applies the
 optimizer's rule.  Norms are summed in float64 in an order fixed by the array's
 length (never by the thread count).
@@ -169,7 +169,8 @@ KERNELS = {
     "regularize": [("layers", "in", "(L,) defs.LAYER_DTYPE"),
                    ("params", "in", "(P,)"), ("grads", "inout", "(P,)"),
                    ("penalty", "out", "(1,) float64"), ("n_threads", "threads", "")],
-    "optimizer_update": [("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t", "int", ""),
+    "optimizer_update": [("opt", "int", ""), ("hyper", "in", "(NH,) float64"),
+                         ("grad_scale", "float", "the gradient's factor (1.0: none)"), ("t", "int", ""),
                          ("grads", "in", "(P,)"), ("params", "inout", "(P,)"),
                          ("state", "inout", "(N_STATE, P)"), ("n_threads", "threads", "")],
     "prelu_forward": [("Z", "in", "(n, m)"), ("slope", "in", "(m,)"), ("A", "out", "(n, m)"),
@@ -230,7 +231,8 @@ KERNEL_DOCS = {
                   "fit / evaluate / predict: one pass at memory speed).",
     "regularize": "grads[W_l] += l1 sign(W_l) + 2 l2 W_l for every layer with a "
                   "penalty; penalty[0] = sum_l l1 sum|W_l| + l2 sum W_l^2 (float64).",
-    "optimizer_update": "One optimizer step over the flat buffer (PyTorch rules).",
+    "optimizer_update": "One optimizer step over the flat buffer (PyTorch rules) on the "
+                        "gradient times grad_scale (Keras's clip by norm; 1.0 = none).",
     "prelu_forward": "A = Z where Z > 0, else slope[j] * Z (A may be Z).",
     "prelu_backward": "dslope[j] = sum_i dA[i, j] * Z[i, j] over Z <= 0 (rows in order, "
                       "float64 accumulation); then dZ = dA where Z > 0, else slope[j] * dA "

@@ -329,15 +329,15 @@ def regularize(layers, params, grads, penalty, n_threads):
     penalty[0] = total
 
 
-def optimizer_update(opt, hyper, t, grads, params, state, n_threads):
-    """PyTorch's single-tensor algorithms, as documented for torch.optim."""
+def optimizer_update(opt, hyper, grad_scale, t, grads, params, state, n_threads):
+    """PyTorch's single-tensor algorithms, as documented for torch.optim, on the
+    gradient multiplied by grad_scale (Keras's clip by norm)."""
     h = {name: float(hyper[i]) for name, i in defs.HYPER.items()}
     lr, wd = h["lr"], h["weight_decay"]
     if opt == defs.OPT_NONE:
         return
     g = grads.astype(grads.dtype, copy=True)
-    if h["grad_scale"]:
-        g *= h["grad_scale"]          # clip by norm: the factor train_batches computed
+    g *= float(grad_scale)            # clip by norm: the factor train_batches computed
     cv = h["clipvalue"]
     if cv:
         g = np.where(g > cv, cv, np.where(g < -cv, -cv, g)).astype(grads.dtype)
@@ -461,19 +461,18 @@ def _diag_counts(diag, layers, l, a):
 
 def _clipped_update(opt, hyper, t, layers, grads, params, state, n_threads):
     """The optimizer step with Keras clipping (see _api: norms in float64)."""
-    h = np.array(hyper, dtype=np.float64)
-    cn, gcn = float(h[defs.H_CLIPNORM]), float(h[defs.H_GLOBAL_CLIPNORM])
+    cn, gcn = float(hyper[defs.H_CLIPNORM]), float(hyper[defs.H_GLOBAL_CLIPNORM])
     if opt != defs.OPT_NONE and cn > 0:
         for (_, g), (_, p), s in zip(_arrays(layers, grads), _arrays(layers, params),
                                      _state_arrays(layers, state)):
             norm = float(np.sqrt((g.astype(np.float64) ** 2).sum()))
-            h[defs.H_GRAD_SCALE] = 1.0 if norm <= cn else cn / norm
-            optimizer_update(opt, h, t, g, p, s, n_threads)
+            optimizer_update(opt, hyper, 1.0 if norm <= cn else cn / norm, t, g, p, s, n_threads)
         return
+    factor = 1.0
     if opt != defs.OPT_NONE and gcn > 0:
         norm = float(np.sqrt((grads.astype(np.float64) ** 2).sum()))
-        h[defs.H_GRAD_SCALE] = 1.0 if norm <= gcn else gcn / norm
-    optimizer_update(opt, h, t, grads, params, state, n_threads)
+        factor = 1.0 if norm <= gcn else gcn / norm
+    optimizer_update(opt, hyper, factor, t, grads, params, state, n_threads)
 
 
 def _state_arrays(layers, state):

@@ -16,10 +16,10 @@ cdef void act_backward_c(const floating* Z, const floating* A, const floating* d
                          int act, double alpha, floating* dZ, Py_ssize_t n, Py_ssize_t m,
                          int n_threads) noexcept nogil
 
-# one optimizer step over P elements (opt = defs.OPT_*; OPT_NONE and unknown codes do
-# nothing); state row s of the element e is state[s * ld + e] (ld = P for a whole
+# one optimizer step over P elements, the gradient multiplied by grad_scale first
+# (opt = defs.OPT_*; OPT_NONE and unknown codes do nothing); state row s of the element e is state[s * ld + e] (ld = P for a whole
 # buffer; a sub-range passes pointers into the buffers and the full row length)
-cdef void optimizer_update_c(int opt, const double* hyper, Py_ssize_t t,
+cdef void optimizer_update_c(int opt, const double* hyper, double grad_scale, Py_ssize_t t,
                              const floating* grads, floating* params, floating* state,
                              Py_ssize_t P, Py_ssize_t ld, int n_threads) noexcept nogil
 

@@ -39,8 +39,7 @@ offset); meProp (0 < layers[l].topk < z width, Dense only) keeps each row's
 k largest |dz| and forms the weight gradient and the delta below with the
 sparse products.  Gradient clipping takes float64 norms (8 interleaved partial
 sums, a fixed order) and updates each parameter array (clipnorm) or the whole buffer
-(global_clipnorm) with the factor in hyper[H_GRAD_SCALE] of a private copy of
-hyper.  The optional ``diag`` buffer (kernels/defs.py) adds finiteness checks
+(global_clipnorm) with its factor as the update's grad_scale.  The optional ``diag`` buffer (kernels/defs.py) adds finiteness checks
 after each stage, per-unit counts and per-layer gradient norms; when it is
 empty none of that code runs.
 """
@@ -77,7 +76,6 @@ cdef int ACT_TANH = defs.ACT_TANH
 cdef int OPT_NONE = defs.OPT_NONE
 cdef Py_ssize_t H_CLIPNORM = defs.H_CLIPNORM
 cdef Py_ssize_t H_GLOBAL_CLIPNORM = defs.H_GLOBAL_CLIPNORM
-cdef Py_ssize_t H_GRAD_SCALE = defs.H_GRAD_SCALE
 cdef Py_ssize_t DG_BATCH = defs.DG_BATCH
 cdef Py_ssize_t DG_LAYER = defs.DG_LAYER
 cdef Py_ssize_t DG_STAGE = defs.DG_STAGE
@@ -342,21 +340,20 @@ cdef bint _params_finite(const layer_t* layers, Py_ssize_t l,
 
 
 # ---- the optimizer step with Keras clipping
-cdef inline void _clip_step(int opt, double* h, Py_ssize_t t, double c, Py_ssize_t off,
+cdef inline void _clip_step(int opt, const double* h, Py_ssize_t t, double c, Py_ssize_t off,
                             Py_ssize_t size, floating* grads, floating* params,
                             floating* state, Py_ssize_t P, int n_threads) noexcept nogil:
     """Update params[off:off+size] with the factor of its own gradient norm."""
     cdef double norm = sqrt(_sumsq(grads + off, size))
-    h[H_GRAD_SCALE] = 1.0 if norm <= c else c / norm      # NaN norm: NaN factor
-    optimizer_update_c(opt, h, t, grads + off, params + off, state + off, size, P, n_threads)
+    optimizer_update_c(opt, h, 1.0 if norm <= c else c / norm,       # NaN norm: NaN factor
+                       t, grads + off, params + off, state + off, size, P, n_threads)
 
 
-cdef void _update(int opt, double* h, Py_ssize_t t, const layer_t* layers, Py_ssize_t L, floating* grads, floating* params, floating* state,
+cdef void _update(int opt, const double* h, Py_ssize_t t, const layer_t* layers, Py_ssize_t L, floating* grads, floating* params, floating* state,
                   Py_ssize_t P, int n_threads) noexcept nogil:
     """numpy_ref._clipped_update: clipnorm per array (per layer W, b, slopes, each
-    with its own factor), global_clipnorm one factor, else the plain update.  h is
-    this call's private copy of hyper."""
-    cdef double cn = h[H_CLIPNORM], gcn = h[H_GLOBAL_CLIPNORM], norm
+    with its own factor), global_clipnorm one factor, else the plain update."""
+    cdef double cn = h[H_CLIPNORM], gcn = h[H_GLOBAL_CLIPNORM], norm, factor = 1.0
     cdef Py_ssize_t l, zw, bo
     if opt != OPT_NONE and cn > 0:
         for l in range(L):
@@ -372,8 +369,8 @@ cdef void _update(int opt, double* h, Py_ssize_t t, const layer_t* layers, Py_ss
         return
     if opt != OPT_NONE and gcn > 0:
         norm = sqrt(_sumsq(grads, P))
-        h[H_GRAD_SCALE] = 1.0 if norm <= gcn else gcn / norm
-    optimizer_update_c(opt, h, t, grads, params, state, P, P, n_threads)
+        factor = 1.0 if norm <= gcn else gcn / norm
+    optimizer_update_c(opt, h, factor, t, grads, params, state, P, P, n_threads)
 
 
 cdef double _loss_head(int head, const floating* ZL, floating* AL, const floating* Y,
@@ -419,7 +416,7 @@ cdef void _train(
         const floating* sw, const int64_t* perm, Py_ssize_t M,
         Py_ssize_t bs, Py_ssize_t first_batch, Py_ssize_t n_batches,
         const layer_t* layers, Py_ssize_t L,
-        int head, int opt, double* h, Py_ssize_t t0, uint64_t key,
+        int head, int opt, const double* h, Py_ssize_t t0, uint64_t key,
         floating* params, floating* grads, floating* state, Py_ssize_t P,
         floating* work, double* batch_loss, floating* scores,
         const Py_ssize_t* offs, double* row_loss, floating* wt, double* reg_scratch,
@@ -559,11 +556,11 @@ cdef void _train(
             if per_layer:
                 # W and b of this layer are done with (the delta below read W): update them
                 # while their gradient is still in cache
-                optimizer_update_c(opt, h, t0 + step + 1, grads + layers[l].w_offset,
+                optimizer_update_c(opt, h, 1.0, t0 + step + 1, grads + layers[l].w_offset,
                                    params + layers[l].w_offset, state + layers[l].w_offset,
                                    w_in * zw, P, n_threads)
                 if bo >= 0:
-                    optimizer_update_c(opt, h, t0 + step + 1, grads + bo, params + bo, state + bo,
+                    optimizer_update_c(opt, h, 1.0, t0 + step + 1, grads + bo, params + bo, state + bo,
                                        zw, P, n_threads)
             if on:
                 # this layer's gradients are complete (its slopes were formed one step earlier)
@@ -816,8 +813,7 @@ def train_batches(const floating[:, ::1] X,       # IN (N, n_in)
     cdef floating[::1] wt = wt_arr
     # meProp's kept columns, (bs, k) per layer (one buffer of the largest k)
     cdef int64_t[::1] tidx = np.empty(max(1, batch_size * maxk), dtype=np.int64)
-    # a private copy of hyper: the clipping sets H_GRAD_SCALE in it
-    cdef double[::1] h = np.array(hyper, dtype=np.float64)
+    cdef const double[::1] h = hyper
     cdef Py_ssize_t r_split, zw0 = net[0].n_out
     cdef Py_ssize_t rowp_addr
     r_split, two_threads = step_plan(layers, P, h, batch_size, n_threads, on)

@@ -158,14 +158,14 @@ cdef void _split_tail(bint owner, Py_ssize_t step, const int64_t* rows, Py_ssize
     bo = layers[0].b_offset
     if bo >= 0:
         bias_grad_c(D, grads + bo, nb, zw0, 1)
-        optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo, zw0, P, 1)
+        optimizer_update_c(opt, h, 1.0, t, grads + bo, params + bo, state + bo, zw0, P, 1)
     for l in range(1, L):
-        optimizer_update_c(opt, h, t, grads + layers[l].w_offset, params + layers[l].w_offset,
+        optimizer_update_c(opt, h, 1.0, t, grads + layers[l].w_offset, params + layers[l].w_offset,
                            state + layers[l].w_offset,
                            layers[l].n_in * layers[l].n_out, P, 1)
         bo = layers[l].b_offset
         if bo >= 0:
-            optimizer_update_c(opt, h, t, grads + bo, params + bo, state + bo,
+            optimizer_update_c(opt, h, 1.0, t, grads + bo, params + bo, state + bo,
                                layers[l].n_out, P, 1)
     _prefetch_rows(X, n_in, nrows, nn, 4, c0, c1)
 
@@ -242,7 +242,7 @@ cdef void _split_thread(
                     matmul_ptr_c(1, rowp, ra, D, grads + W0 + ra * zw0, rb - ra, nb, zw0)
                 else:
                     matmul_tn_c(xp, D, grads + W0 + ra * zw0, rb - ra, nb, zw0, 1)
-                optimizer_update_c(opt, h, t0 + step + 1, grads + W0 + ra * zw0,
+                optimizer_update_c(opt, h, 1.0, t0 + step + 1, grads + W0 + ra * zw0,
                                    params + W0 + ra * zw0, state + W0 + ra * zw0,
                                    (rb - ra) * zw0, P, 1)
                 if not direct and step + 1 < n_batches:

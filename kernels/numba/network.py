@@ -28,7 +28,7 @@ offset); meProp (0 < layers[l].topk < z width, Dense only) keeps each row's k
 largest |dz| and forms the weight gradient and the delta below with the sparse
 products.  Gradient clipping takes float64 norms and updates each parameter
 array (clipnorm: W, b, slopes, each over its own range) or the whole buffer
-(global_clipnorm) with its factor in hyper[H_GRAD_SCALE].  The optional ``diag``
+(global_clipnorm) with its factor as the update's grad_scale.  The optional ``diag``
 buffer (kernels/defs.py) adds finiteness checks after each stage, per-unit
 counts and per-layer gradient norms; when it is empty none of that code runs.
 
@@ -70,7 +70,6 @@ OPT_NONE = defs.OPT_NONE
 OPT_MAX = max(d["code"] for d in defs.OPTIMIZERS)
 H_CLIPNORM = defs.H_CLIPNORM
 H_GLOBAL_CLIPNORM = defs.H_GLOBAL_CLIPNORM
-H_GRAD_SCALE = defs.H_GRAD_SCALE
 NH = defs.NH
 DG_BATCH = defs.DG_BATCH
 DG_LAYER = defs.DG_LAYER
@@ -404,28 +403,28 @@ def _act_of(layers, l, linear):
 # gradient clipping, diagnostics
 # ---------------------------------------------------------------------------
 @kernel
-def _update_range(opt, hyper, t, grads, params, state, lo, hi, typed):
-    """optimizer_update on elements lo:hi of the flat buffers (tiles of
+def _update_range(opt, hyper, grad_scale, t, grads, params, state, lo, hi, typed):
+    """optimizer_update (grad_scale: the gradient's factor) on elements lo:hi of the flat buffers (tiles of
     FLAT_TILE from lo; serial below ELEM_PAR_MIN elements).  typed: the caller's
     NS_MAX scratch (params' dtype) for the step's scalar factors."""
     n = hi - lo
     ntiles = (n + FLAT_TILE - 1) // FLAT_TILE
     # the step's scalar factors in the parameters' dtype (this range's clip factor
     # included), read by every tile
-    _opt_typed(opt, hyper, t, typed)
+    _opt_typed(opt, hyper, grad_scale, t, typed)
     if n >= ELEM_PAR_MIN:
         for tile in prange(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
+            _opt_tile(opt, hyper, grad_scale, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
     else:
         for tile in range(ntiles):
             a = lo + tile * FLAT_TILE
-            _opt_tile(opt, hyper, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
+            _opt_tile(opt, hyper, grad_scale, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
 
 
 @serial
 def _update(opt, h, t, layers, grads, params, state, clipnorm, gclipnorm, typed):
-    """The optimizer step with Keras clipping (h: a copy of hyper).  clipnorm > 0:
+    """The optimizer step with Keras clipping.  clipnorm > 0:
     each parameter array (per layer: W, b, PReLU slopes) updated on its range
     with its own factor; else one range, the whole buffer, with the global
     factor when gclipnorm > 0 (none otherwise)."""
@@ -449,9 +448,8 @@ def _update(opt, h, t, layers, grads, params, state, clipnorm, gclipnorm, typed)
             if lo < 0 or hi == lo:
                 continue
             c = clipnorm if clipnorm > 0 else gclipnorm
-            if c > 0:
-                h[H_GRAD_SCALE] = _clip_factor(_sumsq(grads[lo:hi]), c)
-            _update_range(opt, h, t, grads, params, state, lo, hi, typed)
+            factor = _clip_factor(_sumsq(grads[lo:hi]), c) if c > 0 else 1.0
+            _update_range(opt, h, factor, t, grads, params, state, lo, hi, typed)
 
 
 @serial
@@ -690,7 +688,6 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 smax = max(smax, _zw(layers, l) * layers[l].n_in)
         wt_ws = np.empty(smax, params.dtype)
         offX = size - size                         # X at 0 (not a literal: see _update)
-        h = hyper.copy()                           # H_GRAD_SCALE set per clipped array
         typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
         clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
         gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
@@ -829,9 +826,9 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 penalty = pen[0]
             batch_loss[bi] = data_loss + penalty
             if CLIP:
-                _update(opt, h, t0 + bi + 1, layers, grads, params, state, clipnorm, gclipnorm, typed)
+                _update(opt, hyper, t0 + bi + 1, layers, grads, params, state, clipnorm, gclipnorm, typed)
             elif opt != OPT_NONE and P > 0:
-                _update_range(opt, h, t0 + bi + 1, grads, params, state, offX, P, typed)
+                _update_range(opt, hyper, 1.0, t0 + bi + 1, grads, params, state, offX, P, typed)
             if DIAG and on:
                 for l in range(L):
                     if not (_finite(_flat(params, layers[l].w_offset, layers[l].n_in * _zw(layers, l))) and
