@@ -323,7 +323,7 @@ def matmul_tn_sparse(A, D, idx, C, n_threads):
     if D.shape[0] != n or idx.shape[0] != n or C.shape[0] != k_in or C.shape[1] != m:
         raise ValueError("matmul_tn_sparse: shapes do not match")
     if not _check_idx(idx, m):
-        raise ValueError("matmul_tn_sparse: idx holds a column outside D")
+        raise IndexError("matmul_tn_sparse: idx holds a column outside D (out of range [0, m))")
     tn_sparse_ws(A, D, idx, C, np.empty((m, k_in), C.dtype), n_threads)
 
 
@@ -369,7 +369,7 @@ def matmul_nt_sparse(D, idx, B, C, n_threads):
     if idx.shape[0] != n or B.shape[1] != m or C.shape[0] != n or C.shape[1] != k_in:
         raise ValueError("matmul_nt_sparse: shapes do not match")
     if not _check_idx(idx, m):
-        raise ValueError("matmul_nt_sparse: idx holds a column outside D")
+        raise IndexError("matmul_nt_sparse: idx holds a column outside D (out of range [0, m))")
     nt_sparse_ws(D, idx, B, C, np.empty((m, k_in), B.dtype), n_threads)
 
 
