@@ -45,8 +45,10 @@ def gradcheck(model, X, y, eps=1e-6, sample_weight=None, dropout_key=12345, max_
     loss = np.zeros(1)
 
     def run(p, g):
-        be.train_batches(X64, Y64, labels, sw64, perm, n, 0, 1, layers, model._head, defs.OPT_NONE,
-                         np.zeros(defs.NH), 0, key, p, g, state, work, loss, no_scores, get_num_threads())
+        be.train_batches(_api.Batches(X64, Y64, labels, sw64, perm, n, 0, 1),
+                         _api.Network(layers, model._head, p),
+                         _api.TrainState(defs.OPT_NONE, np.zeros(defs.NH), 0, key, state),
+                         _api.Buffers(g, work, loss, no_scores), get_num_threads())
         return float(loss[0])
 
     run(params, grads)

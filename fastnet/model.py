@@ -540,11 +540,12 @@ class Sequential:
             scores = np.empty((n if self.metrics else 0, self.output_dim), dtype=self.dtype)
             batch_loss = np.empty(1, dtype=np.float64)
             key = np.uint64(self._dropout_rng.integers(0, 2 ** 64, dtype=np.uint64))
-            self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1,
-                                        self._layer_table, self._head, self.optimizer.code,
-                                        self.optimizer.hyper(), self.optimizer.iterations, key, self._params, self._grads,
-                                        self.optimizer.state, self._workspace(n), batch_loss, scores,
-                                        get_num_threads())
+            self._backend.train_batches(
+                _api.Batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1),
+                _api.Network(self._layer_table, self._head, self._params),
+                _api.TrainState(self.optimizer.code, self.optimizer.hyper(), self.optimizer.iterations, key,
+                                self.optimizer.state),
+                _api.Buffers(self._grads, self._workspace(n), batch_loss, scores), get_num_threads())
             self.optimizer.iterations += 1
         logs = {"loss": float(batch_loss[0])}
         if self.metrics:
@@ -895,11 +896,13 @@ class Sequential:
                             cnt = min(cnt, units)
                     t_start = clock()
                     with _compile_notice(be, verbose):  # numba: one line when it compiles (a cache miss)
-                        be.train_batches(Xc, Y, labels, sw, perm, batch_size, first, cnt,
-                                         self._layer_table, self._head, self.optimizer.code,
-                                         self.optimizer.hyper(), self.optimizer.iterations, key, self._params, self._grads,
-                                         self.optimizer.state, work, batch_loss[first:first + cnt], scores,
-                                         nt, diag=diag)
+                        be.train_batches(
+                            _api.Batches(Xc, Y, labels, sw, perm, batch_size, first, cnt),
+                            _api.Network(self._layer_table, self._head, self._params),
+                            _api.TrainState(self.optimizer.code, self.optimizer.hyper(),
+                                            self.optimizer.iterations, key, self.optimizer.state),
+                            _api.Buffers(self._grads, work, batch_loss[first:first + cnt], scores),
+                            nt, diag=diag)
                     elapsed = clock() - t_start
                     if diag is not None:
                         stage = diag[defs.DG_STAGE]
@@ -1193,10 +1196,12 @@ class Sequential:
         grads = np.zeros_like(self._params)
         state = np.zeros((defs.N_STATE, self._params.shape[0]), dtype=self.dtype)  # contract shape; unused
         loss = np.zeros(1)
-        self._backend.train_batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1, layers,
-                                    self._head, defs.OPT_NONE, np.zeros(defs.NH), 0,
-                                    np.uint64(dropout_key), self._params, grads, state, work, loss,
-                                    np.empty((0, self.output_dim), dtype=self.dtype), get_num_threads())
+        self._backend.train_batches(
+            _api.Batches(Xc, Y, labels, sw, np.arange(n, dtype=np.int64), n, 0, 1),
+            _api.Network(layers, self._head, self._params),
+            _api.TrainState(defs.OPT_NONE, np.zeros(defs.NH), 0, np.uint64(dropout_key), state),
+            _api.Buffers(grads, work, loss, np.empty((0, self.output_dim), dtype=self.dtype)),
+            get_num_threads())
         self._last_gradient_loss = float(loss[0])
         return self._unflatten(grads)
 

@@ -21,9 +21,18 @@ from fastnet._kernels import defs  # noqa: E402
 BACKENDS = fastnet.available_backends()
 COMPILED = [b for b in BACKENDS if b != "numpy"]
 
-# position of each train_batches argument in a positional argument list (the contract's order)
+# position of each train_batches field in a flat argument list (the order of
+# _api.FLAT_ORDER: the records' fields, n_threads, diag), for train() below
 from fastnet.backends import _api  # noqa: E402
-TRAIN_ARG = {name: i for i, (name, _, _) in enumerate(_api.KERNELS["train_batches"])}
+TRAIN_ARG = {name: i for i, name in enumerate(_api.FLAT_ORDER["train_batches"])}
+
+
+def train(be, *flat, **named):
+    """``be.train_batches`` on its records' fields given flat (positions of
+    TRAIN_ARG) and / or by name: the records are built from them (_api.pack)."""
+    args = dict(zip(_api.FLAT_ORDER["train_batches"], flat))
+    args.update(named)
+    return be.train_batches(**_api.pack("train_batches", args))
 
 
 def pytest_report_header(config):

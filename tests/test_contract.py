@@ -12,7 +12,7 @@ import pytest
 
 from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend
-from conftest import BACKENDS, make_spec
+from conftest import BACKENDS, make_spec, train
 
 N, BS, N_IN, K = 40, 8, 5, 3
 
@@ -184,7 +184,7 @@ def _attempt(fn, args):
     state (and the other outputs) were left untouched."""
     before = {k: v.copy() for k, v in args.items() if isinstance(v, np.ndarray)}
     with pytest.raises(Exception) as info:
-        fn(**args)
+        fn(**_api.pack(fn.__name__, args))
     for k, v in before.items():
         assert args[k].tobytes() == v.tobytes(), "%s changed by a rejected call" % k
     return type(info.value), str(info.value)
@@ -209,6 +209,54 @@ def test_train_batches_rejects_the_same_calls_everywhere(case):
     _same_everywhere("train_batches", lambda: _train_case(**how), change, exc, fragment)
 
 
+@pytest.mark.parametrize("name", BACKENDS)
+def test_train_batches_takes_its_records(name):
+    """Each record argument must be its _api record (a tuple of the same fields in
+    another type is refused, naming the argument, before any work); the records
+    are namedtuples, so fields can be passed by name and replaced."""
+    be = get_backend(name)
+    call = _api.pack("train_batches", _train_case())
+    for arg in ("batches", "network", "train_state", "buffers"):
+        bad = dict(call)
+        bad[arg] = tuple(call[arg])
+        before = call["network"].params.copy()
+        with pytest.raises(TypeError, match=r"train_batches: %s must be a fastnet.backends._api.%s record "
+                                            r"\(fields %s\); got tuple"
+                                            % (arg, type(call[arg]).__name__, ", ".join(call[arg]._fields))):
+            be.train_batches(**bad)
+        assert call["network"].params.tobytes() == before.tobytes()
+    call["batches"] = call["batches"]._replace(n_batches=1)
+    call["buffers"] = call["buffers"]._replace(batch_loss=np.full(1, np.nan))
+    be.train_batches(**call)
+    assert np.isfinite(call["buffers"].batch_loss).all()
+
+
+def test_the_records_hold_every_field_once():
+    """The records' fields are the compiled kernels' flat arguments (FLAT_ORDER,
+    with n_threads and diag), each once."""
+    fields = [f for f, _, _ in _api.record_fields("train_batches")]
+    assert len(fields) == len(set(fields))
+    assert sorted(fields) == sorted(_api.FLAT_ORDER["train_batches"])
+    for name, cls in _api.RECORD_CLASSES.items():
+        assert cls._fields == tuple(f for f, _, _ in _api.RECORDS[name])
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_train_batches_takes_read_only_inputs(name):
+    """Every input of train_batches (the records' IN fields) may be read-only:
+    the same bits as writable ones."""
+    be = get_backend(name)
+    want = _train_case()
+    train(be, **want)
+    got = _train_case()
+    for a, kind, _ in _api.record_fields("train_batches"):
+        if kind == "in":
+            got[a].flags.writeable = False
+    train(be, **got)
+    for a in ("params", "grads", "state", "batch_loss", "scores", "diag"):
+        assert got[a].tobytes() == want[a].tobytes(), a
+
+
 def test_the_base_calls_are_well_formed():
     """The table's starting points run on every backend (so each error above
     comes from its one change)."""
@@ -216,7 +264,7 @@ def test_the_base_calls_are_well_formed():
         be = get_backend(name)
         for how in ({}, dict(head=defs.HEAD_MSE, sparse=False), dict(head=defs.HEAD_SIGMOID_BCE, sparse=False)):
             args = _train_case(**how)
-            be.train_batches(**args)
+            train(be, **args)
             assert np.isfinite(args["batch_loss"]).all() and np.isfinite(args["params"]).all()
         args = _forward_case()
         be.forward(**args)
@@ -272,9 +320,9 @@ def test_a_float32_call_is_checked_against_float32():
             args[k] = args[k].astype(np.float32)
         args["grads"] = args["grads"].astype(np.float32)
         with pytest.raises(TypeError, match="train_batches: params has dtype float64; expected float32"):
-            get_backend(name).train_batches(**args)
+            train(get_backend(name), **args)
         args["params"] = args["params"].astype(np.float32)
-        get_backend(name).train_batches(**args)
+        train(get_backend(name), **args)
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -302,10 +350,10 @@ def test_validator_reads_only_the_slice_of_perm_it_uses():
     args["perm"] = args["perm"].copy()
     args["perm"][0] = 10 ** 9                      # batch 0: not trained by batches 1..2
     args["perm"][-1] = -5                          # batch 4
-    _api.check_train_batches(**args)
+    _api.check_train_batches(**_api.pack("train_batches", args))
     args["first_batch"] = 3
     with pytest.raises(IndexError, match=r"perm\[39\] = -5"):
-        _api.check_train_batches(**args)
+        _api.check_train_batches(**_api.pack("train_batches", args))
 
 
 @pytest.mark.parametrize("name", BACKENDS)
@@ -318,13 +366,13 @@ def test_scalars_are_normalised_by_their_kind(name):
                         (5 - 2 ** 64, 4, BS)):
         args = _train_case()
         args.update(rng_key=key, t0=t0, batch_size=bs)
-        be.train_batches(**args)
+        train(be, **args)
         results.append(args["params"].tobytes() + args["batch_loss"].tobytes())
     assert len(set(results)) == 1
     args = _train_case()
     args["rng_key"] = 5.0
     with pytest.raises(TypeError, match="train_batches: rng_key must be an integer; got 5.0"):
-        be.train_batches(**args)
+        train(be, **args)
     if name != "numpy":                            # the reference takes its scalars as given
         Z, A = np.ones((2, 4)), np.empty((2, 2))
         with pytest.raises(TypeError):

@@ -13,7 +13,7 @@ from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend, BackendUnavailable
 import fastnet.backends as registry
 
-from conftest import TRAIN_ARG, head_cases, make_spec, make_targets
+from conftest import TRAIN_ARG, head_cases, make_spec, make_targets, train
 
 pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
                                 reason="cython backend unavailable: %s"
@@ -128,7 +128,7 @@ def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, o
             part = list(args)
             part[6], part[7], part[12] = first, min(2, args[7] - first), first
             part[18] = args[18][first:first + part[7]]
-            cy.train_batches(*part)
+            train(cy, *part)
         runs.append(args)
     ref = runs[0]
     assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all()
@@ -192,9 +192,9 @@ def test_split_step_bit_identical_for_any_thread_count_and_the_reference(cy, dty
                 part = list(args)
                 part[6], part[7], part[12] = first, min(4, args[7] - first), first
                 part[18] = args[18][first:first + part[7]]
-                cy.train_batches(*part)
+                train(cy, *part)
         else:
-            cy.train_batches(*args)
+            train(cy, *args)
         runs.append(args)
     ref = runs[0]
     assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all() and np.isfinite(ref[19]).all()
@@ -202,7 +202,7 @@ def test_split_step_bit_identical_for_any_thread_count_and_the_reference(cy, dty
         for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]: 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
     want = _split_args(dtype, head_case, opt_name, net, 1)
-    get_backend("numpy").train_batches(*want)
+    train(get_backend("numpy"), *want)
     tol = 2e-4 if dtype == "float32" else 1e-9
     compare = [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]
     if dtype == "float32" and opt_name in ("adagrad", "rmsprop") and net == "2 layers, 70 hidden":
@@ -289,7 +289,7 @@ def test_train_batches_techniques_bit_identical_for_any_thread_count(cy, dtype, 
     runs = []
     for n_threads in (1, 2, 3):
         args = _technique_args(dtype, n_threads, clip)
-        cy.train_batches(*args[:-1], diag=args[-1])
+        train(cy, *args[:-1], diag=args[-1])
         runs.append(args)
     ref = runs[0]
     assert np.isfinite(ref[18]).all() and ref[21][defs.DG_BATCH] == -1
@@ -299,66 +299,10 @@ def test_train_batches_techniques_bit_identical_for_any_thread_count(cy, dtype, 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
     # and it is the reference's training
     want = _technique_args(dtype, 1, clip)
-    get_backend("numpy").train_batches(*want[:-1], diag=want[-1])
+    train(get_backend("numpy"), *want[:-1], diag=want[-1])
     tol = 1e-4 if dtype == "float32" else 1e-9
     np.testing.assert_allclose(ref[14], want[14], rtol=tol, atol=tol)
     np.testing.assert_allclose(ref[18], want[18], rtol=tol)
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_layer_kernels_bit_identical_for_any_thread_count(cy, dtype):
-    def outputs(n_threads):
-        r = np.random.default_rng(9)
-        n, m, q, k_in = 300, 150, 3, 97
-        Z = r.standard_normal((n, m * q)).astype(dtype)
-        Z[:, ::7] = np.round(Z[:, ::7])
-        dA = r.standard_normal((n, m)).astype(dtype)
-        s = r.uniform(0, 0.5, m).astype(dtype)
-        A, dZ = np.empty((n, m), dtype), np.empty((n, m * q), dtype)
-        cy.maxout_forward(Z, q, A, n_threads)
-        cy.maxout_backward(Z, dA, q, dZ, n_threads)
-        res = [A.copy(), dZ.copy()]
-        Zp = Z[:, :m].copy()
-        cy.prelu_forward(Zp, s, A, n_threads)
-        ds, dZp = np.empty(m, dtype), np.empty((n, m), dtype)
-        cy.prelu_backward(Zp, dA, s, ds, dZp, n_threads)
-        res += [A.copy(), ds, dZp]
-        D = dZp.copy()
-        idx = np.empty((n, 20), np.int64)
-        cy.topk_rows(D, 20, idx, n_threads)
-        X = r.standard_normal((n, k_in)).astype(dtype)
-        W = r.standard_normal((k_in, m)).astype(dtype)
-        C1, C2 = np.empty((k_in, m), dtype), np.empty((n, k_in), dtype)
-        cy.matmul_tn_sparse(X, D, idx, C1, n_threads)
-        cy.matmul_nt_sparse(D, idx, W, C2, n_threads)
-        return res + [D, idx, C1, C2]
-
-    ref = outputs(1)
-    for nt in (2, 3):
-        for i, (got, want) in enumerate(zip(outputs(nt), ref)):
-            np.testing.assert_array_equal(got, want, err_msg="output %d, %d threads" % (i, nt))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_topk_rows_radix_select_matches_the_reference(cy, dtype):
-    """Ties, zeros (inactive units), -0.0, NaN, inf and tiny / huge magnitudes: the
-    kept set (radix select on the magnitudes' bits) is the reference's."""
-    r = np.random.default_rng(4)
-    D = r.integers(-2, 3, (200, 301)).astype(dtype)
-    D[:, 5] = np.inf
-    D[::3, 17] = np.nan
-    D[1::3, 18] = -np.inf
-    D[::2, 100:200] = 0
-    D[::5, 200] = -0.0
-    D[:, 210:260] = (r.standard_normal((200, 50)) * 10.0 ** r.integers(-30, 30, (200, 50))).astype(dtype)
-    D[:, 260:270] = D[:, 210:220] * np.float32(1 + 2 ** -20)     # nearly equal magnitudes
-    for k in (1, 2, 3, 50, 150, 300, 301):
-        a, b = D.copy(), D.copy()
-        ia, ib = np.empty((200, k), np.int64), np.empty((200, k), np.int64)
-        cy.topk_rows(a, k, ia, 2)
-        get_backend("numpy").topk_rows(b, k, ib, 1)
-        np.testing.assert_array_equal(ia, ib)
-        np.testing.assert_array_equal(a, b)
 
 
 def test_direct_calls_check_the_layer_records(cy):
@@ -387,135 +331,6 @@ def test_direct_calls_check_the_layer_records(cy):
     ref = np.empty_like(out)
     get_backend("numpy").forward(X, layers, params, work.copy(), ref, 1)
     np.testing.assert_allclose(out, ref, rtol=1e-12)
-
-
-def test_new_spec_columns_are_checked(cy):
-    """Maxout pieces and PReLU slopes outside the buffer raise instead of crashing."""
-    args = _technique_args("float64", 1, {"clipnorm": 1.0})
-    P = args[14].shape[0]
-    for field, l, value in [("pieces", 0, 0), ("pieces", 0, 10 ** 6),
-                            ("slopes_offset", 1, P - 3), ("slopes_offset", 1, -1)]:
-        bad = list(args)
-        bad[8] = args[8].copy()
-        bad[8][l][field] = value
-        with pytest.raises(ValueError):
-            cy.train_batches(*bad[:-1], diag=bad[-1])
-    bad = list(args)
-    with pytest.raises(ValueError):                  # diag shorter than diag_size
-        cy.train_batches(*bad[:-1], diag=np.zeros(5))
-
-
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_kernels_bit_identical_for_any_thread_count(cy, dtype):
-    def outputs(n_threads):
-        r = np.random.default_rng(5)
-        res = []
-        for (n, k, m) in [(97, 131, 67), (10, 784, 30), (3, 5, 2000)]:
-            A = r.standard_normal((n, k)).astype(dtype)
-            B = r.standard_normal((k, m)).astype(dtype)
-            C = np.empty((n, m), dtype)
-            cy.matmul(A, B, C, n_threads)
-            res.append(C.copy())
-            T = np.empty((k, m), dtype)
-            cy.matmul_tn(A, C, T, n_threads)      # A.T @ C
-            res.append(T)
-            Cn = np.empty((n, k), dtype)
-            cy.matmul_nt(C, B, Cn, n_threads)
-            res.append(Cn)
-        Z = (3 * r.standard_normal((500, 77))).astype(dtype)     # 500 x 77 >= ELEM_PAR_MIN
-        b = r.standard_normal(77).astype(dtype)
-        dA = r.standard_normal((500, 77)).astype(dtype)
-        for act in [a["code"] for a in defs.ACTIVATIONS]:
-            z, a, dz = Z.copy(), np.empty_like(Z), np.empty_like(Z)
-            cy.bias_act_forward(b, act, 0.1, z, a, n_threads)
-            cy.act_backward(z, a, dA, act, 0.1, dz, n_threads)
-            res += [z, a, dz]
-        P, loss, dZ = np.empty_like(Z), np.empty(500), np.empty_like(Z)
-        lab = r.integers(0, 77, 500).astype(np.int64)
-        cy.softmax_xent(Z, np.empty((0, 77), dtype), lab, np.empty(0, dtype), 0.01, P, loss, dZ, n_threads)
-        res += [P.copy(), loss.copy(), dZ.copy()]
-        db = np.empty(77, dtype)
-        cy.bias_grad(dA, db, n_threads)
-        res.append(db)
-        return res
-
-    ref = outputs(1)
-    for nt in (2, 3, 4):
-        for i, (got, want) in enumerate(zip(outputs(nt), ref)):
-            np.testing.assert_array_equal(got, want, err_msg="output %d, %d threads" % (i, nt))
-
-
-# ---------------------------------------------------------------------------
-# validation: bad input raises, never crashes (the kernels run without bounds checks)
-# ---------------------------------------------------------------------------
-def test_bad_shapes_and_indices_raise(cy):
-    f = np.float64
-    with pytest.raises(ValueError):
-        cy.matmul(np.ones((3, 4)), np.ones((5, 2)), np.empty((3, 2)), 1)
-    with pytest.raises(ValueError):
-        cy.matmul_nt(np.ones((3, 4)), np.ones((2, 4)), np.empty((3, 3)), 1)
-    with pytest.raises((ValueError, TypeError)):   # mixed dtypes
-        cy.matmul(np.ones((3, 4)), np.ones((4, 2), np.float32), np.empty((3, 2)), 1)
-    with pytest.raises(IndexError):
-        cy.gather_rows(np.ones((3, 2)), np.array([0, 3], np.int64), np.empty((2, 2)), 1)
-    with pytest.raises(ValueError):
-        cy.softmax_xent(np.ones((2, 3)), np.empty((0, 3)), np.array([0, 3], np.int64), np.empty(0),
-                        0.5, np.empty((2, 3)), np.empty(2), np.empty((2, 3)), 1)
-    with pytest.raises(ValueError):
-        cy.bias_act_forward(np.empty(0, f), 99, 0.0, np.ones((2, 2)), np.empty((2, 2)), 1)
-    with pytest.raises(ValueError):
-        cy.optimizer_update(99, np.zeros(defs.NH), 1.0, 1, np.ones(3), np.ones(3), np.zeros((3, 3)), 1)
-    with pytest.raises(ValueError):
-        cy.matmul(np.ones((3, 4)), np.ones((4, 2)), np.empty((3, 2)), 0)
-
-    case = _training_args("float64", HEADS[0], "sgd", N=50, bs=8, n_in=5, widths=(6, 4, 3))
-    bad = list(case)
-    bad[4] = case[4].copy()
-    bad[4][-1] = 50                      # perm index out of range
-    with pytest.raises(IndexError):
-        cy.train_batches(*bad)
-    bad = list(case)
-    bad[2] = case[2].copy()
-    bad[2][case[4][0]] = 3              # a label >= k among the rows trained on
-    with pytest.raises(ValueError):
-        cy.train_batches(*bad)
-    bad = list(case)
-    bad[17] = case[17][:-1]             # workspace too small
-    with pytest.raises(ValueError):
-        cy.train_batches(*bad)
-    bad = list(case)
-    bad[7] = case[7] + 1                # more batches than perm holds
-    with pytest.raises(ValueError):
-        cy.train_batches(*bad)
-    bad = list(case)
-    bad[8] = case[8].copy()
-    bad[8][1]["w_offset"] = 10 ** 6     # layer outside the parameter buffer
-    with pytest.raises(ValueError):
-        cy.train_batches(*bad)
-
-
-def test_read_only_inputs_are_accepted(cy):
-    case = _training_args("float32", HEADS[3], "adam", N=64, bs=16, n_in=5, widths=(6, 4, 3))
-    for i in [TRAIN_ARG[a] for a in ("X", "Y", "labels", "sw", "perm", "layers", "hyper")]:
-        case[i] = case[i].copy()
-        case[i].setflags(write=False)
-    cy.train_batches(*case)
-    assert np.isfinite(case[18]).all()
-    X, layers, params = case[0], case[8], case[14]
-    params.setflags(write=False)
-    out = np.empty((X.shape[0], 3), np.float32)
-    cy.forward(X, layers, params, np.empty(_api.forward_workspace_size(layers, X.shape[0]),
-                                                   np.float32), out, 2)
-    assert np.isfinite(out).all()
-
-
-def test_rng_key_wraps_to_uint64(cy):
-    a = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
-    b = _training_args("float64", HEADS[0], "sgd", N=64, bs=16, n_in=5, widths=(6, 4, 3))
-    a[13], b[13] = -1, (1 << 64) - 1
-    cy.train_batches(*a)
-    cy.train_batches(*b)
-    np.testing.assert_array_equal(a[14], b[14])
 
 
 # ---------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import get_backend
 
-from conftest import TRAIN_ARG, BACKENDS, COMPILED, make_spec
+from conftest import TRAIN_ARG, BACKENDS, COMPILED, make_spec, train
 
 REF = get_backend("numpy")
 EDGES = [0.0, 1e-30, 1.0, 20.0, 80.0, 1e4, 1e16, 1e30, 3e38]
@@ -161,7 +161,7 @@ def test_fused_softmax_head_in_training_bit_identical(dtype, sparse):
                 params0.copy(), np.zeros(P, dtype), np.zeros((defs.N_STATE, P), dtype),
                 np.zeros(_api.workspace_size(layers, bs), dtype), np.full(n_b, np.nan),
                 np.full((N, k), np.nan, dtype), 1]
-        get_backend(name).train_batches(*args)
+        train(get_backend(name), *args)
         outs.append(args)
     for i in [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]:
         assert outs[0][i].tobytes() == outs[1][i].tobytes(), (i, outs[0][i], outs[1][i])

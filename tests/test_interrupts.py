@@ -18,8 +18,9 @@ import pytest
 import fastnet
 from fastnet import callbacks as fcb
 from fastnet._interrupts import SigintGuard
-from fastnet._kernels import defs
 from fastnet._threads import get_num_threads
+
+from conftest import train
 
 N, D, K, BS = 120, 6, 3, 8          # 15 batches per epoch, the last one short
 NB = -(-N // BS)
@@ -52,7 +53,7 @@ def replay(backend, X, y, steps, opt="adam"):
     nb = -(-X.shape[0] // BS)
     work, loss = m._workspace(BS), np.empty(1)
     for t in range(steps):
-        m._backend.train_batches(X, Y, labels, sw, perm, BS, t % nb, 1, m._layer_table, m._head,
+        train(m._backend, X, Y, labels, sw, perm, BS, t % nb, 1, m._layer_table, m._head,
                                  opt_.code, opt_.hyper(), t, np.uint64(0), m._params, m._grads, opt_.state,
                                  work, loss, np.empty((0, K), np.float32), get_num_threads())
     opt_.iterations = steps
@@ -423,7 +424,7 @@ def test_diagnostics_non_finite_counts_the_applied_updates(backend):
         labels = y.astype(np.int64)
         perm = np.arange(N, dtype=np.int64)
         for t in range(want):
-            twin._backend.train_batches(X, np.empty((0, K), np.float32), labels, np.empty(0, np.float32), perm,
+            train(twin._backend, X, np.empty((0, K), np.float32), labels, np.empty(0, np.float32), perm,
                                         BS, t % NB, 1, twin._layer_table, twin._head, twin.optimizer.code,
                                         twin.optimizer.hyper(), t, np.uint64(0), twin._params, twin._grads,
                                         twin.optimizer.state, twin._workspace(BS), np.empty(1),

@@ -8,7 +8,7 @@ import fastnet
 from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend
 
-from conftest import TRAIN_ARG, BACKENDS, COMPILED
+from conftest import TRAIN_ARG, BACKENDS, COMPILED, train
 
 REF = get_backend("numpy")
 TOL = {"float32": 1e-4, "float64": 1e-10}
@@ -117,7 +117,7 @@ def _loss_and_grads(be, layers, params, X, labels, head=defs.HEAD_SOFTMAX_XENT):
     k = int(layers[-1]["n_out"])
     grads = np.zeros_like(params)
     loss = np.zeros(1)
-    be.train_batches(X, np.empty((0, k), X.dtype), labels, np.empty(0, X.dtype), np.arange(n),
+    train(be, X, np.empty((0, k), X.dtype), labels, np.empty(0, X.dtype), np.arange(n),
                      n, 0, 1, layers, head, defs.OPT_NONE, np.zeros(defs.NH), 0, 7, params.copy(),
                      grads, np.zeros((defs.N_STATE, params.shape[0]), X.dtype),
                      np.zeros(_api.workspace_size(layers, n), X.dtype), loss,
@@ -325,7 +325,7 @@ def _train_args(dtype, net, opt, clip, diag_on, N=45, bs=8, seed=0):
 
 
 def _call(be, args):
-    return be.train_batches(*args[:-1], diag=args[-1])
+    return train(be, *args[:-1], diag=args[-1])
 
 
 @pytest.mark.parametrize("net", sorted(TRAIN_NETS))
@@ -406,7 +406,7 @@ def _locate(backend):
         diag = np.zeros(defs.diag_size(layers))
         diag[:3] = [-1, -1, 0]
         loss = np.full(10, np.nan)
-        be.train_batches(X, np.empty((0, 3), np.float32), labels, np.empty(0, np.float32), np.arange(40),
+        train(be, X, np.empty((0, 3), np.float32), labels, np.empty(0, np.float32), np.arange(40),
                          4, 0, 10, layers, defs.HEAD_SOFTMAX_XENT, opt.code, opt.hyper(), 0, 0,
                          params, np.zeros(P, np.float32), opt._initial_state(P, np.float32),
                          np.zeros(_api.workspace_size(layers, 4), np.float32), loss,

@@ -20,7 +20,7 @@ import pytest
 from fastnet._kernels import defs
 from fastnet.backends import _api, available_backends
 
-from conftest import TRAIN_ARG, make_spec, make_targets
+from conftest import TRAIN_ARG, make_spec, make_targets, train
 
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 pytestmark = [
@@ -102,27 +102,13 @@ def test_train_batches_bit_identical_for_1_and_2_threads(head_name, opt_name):
         args = _case(head_name, opt_name)
         args[-1] = n_threads
         for _ in range(2):     # two epochs: 16 steps, optimizer state carried over
-            nb.train_batches(*args)
+            train(nb, *args)
             args[12] += args[7]
         runs[n_threads] = args
     for i, name in OUTS.items():
         a, b = runs[1][i], runs[2][i]
         assert np.isfinite(a).all(), name
         assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
-
-
-def test_forward_bit_identical_for_1_and_2_threads():
-    if nb.MAX_THREADS < 2:
-        pytest.skip("numba's pool has a single thread")
-    args = _case("softmax_dense", "none", dtype="float64")
-    X, layers, params = args[0], args[8], args[14]
-    outs = []
-    for n_threads in (1, 2):
-        work = np.zeros(_api.forward_workspace_size(layers, X.shape[0]))
-        out = np.full((X.shape[0], layers[-1]["n_out"]), np.nan)
-        nb.forward(X, layers, params, work, out, n_threads)
-        outs.append(out)
-    assert outs[0].tobytes() == outs[1].tobytes()
 
 
 def _new_layers_case(clip, dtype="float32", N=1100, bs=256, n_in=96, seed=0):
@@ -183,7 +169,7 @@ def test_new_layers_bit_identical_for_1_and_2_threads(clip):
         args = _new_layers_case(clip)
         args[20] = n_threads
         for _ in range(2):
-            nb.train_batches(*args[:21], diag=args[21])
+            train(nb, *args[:21], diag=args[21])
             args[12] += args[7]
         X, layers, params = args[0], args[8], args[14]
         out = np.full((X.shape[0], 10), np.nan, X.dtype)
@@ -195,37 +181,6 @@ def test_new_layers_bit_identical_for_1_and_2_threads(clip):
         a, b = runs[1][i], runs[2][i]
         assert np.isfinite(a).all(), name
         assert a.tobytes() == b.tobytes(), "%s differs between 1 and 2 threads" % name
-
-
-def test_layer_kernels_bit_identical_for_1_and_2_threads():
-    """The layer kernels on shapes past every parallel threshold (the sparse
-    products need n k k_in >= MATMUL_PAR_MIN)."""
-    if nb.MAX_THREADS < 2:
-        pytest.skip("numba's pool has a single thread")
-    n, m, k, k_in, q = 512, 300, 64, 72, 3
-    assert n * k * k_in >= _jit.MATMUL_PAR_MIN and n * m >= _jit.ELEM_PAR_MIN
-    rng = np.random.default_rng(2)
-    D0 = rng.standard_normal((n, m)).astype(np.float32)
-    A = rng.standard_normal((n, k_in)).astype(np.float32)
-    B = rng.standard_normal((k_in, m)).astype(np.float32)
-    Z = rng.standard_normal((n, m * q)).astype(np.float32)
-    s = rng.uniform(0, 0.5, m).astype(np.float32)
-    outs = []
-    for n_threads in (1, 2):
-        D, idx = D0.copy(), np.empty((n, k), np.int64)
-        nb.topk_rows(D, k, idx, n_threads)
-        Ct, Cn = np.empty((k_in, m), np.float32), np.empty((n, k_in), np.float32)
-        nb.matmul_tn_sparse(A, D, idx, Ct, n_threads)
-        nb.matmul_nt_sparse(D, idx, B, Cn, n_threads)
-        Am, dZm = np.empty((n, m), np.float32), np.empty((n, m * q), np.float32)
-        nb.maxout_forward(Z, q, Am, n_threads)
-        nb.maxout_backward(Z, D0, q, dZm, n_threads)
-        Ap, ds, dZp = np.empty((n, m), np.float32), np.empty(m, np.float32), np.empty((n, m), np.float32)
-        nb.prelu_forward(D0, s, Ap, n_threads)
-        nb.prelu_backward(D0, Am, s, ds, dZp, n_threads)
-        outs.append([D, idx, Ct, Cn, Am, dZm, Ap, ds, dZp])
-    for i, (a, b) in enumerate(zip(*outs)):
-        assert a.tobytes() == b.tobytes(), i
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +236,7 @@ def test_every_kernel_is_cached_and_compiled_once_per_source():
 
 def test_cache_files_written_and_loaded_by_a_fresh_process():
     args = _case("softmax_sparse", "sgd", N=300)
-    nb.train_batches(*args)
+    train(nb, *args)
     cache_dir = _nw.train_batches._cache.cache_path
     # (the variant of this call: its masks suffix the name, kernels/numba/_jit.specialise)
     name = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9],
@@ -299,7 +254,7 @@ def test_cache_files_written_and_loaded_by_a_fresh_process():
 def _fresh_process_report():
     """Run in a subprocess: the same call as above, from the on-disk cache."""
     args = _case("softmax_sparse", "sgd", N=300)
-    nb.train_batches(*args)
+    train(nb, *args)
     st = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9],
                           args[2]).stats
     return {"hits": sum(st.cache_hits.values()), "misses": sum(st.cache_misses.values())}
@@ -380,30 +335,6 @@ def test_scalar_arguments_do_not_multiply_specialisations():
 # ---------------------------------------------------------------------------
 # NaN / inf behaviour and exact integer arithmetic
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-@pytest.mark.parametrize("sparse", [True, False])
-@pytest.mark.parametrize("n", [3, 1000])   # serial and parallel row loops
-def test_nan_propagates_through_softmax_xent(dtype, sparse, n):
-    k = 10
-    rng = np.random.default_rng(1)
-    Z = rng.standard_normal((n, k)).astype(dtype)
-    Z[1, 0] = np.nan          # NaN at the first position (the running max starts there)
-    Z[2, 7] = np.nan          # and in the middle of a row
-    labels = rng.integers(0, k, n).astype(np.int64)
-    Y = np.eye(k, dtype=dtype)[labels]
-    if sparse:
-        Y = np.empty((0, k), dtype)
-    else:
-        labels = np.empty(0, np.int64)
-    P, dZ, loss = np.empty((n, k), dtype), np.empty((n, k), dtype), np.empty(n)
-    nb.softmax_xent(Z, Y, labels, np.empty(0, dtype), 1.0 / n, P, loss, dZ, 2)
-    for r in (1, 2):
-        assert np.isnan(loss[r]) and np.isnan(P[r]).all() and np.isnan(dZ[r]).all()
-    ok = np.ones(n, bool)
-    ok[[1, 2]] = False
-    assert np.isfinite(loss[ok]).all() and np.isfinite(P[ok]).all()
-
-
 def test_nan_propagates_through_softmax_activation_and_training():
     Z = np.array([[0.0, np.nan, 1.0], [0.0, 1.0, 2.0]])
     A = np.empty_like(Z)
@@ -412,7 +343,7 @@ def test_nan_propagates_through_softmax_activation_and_training():
     args = _case("softmax_sparse", "sgd", dtype="float64", N=300)
     layers = args[8]
     args[14][layers[-1]["w_offset"] + 3] = np.nan     # one weight of the logits layer
-    nb.train_batches(*args)
+    train(nb, *args)
     assert np.isnan(args[18]).all()       # every batch loss reports the divergence
 
 
@@ -434,72 +365,9 @@ def test_dropout_hash_is_exact_uint64_arithmetic():
                 assert bool(got) == want, (key, c, rate)
 
 
-def test_wrong_descriptions_raise_instead_of_writing_out_of_bounds():
-    args = _case("mse", "sgd", dtype="float64", N=300)
-    bad = list(args)
-    bad[14] = args[14][:-1].copy()                       # parameter buffer too short
-    bad[15] = args[15][:-1].copy()
-    bad[16] = args[16][:, :-1].copy()
-    with pytest.raises(ValueError):
-        nb.train_batches(*bad)
-    bad = list(args)
-    bad[17] = args[17][:-1].copy()                       # workspace too small
-    with pytest.raises(ValueError):
-        nb.train_batches(*bad)
-    bad = list(args)
-    bad[7] = args[7] + 1                                 # more batches than perm holds
-    bad[18] = np.zeros(bad[7])
-    with pytest.raises(ValueError):
-        nb.train_batches(*bad)
-    bad = list(args)
-    bad[1] = args[1][:-1].copy()                         # Y shorter than X
-    with pytest.raises(ValueError):
-        nb.train_batches(*bad)
-    X, layers, params = args[0], args[8], args[14]
-    work = np.zeros(_api.forward_workspace_size(layers, X.shape[0]))
-    with pytest.raises(ValueError):                      # out of the wrong width
-        nb.forward(X, layers, params, work, np.empty((X.shape[0], 3)), 1)
-    with pytest.raises(ValueError):                      # X of the wrong width
-        nb.forward(X[:, :-1].copy(), layers, params, work,
-                   np.empty((X.shape[0], layers[-1]["n_out"])), 1)
-
-
 # ---------------------------------------------------------------------------
 # the matmul family's SIMD micro-kernel (kernels/numba/matmul.py, simd.py)
 # ---------------------------------------------------------------------------
-# widths around one and two vectors (16 / 32 float32 lanes on AVX-512, 8 / 16
-# on AVX2, float64 half), a k past P_BLOCK (a block that starts from C), rows
-# past I_BLOCK and not a multiple of the 4-row block, k = 0, and shapes above
-# MATMUL_PAR_MIN (the parallel loop)
-MM_SHAPES = [(1, 1, 1), (3, 5, 7), (10, 784, 30), (17, 9, 16), (13, 20, 33), (5, 600, 48),
-             (130, 300, 65), (2, 0, 3), (10, 10, 30), (30, 10, 10), (300, 200, 129),
-             (261, 70, 100), (9, 1000, 17), (64, 513, 8),
-             # one row wider than a panel: the axpy row path (k not a multiple of 4,
-             # ragged last vector, none)
-             (1, 257, 47), (1, 3, 100), (1, 784, 512), (1, 6, 64)]
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n,k,m", MM_SHAPES)
-def test_matmul_forms_match_float64_and_every_thread_count(dtype, n, k, m):
-    rng = np.random.default_rng(n * 7919 + k * 31 + m)
-    A = rng.standard_normal((n, k)).astype(dtype)
-    B = rng.standard_normal((k, m)).astype(dtype)
-    R = A.astype(np.float64) @ B.astype(np.float64)
-    scale = max(np.abs(R).max(), 1.0) if R.size else 1.0
-    tol = 1e-5 if dtype == np.float32 else 1e-13
-    tol *= max(k, 1) ** 0.5
-    for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
-                       ("matmul_nt", A, np.ascontiguousarray(B.T))]:
-        outs = []
-        for threads in (1, 2, 3):
-            C = np.full((n, m), np.nan, dtype)
-            getattr(nb, form)(a, b, C, threads)
-            outs.append(C)
-        assert np.abs(outs[0] - R).max() <= tol * scale, form
-        assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes(), form
-
-
 def test_matmul_forms_accept_strided_arrays():
     """Outside the contract (C-contiguous arrays) the drivers go through
     contiguous copies: same values as numpy, nothing written outside C."""
@@ -548,30 +416,6 @@ def test_simd_vector_width_follows_numba_cpu_name():
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                              text=True, check=True).stdout.split()
         assert " ".join(out) == want, (name, feats, out)
-
-
-def test_matmul_bits_equal_the_cython_twins():
-    """Both twins sum p in order with one fused multiply-add per step (llvm.fma
-    here, the AVX2 / AVX-512 kernels there), so their products agree to the bit
-    on every path of the Cython kernel (narrow, direct, packed, parallel)."""
-    cymm = pytest.importorskip("fastnet._kernels.cython.matmul")
-    if cymm.isa()["isa"] == "baseline":
-        pytest.skip("the Cython kernels run the SSE2 variant (no FMA)")
-    from fastnet.backends import get_backend
-    cy = get_backend("cython")
-    rng = np.random.default_rng(11)
-    for n, k, m in [(10, 784, 30), (30, 10, 10), (7, 33, 17), (128, 784, 512), (1000, 10, 30),
-                    (40, 2100, 70), (300, 200, 129), (200, 64, 100), (17, 784, 128),
-                    (1, 784, 512), (1, 257, 47), (1, 3, 100)]:
-        for dtype in (np.float32, np.float64):
-            A = rng.standard_normal((n, k)).astype(dtype)
-            B = rng.standard_normal((k, m)).astype(dtype)
-            for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
-                               ("matmul_nt", A, np.ascontiguousarray(B.T))]:
-                C1, C2 = np.empty((n, m), dtype), np.empty((n, m), dtype)
-                getattr(nb, form)(a, b, C1, 2)
-                getattr(cy, form)(a, b, C2, 2)
-                assert C1.tobytes() == C2.tobytes(), (form, n, k, m, dtype)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

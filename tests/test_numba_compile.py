@@ -21,6 +21,8 @@ import fastnet
 from fastnet._kernels import defs
 from fastnet.backends import available_backends
 
+from conftest import train
+
 JIT_DISABLED = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 pytestmark = [
     pytest.mark.usefixtures("exact_variants"),
@@ -151,7 +153,7 @@ def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
         for n_threads in (1, 2):
             a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
             a[-1] = n_threads
-            nb.train_batches(*a)
+            train(nb, *a)
             got[forced, n_threads] = (a[14], a[18])    # params, batch_loss
     twin = nb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9], args[2])
     assert twin.py_func.__qualname__.endswith("__serial") and len(twin.signatures) >= 1
@@ -176,7 +178,7 @@ def test_one_variant_mode_shares_one_step_with_the_same_bits(monkeypatch):
 
     def run(args):
         a = [x.copy() if isinstance(x, np.ndarray) else x for x in args]
-        nb.train_batches(*a)
+        train(nb, *a)
         return a[14], a[18]
     exact = kernel(plain)
     want = run(plain)

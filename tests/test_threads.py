@@ -149,12 +149,12 @@ def test_fit_picks_one_thread_when_two_are_slow_and_results_do_not_change(backen
         def __getattr__(self, name):
             return getattr(inner, name)
 
-        def train_batches(self, *a, **kw):
-            nt, cnt = a[20], a[7]
+        def train_batches(self, batches, network, train_state, buffers, n_threads, diag=None):
+            nt, cnt = n_threads, batches.n_batches
             calls.append((nt, cnt))
             if nt > 1:
                 time.sleep(2e-3 * cnt)
-            return inner.train_batches(*a, **kw)
+            return inner.train_batches(batches, network, train_state, buffers, n_threads, diag=diag)
 
     m._backend = Slow2()
     m.fit(X, y, epochs=3, batch_size=20, verbose=0)

@@ -12,7 +12,9 @@ docstring, and a body that
    "float" -> ``float``, "key" -> the backend's ``key``, "threads" -> the
    backend's ``threads`` (clamping, fork safety, numba's pool size);
 4. passes the inputs named in ``read_only`` through the backend's ``ro``;
-5. calls the backend's kernel, or, for a kernel in ``pick``, the kernel that
+5. unpacks each record argument (``_api.RECORDS``) into its fields and passes
+   the fields flat, in ``_api.FLAT_ORDER`` (the compiled kernels' order);
+6. calls the backend's kernel, or, for a kernel in ``pick``, the kernel that
    ``pick[name]`` returns for the (normalised) arguments its parameters name
    (numba's feature variants of train_batches / forward).
 
@@ -98,8 +100,18 @@ def _build(module, name, args, kernel, threads, key, ro, read_only, select):
     for a, dtype in optional.items():
         env["_absent_" + a] = np.empty(0, dtype)
         lines.append("    if %s is None:\n        %s = _absent_%s" % (a, a, a))
+    # a record argument is unpacked into its fields; the kernel takes the fields
+    # flat, in _api.FLAT_ORDER
+    flat = args
+    for a, kind, shape in args:
+        if kind == "record":
+            fields = _api.RECORDS[shape.split(":")[0]]
+            lines.append("    %s%s = %s" % (", ".join(f for f, _, _ in fields), "," * (len(fields) == 1), a))
+    if any(kind == "record" for _, kind, _ in args):
+        kinds = dict((f, (k, sh)) for f, k, sh in _api.record_fields(name))
+        flat = [(a,) + kinds[a] for a in _api.FLAT_ORDER[name]]
     call = []
-    for a, kind, _ in args:
+    for a, kind, _ in flat:
         if kind in _SCALAR:
             call.append(_SCALAR[kind] % a)
         elif a in read_only:
@@ -111,7 +123,7 @@ def _build(module, name, args, kernel, threads, key, ro, read_only, select):
         env["_select"] = select
         wanted = list(inspect.signature(select).parameters)
         # the selector sees the normalised scalars (threads excepted: no side effect twice)
-        kinds = {a: kind for a, kind, _ in args}
+        kinds = {a: kind for a, kind, _ in flat}
         if not set(wanted) <= set(kinds):
             raise TypeError("%s: the selector's parameters %s are not all arguments of the kernel"
                             % (name, wanted))

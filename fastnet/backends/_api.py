@@ -122,6 +122,7 @@ bias_regularizer; nothing without a bias).  ``train_batches`` adds the penalty o
 the pre-update weights to each reported batch loss.
 """
 
+import collections
 import operator
 
 import numpy as np
@@ -194,20 +195,56 @@ KERNELS = {
                 ("params", "in", "(P,)"), ("work", "out", "(>= forward_workspace_size,)"),
                 ("out", "out", "(n, n_out)"), ("n_threads", "threads", "")],
     "train_batches": [
-        ("X", "in", "(N, n_in)"), ("Y", "in", "(N, n_out) or (0, n_out)"),
-        ("labels", "in", "(N,) int64 or (0,)"), ("sw", "in", "(N,) or (0,)"),
-        ("perm", "in", "(M,) int64 row indices into X, the epoch's order"),
-        ("batch_size", "int", ""), ("first_batch", "int", ""), ("n_batches", "int", ""),
-        ("layers", "in", "(L,) defs.LAYER_DTYPE"), ("head", "int", ""),
-        ("opt", "int", ""), ("hyper", "in", "(NH,) float64"), ("t0", "int", ""),
-        ("rng_key", "key", "any integer, taken modulo 2**64 (uint64)"),
-        ("params", "inout", "(P,)"), ("grads", "out", "(P,)"),
-        ("state", "inout", "(N_STATE, P)"), ("work", "out", "(>= workspace_size,)"),
-        ("batch_loss", "out", "(n_batches,) float64"),
-        ("scores", "out", "(M, n_out) or (0, n_out)"),
+        ("batches", "record", "Batches: the epoch's data and which of its batches run"),
+        ("network", "record", "Network: the description, the loss head, the parameters"),
+        ("train_state", "record", "TrainState: the optimizer, its state, the step, the dropout key"),
+        ("buffers", "record", "Buffers: the gradients, the workspace, the losses and scores written"),
         ("n_threads", "threads", ""),
         ("diag", "inout", "optional keyword: (defs.diag_size(layers),) float64 or None/(0,) = off")],
 }
+
+# the records a kernel of kind "record" takes: each a namedtuple whose fields are
+# contract arguments (name, kind, shape); train_batches takes four of them
+RECORDS = {
+    "Batches": [
+        ("X", "in", "(N, n_in)"), ("Y", "in", "(N, n_out) or (0, n_out)"),
+        ("labels", "in", "(N,) int64 or (0,)"), ("sw", "in", "(N,) or (0,)"),
+        ("perm", "in", "(M,) int64 row indices into X, the epoch's order"),
+        ("batch_size", "int", ""), ("first_batch", "int", ""), ("n_batches", "int", "")],
+    "Network": [
+        ("layers", "in", "(L,) defs.LAYER_DTYPE"), ("head", "int", "defs.HEAD_*"),
+        ("params", "inout", "(P,)")],
+    "TrainState": [
+        ("opt", "int", "defs.OPT_*"), ("hyper", "in", "(NH,) float64"),
+        ("t0", "int", "the updates done before this call"),
+        ("rng_key", "key", "any integer, taken modulo 2**64 (uint64)"),
+        ("state", "inout", "(N_STATE, P)")],
+    "Buffers": [
+        ("grads", "out", "(P,)"), ("work", "out", "(>= workspace_size,)"),
+        ("batch_loss", "out", "(n_batches,) float64"),
+        ("scores", "out", "(M, n_out) or (0, n_out)")],
+}
+
+# the order in which the compiled twins' kernels take a record kernel's fields
+# (flat, as their nogil code wants them); the adapters unpack the records into it
+FLAT_ORDER = {
+    "train_batches": ("X", "Y", "labels", "sw", "perm", "batch_size", "first_batch", "n_batches",
+                      "layers", "head", "opt", "hyper", "t0", "rng_key", "params", "grads", "state",
+                      "work", "batch_loss", "scores", "n_threads", "diag"),
+}
+
+
+def record_fields(name):
+    """[(field, kind, shape)] of every argument of kernel ``name`` with its records
+    expanded, in the contract's order (the flat arguments of the records)."""
+    out = []
+    for arg, kind, shape in KERNELS[name]:
+        if kind == "record":
+            out += RECORDS[shape.split(":")[0]]
+        else:
+            out.append((arg, kind, shape))
+    return out
+
 
 KERNEL_DOCS = {
     "matmul": "C = A @ B.",
@@ -312,7 +349,25 @@ def n_batches(n_rows, batch_size):
 OPTIONAL = {"train_batches": {"diag": np.float64}}
 
 _KIND_WORDS = {"in": "IN", "out": "OUT", "inout": "INOUT", "int": "int", "float": "float",
-               "key": "int", "threads": "int >= 1"}
+               "key": "int", "threads": "int >= 1",
+               "record": "record"}
+
+
+def _record_class(name, fields):
+    cls = collections.namedtuple(name, [f for f, _, _ in fields])
+    cls.__module__ = __name__
+    cls.__doc__ = ("%s record of the kernel contract (fastnet/backends/_api.py RECORDS); fields:\n\n"
+                   % name + "\n".join("    %-11s %-6s %s" % (f, _KIND_WORDS[k], shape)
+                                      for f, k, shape in fields))
+    return cls
+
+
+Batches = _record_class("Batches", RECORDS["Batches"])
+Network = _record_class("Network", RECORDS["Network"])
+TrainState = _record_class("TrainState", RECORDS["TrainState"])
+Buffers = _record_class("Buffers", RECORDS["Buffers"])
+RECORD_CLASSES = {"Batches": Batches, "Network": Network, "TrainState": TrainState, "Buffers": Buffers}
+
 
 
 def kernel_doc(name):
@@ -321,6 +376,9 @@ def kernel_doc(name):
     lines = [KERNEL_DOCS[name], "", "Arguments (the contract: fastnet/backends/_api.py)::", ""]
     for arg, kind, shape in KERNELS[name]:
         lines.append("    %-11s %-6s %s" % (arg, _KIND_WORDS[kind], shape))
+        if kind == "record":
+            for f, k, sh in RECORDS[shape.split(":")[0]]:
+                lines.append("      .%-10s %-6s %s" % (f, _KIND_WORDS[k], sh))
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
@@ -370,7 +428,7 @@ def _float_dtype(who, name, a):
     return a.dtype
 
 
-class Network:
+class _Decoded:
     """What the validator decoded from (layers, P): widths, the words per batch
     row of both workspaces, the diag size, and why the network cannot be trained
     or run (``last_problem``, None when it can)."""
@@ -431,7 +489,7 @@ def _decode(who, layers, n_params):
             raise ValueError("%s: dropout rate %r not in [0, 1) (layers[%d] dropout)" % (at, drop, l))
         width = o
     geo = geometry(layers)
-    net = Network()
+    net = _Decoded()
     net.n_layers, net.n_in, net.n_out = geo.n_layers, geo.n_in, geo.n_out
     # both workspaces grow linearly with the rows (tests/test_contract.py checks it)
     net.train_words = geo.workspace_size(1)
@@ -451,7 +509,7 @@ _NETWORKS = {}
 
 
 def network(who, layers, n_params):
-    """The checked :class:`Network` of ``layers`` over n_params parameters
+    """The checked :class:`_Decoded` of ``layers`` over n_params parameters
     (ValueError / TypeError naming ``who`` and the field otherwise); memoised
     per description, so a repeated call costs one ``tobytes``."""
     if not isinstance(layers, np.ndarray):
@@ -502,13 +560,49 @@ def _out_of_range(who, name, values, src, hi, exc):
     raise exc("%s: %s[%d] = %d is out of range [0, %d)" % (who, name, int(src[j]), int(values[j]), hi))
 
 
-def check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
-                        head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                        scores, n_threads, diag=None):
+def pack(name, args):
+    """{argument: value} of kernel ``name`` from ``args``, a mapping that holds its
+    records' fields by name (the flat arguments): every record built from its
+    fields, the other arguments passed through (absent optional ones stay absent)."""
+    out = {}
+    for arg, kind, shape in KERNELS[name]:
+        if kind == "record":
+            cls = RECORD_CLASSES[shape.split(":")[0]]
+            out[arg] = cls(*[args[f] for f in cls._fields])
+        elif arg in args:
+            out[arg] = args[arg]
+    return out
+
+
+def _record(who, arg, value, cls):
+    if not isinstance(value, cls):
+        raise TypeError("%s: %s must be a fastnet.backends._api.%s record (fields %s); got %s"
+                        % (who, arg, cls.__name__, ", ".join(cls._fields), type(value).__name__))
+
+
+def check_train_batches(batches, network, train_state, buffers, n_threads, diag=None):
     """Raise ValueError / TypeError (IndexError for a perm entry outside X)
     naming the argument unless the call is well formed; reads nothing but the
     arguments' shapes, the description and the slice of perm (and the labels
     of those rows) the batches use, so it costs microseconds."""
+    if not (type(batches) is Batches and type(network) is Network and type(train_state) is TrainState
+            and type(buffers) is Buffers):
+        _record("train_batches", "batches", batches, Batches)
+        _record("train_batches", "network", network, Network)
+        _record("train_batches", "train_state", train_state, TrainState)
+        _record("train_batches", "buffers", buffers, Buffers)
+    X, Y, labels, sw, perm, batch_size, first_batch, n_batches = batches
+    layers, head, params = network
+    opt, hyper, t0, rng_key, state = train_state
+    grads, work, batch_loss, scores = buffers
+    _check_train_fields(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt,
+                        hyper, t0, rng_key, params, grads, state, work, batch_loss, scores, n_threads,
+                        diag)
+
+
+def _check_train_fields(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
+                        head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
+                        scores, n_threads, diag):
     who = "train_batches"
     bs, first, nb = batch_size, first_batch, n_batches
     if not (int is type(bs) is type(first) is type(nb) is type(head) is type(opt) is type(t0)

@@ -480,12 +480,12 @@ def _state_arrays(layers, state):
     return [v for _, v in geometry(layers).arrays(state)]
 
 
-def train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches,
-                  layers, head, opt, hyper, t0, rng_key,
-                  params, grads, state, work, batch_loss, scores, n_threads, diag=None):
-    _api.check_train_batches(X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
-                             head, opt, hyper, t0, rng_key, params, grads, state, work, batch_loss,
-                             scores, n_threads, diag)
+def train_batches(batches, network, train_state, buffers, n_threads, diag=None):
+    _api.check_train_batches(batches, network, train_state, buffers, n_threads, diag)
+    X, Y, labels, sw, perm, batch_size, first_batch, n_batches = batches
+    layers, head, params = network
+    opt, hyper, t0, rng_key, state = train_state
+    grads, work, batch_loss, scores = buffers
     rng_key = int(rng_key) % 2 ** 64          # the contract: any integer, modulo 2**64
     # overflow to inf and inf - inf are legitimate results here (diverging runs,
     # located by diag); the compiled kernels do not warn either
