@@ -74,9 +74,10 @@ def child(n_threads):
     loss = np.zeros(nb)
 
     def call():
-        be.train_batches(X, np.empty((0, 10), dtype), labels, np.empty(0, dtype), perm, bs, 0,
-                         nb, layers, defs.HEAD_SOFTMAX_XENT, defs.OPT_SGD, hyper, 0, 1,
-                         params, grads, state, work, loss, np.empty((0, 10), dtype), n_threads)
+        be.train_batches(_api.Batches(X, np.empty((0, 10), dtype), labels, np.empty(0, dtype), perm, bs, 0, nb),
+                         _api.Network(layers, defs.HEAD_SOFTMAX_XENT, params),
+                         _api.TrainState(defs.OPT_SGD, hyper, 0, 1, state),
+                         _api.Buffers(grads, work, loss, np.empty((0, 10), dtype)), n_threads)
 
     t2 = time.perf_counter()
     c2 = time.process_time()
