@@ -91,27 +91,21 @@ LAYER_MAXOUT = 1     # z = x W + b with out * pieces columns; unit j's output is
 # Activations
 # --------------------------------------------------------------------------
 ACTIVATIONS = [
-    dict(name="linear", code=0,
-         forward="z",
+    dict(name="linear", code=0, forward="z",
          backward="1.0"),
     dict(name="sigmoid", code=1,
          # stable for both signs of z
          forward="1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))",
          backward="a * (1.0 - a)"),
-    dict(name="tanh", code=2,
-         forward="tanh(z)",
+    dict(name="tanh", code=2, forward="tanh(z)",
          backward="1.0 - a * a"),
-    dict(name="relu", code=3,
-         forward="0.0 if z <= 0 else z",          # NaN propagates (as in the reference)
+    dict(name="relu", code=3, forward="0.0 if z <= 0 else z",          # NaN propagates (as in the reference)
          backward="1.0 if a > 0 else 0.0"),
-    dict(name="leaky_relu", code=4,
-         forward="z if z > 0 else alpha * z",
+    dict(name="leaky_relu", code=4, forward="z if z > 0 else alpha * z",
          backward="1.0 if z > 0 else alpha"),
-    dict(name="relu6", code=5,
-         forward="z if z != z else fmin(fmax(z, 0.0), 6.0)",   # NaN propagates
+    dict(name="relu6", code=5, forward="z if z != z else fmin(fmax(z, 0.0), 6.0)",   # NaN propagates
          backward="1.0 if (z > 0 and z < 6.0) else 0.0"),
-    dict(name="elu", code=6,
-         forward="z if z > 0 else alpha * (exp(z) - 1.0)",
+    dict(name="elu", code=6, forward="z if z > 0 else alpha * (exp(z) - 1.0)",
          backward="1.0 if z > 0 else a + alpha"),
     dict(name="swish", code=7,
          # z * sigmoid(z); derivative s (1 + z (1 - s)), s = sigmoid(z), with s and
@@ -120,43 +114,37 @@ ACTIVATIONS = [
          forward="z / (1.0 + exp(-z)) if z >= 0 else z * exp(z) / (1.0 + exp(z))",
          backward="(1.0 + z * exp(-z) / (1.0 + exp(-z))) / (1.0 + exp(-z)) if z >= 0 "
                   "else exp(z) / (1.0 + exp(z)) * (1.0 + z / (1.0 + exp(z)))"),
-    dict(name="softmax", code=8, rowwise=True,
-         forward=None,   # row-wise: p = exp(z - max) / sum(exp(z - max))
-         backward=None),  # dz = a * (da - sum(da * a))
-    dict(name="step", code=9,
-         forward="1.0 if z >= 0 else 0.0",
+    # row-wise: p = exp(z - max) / sum(exp(z - max)); dz = a * (da - sum(da * a))
+    dict(name="softmax", code=8, rowwise=True, forward=None,
+         backward=None),
+    dict(name="step", code=9, forward="1.0 if z >= 0 else 0.0",
          backward="0.0"),
     # (code 10 is ACT_PRELU, below: not in this table)
     # Keras's gelu (approximate=False): z Phi(z), Phi(z) = erfc(-z / sqrt 2) / 2 (erfc
     # keeps Phi's relative accuracy in the left tail, where 1 + erf(.) cancels);
     # derivative Phi(z) + z phi(z) from z.  Below -40 (Phi(z) underflows) the
     # limits are taken, so -inf gives 0 rather than -inf * 0 = NaN.
-    dict(name="gelu", code=11,
-         forward="-0.0 if z < -40.0 else 0.5 * z * erfc(-0.7071067811865476 * z)",
+    dict(name="gelu", code=11, forward="-0.0 if z < -40.0 else 0.5 * z * erfc(-0.7071067811865476 * z)",
          backward="0.0 if z < -40.0 else (1.0 if z > 40.0 else "
                   "0.5 * erfc(-0.7071067811865476 * z) "
                   "+ 0.3989422804014327 * z * exp(-0.5 * z * z))"),
     # log(1 + e^z) computed stably; its derivative is the stable sigmoid of z
-    dict(name="softplus", code=12,
-         forward="z + log1p(exp(-z)) if z > 0 else log1p(exp(z))",
+    dict(name="softplus", code=12, forward="z + log1p(exp(-z)) if z > 0 else log1p(exp(z))",
          backward="1.0 / (1.0 + exp(-z)) if z >= 0 else exp(z) / (1.0 + exp(z))"),
     # z / (1 + |z|) (+-1 at +-inf, not inf / inf); the derivative 1 / (1 + |z|)^2
     # from z: from the output, (1 - |a|)^2 cancels as |a| nears 1
-    dict(name="softsign", code=13,
-         forward="(1.0 if z > 0 else -1.0) if fabs(z) > 1.7976931348623157e308 "
+    dict(name="softsign", code=13, forward="(1.0 if z > 0 else -1.0) if fabs(z) > 1.7976931348623157e308 "
                  "else z / (1.0 + fabs(z))",
          backward="1.0 / ((1.0 + fabs(z)) * (1.0 + fabs(z)))"),
     # Keras's selu: scale * elu(z, alpha) with the paper's constants (expm1: no
     # cancellation near 0); derivative scale alpha e^z from z: from the output,
     # a + scale alpha, a float32 a leaves 2e-8 where e^z underflows
-    dict(name="selu", code=14,
-         forward="1.0507009873554805 * (z if z > 0 else 1.6732632423543772 * expm1(z))",
+    dict(name="selu", code=14, forward="1.0507009873554805 * (z if z > 0 else 1.6732632423543772 * expm1(z))",
          backward="1.0507009873554805 if z > 0 else 1.7580993408473766 * exp(z)"),
     # Keras 3's hard_sigmoid: z / 6 + 1/2 clipped to [0, 1], written relu6(z + 3) * (1/6)
     # so that it is exactly 0 and 1 at the kinks (z / 6 + 0.5 contracted into an FMA
     # with 1/6, as numba's fast-math flags once did, leaves 3e-17 at z = -3)
-    dict(name="hard_sigmoid", code=15,
-         forward="z if z != z else fmin(fmax(z + 3.0, 0.0), 6.0) * 0.16666666666666666",
+    dict(name="hard_sigmoid", code=15, forward="z if z != z else fmin(fmax(z + 3.0, 0.0), 6.0) * 0.16666666666666666",
          backward="0.16666666666666666 if (z > -3.0 and z < 3.0) else 0.0"),
     # Keras's gelu(approximate=True) (PyTorch's approximate="tanh"):
     # z (1 + tanh(u)) / 2, u = sqrt(2 / pi) (z + 0.044715 z^3), computed as
@@ -164,8 +152,7 @@ ACTIVATIONS = [
     # derivative s(2u) (1 + 2 z s(-2u) u'), u' = sqrt(2 / pi) (1 + 3 * 0.044715 z^2),
     # with 1 - s(2u) written s(-2u) (no cancellation for z > 0, no inf / inf);
     # limits taken beyond 40
-    dict(name="gelu_tanh", code=16,
-         forward="-0.0 if z < -40.0 else "
+    dict(name="gelu_tanh", code=16, forward="-0.0 if z < -40.0 else "
                  "z / (1.0 + exp(-1.5957691216057308 * (z + 0.044715 * z * z * z)))",
          backward="0.0 if z < -40.0 else (1.0 if z > 40.0 else "
                   "(1.0 + 1.5957691216057308 * z * (1.0 + 0.134145 * z * z) "
@@ -263,54 +250,49 @@ ADAM_MOMENTS = [
 
 OPTIMIZERS = [
     dict(name="none", code=OPT_NONE, slots=[], scalars=[], element=[]),
-    dict(
-        name="sgd", code=OPT_SGD, slots=["buf"],
-        scalars=["first = 1.0 if t == 1 else 0.0"],
-        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
-            "if momentum != 0.0:",
-            "    if first != 0.0:",
-            "        buf = g",
-            "    else:",
-            "        buf = momentum * buf + (1.0 - dampening) * g",
-            "    if nesterov != 0.0:",
-            "        g = g + momentum * buf",
-            "    else:",
-            "        g = buf",
-            "p = p - lr * g",
-        ]),
-    dict(
-        name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
-        scalars=["clr = lr / (1.0 + (t - 1) * lr_decay)"],
-        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
-            "acc = acc + g * g",
-            "p = p - clr * g / (sqrt(acc) + eps)",
-        ]),
-    dict(
-        name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
-        scalars=[],
-        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
-            "sq = alpha * sq + (1.0 - alpha) * g * g",
-            "if centered != 0.0:",
-            "    gavg = alpha * gavg + (1.0 - alpha) * g",
-            "    den = sqrt(sq - gavg * gavg) + eps",
-            "else:",
-            "    den = sqrt(sq) + eps",
-            "if momentum > 0.0:",
-            "    buf = momentum * buf + g / den",
-            "    p = p - lr * buf",
-            "else:",
-            "    p = p - lr * g / den",
-        ]),
+    dict(name="sgd", code=OPT_SGD, slots=["buf"],
+         scalars=["first = 1.0 if t == 1 else 0.0"],
+         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
+             "if momentum != 0.0:",
+             "    if first != 0.0:",
+             "        buf = g",
+             "    else:",
+             "        buf = momentum * buf + (1.0 - dampening) * g",
+             "    if nesterov != 0.0:",
+             "        g = g + momentum * buf",
+             "    else:",
+             "        g = buf",
+             "p = p - lr * g",
+         ]),
+    dict(name="adagrad", code=OPT_ADAGRAD, slots=["acc"],
+         scalars=["clr = lr / (1.0 + (t - 1) * lr_decay)"],
+         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
+             "acc = acc + g * g",
+             "p = p - clr * g / (sqrt(acc) + eps)",
+         ]),
+    dict(name="rmsprop", code=OPT_RMSPROP, slots=["sq", "buf", "gavg"],
+         scalars=[],
+         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + [
+             "sq = alpha * sq + (1.0 - alpha) * g * g",
+             "if centered != 0.0:",
+             "    gavg = alpha * gavg + (1.0 - alpha) * g",
+             "    den = sqrt(sq - gavg * gavg) + eps",
+             "else:",
+             "    den = sqrt(sq) + eps",
+             "if momentum > 0.0:",
+             "    buf = momentum * buf + g / den",
+             "    p = p - lr * buf",
+             "else:",
+             "    p = p - lr * g / den",
+         ]),
     # (torch divides sqrt(v) by sqrt(bc2); a multiply by its reciprocal, formed once
     # per step, saves a division per element: the optimizer_update:adam rows of bench/REPORT.md)
-    dict(
-        name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
-        scalars=ADAM_SCALARS,
-        element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + ADAM_MOMENTS),
-    dict(
-        name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
-        scalars=ADAM_SCALARS + ["decay = 1.0 - lr * weight_decay"],
-        element=CLIP_ELEMENT + MAXIMIZE + ["p = p * decay"] + ADAM_MOMENTS),
+    dict(name="adam", code=OPT_ADAM, slots=["m", "v", "vmax"],
+         scalars=ADAM_SCALARS,
+         element=CLIP_ELEMENT + MAXIMIZE + L2_DECAY + ADAM_MOMENTS),
+    dict(name="adamw", code=OPT_ADAMW, slots=["m", "v", "vmax"],
+         scalars=ADAM_SCALARS + ["decay = 1.0 - lr * weight_decay"],
+         element=CLIP_ELEMENT + MAXIMIZE + ["p = p * decay"] + ADAM_MOMENTS),
 ]
 OPT = {d["name"]: d["code"] for d in OPTIMIZERS}
 
