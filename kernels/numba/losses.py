@@ -199,8 +199,28 @@ def _softmax_xent_block(Z, Y, labels, sw, rows, r0, scale, P, loss, dZ, i0, i1):
 def softmax_xent(Z, Y, labels, sw, scale, P, loss, dZ, n_threads):
     """Fused stable softmax + cross-entropy: P = softmax(Z); loss[i] = -sum_j Y
     log P (or -log P[i, labels[i]] when labels is not empty), unweighted;
-    dZ = (P - Y) * w_i * scale."""
+    dZ = (P - Y) * w_i * scale.  Checks the shapes and labels first, as the Cython twin."""
     n = Z.shape[0]
+    k = Z.shape[1]
+    sparse = labels.shape[0] != 0
+    if not sparse and (Y.shape[0] != n or Y.shape[1] != k):
+        raise ValueError("softmax_xent: Y must have the shape (n, k) of Z when labels is empty")
+    if sw.shape[0] != 0 and sw.shape[0] != n:
+        raise ValueError("softmax_xent: sw must have n entries (one per row of Z) or 0")
+    if loss.shape[0] != n:
+        raise ValueError("softmax_xent: loss must have n entries (one per row of Z)")
+    if P.shape[0] != n or P.shape[1] != k or dZ.shape[0] != n or dZ.shape[1] != k:
+        raise ValueError("softmax_xent: P and dZ must have the shape (n, k) of Z")
+    if sparse:
+        if labels.shape[0] != n:
+            raise ValueError("softmax_xent: labels must have n entries (one per row of Z) or 0")
+        for i in range(n):
+            if labels[i] < 0 or labels[i] >= k:
+                raise ValueError("softmax_xent: label out of range [0, k) (k: the columns of Z)")
+    if n == 0:
+        return
+    if k == 0:
+        raise ValueError("softmax_xent: Z has no columns")
     nblk = (n + XENT_ROWS - 1) // XENT_ROWS
     rows = np.empty(0, np.int64)
     if n * Z.shape[1] >= ELEM_PAR_MIN:
@@ -220,6 +240,14 @@ def sigmoid_bce(Z, Y, sw, scale, P, loss, dZ, n_threads):
     dZ = (P - Y) * w_i * scale / k."""
     n = Z.shape[0]
     k = Z.shape[1]
+    if Y.shape[0] != n or Y.shape[1] != k:
+        raise ValueError("sigmoid_bce: Y must have the shape (n, k) of Z")
+    if sw.shape[0] != 0 and sw.shape[0] != n:
+        raise ValueError("sigmoid_bce: sw must have n entries (one per row of Z) or 0")
+    if loss.shape[0] != n:
+        raise ValueError("sigmoid_bce: loss must have n entries (one per row of Z)")
+    if P.shape[0] != n or P.shape[1] != k or dZ.shape[0] != n or dZ.shape[1] != k:
+        raise ValueError("sigmoid_bce: P and dZ must have the shape (n, k) of Z")
     if n * k >= ELEM_PAR_MIN:
         for i in prange(n):
             loss[i] = _sigmoid_bce_row(Z[i], Y[i], _weight(sw, i) * scale / k, P[i], dZ[i])
@@ -233,6 +261,14 @@ def mse(A, Y, sw, scale, loss, dA, n_threads):
     """loss[i] = mean_j (A - Y)^2 (unweighted); dA = 2 (A - Y) * w_i * scale / k."""
     n = A.shape[0]
     k = A.shape[1]
+    if Y.shape[0] != n or Y.shape[1] != k:
+        raise ValueError("mse: Y must have the shape (n, k) of A")
+    if sw.shape[0] != 0 and sw.shape[0] != n:
+        raise ValueError("mse: sw must have n entries (one per row of A) or 0")
+    if loss.shape[0] != n:
+        raise ValueError("mse: loss must have n entries (one per row of A)")
+    if dA.shape[0] != n or dA.shape[1] != k:
+        raise ValueError("mse: dA must have the shape (n, k) of A")
     if n * k >= ELEM_PAR_MIN:
         for i in prange(n):
             loss[i] = _mse_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])
@@ -246,6 +282,14 @@ def mae(A, Y, sw, scale, loss, dA, n_threads):
     """loss[i] = mean_j |A - Y| (unweighted); dA = sign(A - Y) * w_i * scale / k."""
     n = A.shape[0]
     k = A.shape[1]
+    if Y.shape[0] != n or Y.shape[1] != k:
+        raise ValueError("mae: Y must have the shape (n, k) of A")
+    if sw.shape[0] != 0 and sw.shape[0] != n:
+        raise ValueError("mae: sw must have n entries (one per row of A) or 0")
+    if loss.shape[0] != n:
+        raise ValueError("mae: loss must have n entries (one per row of A)")
+    if dA.shape[0] != n or dA.shape[1] != k:
+        raise ValueError("mae: dA must have the shape (n, k) of A")
     if n * k >= ELEM_PAR_MIN:
         for i in prange(n):
             loss[i] = _mae_row(A[i], Y[i], _weight(sw, i) * scale / k, dA[i])

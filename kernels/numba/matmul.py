@@ -221,6 +221,8 @@ def _unit_rows(X):
 @serial
 def matmul(A, B, C, n_threads):
     """C = A @ B.  A (n, k), B (k, m), C (n, m) OUT."""
+    if B.shape[0] != A.shape[1] or C.shape[0] != A.shape[0] or C.shape[1] != B.shape[1]:
+        raise ValueError("matmul: shapes A (n, k), B (k, m), C (n, m) do not match")
     if _unit_rows(B) and _unit_rows(C):
         _product(A, B, C, n_threads)
     else:
@@ -232,6 +234,8 @@ def matmul(A, B, C, n_threads):
 @serial
 def matmul_tn(A, B, C, n_threads):
     """C = A.T @ B.  A (k, n), B (k, m), C (n, m) OUT; rows of A/B summed in order."""
+    if B.shape[0] != A.shape[0] or C.shape[0] != A.shape[1] or C.shape[1] != B.shape[1]:
+        raise ValueError("matmul_tn: shapes A (k, n), B (k, m), C (n, m) do not match")
     if _unit_rows(B) and _unit_rows(C):
         _product(A.T, B, C, n_threads)
     else:
@@ -246,6 +250,8 @@ def matmul_nt(A, B, C, n_threads):
     array first."""
     m = B.shape[0]
     k = B.shape[1]
+    if A.shape[1] != k or C.shape[0] != A.shape[0] or C.shape[1] != m:
+        raise ValueError("matmul_nt: shapes A (n, k), B (m, k), C (n, m) do not match")
     if m * k * C.itemsize <= STACK_MAX_BYTES:
         Bt = stack_empty_2d(k, m, C)            # small: no allocator call (a large share of a tiny product)
     else:

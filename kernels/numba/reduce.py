@@ -38,6 +38,8 @@ def _colsum(dZ, db, j0, j1):
 def bias_grad(dZ, db, n_threads):
     """db[j] = sum_i dZ[i, j], rows summed in order."""
     m = dZ.shape[1]
+    if db.shape[0] != m:
+        raise ValueError("bias_grad: db must have m entries (one per column of dZ)")
     if m > COL_TILE and dZ.shape[0] * m >= ELEM_PAR_MIN:
         for t in prange((m + COL_TILE - 1) // COL_TILE):
             j0 = t * COL_TILE
@@ -55,10 +57,23 @@ def _copy_row(src, dst):
         dst[j] = src[j]
 
 
+@serial
+def _rows_in_range(idx, N):
+    """O(n): every index inside [0, N) (a wrong idx must not read out of bounds)."""
+    for r in range(idx.shape[0]):
+        if idx[r] < 0 or idx[r] >= N:
+            return False
+    return True
+
+
 @kernel
 def gather_rows(X, idx, out, n_threads):
     """out[r] = X[idx[r]]."""
-    n = out.shape[0]
+    n = idx.shape[0]
+    if out.shape[0] != n or out.shape[1] != X.shape[1]:
+        raise ValueError("gather_rows: out must have shape (n, m): one row per index, X's columns")
+    if not _rows_in_range(idx, X.shape[0]):
+        raise IndexError("gather_rows: idx holds a row outside X (index out of range [0, N))")
     if n * out.shape[1] >= ELEM_PAR_MIN:
         for r in prange(n):
             _copy_row(X[idx[r]], out[r])
@@ -86,6 +101,8 @@ def all_finite(X, flag, n_threads):
     """flag[0] = 1 if every element of X is finite, else 0 (tiles of FLAT_TILE * 16
     = 2**16 elements, in parallel from ELEM_PAR_MIN * 32 = 2**20, as the Cython
     twin: a pass at memory speed)."""
+    if flag.shape[0] != 1:
+        raise ValueError("all_finite: flag must have exactly 1 entry")
     x = X.reshape(-1)
     size = x.shape[0]
     tile = FLAT_TILE * 16
