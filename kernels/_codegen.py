@@ -230,9 +230,9 @@ def opt_c(o, HYPER, STEP_INPUTS, SPECIALIZE_C, ISAS, CTYPES):
 
 def act_c(ACTIVATIONS, ISAS, CTYPES):
     """C source of the element-wise activations' row loops: for each activation
-    (not softmax), dtype and ISA a forward ``fn_fwd_<name>_<dt>_<isa>(b, alpha, Z,
+    (not softmax), dtype and ISA a forward ``fn_fwd_<name>_<dt>_<isa>(b, act_param, Z,
     A, i0, i1, m)`` (Z += b unless b is NULL, A = f(Z) for rows i0..i1-1) and a
-    backward ``fn_bwd_<name>_<dt>_<isa>(Z, A, dA, alpha, dZ, i0, i1, m)``.  The
+    backward ``fn_bwd_<name>_<dt>_<isa>(Z, A, dA, act_param, dZ, i0, i1, m)``.  The
     formulas of kernels/defs.py are translated from Python to C (exp -> fn_exp);
     the formula runs in double (z and a widened first, as the numba twin does),
     the result is cast back; except the float32
@@ -279,11 +279,11 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
                     text.append("#define fn_bwd_%s fn_bwd_%s_%s_base" % (name, a["name"], dt))
                     text.append("#else")
                 text += [
-                    "%s static void fn_fwd_%s(const %s* b, double alpha, %s* Z, %s* A, "
+                    "%s static void fn_fwd_%s(const %s* b, double act_param, %s* Z, %s* A, "
                     "ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t m)" % (attr, name, T, T, T),
                     "{",
                     "    ptrdiff_t i, j;",
-                    "    (void)alpha;",
+                    "    (void)act_param;",
                     "    if (b != NULL)",
                     "        for (i = i0; i < i1; i++)",
                     "            for (j = 0; j < m; j++)",
@@ -294,11 +294,11 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
                     "        A[j] = (%s) (%s);" % (T, "fn_sigmoidf(z)" if (a["name"] == "sigmoid" and dt == "f32") else fwd),
                     "    }",
                     "}",
-                    "%s static void fn_bwd_%s(const %s* Z, const %s* A, const %s* dA, double alpha, "
+                    "%s static void fn_bwd_%s(const %s* Z, const %s* A, const %s* dA, double act_param, "
                     "%s* dZ, ptrdiff_t i0, ptrdiff_t i1, ptrdiff_t m)" % (attr, name, T, T, T, T),
                     "{",
                     "    ptrdiff_t i, j;",
-                    "    (void)alpha;",
+                    "    (void)act_param;",
                     "    ptrdiff_t e;",
                     "    (void)i; (void)j;",
                     "    for (e = i0 * m; e < i1 * m; e++) {",

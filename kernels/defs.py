@@ -22,9 +22,9 @@ Every expression is valid both as Python (numba) and as Cython, using only
 Cython) and the conditional expression ``x if cond else y``.
 
 Activation entries:
-  ``forward``   expression of ``z`` (pre-activation, bias included) and ``alpha``
+  ``forward``   expression of ``z`` (pre-activation, bias included) and ``act_param``
   ``backward``  g'(z) as an expression of ``a`` (the stored output), ``z`` and
-                ``alpha``; written from the output wherever the activation allows
+                ``act_param``; written from the output wherever the activation allows
                 (sigmoid: a*(1-a), tanh: 1-a*a, relu: a > 0)
   ``rowwise``   True for softmax: not elementwise; both twins special-case it.
 
@@ -101,12 +101,12 @@ ACTIVATIONS = [
          backward="1.0 - a * a"),
     dict(name="relu", code=3, forward="0.0 if z <= 0 else z",          # NaN propagates (as in the reference)
          backward="1.0 if a > 0 else 0.0"),
-    dict(name="leaky_relu", code=4, forward="z if z > 0 else alpha * z",
-         backward="1.0 if z > 0 else alpha"),
+    dict(name="leaky_relu", code=4, forward="z if z > 0 else act_param * z",
+         backward="1.0 if z > 0 else act_param"),
     dict(name="relu6", code=5, forward="z if z != z else fmin(fmax(z, 0.0), 6.0)",   # NaN propagates
          backward="1.0 if (z > 0 and z < 6.0) else 0.0"),
-    dict(name="elu", code=6, forward="z if z > 0 else alpha * (exp(z) - 1.0)",
-         backward="1.0 if z > 0 else a + alpha"),
+    dict(name="elu", code=6, forward="z if z > 0 else act_param * (exp(z) - 1.0)",
+         backward="1.0 if z > 0 else a + act_param"),
     dict(name="swish", code=7,
          # z * sigmoid(z); derivative s (1 + z (1 - s)), s = sigmoid(z), with s and
          # 1 - s from the one exponential e^-|z| (not from the output: a + s (1 - a)

@@ -63,7 +63,7 @@ def dtype(request):
     return request.param
 
 
-def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, alpha=None):
+def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, act_param=None):
     """The layer records (defs.LAYER_DTYPE) and the parameter count of a stack of Dense layers."""
     L = len(widths)
     use_bias = use_bias or [True] * L
@@ -79,7 +79,7 @@ def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, al
             pos += widths[l]
         else:
             layers[l]["b_offset"] = -1
-        layers[l]["act_param"] = (alpha or [0.1] * L)[l]
+        layers[l]["act_param"] = (act_param or [0.1] * L)[l]
         layers[l]["dropout"] = (drop or [0.0] * L)[l]
         layers[l]["l1"] = (l1 or [0.0] * L)[l]
         layers[l]["l2"] = (l2 or [0.0] * L)[l]

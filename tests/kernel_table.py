@@ -297,15 +297,15 @@ def _act_samples(dtype, rng):
             b = _normal(rng, m, dtype) if bias else np.empty(0, dtype)
             Z = _normal(rng, (n, m), dtype, 3.0)
             yield Sample("%s_n%d_m%d%s" % (nm, n, m, "_bias" if bias else ""),
-                         dict(b=b, act=act, alpha=0.2, Z=Z, A=_nan((n, m), dtype)),
+                         dict(b=b, act=act, act_param=0.2, Z=Z, A=_nan((n, m), dtype)),
                          n > 1 and n * m >= ELEM_PAR_MIN)
         Z = _edges(dtype)
-        yield Sample("%s_edges" % nm, dict(b=np.empty(0, dtype), act=act, alpha=0.2, Z=Z,
+        yield Sample("%s_edges" % nm, dict(b=np.empty(0, dtype), act=act, act_param=0.2, Z=Z,
                                            A=_nan(Z.shape, dtype)))
 
 
 def _act_errors(dtype):
-    ok = dict(b=np.full(3, 0.5, dtype), act=defs.ACT_TANH, alpha=0.2, Z=np.ones((2, 3), dtype),
+    ok = dict(b=np.full(3, 0.5, dtype), act=defs.ACT_TANH, act_param=0.2, Z=np.ones((2, 3), dtype),
               A=np.zeros((2, 3), dtype))
     ref_bias_first = ("the reference adds b to Z (Z += b) before _activate refuses the code: "
                       "Z is changed by a rejected call (both compiled twins check the code first)", True)
@@ -335,19 +335,19 @@ def _act_backward_samples(dtype, rng):
             numpy_ref.bias_act_forward(np.empty(0, dtype), act, 0.2, Z.copy(), A, 1)
             dA = _normal(rng, (n, m), dtype)
             yield Sample("%s_n%d_m%d" % (nm, n, m),
-                         dict(Z=Z, A=A, dA=dA, act=act, alpha=0.2, dZ=_nan((n, m), dtype)),
+                         dict(Z=Z, A=A, dA=dA, act=act, act_param=0.2, dZ=_nan((n, m), dtype)),
                          n > 1 and n * m >= ELEM_PAR_MIN)
         Z = _edges(dtype)
         A = np.empty_like(Z)
         with np.errstate(all="ignore"):
             numpy_ref.bias_act_forward(np.empty(0, dtype), act, 0.2, Z.copy(), A, 1)
-        yield Sample("%s_edges" % nm, dict(Z=Z, A=A, dA=np.ones_like(Z), act=act, alpha=0.2,
+        yield Sample("%s_edges" % nm, dict(Z=Z, A=A, dA=np.ones_like(Z), act=act, act_param=0.2,
                                            dZ=_nan(Z.shape, dtype)))
 
 
 def _act_backward_errors(dtype):
     z = np.ones((2, 3), dtype)
-    ok = dict(Z=z, A=z, dA=z, act=defs.ACT_TANH, alpha=0.2, dZ=np.zeros((2, 3), dtype))
+    ok = dict(Z=z, A=z, dA=z, act=defs.ACT_TANH, act_param=0.2, dZ=np.zeros((2, 3), dtype))
     for bad in BAD_ACTS:
         yield ErrorInput("unknown_act_%d" % bad, dict(ok, act=bad), ValueError, r"unknown activation code")
     for name in ("A", "dA", "dZ"):

@@ -326,9 +326,9 @@ def test_scalar_arguments_do_not_multiply_specialisations():
     b = np.zeros(3, np.float32)
     nb.bias_act_forward(b, defs.ACT_TANH, 0.1, Z, Z.copy(), 1)
     n_sigs = len(ew.bias_act_forward.signatures)
-    for act, alpha in [(np.int32(defs.ACT_TANH), np.float32(0.1)),
+    for act, act_param in [(np.int32(defs.ACT_TANH), np.float32(0.1)),
                        (np.int64(defs.ACT_TANH), 1), (np.uint8(defs.ACT_TANH), np.float64(0))]:
-        nb.bias_act_forward(b, act, alpha, Z, Z.copy(), np.int32(1))
+        nb.bias_act_forward(b, act, act_param, Z, Z.copy(), np.int32(1))
     assert len(ew.bias_act_forward.signatures) == n_sigs
 
 

@@ -54,7 +54,7 @@ def _gelu_tanh_2u(z):
         return 2.0 * np.sqrt(2.0 / np.pi) * (z + 0.044715 * z ** 3)
 
 
-def _activate(z, act, alpha):
+def _activate(z, act, act_param):
     if act == defs.ACT_LINEAR:
         return z.copy()
     if act == defs.ACT_SIGMOID:
@@ -64,11 +64,11 @@ def _activate(z, act, alpha):
     if act == defs.ACT_RELU:
         return np.maximum(z, 0)
     if act == defs.ACT_LEAKY_RELU:
-        return np.where(z > 0, z, alpha * z)
+        return np.where(z > 0, z, act_param * z)
     if act == defs.ACT_RELU6:
         return np.clip(z, 0, 6)
     if act == defs.ACT_ELU:
-        return np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0)))
+        return np.where(z > 0, z, act_param * np.expm1(np.minimum(z, 0)))
     if act == defs.ACT_SWISH:
         return z * _sigmoid(z)
     if act == defs.ACT_SOFTMAX:
@@ -95,7 +95,7 @@ def _activate(z, act, alpha):
     raise ValueError("unknown activation code %r" % act)
 
 
-def _act_grad(z, a, da, act, alpha):
+def _act_grad(z, a, da, act, act_param):
     """da * g'(z); from the output a where the activation allows it."""
     if act == defs.ACT_LINEAR:
         return da.copy()
@@ -106,12 +106,12 @@ def _act_grad(z, a, da, act, alpha):
     if act == defs.ACT_RELU:
         return da * (a > 0)
     if act == defs.ACT_LEAKY_RELU:
-        return da * np.where(z > 0, 1.0, alpha).astype(z.dtype)
+        return da * np.where(z > 0, 1.0, act_param).astype(z.dtype)
     if act == defs.ACT_RELU6:
         return da * ((z > 0) & (z < 6))
     if act == defs.ACT_ELU:
-        # d/dz alpha (e^z - 1) = alpha e^z = a + alpha
-        return da * np.where(z > 0, 1.0, a + alpha).astype(z.dtype)
+        # d/dz act_param (e^z - 1) = act_param e^z = a + act_param
+        return da * np.where(z > 0, 1.0, a + act_param).astype(z.dtype)
     if act == defs.ACT_SWISH:
         s = _sigmoid(z)
         return da * (s + z * s * (1 - s))
@@ -139,7 +139,7 @@ def _act_grad(z, a, da, act, alpha):
     if act == defs.ACT_SOFTSIGN:
         return da * np.square(1.0 / (1.0 + np.abs(z.astype(np.float64)))).astype(z.dtype)
     if act == defs.ACT_SELU:
-        # d/dz scale alpha (e^z - 1) = scale alpha e^z
+        # d/dz scale alpha (e^z - 1) = scale alpha e^z (SELU's constants)
         slope = _SELU_SCALE * _SELU_ALPHA * np.exp(np.minimum(z.astype(np.float64), 0))
         return da * np.where(z > 0, _SELU_SCALE, slope).astype(z.dtype)
     if act == defs.ACT_HARD_SIGMOID:
@@ -162,14 +162,14 @@ def matmul_nt(A, B, C, n_threads):
     np.matmul(A, B.T, out=C)
 
 
-def bias_act_forward(b, act, alpha, Z, A, n_threads):
+def bias_act_forward(b, act, act_param, Z, A, n_threads):
     if b.shape[0]:
         Z += b
-    A[...] = _activate(Z, act, alpha)
+    A[...] = _activate(Z, act, act_param)
 
 
-def act_backward(Z, A, dA, act, alpha, dZ, n_threads):
-    dZ[...] = _act_grad(Z, A, dA, act, alpha)
+def act_backward(Z, A, dA, act, act_param, dZ, n_threads):
+    dZ[...] = _act_grad(Z, A, dA, act, act_param)
 
 
 def _weights(sw, n, dtype):

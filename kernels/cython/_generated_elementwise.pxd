@@ -7,13 +7,13 @@
 from cython cimport floating
 
 # Z += b (b may be NULL), then A = act(Z); A may be Z
-cdef void bias_act_forward_c(const floating* b, int act, double alpha,
+cdef void bias_act_forward_c(const floating* b, int act, double act_param,
                              floating* Z, floating* A, Py_ssize_t n, Py_ssize_t m,
                              int n_threads) noexcept nogil
 
 # dZ = dA * g'(Z, A); dZ may be dA
 cdef void act_backward_c(const floating* Z, const floating* A, const floating* dA,
-                         int act, double alpha, floating* dZ, Py_ssize_t n, Py_ssize_t m,
+                         int act, double act_param, floating* dZ, Py_ssize_t n, Py_ssize_t m,
                          int n_threads) noexcept nogil
 
 # one optimizer step over P elements, the gradient multiplied by grad_scale first

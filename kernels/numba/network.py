@@ -693,7 +693,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
         P = params.shape[0]
         act_last = layers[L - 1].act
-        alpha_last = layers[L - 1].act_param
+        act_param_last = layers[L - 1].act_param
         ksplit = _ksplit(layers, bs)
 
         for bi in range(n_batches):
@@ -751,7 +751,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, scale, wloss, out_scores)
             data_loss = _sum_in_order(wloss, nb) / nb
             if not fused:
-                act_backward(Zl, Al, cur, act_last, alpha_last, cur, n_threads)
+                act_backward(Zl, Al, cur, act_last, act_param_last, cur, n_threads)
             if DIAG and on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):
                 batch_loss[bi] = data_loss
                 diag[DG_BATCH] = b
