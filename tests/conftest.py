@@ -87,6 +87,20 @@ def make_spec(n_in, widths, acts, use_bias=None, drop=None, l1=None, l2=None, ac
     return layers, pos
 
 
+#: the optimizers make_optimizer builds (each with its options that change the update)
+OPT_NAMES = ["none", "sgd", "adagrad", "rmsprop", "adam", "adamw"]
+
+
+def make_optimizer(name):
+    """An optimizer of OPT_NAMES with non-default options (None for "none")."""
+    return {"none": None,
+            "sgd": fastnet.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
+            "adagrad": fastnet.Adagrad(0.05, lr_decay=0.01),
+            "rmsprop": fastnet.RMSprop(0.001, centered=True, momentum=0.5),
+            "adam": fastnet.Adam(0.001, amsgrad=True, weight_decay=1e-3),
+            "adamw": fastnet.AdamW(0.001)}[name]
+
+
 def head_cases(mse_act):
     """(name, head, last layer's activation) of every loss head of the kernels:
     softmax cross-entropy on logits (integer labels) and after a softmax layer

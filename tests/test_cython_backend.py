@@ -13,7 +13,7 @@ from fastnet._kernels import defs
 from fastnet.backends import _api, get_backend, BackendUnavailable
 import fastnet.backends as registry
 
-from conftest import TRAIN_ARG, head_cases, make_spec, make_targets, train
+from conftest import OPT_NAMES, TRAIN_ARG, head_cases, make_optimizer as _optimizer, make_spec, make_targets, train
 
 pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
                                 reason="cython backend unavailable: %s"
@@ -21,21 +21,12 @@ pytestmark = pytest.mark.skipif(fastnet.backend_status()["cython"] is not None,
 
 DTYPES = ["float32", "float64"]
 HEADS = head_cases(mse_act=defs.ACT_TANH)
-OPTS = ["none", "sgd", "adagrad", "rmsprop", "adam", "adamw"]
+OPTS = OPT_NAMES
 
 
 @pytest.fixture(scope="module")
 def cy():
     return get_backend("cython")
-
-
-def _optimizer(name):
-    return {"none": None,
-            "sgd": fastnet.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=1e-3),
-            "adagrad": fastnet.Adagrad(0.05, lr_decay=0.01),
-            "rmsprop": fastnet.RMSprop(0.001, centered=True, momentum=0.5),
-            "adam": fastnet.Adam(0.001, amsgrad=True, weight_decay=1e-3),
-            "adamw": fastnet.AdamW(0.001)}[name]
 
 
 def _training_args(dtype, head_case, opt_name, N=300, bs=64, n_in=100, widths=(160, 90, 12),
@@ -135,108 +126,6 @@ def test_train_batches_bit_identical_for_1_and_2_threads(cy, dtype, head_case, o
     for other in runs[1:]:
         for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]: 
             np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
-
-
-# the two-thread small-batch step (network.pyx: _ksplit, step_plan, _split_thread)
-SPLIT_NETS = {
-    # first layer >= 4x the rest, batch product < 2**20 multiply-adds
-    "2 layers": (110, (40, 10), (defs.ACT_SIGMOID,), 10),
-    "3 layers, odd p, no bias": (131, (33, 12, 5), (defs.ACT_TANH, defs.ACT_RELU), 7),
-    # over 4 vectors of hidden units (and float64 above): each part of the rows
-    # is gathered, not read in place by the narrow kernels
-    "2 layers, 70 hidden": (110, (70, 10), (defs.ACT_RELU,), 10),
-}
-
-
-def _split_args(dtype, head_case, opt_name, net, n_threads, N=95):
-    _, head, last_act = head_case
-    n_in, widths, acts, bs = SPLIT_NETS[net]
-    rng = np.random.default_rng(3)
-    L = len(widths)
-    use_bias = [True] * L if net == "2 layers" else [False, True, False]
-    layers, P = make_spec(n_in, list(widths), list(acts) + [last_act], use_bias=use_bias)
-    k = widths[-1]
-    X = rng.standard_normal((N + 5, n_in)).astype(dtype)
-    Y, labels, sw = make_targets(rng, head, last_act, N + 5, k, dtype, real="normal")
-    opt = _optimizer(opt_name)
-    code = defs.OPT_NONE if opt is None else opt.code
-    hyper = np.zeros(defs.NH) if opt is None else opt.hyper()
-    state = np.zeros((defs.N_STATE, P), dtype) if opt is None else opt._initial_state(P, dtype)
-    params = (rng.standard_normal(P) / 10).astype(dtype)
-    perm = rng.permutation(N + 5)[:N].astype(np.int64)     # 5 rows never used
-    nb = _api.n_batches(N, bs)                             # the last batch is short
-    return [X, Y, labels, sw, perm, bs, 0, nb, layers, head, code, hyper, 0,
-            0x0123456789ABCDEF, params, np.zeros(P, dtype), state,
-            np.zeros(_api.workspace_size(layers, bs), dtype), np.full(nb, np.nan),
-            np.full((N, k), np.nan, dtype), n_threads]
-
-
-@pytest.mark.parametrize("net", list(SPLIT_NETS))
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("opt_name", OPTS)
-@pytest.mark.parametrize("head_case", HEADS, ids=[h[0] for h in HEADS])
-def test_split_step_bit_identical_for_any_thread_count_and_the_reference(cy, dtype, head_case,
-                                                                        opt_name, net):
-    """Small batches of a network whose first layer dominates: two threads run the
-    split step (each half of p of the first layer on its own thread), one thread
-    the plain step with the same halves; both give the same bits, in one call or
-    in chunks of batches, and the reference's training."""
-    from fastnet._kernels.cython import network
-    runs = []
-    for n_threads in (1, 2, 3):
-        args = _split_args(dtype, head_case, opt_name, net, n_threads)
-        r, two = network.step_plan(args[8], args[14].shape[0], args[11], args[5], n_threads)
-        assert r == args[0].shape[1] // 2 and two == (n_threads > 1)
-        if n_threads == 3:                       # the epoch in chunks (t0 follows the batch)
-            for first in range(0, args[7], 4):
-                part = list(args)
-                part[6], part[7], part[12] = first, min(4, args[7] - first), first
-                part[18] = args[18][first:first + part[7]]
-                train(cy, *part)
-        else:
-            train(cy, *args)
-        runs.append(args)
-    ref = runs[0]
-    assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all() and np.isfinite(ref[19]).all()
-    for other in runs[1:]:
-        for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]: 
-            np.testing.assert_array_equal(other[i], ref[i], err_msg="argument %d" % i)
-    want = _split_args(dtype, head_case, opt_name, net, 1)
-    train(get_backend("numpy"), *want)
-    tol = 2e-4 if dtype == "float32" else 1e-9
-    compare = [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]
-    if dtype == "float32" and opt_name in ("adagrad", "rmsprop") and net == "2 layers, 70 hidden":
-        # their first step moves each weight by ~lr * sign(g): where a relu net's
-        # gradient is float32 rounding noise (the reference's BLAS sums in another
-        # order) the sign, and so a whole lr step, can differ; the float64 runs
-        # check these optimizers against the reference, here the outputs must agree
-        # to a few such steps
-        compare, tol = [TRAIN_ARG[a] for a in ("batch_loss", "scores")], 2e-3
-    for i in compare:
-        np.testing.assert_allclose(ref[i], want[i], rtol=tol, atol=tol, err_msg="argument %d" % i)
-
-
-def test_step_plan_keeps_the_plain_step_where_the_split_shares_no_state(cy):
-    """Dropout, L1/L2, clipping, diagnostics, PReLU, one thread, big batches or a
-    first layer that does not dominate: no two-thread step (and no halves of p
-    for shapes the plain step runs in parallel or that are too small)."""
-    from fastnet._kernels.cython import network
-    layers, P = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR])
-    h = fastnet.SGD(0.5).hyper()
-    assert network.step_plan(layers, P, h, 10, 2) == (392, True)      # the seed workload
-    assert network.step_plan(layers, P, h, 10, 1) == (392, False)
-    assert network.step_plan(layers, P, h, 10, 2, True) == (392, False)
-    assert network.step_plan(layers, P, h, 128, 2) == (0, False)      # 128*784*30 >= 2**20
-    assert network.step_plan(layers, P, fastnet.SGD(0.5, clipnorm=1.0).hyper(), 10, 2) == (392, False)
-    for change in ({"drop": [0.2, 0.0]}, {"l2": [1e-3, 0.0]}, {"l1": [0.0, 1e-3]}):
-        net2, P2 = make_spec(784, [30, 10], [defs.ACT_SIGMOID, defs.ACT_LINEAR], **change)
-        assert network.step_plan(net2, P2, h, 10, 2) == (392, False), change
-    net2, P2 = make_spec(784, [30, 10], [defs.ACT_PRELU, defs.ACT_LINEAR])
-    assert network.step_plan(net2, P2, h, 10, 2) == (0, False)
-    net2, P2 = make_spec(110, [40, 200, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
-    assert network.step_plan(net2, P2, h, 10, 2) == (55, False)           # rest > first / 4
-    net2, P2 = make_spec(64, [25, 15, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
-    assert network.step_plan(net2, P2, h, 10, 2) == (0, False)            # 1,600 weights
 
 
 def _technique_args(dtype, n_threads, clip):

@@ -26,8 +26,6 @@ KERNELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 #: (module, public name) -> why it is on one side only.  Nothing else may differ.
 EXCEPTIONS = {
-    ("network", "step_plan"):
-        "Cython only: plans its two-thread split step, which numba does not have",
     ("network", "workspace_offsets"):
         "Cython only: exposes its workspace layout so a test checks it against "
         "_api.workspace_layout; numba's layout is not exported",

@@ -45,6 +45,7 @@ from numba.core import event as _event
 import numpy as np
 
 from .. import _io
+from .. import _threads as _thr
 from .._kernels import defs
 from .._kernels.numba import _jit
 from . import _adapter, _numba_cache
@@ -217,7 +218,7 @@ def _variant(make, flags, *more):
     disp = _VARIANTS.get((make, flags) + more)
     if disp is None:
         disp = make(flags, *more)
-        _numba_cache.uncache([disp] + [copy for _, copy in _jit.SPECIALS.values()] +
+        _numba_cache.uncache([getattr(disp, "worker", disp)] + [copy for _, copy in _jit.SPECIALS.values()] +
                              [twin for _, twin in _jit.TWINS.values()])
         _VARIANTS[(make, flags) + more] = disp
     return disp
@@ -265,9 +266,32 @@ def _forward_kernel(layers):
     return _variant(_nw.forward_variant, forward_flags(layers))
 
 
-def _train_kernel(layers, opt, hyper, diag, batch_size, params, head=-1, labels=None):
-    """The train_batches variant for this call (the adapter's selector)."""
+def _split_step(layers, hyper, diag, batch_size, params, n_threads):
+    """Whether this call runs the two-thread split step (kernels/numba/network.py:
+    step_plan): two threads in the pool (not a forked child's one), Dense layers
+    without dropout, L1/L2, PReLU or meProp, no clipping or diagnostics, and the
+    plan's shapes (the same bits either way: a matter of speed)."""
+    try:
+        n = min(int(n_threads), MAX_THREADS)
+    except (TypeError, ValueError):
+        return False
+    if (n < 2 or _thr._forked_serial or numba.config.DISABLE_JIT   # (Python workers would share the GIL)
+            or not _well_formed(layers) or not isinstance(params, np.ndarray)
+            or params.ndim != 1 or not isinstance(batch_size, (int, np.integer))
+            or not isinstance(hyper, np.ndarray) or hyper.ndim != 1 or hyper.shape[0] < defs.NH
+            or any(_spec_features(layers))):
+        return False
+    return _nw.step_plan(layers, params.shape[0], hyper, int(batch_size), n,
+                         diag is not None and diag.shape[0] > 0)[1]
+
+
+def _train_kernel(layers, opt, hyper, diag, batch_size, params, head=-1, labels=None, n_threads=1):
+    """The train_batches variant for this call (the adapter's selector): the split
+    step's for the calls step_plan gives two threads."""
     flags = train_flags(layers, opt, hyper, diag, head, labels)
+    if _split_step(layers, hyper, diag, batch_size, params, n_threads):
+        # (VARIANTS "one": the split worker with every code, shared like the step)
+        return _variant(_nw.train_variant, flags if VARIANTS == "exact" else (False,) * 7, False, True)
     return _variant(_nw.train_variant, flags, VARIANTS == "exact" and _well_formed(layers)
                     and serial_step(layers, batch_size, params))
 
@@ -300,6 +324,7 @@ def _dispatchers():
     # the module-level ones, then the feature variants of train_batches and forward made so far
     for obj in [obj for mod in _KERNEL_MODULES for obj in vars(mod).values()] + \
             list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()) + \
+            [step.worker for step in _nw._SPLIT_VARIANTS.values()] + \
             [copy for _, copy in _jit.SPECIALS.values()] + [twin for _, twin in _jit.TWINS.values()]:
         if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith(_nw.__package__) \
                 and id(obj) not in seen:
@@ -321,7 +346,8 @@ _FLAG_NAMES = {_nw.train_variant: ("dropout", "regularization", "clipping", "Max
 
 def _describe(disp, args):
     """'the training step (float32, with dropout)' for a compile notice."""
-    what = {"train_batches": "the training step", "forward": "the forward pass"}.get(
+    what = {"train_batches": "the training step", "forward": "the forward pass",
+            "_split_worker": "the two-thread training step"}.get(
         disp.py_func.__name__, "kernel %s" % disp.py_func.__name__)
     args = tuple(args or ())
     # X (the first argument of both) has the model's dtype

@@ -165,6 +165,10 @@ def _weight(sw, i):
 #: softmax_xent: rows per block (z - max of the block's rows into P, one flat loop
 #: of exponentials over them, then each row); any block gives the same bits
 XENT_ROWS = 256
+#: the target forms _softmax_xent_block compiles: bit 1 integer labels, 2 rows of Y
+#: (network.py's HEAD_MASK bits: the training step's copy, made by _jit.specialise,
+#: compiles only its model's; its caller checks the form)
+HEAD_MASK = 3
 
 
 @serial
@@ -190,8 +194,9 @@ def _softmax_xent_block(Z, Y, labels, sw, rows, r0, scale, P, loss, dZ, i0, i1):
         src = rows[r0 + i] if rows.shape[0] > 0 else i
         coef = _weight(sw, src) * scale
         if labels.shape[0] > 0:
-            loss[i] = _xent_finish(Z[i], Z[i], labels[src], coef, P[i], dZ[i], jms[i - i0])
-        else:
+            if HEAD_MASK & 1:
+                loss[i] = _xent_finish(Z[i], Z[i], labels[src], coef, P[i], dZ[i], jms[i - i0])
+        elif HEAD_MASK & 2:
             loss[i] = _xent_finish(Z[i], Y[src], -1, coef, P[i], dZ[i], jms[i - i0])
 
 

@@ -5,11 +5,10 @@ to Python: for each batch it gathers the batch's rows of the caller's ``X``
 through ``perm`` into the workspace (the epoch's data is never copied), runs
 the forward pass through every layer (dropout included), the fused loss head,
 the backward pass, the regularization and the optimizer update.
-``forward`` is the inference pass (no dropout).  Unlike the Cython twin, the
-first layer's product is formed in one piece and there is no two-thread
-small-batch step (kernels/cython/network.pyx, ``step_plan``: it forms a small
-first layer in two halves of p), so on those shapes the twins agree to rounding,
-not bit for bit.
+``forward`` is the inference pass (no dropout).  A small first layer's product
+is formed in two halves of p, as the Cython twin's (``_ksplit``: the same bits),
+and with two threads ``step_plan`` gives each half to its own thread: the split
+step (its section below; the adapter picks it).
 
 Both are serial drivers: every layer operation is a call to a contract kernel
 (``matmul``, ``bias_act_forward``, ...) which itself runs serially or in
@@ -50,10 +49,12 @@ from numba.extending import intrinsic
 from .. import defs
 from ._jit import (kernel, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
+from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from .matmul import matmul, matmul_tn, nt_ws
+from .simd import prefetch
 from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
                                      ALL_ACTS, ALL_OPTS, FWD_MASK, BWD_MASK, OPT_MASK)
-from .losses import _softmax_xent_row, _sigmoid_bce_row, _mse_row, _mae_row
+from .losses import _softmax_xent_block, XENT_ROWS, _sigmoid_bce_row, _mse_row, _mae_row
 from .reduce import gather_rows, bias_grad, regularize
 from .layers import (prelu_forward, prelu_backward, maxout_forward, maxout_backward,
                      topk_rows, tn_sparse_ws, nt_sparse_ws)
@@ -166,20 +167,14 @@ def _sum_in_order(x, n):
 
 @serial
 def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
-    """Row i of the batch (sample perm[r0 + i]): the fused head on logits Z
+    """Row i of the batch (sample perm[r0 + i]): the sigmoid BCE head on logits Z
     (P into A) or the mse/mae loss on A (dA into D); wloss[i] = w_i loss_i;
-    scores[r0 + i] = P or A when scores is not empty."""
+    scores[r0 + i] = P or A when scores is not empty (softmax: _xent_rows)."""
     k = Z.shape[1]
     src = perm[r0 + i]
     w = np.float64(sw[src]) if sw.shape[0] > 0 else 1.0
     li = 0.0
-    if head == HEAD_SOFTMAX_XENT:
-        if labels.shape[0] > 0:
-            if HEAD_MASK & 1:
-                li = _softmax_xent_row(Z[i], Z[i], labels[src], w * scale, A[i], D[i])
-        elif HEAD_MASK & 2:
-            li = _softmax_xent_row(Z[i], Y[src], np.int64(-1), w * scale, A[i], D[i])
-    elif head == HEAD_SIGMOID_BCE:
+    if head == HEAD_SIGMOID_BCE:
         if HEAD_MASK & 4:
             li = _sigmoid_bce_row(Z[i], Y[src], w * scale / k, A[i], D[i])
     elif head == HEAD_MSE:
@@ -195,10 +190,38 @@ def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
             out[j] = a[j]
 
 
+@serial
+def _xent_rows(Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i0, i1):
+    """Rows i0..i1-1 of the softmax cross-entropy head: softmax_xent's block (the
+    rows' exponentials in one vector loop: a row of 10 is mostly a vector
+    remainder), then each row's weighted loss and scores, as _head_one's."""
+    _softmax_xent_block(Z, Y, labels, sw, perm, r0, scale, A, wloss, D, i0, i1)
+    k = Z.shape[1]
+    for i in range(i0, i1):
+        src = perm[r0 + i]
+        wloss[i] = (np.float64(sw[src]) if sw.shape[0] > 0 else 1.0) * wloss[i]
+        if scores.shape[0] > 0:
+            out = scores[r0 + i]
+            a = A[i]
+            for j in range(k):
+                out[j] = a[j]
+
+
 @kernel
 def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
-    """The loss head over the rows of one batch (see _head_one)."""
+    """The loss head over the rows of one batch (see _head_one, _xent_rows)."""
     nb = Z.shape[0]
+    if HEAD_MASK & 3 and head == HEAD_SOFTMAX_XENT:
+        nblk = (nb + XENT_ROWS - 1) // XENT_ROWS
+        if nb * Z.shape[1] >= ELEM_PAR_MIN:
+            for t in prange(nblk):
+                _xent_rows(Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, t * XENT_ROWS,
+                           min(nb, (t + 1) * XENT_ROWS))
+        else:
+            for t in range(nblk):
+                _xent_rows(Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, t * XENT_ROWS,
+                           min(nb, (t + 1) * XENT_ROWS))
+        return
     if nb * Z.shape[1] >= ELEM_PAR_MIN:
         for i in prange(nb):  # int64 like range's index: one specialisation of _head_one
             _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, np.int64(i))
@@ -322,6 +345,20 @@ def _strided(typingctx, a):
     def codegen(context, builder, sig, args):
         return impl_ret_borrowed(context, builder, ret, args[0])
     return ret(a), codegen
+
+
+@serial
+def _prefetch_rows(X, perm, lo, hi, g):
+    """Share g of 5 of the prefetch into L2 of the rows X[perm[lo:hi]] (the next
+    batch's): issued between the stages of a step, so their misses overlap the
+    step's work and the gather finds them in cache (the seed epoch of
+    bench/REPORT.md reads 10 random rows of 3 KB per step)."""
+    n = hi - lo
+    step = 64 // X.itemsize
+    for i in range(lo + g * n // 5, lo + (g + 1) * n // 5):
+        row = X[perm[i]]
+        for j in range(0, row.shape[0], step):
+            prefetch(row, j)
 
 
 @serial
@@ -525,6 +562,316 @@ def _flat(buf, off, n):
 
 
 # ---------------------------------------------------------------------------
+# the two-thread split step (the Cython twin's kernels/cython/split.pyx)
+# ---------------------------------------------------------------------------
+# Small batches of a network whose first layer dominates (the seed workload,
+# 784-30-10 at batch 10): every product is below the parallel thresholds, so the
+# plain step runs on one thread.  Its first layer's product is already formed in
+# two halves of p (_ksplit); with two threads step_plan hands the batches to
+# _SplitStep, whose two workers (_split_worker on the calling thread and on a
+# helper thread) each own one half: its columns of the batch's rows, its rows of
+# W_0, their gradient and their update.  Per batch:
+#
+#   A  part p: gather columns of the batch's rows, Xb[:, part] @ W_0[part] into
+#      Z_0 (part 0) or A_0 (part 1), as _layer0_ksplit       (worker p)
+#   B  Z_0 = Z_0 + A_0, the bias and activation, layers 1..L-1, the loss head,
+#      backward to dz_0 and every gradient but dW_0, their update    (worker 0)
+#   C  part p: dW_0[part] = Xb[:, part].T @ dz_0, its update        (worker p)
+#
+# Worker 0 starts B when worker 1 has stored A's flag; worker 1 starts C when
+# worker 0 has stored B's (release stores, acquire loads: kernels/numba/atomics.py).
+# Every element is computed by the plain step's operations in its order, so the
+# bits are the plain step's at any thread count.  The workers first agree that
+# both run (a team); a worker whose partner has not arrived after SOLO_SPINS
+# spins (the helper busy with another model's call, or not scheduled) runs every
+# part alone, and the late partner does nothing, so no order of the two can wait
+# forever.
+
+#: the control words, each on its own cache line (int64 index)
+CTL_ARRIVED = 0
+CTL_MODE = 8
+CTL_DONE_A = 16
+CTL_DONE_B = 24
+CTL_SIZE = 32
+#: spins of a worker waiting for its partner to arrive before it runs alone
+#: (tens of microseconds at least, so two threads started together always team)
+SOLO_SPINS = 1 << 16
+MODE_TEAM = 1
+MODE_SOLO = 2
+#: the kernels' n_threads in the split step's parts (int64, as the plain step's: not a
+#: literal, so they reuse its compiled kernels)
+ONE = np.int64(1)
+
+
+@serial
+def _split_plan(layers, P, bs):
+    """The half of p at which the two-thread step splits layer 0 (0: the plain step):
+    _ksplit's shapes, Dense layers without PReLU, dropout, L1/L2 or meProp (the
+    split shares none of their state out), the exact parameter layout of those
+    layers, and a first layer of at least 4x the multiply-adds of the rest (worker
+    0 runs the rest alone).  Clipping and the diagnostics: the caller's flags."""
+    r = _ksplit(layers, bs)
+    if r == 0:
+        return 0
+    total = 0
+    rest = 0
+    for l in range(layers.shape[0]):
+        if (layers[l].kind != LAYER_DENSE or layers[l].act == ACT_PRELU or layers[l].dropout > 0
+                or layers[l].l1 != 0.0 or layers[l].l2 != 0.0 or layers[l].bias_l1 != 0.0
+                or layers[l].bias_l2 != 0.0 or _topk_of(layers, l) > 0):
+            return 0
+        total += layers[l].n_in * layers[l].n_out + (layers[l].n_out if layers[l].b_offset >= 0 else 0)
+        if l > 0:
+            rest += layers[l].n_in * layers[l].n_out
+    if total != P or 4 * rest > layers[0].n_in * layers[0].n_out:
+        return 0
+    return r
+
+
+@serial
+def _team(ctl):
+    """MODE_TEAM when both workers run, MODE_SOLO for the one that runs alone, 0
+    for a partner that arrives after the other went alone."""
+    if atomic_add(ctl, CTL_ARRIVED, ONE) == 1:
+        seen = atomic_cas(ctl, CTL_MODE, 0, MODE_TEAM)
+        return 0 if seen == MODE_SOLO else MODE_TEAM
+    spins = 0
+    while atomic_load(ctl, CTL_ARRIVED) < 2 and spins < SOLO_SPINS:
+        spin_pause()
+        spins += 1
+    want = MODE_TEAM if atomic_load(ctl, CTL_ARRIVED) == 2 else MODE_SOLO
+    seen = atomic_cas(ctl, CTL_MODE, 0, want)
+    return want if seen == 0 else seen
+
+
+@serial
+def _wait_for(ctl, i, value):
+    while atomic_load(ctl, i) < value:
+        spin_pause()
+
+
+@serial
+def _gather_part(X, perm, r0, nb, c0, c1, Xb):
+    """Xb[i, c0:c1] = X[perm[r0 + i], c0:c1] for the batch's nb rows."""
+    for i in range(nb):
+        src = X[perm[r0 + i], c0:c1]
+        dst = Xb[i, c0:c1]
+        for j in range(src.shape[0]):
+            dst[j] = src[j]
+
+
+@serial
+def _prefetch_part(X, perm, lo, hi, c0, c1):
+    """Prefetch columns c0..c1 of the rows X[perm[lo:hi]] into L2."""
+    step = 64 // X.itemsize
+    for i in range(lo, hi):
+        row = X[perm[i], c0:c1]
+        for j in range(0, row.shape[0], step):
+            prefetch(row, j)
+
+
+@serial
+def _split_a(p, r, X, perm, r0, nb, layers, params, Xb, Z, A):
+    """Part p of layer 0's product (phase A)."""
+    n_in = layers[0].n_in
+    c0 = 0 if p == 0 else r
+    c1 = r if p == 0 else n_in
+    _gather_part(X, perm, r0, nb, c0, c1, Xb)
+    W = _view(params, layers[0].w_offset, n_in, Z.shape[1])
+    matmul(_strided(Xb[:, c0:c1]), W[c0:c1], Z if p == 0 else A, ONE)
+
+
+@serial
+def _split_c(p, r, Xb, D, layers, opt, hyper, t, grads, params, state, typed):
+    """Part p of layer 0's weight gradient and its update (phase C)."""
+    n_in = layers[0].n_in
+    zw0 = layers[0].n_out
+    c0 = 0 if p == 0 else r
+    c1 = r if p == 0 else n_in
+    w0 = layers[0].w_offset
+    matmul_tn(_strided(Xb[:, c0:c1]), D, _view(grads, w0, n_in, zw0)[c0:c1], ONE)
+    if opt != OPT_NONE:
+        _update_range(opt, hyper, 1.0, t, grads, params, state, w0 + c0 * zw0, w0 + c1 * zw0, typed)
+
+
+@serial
+def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
+             work, offZ, offA, offD0, offD1, wloss, wt_ws, typed, batch_loss, scores):
+    """Phase B: the plain step's operations for everything but layer 0's product
+    and weight gradient; dz_0 is left in D0 (odd L) or D1."""
+    L = layers.shape[0]
+    fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
+    n_out = layers[L - 1].n_out
+    Z = _view(work, offZ[0], nb, layers[0].n_out)
+    A = _view(work, offA[0], nb, layers[0].n_out)
+    for i in range(nb):
+        for j in range(Z.shape[1]):
+            Z[i, j] = Z[i, j] + A[i, j]
+    bias_act_forward(_bias(params, layers, 0), layers[0].act, layers[0].act_param, Z, A, ONE)
+    inp = A
+    for l in range(1, L):
+        Z = _view(work, offZ[l], nb, layers[l].n_out)
+        A = _view(work, offA[l], nb, layers[l].n_out)
+        act, maxout, prelu = _act_of(layers, l, l == L - 1 and fused)
+        matmul(_strided(inp), _view(params, layers[l].w_offset, layers[l].n_in, Z.shape[1]), Z, ONE)
+        bias_act_forward(_bias(params, layers, l), act, layers[l].act_param, Z, A, ONE)
+        inp = A
+    Zl = _view(work, offZ[L - 1], nb, n_out)
+    Al = _view(work, offA[L - 1], nb, n_out)
+    cur = _view(work, offD0, nb, n_out)
+    _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, 1.0 / nb, wloss, scores)
+    data_loss = _sum_in_order(wloss, nb) / nb
+    if not fused:
+        act_backward(Zl, Al, cur, layers[L - 1].act, layers[L - 1].act_param, cur, ONE)
+    cur_off = offD0
+    for l in range(L - 1, 0, -1):
+        w_in = layers[l].n_in
+        zw = layers[l].n_out
+        W = _view(params, layers[l].w_offset, w_in, zw)
+        matmul_tn(_strided(_view(work, offA[l - 1], nb, w_in)), cur, _view(grads, layers[l].w_offset, w_in, zw), ONE)
+        gb = _bias(grads, layers, l)
+        if gb.shape[0] > 0:
+            bias_grad(cur, gb, ONE)
+        nxt_off = offD1 if cur_off == offD0 else offD0
+        nxt = _view(work, nxt_off, nb, w_in)
+        nt_ws(_strided(cur), W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), ONE)
+        act_backward(_view(work, offZ[l - 1], nb, w_in), _view(work, offA[l - 1], nb, w_in), nxt,
+                     layers[l - 1].act, layers[l - 1].act_param, nxt, ONE)
+        cur = nxt
+        cur_off = nxt_off
+    gb = _bias(grads, layers, 0)
+    if gb.shape[0] > 0:
+        bias_grad(cur, gb, ONE)
+    batch_loss[bi] = data_loss + 0.0       # the plain step's + penalty (0): the same -0.0
+    if opt != OPT_NONE:
+        w0 = layers[0].w_offset
+        w1 = w0 + layers[0].n_in * layers[0].n_out
+        if w0 > 0:
+            _update_range(opt, hyper, 1.0, t, grads, params, state, w0 - w0, w0, typed)
+        if w1 < params.shape[0]:
+            _update_range(opt, hyper, 1.0, t, grads, params, state, w1, params.shape[0], typed)
+
+
+@serial
+def _split_worker(tid, ctl, X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head,
+                 opt, hyper, t0, params, grads, state, work, batch_loss, scores):
+    """Worker tid (0 or 1) of the split step over train_batches' arguments (checked
+    by the contract's validator; the network by _split_plan here), both workers
+    sharing ``ctl`` (CTL_SIZE zeros).  n_batches = 0 returns before the hand-off."""
+    L = layers.shape[0]
+    bs = batch_size
+    M = perm.shape[0]
+    _check_layers(layers, params.shape[0], X.shape[1], layers[L - 1].n_out)
+    r = _split_plan(layers, params.shape[0], bs)
+    if r == 0:
+        raise ValueError("train_batches: the split step's variant for another network")
+    if n_batches <= 0:
+        return
+    if ((first_batch + n_batches - 1) * bs >= M or first_batch < 0 or batch_loss.shape[0] < n_batches
+            or ctl.shape[0] < CTL_SIZE):
+        raise ValueError("train_batches: batch range outside perm")
+    offZ, offA, offM, offD0, offD1, size = _layout(layers, bs)
+    if work.shape[0] < size:
+        raise ValueError("train_batches: work is smaller than workspace_size")
+    mode = _team(ctl)
+    if mode == 0:
+        return
+    solo = mode == MODE_SOLO
+    n_in = layers[0].n_in
+    zw0 = layers[0].n_out
+    wloss = np.empty(bs, np.float64)
+    smax = 1
+    for l in range(1, L):
+        smax = max(smax, layers[l].n_out * layers[l].n_in)
+    wt_ws = np.empty(smax, params.dtype)
+    typed = np.empty(NS_MAX, params.dtype)
+    out_scores = scores if scores.shape[0] == M else scores[0:0]
+    D = _view(work, offD0 if L % 2 == 1 else offD1, bs, zw0)
+    for bi in range(n_batches):
+        r0 = (first_batch + bi) * bs
+        nb = min(bs, M - r0)
+        nx1 = min(r0 + nb + bs, M) if bi + 1 < n_batches else r0 + nb
+        Xb = _view(work, size - size, nb, n_in)
+        Z = _view(work, offZ[0], nb, zw0)
+        A = _view(work, offA[0], nb, zw0)
+        t = t0 + bi + 1
+        for p in range(2):
+            if solo or p == tid:
+                _split_a(p, r, X, perm, r0, nb, layers, params, Xb, Z, A)
+        if not solo and tid == 1:
+            atomic_store(ctl, CTL_DONE_A, bi + 1)
+        # this worker's columns of the next batch's rows, while B runs
+        _prefetch_part(X, perm, r0 + nb, nx1, 0 if solo or tid == 0 else r, n_in if solo or tid == 1 else r)
+        if solo or tid == 0:
+            if not solo:
+                _wait_for(ctl, CTL_DONE_A, bi + 1)
+            _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
+                     work, offZ, offA, offD0, offD1, wloss, wt_ws, typed, batch_loss, out_scores)
+            if not solo:
+                atomic_store(ctl, CTL_DONE_B, bi + 1)
+        else:
+            _wait_for(ctl, CTL_DONE_B, bi + 1)
+        for p in range(2):
+            if solo or p == tid:
+                _split_c(p, r, Xb, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+
+
+class _SplitStep:
+    """train_batches for the calls step_plan gives two threads: ``worker`` (the
+    _split_worker variant for the model's codes) runs as worker 0 on the calling
+    thread and worker 1 on a helper thread (the compiled code releases the GIL).
+    numba's prange has no barrier, and a parallel region around the workers cost
+    more to compile than the whole training step (bench/numba_compile_time.py), so
+    the team is two Python threads; one helper per process, made again in a
+    child process (threads do not survive fork)."""
+
+    _helper = None
+    _pid = None
+
+    def __init__(self, worker):
+        self.worker = worker
+        self.py_func = worker.py_func if hasattr(worker, "py_func") else worker
+
+    @classmethod
+    def _pool(cls):
+        import os
+        from concurrent.futures import ThreadPoolExecutor
+        if cls._helper is None or cls._pid != os.getpid():
+            cls._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastnet-split")
+            cls._pid = os.getpid()
+        return cls._helper
+
+    def __call__(self, X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt,
+                 hyper, t0, rng_key, params, grads, state, work, batch_loss, scores, n_threads, diag):
+        args = (X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt, hyper,
+                t0, params, grads, state, work, batch_loss, scores)
+        ctl = np.zeros(CTL_SIZE, np.int64)
+        # checks (and a compile, with its notice) on the calling thread, no batch run
+        self.worker(0, ctl, *args[:7], 0, *args[8:])
+        if n_batches <= 0:
+            return
+        other = self._pool().submit(self.worker, 1, ctl, *args)
+        try:
+            self.worker(0, ctl, *args)
+        finally:
+            other.result()
+
+
+def step_plan(layers, P, hyper, batch_size, n_threads, diag_on=False):
+    """How train_batches runs these shapes: (r, two_threads), the Cython twin's
+    answer.  r > 0: the first layer's product is formed in the two halves of p
+    at r (_ksplit: shapes only, so every thread count and driver gets the same
+    sums); two_threads: the halves go to two threads (the split step, in the
+    train_batches variant built with ``split``).  That needs two threads asked
+    for, no diagnostics or clipping, and _split_plan's network."""
+    r = int(_ksplit(layers, batch_size))
+    if (r == 0 or n_threads < 2 or diag_on
+            or hyper[H_CLIPNORM] > 0 or hyper[H_GLOBAL_CLIPNORM] > 0):
+        return r, False
+    return r, int(_split_plan(layers, P, batch_size)) > 0
+
+
+# ---------------------------------------------------------------------------
 # contract kernels
 # ---------------------------------------------------------------------------
 def _make_forward(MAXOUT, PRELU):
@@ -705,6 +1052,8 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             # ---- gather the batch
             Xb = _view(work, offX, nb, n_in)
             gather_rows(X, perm[r0:r1], Xb, n_threads)
+            nx1 = min(r1 + bs, M) if bi + 1 < n_batches else r1    # the next batch's rows
+            _prefetch_rows(X, perm, r1, nx1, np.int64(0))
 
             # ---- forward
             inp = Xb
@@ -742,6 +1091,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     inp = A
             if DIAG and on:
                 diag[DG_ROWS] += nb
+            _prefetch_rows(X, perm, r1, nx1, np.int64(1))
 
             # ---- loss head: P into A_last (fused) or dA into D0; weighted row losses
             Zl = _view(work, offZ[L - 1], nb, n_out)
@@ -750,6 +1100,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             scale = 1.0 / nb
             _head(head, Zl, Al, cur, Y, labels, sw, perm, r0, scale, wloss, out_scores)
             data_loss = _sum_in_order(wloss, nb) / nb
+            _prefetch_rows(X, perm, r1, nx1, np.int64(2))
             if not fused:
                 act_backward(Zl, Al, cur, act_last, act_param_last, cur, n_threads)
             if DIAG and on and not (isfinite(data_loss) and _finite(_flat(work, offD0, nb * n_out))):
@@ -819,6 +1170,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     diag[o] += np.sqrt(_sumsq(gWf) + _sumsq(gb) + _sumsq(gs))
                     diag[o + 1] += 1.0
 
+            _prefetch_rows(X, perm, r1, nx1, np.int64(3))
             # ---- regularization (pre-update weights), update (with clipping)
             penalty = 0.0
             if REG and any_reg:
@@ -829,6 +1181,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 _update(opt, hyper, t0 + bi + 1, layers, grads, params, state, clipnorm, gclipnorm, typed)
             elif opt != OPT_NONE and P > 0:
                 _update_range(opt, hyper, 1.0, t0 + bi + 1, grads, params, state, offX, P, typed)
+            _prefetch_rows(X, perm, r1, nx1, np.int64(4))
             if DIAG and on:
                 for l in range(L):
                     if not (_finite(_flat(params, layers[l].w_offset, layers[l].n_in * _zw(layers, l))) and
@@ -843,6 +1196,8 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
 #: (DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG, OPT_MASK, FWD_MASK, BWD_MASK,
 #: HEAD_MASK) -> train_batches variant
 _TRAIN_VARIANTS = {}
+#: flags -> the _SplitStep of the _split_worker variant for them
+_SPLIT_VARIANTS = {}
 #: the masks of the variant that compiles every code (train_variant pads with these)
 _TRAIN_ANY = (True,) * 7 + (ALL_OPTS, ALL_ACTS, ALL_ACTS, HEAD_ALL)
 _MASK_NAMES = ("OPT_MASK", "FWD_MASK", "BWD_MASK", "HEAD_MASK")
@@ -850,7 +1205,7 @@ _MASK_NAMES = ("OPT_MASK", "FWD_MASK", "BWD_MASK", "HEAD_MASK")
 _FORWARD_VARIANTS = {}
 
 
-def train_variant(flags, serial=False):
+def train_variant(flags, serial=False, split=False):
     """The train_batches dispatcher compiled for ``flags`` (created once); with
     ``serial``, its serial twin (``_jit.serial_twin``: no parallel region, for
     shapes that reach no kernel's parallel threshold).  ``flags``: the seven
@@ -859,12 +1214,19 @@ def train_variant(flags, serial=False):
     with narrower masks is ``_jit.specialise``'s copy of the features' variant,
     which compiles only those optimizers', activations' and heads' loops."""
     flags = tuple(flags) + _TRAIN_ANY[len(flags):]
+    consts = {name: v for name, v, every in zip(_MASK_NAMES, flags[7:], _TRAIN_ANY[7:]) if v != every}
+    if split:
+        # the split step: its worker for these codes, without parallel regions
+        disp = _SPLIT_VARIANTS.get(flags)
+        if disp is None:
+            disp = _SPLIT_VARIANTS.setdefault(flags, _SplitStep(serial_twin(
+                specialise(_split_worker, consts) if consts else _split_worker)))
+        return disp
     disp = _TRAIN_VARIANTS.get(flags)
     if disp is None:
         base = _TRAIN_VARIANTS.get(flags[:7] + _TRAIN_ANY[7:])
         if base is None:
             base = _TRAIN_VARIANTS.setdefault(flags[:7] + _TRAIN_ANY[7:], _make_train_batches(*flags[:7]))
-        consts = {name: v for name, v, every in zip(_MASK_NAMES, flags[7:], _TRAIN_ANY[7:]) if v != every}
         disp = _TRAIN_VARIANTS.setdefault(flags, specialise(base, consts) if consts else base)
     return serial_twin(disp) if serial else disp
 

@@ -44,6 +44,7 @@ from llvmlite import ir
 from numba import types
 from numba.core import cgutils, config
 from numba.core.errors import TypingError
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic, models, register_model
 
 
@@ -283,6 +284,46 @@ def stack_empty_2d(typingctx, rows, cols, like):
     return aty(rows, cols, like), codegen
 
 
+@intrinsic
+def prefetch(typingctx, row, j):
+    """Ask the CPU to bring the cache line of ``row[j]`` (1-d) into L2
+    (``llvm.prefetch``, read, locality 2: prefetcht1 on x86); no effect on any
+    value, and no fault for any address."""
+    if not (_float_array(row, 1) and isinstance(j, types.Integer)):
+        raise TypingError("prefetch: expected a 1-d float array and an index, got %s, %s" % (row, j))
+
+    def codegen(context, builder, sig, args):
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        p = builder.bitcast(_pointer(context, builder, sig.args[0], args[0], args[1],
+                                     context.get_value_type(sig.args[0].dtype)), i8p)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]), "llvm.prefetch.p0i8")
+        builder.call(fn, [p, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+    return types.none(row, j), codegen
+
+
+@intrinsic
+def flat_rows(typingctx, arr):
+    """The (n, m) array ``arr`` as its flat (n * m,) view (the same data; the
+    caller checks that its rows are contiguous and follow each other: the
+    elementwise kernels' _rows_flat)."""
+    if not _float_array(arr, 2):
+        raise TypingError("flat_rows: expected a 2-d float array, got %s" % arr)
+    ret = types.Array(arr.dtype, 1, "C", readonly=not arr.mutable)
+
+    def codegen(context, builder, sig, args):
+        a = context.make_array(sig.args[0])(context, builder, args[0])
+        n, m = cgutils.unpack_tuple(builder, a.shape)
+        out = context.make_array(ret)(context, builder)
+        context.populate_array(out, data=a.data, shape=cgutils.pack_array(builder, [builder.mul(n, m)]),
+                               strides=cgutils.pack_array(builder, [a.itemsize]), itemsize=a.itemsize,
+                               meminfo=a.meminfo, parent=a.parent)
+        return impl_ret_borrowed(context, builder, ret, out._getvalue())
+    return ret(arr), codegen
+
+
 #: largest scratch ``stack_empty_2d`` is used for (bytes)
 STACK_MAX_BYTES = 16384
 
@@ -324,6 +365,12 @@ if config.DISABLE_JIT:
 
     def vfma(a, b, c):  # noqa: F811
         return (a.astype(_np.float64) * b + c).astype(c.dtype)
+
+    def prefetch(row, j):  # noqa: F811
+        pass
+
+    def flat_rows(arr):  # noqa: F811
+        return arr.reshape(-1)
 
     def stack_empty_2d(rows, cols, like):  # noqa: F811
         return _np.empty((rows, cols), like.dtype)
