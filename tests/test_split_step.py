@@ -211,7 +211,7 @@ def test_numba_split_step_in_a_forked_child(nb_split):
     nbb, network = nb_split
     args = _split_args("float32", HEADS[0], "sgd", "2 layers", 2)
     train(get_backend("numba"), *args)                  # the parent's helper exists now
-    assert network._SplitStep._helper is not None
+    assert network._SplitStep._jobs is not None
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:                                        # pragma: no cover - the child

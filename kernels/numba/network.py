@@ -592,7 +592,8 @@ CTL_ARRIVED = 0
 CTL_MODE = 8
 CTL_DONE_A = 16
 CTL_DONE_B = 24
-CTL_SIZE = 32
+CTL_DONE = 32
+CTL_SIZE = 40
 #: spins of a worker waiting for its partner to arrive before it runs alone
 #: (tens of microseconds at least, so two threads started together always team)
 SOLO_SPINS = 1 << 16
@@ -814,32 +815,52 @@ def _split_worker(tid, ctl, X, Y, labels, sw, perm, batch_size, first_batch, n_b
         for p in range(2):
             if solo or p == tid:
                 _split_c(p, r, Xb, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+    if not solo:
+        # worker 0 returns (and its caller reads the results) after worker 1's last write
+        if tid == 1:
+            atomic_store(ctl, CTL_DONE, ONE)
+        else:
+            _wait_for(ctl, CTL_DONE, ONE)
 
 
 class _SplitStep:
     """train_batches for the calls step_plan gives two threads: ``worker`` (the
     _split_worker variant for the model's codes) runs as worker 0 on the calling
-    thread and worker 1 on a helper thread (the compiled code releases the GIL).
-    numba's prange has no barrier, and a parallel region around the workers cost
-    more to compile than the whole training step (bench/numba_compile_time.py), so
-    the team is two Python threads; one helper per process, made again in a
-    child process (threads do not survive fork)."""
+    thread and as worker 1 on a helper thread (the compiled code releases the
+    GIL).  numba's prange has no barrier, and a parallel region around the workers
+    cost more to compile than the whole training step (bench/numba_compile_time.py),
+    so the team is two threads of this process: one helper per process, made again
+    in a child process (threads do not survive fork).  Worker 0 waits for worker
+    1's last write in compiled code, so a call costs one wake-up of the helper,
+    not a Python round trip."""
 
-    _helper = None
+    _jobs = None
     _pid = None
+    _error = []
 
     def __init__(self, worker):
         self.worker = worker
         self.py_func = worker.py_func if hasattr(worker, "py_func") else worker
 
     @classmethod
-    def _pool(cls):
+    def _post(cls, fn, args):
         import os
-        from concurrent.futures import ThreadPoolExecutor
-        if cls._helper is None or cls._pid != os.getpid():
-            cls._helper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastnet-split")
-            cls._pid = os.getpid()
-        return cls._helper
+        if cls._jobs is None or cls._pid != os.getpid():
+            import queue
+            import threading
+            cls._jobs, cls._pid = queue.SimpleQueue(), os.getpid()
+            threading.Thread(target=cls._serve, args=(cls._jobs,), name="fastnet-split",
+                             daemon=True).start()
+        cls._jobs.put((fn, args))
+
+    @classmethod
+    def _serve(cls, jobs):
+        while True:
+            fn, args = jobs.get()
+            try:
+                fn(*args)
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's next call
+                cls._error.append(e)
 
     def __call__(self, X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt,
                  hyper, t0, rng_key, params, grads, state, work, batch_loss, scores, n_threads, diag):
@@ -850,11 +871,10 @@ class _SplitStep:
         self.worker(0, ctl, *args[:7], 0, *args[8:])
         if n_batches <= 0:
             return
-        other = self._pool().submit(self.worker, 1, ctl, *args)
-        try:
-            self.worker(0, ctl, *args)
-        finally:
-            other.result()
+        self._post(self.worker, (1, ctl) + args)
+        self.worker(0, ctl, *args)
+        if self._error:
+            raise self._error.pop()
 
 
 def step_plan(layers, P, hyper, batch_size, n_threads, diag_on=False):
