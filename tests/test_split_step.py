@@ -158,7 +158,8 @@ def _worker_call(network, args, ctl, tid):
     worker = network.train_variant((False,) * 7, split=True).worker
     X, Y, labels, sw, perm, bs, first, nb, layers, head, opt, hyper, t0, _, params, grads, state, \
         work, batch_loss, scores, _ = args
-    worker(tid, ctl, X, Y, labels, sw, perm, bs, first, nb, layers, head, opt, hyper, t0, params,
+    slots = np.empty(4 * bs * int(layers[0]["n_out"]), work.dtype)
+    worker(tid, ctl, slots, X, Y, labels, sw, perm, bs, first, nb, layers, head, opt, hyper, t0, params,
            grads, state, work, batch_loss, scores)
 
 

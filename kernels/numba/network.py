@@ -570,28 +570,31 @@ def _flat(buf, off, n):
 # two halves of p (_ksplit); with two threads step_plan hands the batches to
 # _SplitStep, whose two workers (_split_worker on the calling thread and on a
 # helper thread) each own one half: its columns of the batch's rows, its rows of
-# W_0, their gradient and their update.  Per batch:
+# W_0, their gradient and their update.  Per batch, as kernels/cython/split.pyx:
 #
-#   A  part p: gather columns of the batch's rows, Xb[:, part] @ W_0[part] into
-#      Z_0 (part 0) or A_0 (part 1), as _layer0_ksplit       (worker p)
-#   B  Z_0 = Z_0 + A_0, the bias and activation, layers 1..L-1, the loss head,
-#      backward to dz_0 and every gradient but dW_0, their update    (worker 0)
-#   C  part p: dW_0[part] = Xb[:, part].T @ dz_0, its update        (worker p)
+#   A  part p: gather its columns of the batch's rows, Xp @ W_0[part] into
+#      slot[step % 2][p]                                              (worker p)
+#   -- each worker waits for the other's A (one hand-off per batch) --
+#   B  Z_0 = slot 0 + slot 1, the bias and activation, layers 1..L-1, the loss
+#      head, backward to dz_0 and every gradient but dW_0, their update: both
+#      workers, each in its own workspace with its own copy of the parameters
+#      other than W_0 (worker 0's are the caller's), updated alike
+#   C  part p: dW_0[part] = Xp.T @ dz_0, its update                   (worker p)
 #
-# Worker 0 starts B when worker 1 has stored A's flag; worker 1 starts C when
-# worker 0 has stored B's (release stores, acquire loads: kernels/numba/atomics.py).
-# Every element is computed by the plain step's operations in its order, so the
-# bits are the plain step's at any thread count.  The workers first agree that
-# both run (a team); a worker whose partner has not arrived after SOLO_SPINS
-# spins (the helper busy with another model's call, or not scheduled) runs every
-# part alone, and the late partner does nothing, so no order of the two can wait
-# forever.
+# Worker p writes slot[(step + 1) % 2][p] only after its B of step, which
+# waited for the other's A of step, which came after the other's B of step - 1:
+# two slots suffice.  Hand-offs are release stores and acquire loads
+# (kernels/numba/atomics.py).  Every element is computed by the plain step's
+# operations in its order, so the bits are the plain step's at any thread count.
+# The workers first agree that both run (a team); a worker whose partner has not
+# arrived after SOLO_SPINS spins (the helper busy with another model's call, or
+# not scheduled) runs every part alone, and the late partner does nothing, so no
+# order of the two can wait forever.
 
 #: the control words, each on its own cache line (int64 index)
 CTL_ARRIVED = 0
 CTL_MODE = 8
-CTL_DONE_A = 16
-CTL_DONE_B = 24
+CTL_DONE_A = 16          # + 8 p: worker p's last batch with its A done (plus one)
 CTL_DONE = 32
 CTL_SIZE = 40
 #: spins of a worker waiting for its partner to arrive before it runs alone
@@ -652,11 +655,11 @@ def _wait_for(ctl, i, value):
 
 
 @serial
-def _gather_part(X, perm, r0, nb, c0, c1, Xb):
-    """Xb[i, c0:c1] = X[perm[r0 + i], c0:c1] for the batch's nb rows."""
+def _gather_part(X, perm, r0, nb, c0, c1, Xp):
+    """Xp[i] = X[perm[r0 + i], c0:c1] for the batch's nb rows (Xp: nb x (c1 - c0))."""
     for i in range(nb):
         src = X[perm[r0 + i], c0:c1]
-        dst = Xb[i, c0:c1]
+        dst = Xp[i]
         for j in range(src.shape[0]):
             dst[j] = src[j]
 
@@ -672,34 +675,36 @@ def _prefetch_part(X, perm, lo, hi, c0, c1):
 
 
 @serial
-def _split_a(p, r, X, perm, r0, nb, layers, params, Xb, Z, A):
-    """Part p of layer 0's product (phase A)."""
+def _split_a(p, r, X, perm, r0, nb, layers, params, Xp, out):
+    """Part p of layer 0's product (phase A): its columns of the batch's rows
+    gathered into Xp (nb, part width), Xp @ W_0[part] into out."""
     n_in = layers[0].n_in
     c0 = 0 if p == 0 else r
     c1 = r if p == 0 else n_in
-    _gather_part(X, perm, r0, nb, c0, c1, Xb)
-    W = _view(params, layers[0].w_offset, n_in, Z.shape[1])
-    matmul(_strided(Xb[:, c0:c1]), W[c0:c1], Z if p == 0 else A, ONE)
+    _gather_part(X, perm, r0, nb, c0, c1, Xp)
+    W = _view(params, layers[0].w_offset, n_in, out.shape[1])
+    matmul(_strided(Xp), W[c0:c1], out, ONE)
 
 
 @serial
-def _split_c(p, r, Xb, D, layers, opt, hyper, t, grads, params, state, typed):
+def _split_c(p, r, Xp, D, layers, opt, hyper, t, grads, params, state, typed):
     """Part p of layer 0's weight gradient and its update (phase C)."""
     n_in = layers[0].n_in
     zw0 = layers[0].n_out
     c0 = 0 if p == 0 else r
     c1 = r if p == 0 else n_in
     w0 = layers[0].w_offset
-    matmul_tn(_strided(Xb[:, c0:c1]), D, _view(grads, w0, n_in, zw0)[c0:c1], ONE)
+    matmul_tn(_strided(Xp), D, _view(grads, w0, n_in, zw0)[c0:c1], ONE)
     if opt != OPT_NONE:
         _update_range(opt, hyper, 1.0, t, grads, params, state, w0 + c0 * zw0, w0 + c1 * zw0, typed)
 
 
 @serial
 def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
-             work, offZ, offA, offD0, offD1, wloss, wt_ws, typed, batch_loss, scores):
-    """Phase B: the plain step's operations for everything but layer 0's product
-    and weight gradient; dz_0 is left in D0 (odd L) or D1."""
+             work, offZ, offA, offD0, offD1, P0, P1, wloss, wt_ws, typed, batch_loss, scores):
+    """Phase B from the two parts P0, P1 of layer 0's product: the plain step's
+    operations for everything but that product and dW_0; dz_0 is left in D0
+    (odd L) or D1 of ``work``."""
     L = layers.shape[0]
     fused = head == HEAD_SOFTMAX_XENT or head == HEAD_SIGMOID_BCE
     n_out = layers[L - 1].n_out
@@ -707,7 +712,7 @@ def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, param
     A = _view(work, offA[0], nb, layers[0].n_out)
     for i in range(nb):
         for j in range(Z.shape[1]):
-            Z[i, j] = Z[i, j] + A[i, j]
+            Z[i, j] = P0[i, j] + P1[i, j]
     bias_act_forward(_bias(params, layers, 0), layers[0].act, layers[0].act_param, Z, A, ONE)
     inp = A
     for l in range(1, L):
@@ -754,11 +759,12 @@ def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, param
 
 
 @serial
-def _split_worker(tid, ctl, X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head,
-                 opt, hyper, t0, params, grads, state, work, batch_loss, scores):
+def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers,
+                  head, opt, hyper, t0, params, grads, state, work, batch_loss, scores):
     """Worker tid (0 or 1) of the split step over train_batches' arguments (checked
     by the contract's validator; the network by _split_plan here), both workers
-    sharing ``ctl`` (CTL_SIZE zeros).  n_batches = 0 returns before the hand-off."""
+    sharing ``ctl`` (CTL_SIZE zeros) and ``slots`` (4 batch_size x the first
+    layer's width floats).  n_batches = 0 returns before the hand-off."""
     L = layers.shape[0]
     bs = batch_size
     M = perm.shape[0]
@@ -768,53 +774,71 @@ def _split_worker(tid, ctl, X, Y, labels, sw, perm, batch_size, first_batch, n_b
         raise ValueError("train_batches: the split step's variant for another network")
     if n_batches <= 0:
         return
+    n_in = layers[0].n_in
+    zw0 = layers[0].n_out
     if ((first_batch + n_batches - 1) * bs >= M or first_batch < 0 or batch_loss.shape[0] < n_batches
-            or ctl.shape[0] < CTL_SIZE):
+            or ctl.shape[0] < CTL_SIZE or slots.shape[0] < 4 * bs * zw0):
         raise ValueError("train_batches: batch range outside perm")
     offZ, offA, offM, offD0, offD1, size = _layout(layers, bs)
     if work.shape[0] < size:
         raise ValueError("train_batches: work is smaller than workspace_size")
+    # B's arrays: in a team worker 1 runs it on its own workspace and copies of
+    # what B updates, made before its first A (which worker 0's first B waits
+    # for); A and C read and write the caller's W_0 rows of the worker's part
+    bparams = params
+    bgrads = grads
+    bstate = state
+    bwork = work
+    bloss = batch_loss
+    bscores = scores if scores.shape[0] == M else scores[0:0]
     mode = _team(ctl)
     if mode == 0:
         return
     solo = mode == MODE_SOLO
-    n_in = layers[0].n_in
-    zw0 = layers[0].n_out
+    if tid == 1 and not solo:
+        bparams = params.copy()
+        bgrads = np.zeros_like(grads)
+        bstate = state.copy()
+        bwork = np.empty(size, work.dtype)
+        bloss = np.empty(n_batches, batch_loss.dtype)
+        bscores = scores[0:0]
     wloss = np.empty(bs, np.float64)
     smax = 1
     for l in range(1, L):
         smax = max(smax, layers[l].n_out * layers[l].n_in)
     wt_ws = np.empty(smax, params.dtype)
     typed = np.empty(NS_MAX, params.dtype)
-    out_scores = scores if scores.shape[0] == M else scores[0:0]
-    D = _view(work, offD0 if L % 2 == 1 else offD1, bs, zw0)
+    D = _view(bwork, offD0 if L % 2 == 1 else offD1, bs, zw0)
+    # the parts' columns of the batch's rows, a buffer per part (no cache line
+    # shared between the workers)
+    x0 = np.empty(bs * r if solo or tid == 0 else 0, work.dtype)
+    x1 = np.empty(bs * (n_in - r) if solo or tid == 1 else 0, work.dtype)
     for bi in range(n_batches):
         r0 = (first_batch + bi) * bs
         nb = min(bs, M - r0)
         nx1 = min(r0 + nb + bs, M) if bi + 1 < n_batches else r0 + nb
-        Xb = _view(work, size - size, nb, n_in)
-        Z = _view(work, offZ[0], nb, zw0)
-        A = _view(work, offA[0], nb, zw0)
         t = t0 + bi + 1
-        for p in range(2):
-            if solo or p == tid:
-                _split_a(p, r, X, perm, r0, nb, layers, params, Xb, Z, A)
-        if not solo and tid == 1:
-            atomic_store(ctl, CTL_DONE_A, bi + 1)
-        # this worker's columns of the next batch's rows, while B runs
-        _prefetch_part(X, perm, r0 + nb, nx1, 0 if solo or tid == 0 else r, n_in if solo or tid == 1 else r)
+        slot = (bi % 2) * 2 * bs * zw0
+        Xp0 = _view(x0, 0, nb if x0.shape[0] > 0 else 0, r)
+        Xp1 = _view(x1, 0, nb if x1.shape[0] > 0 else 0, n_in - r)
         if solo or tid == 0:
-            if not solo:
-                _wait_for(ctl, CTL_DONE_A, bi + 1)
-            _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
-                     work, offZ, offA, offD0, offD1, wloss, wt_ws, typed, batch_loss, out_scores)
-            if not solo:
-                atomic_store(ctl, CTL_DONE_B, bi + 1)
+            _split_a(0, r, X, perm, r0, nb, layers, params, Xp0, _view(slots, slot, nb, zw0))
+        if solo or tid == 1:
+            _split_a(1, r, X, perm, r0, nb, layers, params, Xp1, _view(slots, slot + bs * zw0, nb, zw0))
+        if not solo:
+            atomic_store(ctl, CTL_DONE_A + 8 * tid, bi + 1)
+            # this worker's columns of the next batch's rows, while it waits and runs B
+            _prefetch_part(X, perm, r0 + nb, nx1, 0 if tid == 0 else r, r if tid == 0 else n_in)
+            _wait_for(ctl, CTL_DONE_A + 8 * (1 - tid), bi + 1)
         else:
-            _wait_for(ctl, CTL_DONE_B, bi + 1)
-        for p in range(2):
-            if solo or p == tid:
-                _split_c(p, r, Xb, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+            _prefetch_part(X, perm, r0 + nb, nx1, 0, n_in)
+        _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, bparams, bgrads, bstate,
+                 bwork, offZ, offA, offD0, offD1, _view(slots, slot, nb, zw0),
+                 _view(slots, slot + bs * zw0, nb, zw0), wloss, wt_ws, typed, bloss, bscores)
+        if solo or tid == 0:
+            _split_c(0, r, Xp0, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+        if solo or tid == 1:
+            _split_c(1, r, Xp1, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
     if not solo:
         # worker 0 returns (and its caller reads the results) after worker 1's last write
         if tid == 1:
@@ -867,12 +891,13 @@ class _SplitStep:
         args = (X, Y, labels, sw, perm, batch_size, first_batch, n_batches, layers, head, opt, hyper,
                 t0, params, grads, state, work, batch_loss, scores)
         ctl = np.zeros(CTL_SIZE, np.int64)
+        slots = np.empty(4 * batch_size * int(layers[0]["n_out"]), work.dtype)
         # checks (and a compile, with its notice) on the calling thread, no batch run
-        self.worker(0, ctl, *args[:7], 0, *args[8:])
+        self.worker(0, ctl, slots, *args[:7], 0, *args[8:])
         if n_batches <= 0:
             return
-        self._post(self.worker, (1, ctl) + args)
-        self.worker(0, ctl, *args)
+        self._post(self.worker, (1, ctl, slots) + args)
+        self.worker(0, ctl, slots, *args)
         if self._error:
             raise self._error.pop()
 
