@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from fastnet._kernels import defs
-from fastnet.backends import _api, available_backends
+from fastnet.backends import _api, available_backends, get_backend
 
 from conftest import TRAIN_ARG, make_spec, make_targets, train
 
@@ -434,6 +434,31 @@ def test_matmul_one_row_bits_equal_the_blocked_rows(dtype, k, m):
         getattr(nb, form)(a1, b, C1, 2)
         getattr(nb, form)(a3, b, C3, 2)
         assert C1.tobytes() == C3[:1].tobytes(), form
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(200, 100, 10), (33, 7, 16), (17, 300, 1), (16, 5, 8), (41, 64, 9)])
+def test_matmul_one_vector_panels_bits_equal_each_row_alone(dtype, n, k, m):
+    """A product at most one vector wide takes the one-vector blocks (_vblk8 /
+    _vblk5): every row gives the bits it gives alone (the one-row path), in every
+    form, and the Cython twin's where it is built."""
+    rng = np.random.default_rng(n * 7 + k + m)
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    cy = get_backend("cython") if "cython" in available_backends() else None
+    for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
+                       ("matmul_nt", A, np.ascontiguousarray(B.T))]:
+        C = np.full((n, m), np.nan, dtype)
+        getattr(nb, form)(a, b, C, 2)
+        for i in (0, n // 2, n - 1):
+            row = np.full((1, m), np.nan, dtype)
+            ai = np.ascontiguousarray(a[:, i:i + 1]) if form == "matmul_tn" else a[i:i + 1]
+            getattr(nb, form)(ai, b, row, 1)
+            assert row.tobytes() == C[i:i + 1].tobytes(), (form, i)
+        if cy is not None:
+            C2 = np.full((n, m), np.nan, dtype)
+            getattr(cy, form)(a, b, C2, 2)
+            assert C2.tobytes() == C.tobytes(), form
 
 
 def test_matmul_runs_as_python_under_numba_disable_jit():

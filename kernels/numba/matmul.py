@@ -42,7 +42,7 @@ import numpy as np
 
 from ._jit import kernel, serial, prange, MATMUL_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
-from ._generated_microkernel import _blk, _blk8, _blk5
+from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
 #: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
@@ -84,6 +84,14 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     w1 = w - w0
     j1 = j0 + L
     i = i0
+    if w1 == 0:
+        # a panel of one vector (a layer of 10 units): no second vector of zeros
+        while i1 - i >= ROW_BLOCK:
+            if ROW_BLOCK == 8:
+                _vblk8(A, B, C, i, j0, w0, p0, p1)
+            else:
+                _vblk5(A, B, C, i, j0, w0, p0, p1)
+            i += ROW_BLOCK
     while i1 - i >= 2 * ROW_BLOCK:
         if ROW_BLOCK == 8:
             _blk8(A, B, C, i, j0, j1, w0, w1, p0, p1)
