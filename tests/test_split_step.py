@@ -154,10 +154,13 @@ def nb_split():
 
 
 def _worker_call(network, args, ctl, tid):
-    """The numba split worker tid over train_batches' flat arguments."""
+    """The numba split worker tid over train_batches' flat arguments, the inputs
+    read-only as the adapter passes them (the same compiled code as a fit's)."""
+    import fastnet.backends.numba as nbb
     worker = network.train_variant((False,) * 7, split=True).worker
     X, Y, labels, sw, perm, bs, first, nb, layers, head, opt, hyper, t0, _, params, grads, state, \
         work, batch_loss, scores, _ = args
+    X, Y, labels, sw, perm = (nbb._ro(a) for a in (X, Y, labels, sw, perm))
     slots = np.empty(4 * bs * int(layers[0]["n_out"]), work.dtype)
     worker(tid, ctl, slots, X, Y, labels, sw, perm, bs, first, nb, layers, head, opt, hyper, t0, params,
            grads, state, work, batch_loss, scores)

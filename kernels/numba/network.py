@@ -348,17 +348,23 @@ def _strided(typingctx, a):
 
 
 @serial
+def _prefetch_part(X, perm, lo, hi, c0, c1):
+    """Prefetch columns c0..c1 of the rows X[perm[lo:hi]] into L2."""
+    step = 64 // X.itemsize
+    for i in range(lo, hi):
+        row = X[perm[i], c0:c1]
+        for j in range(0, row.shape[0], step):
+            prefetch(row, j)
+
+
+@serial
 def _prefetch_rows(X, perm, lo, hi, g):
     """Share g of 5 of the prefetch into L2 of the rows X[perm[lo:hi]] (the next
     batch's): issued between the stages of a step, so their misses overlap the
     step's work and the gather finds them in cache (the seed epoch of
     bench/REPORT.md reads 10 random rows of 3 KB per step)."""
     n = hi - lo
-    step = 64 // X.itemsize
-    for i in range(lo + g * n // 5, lo + (g + 1) * n // 5):
-        row = X[perm[i]]
-        for j in range(0, row.shape[0], step):
-            prefetch(row, j)
+    _prefetch_part(X, perm, lo + g * n // 5, lo + (g + 1) * n // 5, np.int64(0), X.shape[1])
 
 
 @serial
@@ -665,16 +671,6 @@ def _gather_part(X, perm, r0, nb, c0, c1, Xp):
 
 
 @serial
-def _prefetch_part(X, perm, lo, hi, c0, c1):
-    """Prefetch columns c0..c1 of the rows X[perm[lo:hi]] into L2."""
-    step = 64 // X.itemsize
-    for i in range(lo, hi):
-        row = X[perm[i], c0:c1]
-        for j in range(0, row.shape[0], step):
-            prefetch(row, j)
-
-
-@serial
 def _split_a(p, r, X, perm, r0, nb, layers, params, Xp, out):
     """Part p of layer 0's product (phase A): its columns of the batch's rows
     gathered into Xp (nb, part width), Xp @ W_0[part] into out."""
@@ -831,7 +827,7 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
             _prefetch_part(X, perm, r0 + nb, nx1, 0 if tid == 0 else r, r if tid == 0 else n_in)
             _wait_for(ctl, CTL_DONE_A + 8 * (1 - tid), bi + 1)
         else:
-            _prefetch_part(X, perm, r0 + nb, nx1, 0, n_in)
+            _prefetch_part(X, perm, r0 + nb, nx1, np.int64(0), n_in)
         _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, bparams, bgrads, bstate,
                  bwork, offZ, offA, offD0, offD1, _view(slots, slot, nb, zw0),
                  _view(slots, slot + bs * zw0, nb, zw0), wloss, wt_ws, typed, bloss, bscores)
@@ -906,8 +902,8 @@ def step_plan(layers, P, hyper, batch_size, n_threads, diag_on=False):
     """How train_batches runs these shapes: (r, two_threads), the Cython twin's
     answer.  r > 0: the first layer's product is formed in the two halves of p
     at r (_ksplit: shapes only, so every thread count and driver gets the same
-    sums); two_threads: the halves go to two threads (the split step, in the
-    train_batches variant built with ``split``).  That needs two threads asked
+    sums); two_threads: the halves go to two threads (the split step:
+    ``train_variant(flags, split=True)``).  That needs two threads asked
     for, no diagnostics or clipping, and _split_plan's network."""
     r = int(_ksplit(layers, batch_size))
     if (r == 0 or n_threads < 2 or diag_on
@@ -1257,7 +1253,9 @@ def train_variant(flags, serial=False, split=False):
     feature flags of :func:`_make_train_batches`, then optionally the masks
     OPT_MASK, FWD_MASK, BWD_MASK, HEAD_MASK (default: every code): a variant
     with narrower masks is ``_jit.specialise``'s copy of the features' variant,
-    which compiles only those optimizers', activations' and heads' loops."""
+    which compiles only those optimizers', activations' and heads' loops.  With
+    ``split``: the two-thread split step for those codes (a _SplitStep around the
+    serial twin of _split_worker), for the calls step_plan gives two threads."""
     flags = tuple(flags) + _TRAIN_ANY[len(flags):]
     consts = {name: v for name, v, every in zip(_MASK_NAMES, flags[7:], _TRAIN_ANY[7:]) if v != every}
     if split:
