@@ -79,3 +79,32 @@ def test_column_chunks_give_the_bits_of_the_other_paths(isa, dtype, n, k, m):
                 mm._set_narrow_chunk(before[1])
         for o in outs[1:]:
             assert o.tobytes() == outs[0].tobytes(), (form, isa)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(100, 200, 10), (256, 128, 10), (512, 128, 10), (64, 200, 10),
+                                   (100, 200, 1), (1024, 50, 3), (129, 700, 17), (300, 7, 20)])
+def test_tn_as_transposed_product_gives_the_same_bits(isa, dtype, n, k, m):
+    """matmul_tn with C's columns a fraction of a vector (an output layer's weight
+    gradient) runs as C^T = B^T A^T over C's rows: every element is the same chain of
+    fused multiply-adds over p, so the bits equal the direct form's, at 1 and 2
+    threads; the result matches float64 numpy."""
+    if isa == "baseline":
+        pytest.skip("no narrow kernels: both runs take the same path")
+    rng = np.random.default_rng(n * 3 + k * 5 + m)
+    A = rng.standard_normal((k, n)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    R = A.T.astype(np.float64) @ B.astype(np.float64)
+    outs = []
+    for cols in (4096, 0):
+        before = mm._set_swap_max_cols(cols)
+        try:
+            for threads in (1, 2):
+                C = np.full((n, m), np.nan, dtype)
+                mm.matmul_tn(A, B, C, threads)
+                outs.append(C)
+        finally:
+            mm._set_swap_max_cols(before)
+    assert np.abs(outs[0] - R).max() <= TOL[dtype] * max(np.abs(R).max(), 1.0)
+    for o in outs[1:]:
+        assert o.tobytes() == outs[0].tobytes(), isa

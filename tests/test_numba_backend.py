@@ -461,6 +461,36 @@ def test_matmul_one_vector_panels_bits_equal_each_row_alone(dtype, n, k, m):
             assert C2.tobytes() == C.tobytes(), form
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(100, 200, 10), (256, 128, 10), (64, 200, 10), (100, 200, 1),
+                                   (129, 700, 17), (1024, 50, 3)])
+def test_matmul_tn_as_transposed_product_gives_the_direct_bits(dtype, n, k, m):
+    """matmul_tn with C's columns a fraction of a vector runs as C^T = B^T A (A's
+    rows contiguous): the bits of the direct form, which a strided A (its rows
+    not adjacent) still takes, and of the Cython twin with its own swap off."""
+    rng = np.random.default_rng(n + 3 * k + m)
+    A = rng.standard_normal((k, n)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    C = np.full((n, m), np.nan, dtype)
+    nb.matmul_tn(A, B, C, 2)
+    R = A.T.astype(np.float64) @ B.astype(np.float64)
+    assert np.abs(C - R).max() <= (1e-4 if dtype == np.float32 else 1e-10) * max(np.abs(R).max(), 1.0)
+    wide = np.zeros((k, n + 3), dtype)
+    wide[:, :n] = A
+    Cs = np.full((n, m), np.nan, dtype)
+    nb.matmul_tn(wide[:, :n], B, Cs, 1)
+    assert Cs.tobytes() == C.tobytes()
+    if "cython" in available_backends():
+        cmm = pytest.importorskip("fastnet._kernels.cython.matmul")
+        before = cmm._set_swap_max_cols(0)
+        try:
+            C2 = np.full((n, m), np.nan, dtype)
+            cmm.matmul_tn(A, B, C2, 1)
+        finally:
+            cmm._set_swap_max_cols(before)
+        assert C2.tobytes() == C.tobytes()
+
+
 def test_matmul_runs_as_python_under_numba_disable_jit():
     """NUMBA_DISABLE_JIT (debugging) runs the kernels as Python: the SIMD
     intrinsics have numpy stand-ins there (kernels/numba/simd.py)."""
@@ -477,6 +507,9 @@ def test_matmul_runs_as_python_under_numba_disable_jit():
             "        assert np.abs(C - R).max() < (1e-5 if dt == np.float32 else 1e-12), f\n"
             "    C = np.full((1, 37), np.nan, dt); nb.matmul(A[:1], B, C, 1)\n"
             "    assert np.abs(C - R[:1]).max() < (1e-5 if dt == np.float32 else 1e-12)\n"
+            "    X = rng.standard_normal((30, 100)).astype(dt); Y = rng.standard_normal((30, 10)).astype(dt)\n"
+            "    C = np.full((100, 10), np.nan, dt); nb.matmul_tn(X, Y, C, 1)\n"
+            "    assert np.abs(C - X.T.astype(np.float64) @ Y).max() < (1e-5 if dt == np.float32 else 1e-12)\n"
             "print('ok')\n")
     env = dict(os.environ, NUMBA_DISABLE_JIT="1")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,

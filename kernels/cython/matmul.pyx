@@ -39,7 +39,11 @@ Four ways to feed it, chosen from the shape only:
   The same kernels also take up to ``NRW_MAX_COLS`` columns (the 100-unit
   layers) in column chunks of 4 vectors on AVX-512, 2 on AVX2 (5-row blocks
   fill AVX2's 16 registers better than 2 x 4), the last chunk the rest: each
-  (chunk, row block) is a task of its own.
+  (chunk, row block) is a task of its own.  ``matmul_tn`` whose C has a fraction
+  of a vector of columns and rows that fill whole vectors (an output layer's
+  weight gradient, 100 x 10: 10 of 16 lanes) runs as C^T = B^T A^T over C's rows
+  into a scratch, then transposed (``_narrow_swapped``; the same fused
+  multiply-add chain per element).
 
 * **rows** (one row and B rows contiguous, e.g. batch-1 inference): the row of C
   in axpy form (``FN_ROW``), B streamed once, on the calling thread.
@@ -465,9 +469,13 @@ cdef enum:
     # narrow path over column chunks up to this many columns (wider: the
     # packed path; bench/REPORT.md's GEMM table)
     NRW_MAX_COLS = 128
+    # matmul_tn with a C of less than one vector of columns runs as C^T = B^T A^T
+    # (_narrow_swapped) up to this many rows of C
+    SWAP_MAX_COLS = 1024
 
 
 cdef Py_ssize_t nrw_max_cols = NRW_MAX_COLS
+cdef Py_ssize_t swap_max_cols = SWAP_MAX_COLS
 # vectors per column chunk (select_isa)
 cdef Py_ssize_t nrw_chunk = 4
 
@@ -578,6 +586,41 @@ cdef int _narrow_bt(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     return 0
 
 
+cdef inline bint _swap_pays(Py_ssize_t n, Py_ssize_t m, Py_ssize_t esize) noexcept nogil:
+    """C^T = B^T A^T through the narrow kernels computes a fifth fewer vector lanes
+    than C = A B or better: C's rows fill whole vectors (n >= 4 vectors) while m
+    leaves most of its last vector empty (matmul_tn of an output layer of 10
+    units: 10 of 16 lanes)."""
+    cdef Py_ssize_t vl = fn_nrw_vbytes // esize
+    if n < 4 * vl or n > swap_max_cols:
+        return False
+    return m * _cdiv(n, vl) * 5 < n * _cdiv(m, vl) * 4
+
+
+cdef int _narrow_swapped(const floating* A, Py_ssize_t sa_p,
+                         const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
+                         Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
+    """C = A B with A's rows contiguous in p (sa_i == 1: matmul_tn) as C^T = B^T A^T:
+    the narrow kernels over the n columns of C^T (A's rows read in place, B's
+    elements broadcast), then C^T transposed into C.  Every element is the same
+    fused multiply-add chain over p = 0, 1, ..., k-1 (the product of each step
+    commutes), so the bits are those of the direct form."""
+    cdef floating ct[NRW_STACK]
+    cdef floating* buf = &ct[0]
+    cdef Py_ssize_t i, j
+    if n * m > NRW_STACK:
+        buf = <floating*> malloc(n * m * sizeof(floating))
+        if buf == NULL:
+            return -1
+    _narrow(B, sb_j, sb_p, A, sa_p, buf, m, k, n, n_threads)
+    for i in range(n):
+        for j in range(m):
+            C[i * m + j] = buf[j * n + i]
+    if buf != &ct[0]:
+        free(buf)
+    return 0
+
+
 cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                 const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j, floating* C,
                 Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
@@ -588,6 +631,9 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
         memset(C, 0, n * m * sizeof(floating))
         return
     if _chunked_ok(m, sizeof(floating)):
+        if sa_i == 1 and _swap_pays(n, m, sizeof(floating)):
+            if _narrow_swapped(A, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
+                return
         if sb_j == 1:
             _narrow(A, sa_i, sa_p, B, sb_p, C, n, k, m, n_threads)
             return
@@ -750,6 +796,15 @@ def select_isa(want="auto"):
     nrw_chunk = 4 if got == 2 else 2
     nrw_max_cols = NRW_MAX_COLS if got >= 1 else 0
     return ("baseline", "avx2", "avx512")[got]
+
+
+def _set_swap_max_cols(Py_ssize_t cols):
+    """Test hook: the most rows of C for which matmul_tn runs as C^T = B^T A^T
+    (0: never); returns the previous limit.  The bits do not depend on it."""
+    global swap_max_cols
+    old = swap_max_cols
+    swap_max_cols = max(cols, 0)
+    return old
 
 
 def _set_narrow_max_cols(Py_ssize_t cols):

@@ -22,7 +22,12 @@ instead (``_row``, the Cython twin's ``FN_ROW``), B streamed once row by row;
 a few rows (2 .. ROW_BLOCK - 1) take the register blocks, one pass over B.
 
 ``matmul_tn`` runs the kernel on the transposed view ``A.T`` (the A values are
-scalar broadcasts, so their stride costs nothing); ``matmul_nt`` first writes
+scalar broadcasts, so their stride costs nothing), or, when C's columns leave
+most of their last vector empty while its rows fill whole vectors (the weight
+gradient of an output layer of 10 units: 10 of 16 lanes), as C^T = B^T A into
+a scratch then transposed (``_swap_pays``; the Cython twin's
+``_narrow_swapped``; matmul_tn 256x128x10 in bench/REPORT.md's GEMM table);
+``matmul_nt`` first writes
 B^T into a scratch array (m * k moves, against n * m * k multiply-adds;
 ``nt_ws`` takes the caller's scratch).
 
@@ -39,6 +44,9 @@ Arrays with a non-unit stride in their last dimension (outside the backend
 contract, which passes C-contiguous arrays) go through contiguous copies.
 """
 import numpy as np
+from numba.core import config, types
+from numba.core.imputils import impl_ret_borrowed
+from numba.extending import intrinsic
 
 from ._jit import kernel, serial, prange, MATMUL_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
@@ -51,11 +59,57 @@ ROW_BLOCK = 8 if VECTOR_BYTES == 64 else 5
 #: values of p per block: a block's B panel (P_BLOCK x 2 vectors: 32 KB of
 #: float32 on AVX-512) stays in L1 while the row blocks pass over it
 P_BLOCK = 256
+#: matmul_tn with C's columns a fraction of a vector runs as C^T = B^T A up to
+#: this many rows of C (the Cython twin's SWAP_MAX_COLS)
+SWAP_MAX_COLS = 1024
 #: matmul_nt's transpose of B: tile edge
 T_TILE = 16
 #: rows per cache block (whole row blocks): I_BLOCK x P_BLOCK of A (128 KB
 #: float32 on AVX-512) stays in L2
 I_BLOCK = 16 * ROW_BLOCK
+
+
+@intrinsic
+def _strided(typingctx, a):
+    """``a`` typed as a writable array of any layout (the same array: numba's
+    layout and read-only flags are types only, the data model is one).  The
+    products' A operand goes through this, so a C-contiguous batch, the halves of
+    layer 0's p (``Xb[:, :r]``), matmul_tn's transposed view and forward's
+    read-only X reach ONE compiled specialisation of matmul's chain (_product,
+    _rows, _panel, the register blocks) per dtype instead of one per layout.
+    The micro-kernel only broadcasts A's values (scalar loads), so its stride
+    being a variable costs nothing; the kernels never write A."""
+    if not isinstance(a, types.Array):
+        return None
+    ret = a.copy(layout="A", readonly=False)
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, ret, args[0])
+    return ret(a), codegen
+
+
+@intrinsic
+def _c_rows(typingctx, a):
+    """``a`` (a 2-d array whose rows are contiguous and adjacent: the caller checks)
+    typed as a writable C-contiguous array, the type of the products' B operand:
+    matmul_tn's transposed form reaches the same compiled
+    specialisation of matmul's chain as the direct one."""
+    if not isinstance(a, types.Array):
+        return None
+    ret = a.copy(layout="C", readonly=False)
+
+    def codegen(context, builder, sig, args):
+        return impl_ret_borrowed(context, builder, ret, args[0])
+    return ret(a), codegen
+
+
+if config.DISABLE_JIT:
+    # NUMBA_DISABLE_JIT (the kernels run as Python): types do not exist there
+    def _strided(a):  # noqa: F811
+        return a
+
+    def _c_rows(a):  # noqa: F811
+        return a
 
 
 @serial
@@ -245,11 +299,43 @@ def matmul_tn(A, B, C, n_threads):
     if B.shape[0] != A.shape[0] or C.shape[0] != A.shape[1] or C.shape[1] != B.shape[1]:
         raise ValueError("matmul_tn: shapes A (k, n), B (k, m), C (n, m) do not match")
     if _unit_rows(B) and _unit_rows(C):
-        _product(A.T, B, C, n_threads)
+        if _swap_pays(A, C):
+            # C^T = B^T A over C's rows (A's rows read in place, B's values broadcast),
+            # then transposed into C: every element is the same chain of fused
+            # multiply-adds over p (each step's product commutes), the bits of the
+            # direct form and of the Cython twin's _narrow_swapped.  (Written here,
+            # not in a function of its own: each level that calls _product compiles
+            # its chain again, bench/numba_compile_time.py.)
+            n = C.shape[0]
+            m = C.shape[1]
+            if m * n * C.itemsize <= STACK_MAX_BYTES:
+                Ct = stack_empty_2d(m, n, C)
+            else:
+                Ct = np.empty((m, n), C.dtype)
+            _product(_strided(B.T), _c_rows(A), Ct, n_threads)
+            _transpose(Ct, C, 0, n)
+        else:
+            _product(A.T, B, C, n_threads)
     else:
         T = np.empty(C.shape, C.dtype)
         _product(A.T, np.ascontiguousarray(B), T, n_threads)
         _copy2d(T, C)
+
+
+@serial
+def _swap_pays(A, C):
+    """matmul_tn as C^T = B^T A computes a fifth fewer vector lanes or better (the
+    Cython twin's _swap_pays): C's n rows fill whole vectors while its m columns
+    leave most of their last vector empty (an output layer of 10 units); A's rows
+    contiguous and adjacent (they become the B operand)."""
+    n = C.shape[0]
+    m = C.shape[1]
+    L = vlanes(C)
+    if n < 4 * L or n > SWAP_MAX_COLS:
+        return False
+    if A.shape[0] > 1 and (A.strides[1] != A.itemsize or A.strides[0] != n * A.itemsize):
+        return False
+    return m * ((n + L - 1) // L) * 5 < n * ((m + L - 1) // L) * 4
 
 
 @serial

@@ -42,15 +42,12 @@ uint64 with a Python int makes numba compute in float64).
 from math import isfinite
 
 import numpy as np
-from numba.core import types
-from numba.core.imputils import impl_ret_borrowed
-from numba.extending import intrinsic
 
 from .. import defs
 from ._jit import (kernel, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
-from .matmul import matmul, matmul_tn, nt_ws
+from .matmul import matmul, matmul_tn, nt_ws, _strided
 from .simd import prefetch
 from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
                                      ALL_ACTS, ALL_OPTS, FWD_MASK, BWD_MASK, OPT_MASK)
@@ -326,25 +323,6 @@ def _check_layers(layers, n_params, n_in, n_out):
             ap = layers[l].slopes_offset
             if ap < 0 or ap + w_out > n_params:
                 raise ValueError("a layer's PReLU slopes lie outside the parameter buffer")
-
-
-@intrinsic
-def _strided(typingctx, a):
-    """``a`` typed as a writable array of any layout (the same array: numba's
-    layout and read-only flags are types only, the data model is one).  The
-    products' A operand goes through this, so a C-contiguous batch, the halves of
-    layer 0's p (``Xb[:, :r]``), matmul_tn's transposed view and forward's
-    read-only X reach ONE compiled specialisation of matmul's chain (_product,
-    _rows, _panel, the register blocks) per dtype instead of one per layout.
-    The micro-kernel only broadcasts A's values (scalar loads), so its stride
-    being a variable costs nothing; the kernels never write A."""
-    if not isinstance(a, types.Array):
-        return None
-    ret = a.copy(layout="A", readonly=False)
-
-    def codegen(context, builder, sig, args):
-        return impl_ret_borrowed(context, builder, ret, args[0])
-    return ret(a), codegen
 
 
 @serial
