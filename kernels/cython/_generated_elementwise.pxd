@@ -32,3 +32,8 @@ cdef void exp_inplace_c(floating* x, Py_ssize_t n) noexcept nogil
 # G += l1 sign(W) + 2 l2 W (a zero coefficient's term left out), in this CPU's vector loop
 cdef void reg_span_c(const floating* W, floating* G, Py_ssize_t n, double l1, double l2,
                      double* sums) noexcept nogil
+
+# db[j] = sum_i dZ[i * m + j] for j < jn <= 64 (COL_TILE), rows in order, one add per row,
+# in this CPU's vector loop (vectorised across the columns only: the same sums everywhere)
+cdef void col_sums_c(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
+                     Py_ssize_t jn) noexcept nogil

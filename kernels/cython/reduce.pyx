@@ -20,7 +20,7 @@ cimport numpy as cnp
 
 from ._types cimport ELEM_PAR_MIN, FLAT_TILE, COL_TILE
 from ._generated_layer cimport layer_t
-from ._generated_elementwise cimport reg_span_c
+from ._generated_elementwise cimport reg_span_c, col_sums_c
 
 from fastnet._kernels import defs
 
@@ -49,16 +49,9 @@ cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 # ---------------------------------------------------------------------------
 cdef inline void _col_sums(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
                            Py_ssize_t jn) noexcept nogil:
-    """db[0:jn] = sum_i dZ[i*m + 0:jn], rows in order (accumulators on this call's stack)."""
-    cdef floating acc[COL_TILE]
-    cdef Py_ssize_t i, j
-    for j in range(jn):
-        acc[j] = 0
-    for i in range(n):
-        for j in range(jn):
-            acc[j] = acc[j] + dZ[i * m + j]
-    for j in range(jn):
-        db[j] = acc[j]
+    """db[0:jn] = sum_i dZ[i*m + 0:jn], rows in order (jn <= COL_TILE), in this CPU's
+    vector loop (the baseline build's SSE2 loop was half of bias_grad's time)."""
+    col_sums_c(dZ, db, n, m, jn)
 
 
 cdef void bias_grad_c(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
