@@ -18,6 +18,7 @@ is built or installed.
 import ast
 import itertools
 import re
+import struct
 
 __all__ = ["SPECIALIZE", "SPECIALIZE_C", "ISAS", "CTYPES", "opt_c", "act_c",
            "act_py", "typed_element", "opt_loop_py", "hyper_used", "uses", "indent"]
@@ -237,40 +238,72 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
     the formula runs in double (z and a widened first, as the numba twin does),
     the result is cast back; except the float32
     sigmoid forward, fn_sigmoidf in float lanes (fn_math.h: within 2 ulp; twice
-    the lanes of the double formula)."""
+    the lanes of the double formula), and float32 formulas that only compare and
+    select (relu, relu6, step, linear: ``exact``), which run in float32 with the
+    double formula's bits."""
     binops = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
     cmps = {ast.Gt: ">", ast.Lt: "<", ast.GtE: ">=", ast.LtE: "<=", ast.Eq: "==", ast.NotEq: "!="}
 
-    def cx(e):
+    def exact(e):
+        """The formula takes float32 values to float32-representable results through
+        comparisons and selections only (relu, relu6, step, linear): evaluated in
+        float32 it gives the double formula's bits (and dA times it too: the double
+        product of two float32 values is exact, so its rounding is float32's)."""
+        if isinstance(e, ast.Name):
+            return e.id in ("z", "a")
+        if isinstance(e, ast.Constant):
+            return struct.unpack("f", struct.pack("f", float(e.value)))[0] == float(e.value)
+        if isinstance(e, ast.IfExp):
+            return exact(e.test) and exact(e.body) and exact(e.orelse)
+        if isinstance(e, ast.Compare):
+            return exact(e.left) and all(exact(c) for c in e.comparators)
+        if isinstance(e, ast.BoolOp):
+            return all(exact(v) for v in e.values)
+        if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
+            return exact(e.operand)
+        if isinstance(e, ast.Call) and isinstance(e.func, ast.Name) and e.func.id in ("fmin", "fmax"):
+            return all(exact(v) for v in e.args)
+        return False
+
+    def cx(e, flt=False):
         if isinstance(e, ast.Name):
             return e.id
         if isinstance(e, ast.Constant):
-            return repr(float(e.value))
+            return repr(float(e.value)) + ("f" if flt else "")
         if isinstance(e, ast.BinOp) and type(e.op) in binops:
-            return "(%s %s %s)" % (cx(e.left), binops[type(e.op)], cx(e.right))
+            return "(%s %s %s)" % (cx(e.left, flt), binops[type(e.op)], cx(e.right, flt))
         if isinstance(e, ast.UnaryOp) and isinstance(e.op, ast.USub):
-            return "(-%s)" % cx(e.operand)
+            return "(-%s)" % cx(e.operand, flt)
         if isinstance(e, ast.IfExp):
-            return "(%s ? %s : %s)" % (cx(e.test), cx(e.body), cx(e.orelse))
+            return "(%s ? %s : %s)" % (cx(e.test, flt), cx(e.body, flt), cx(e.orelse, flt))
         if isinstance(e, ast.Compare) and len(e.ops) == 1 and type(e.ops[0]) in cmps:
-            return "(%s %s %s)" % (cx(e.left), cmps[type(e.ops[0])], cx(e.comparators[0]))
+            return "(%s %s %s)" % (cx(e.left, flt), cmps[type(e.ops[0])], cx(e.comparators[0], flt))
         if isinstance(e, ast.BoolOp):
             op = " && " if isinstance(e.op, ast.And) else " || "
-            return "(" + op.join(cx(v) for v in e.values) + ")"
+            return "(" + op.join(cx(v, flt) for v in e.values) + ")"
         if isinstance(e, ast.Call) and isinstance(e.func, ast.Name):
             name = {"exp": "fn_exp"}.get(e.func.id, e.func.id)
-            return "%s(%s)" % (name, ", ".join(cx(a) for a in e.args))
+            if flt and name in ("fmin", "fmax"):
+                name += "f"
+            return "%s(%s)" % (name, ", ".join(cx(a, flt) for a in e.args))
         raise ValueError("act_c: cannot translate %s" % ast.dump(e))
 
-    def cf(formula):
-        return cx(ast.parse(_with_fn_sigmoid(formula), mode="eval").body)
+    def tree(formula):
+        return ast.parse(_with_fn_sigmoid(formula), mode="eval").body
+
+    def cf(formula, flt=False):
+        return cx(tree(formula), flt)
 
     text = []
     for a in ACTIVATIONS:
         if a.get("rowwise"):
             continue
-        fwd, bwd = cf(a["forward"]), cf(a["backward"])
         for dt, T in CTYPES:
+            # float32 formulas that only compare and select run in float32 lanes (twice
+            # the lanes of double; the same bits, see exact)
+            fx = dt == "f32" and exact(tree(a["forward"]))
+            bx = dt == "f32" and exact(tree(a["backward"]))
+            fwd, bwd = cf(a["forward"], fx), cf(a["backward"], bx)
             for isa, attr in ISAS:
                 name = "%s_%s_%s" % (a["name"], dt, isa)
                 if isa != "base":
@@ -284,6 +317,17 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
                     "{",
                     "    ptrdiff_t i, j;",
                     "    (void)act_param;",
+                ] + ([
+                    "    if (b != NULL) {  /* cheap formula: bias and activation in one pass over Z */",
+                    "        for (i = i0; i < i1; i++)",
+                    "            for (j = 0; j < m; j++) {",
+                    "                %s z = Z[i * m + j] + b[j];" % T,
+                    "                Z[i * m + j] = z;",
+                    "                A[i * m + j] = (%s) (%s);" % (T, fwd),
+                    "            }",
+                    "        return;",
+                    "    }",
+                ] if fx else []) + [
                     "    if (b != NULL)",
                     "        for (i = i0; i < i1; i++)",
                     "            for (j = 0; j < m; j++)",
@@ -302,7 +346,8 @@ def act_c(ACTIVATIONS, ISAS, CTYPES):
                     "    ptrdiff_t e;",
                     "    (void)i; (void)j;",
                     "    for (e = i0 * m; e < i1 * m; e++) {",
-                    "        double z = Z[e], a = A[e];  /* the formula in double: 1 - a a too */",
+                    ("        %s z = Z[e], a = A[e];  /* compares and selects only: float32 lanes */" % T
+                     if bx else "        double z = Z[e], a = A[e];  /* the formula in double: 1 - a a too */"),
                     "        (void)z; (void)a;",
                     "        dZ[e] = (%s) (dA[e] * (%s));" % (T, bwd),
                     "    }",
