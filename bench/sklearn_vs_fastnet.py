@@ -35,7 +35,7 @@ timed, gives the share of fastnet's time spent in them (the rest is Python).
 Usage::
 
     python bench/sklearn_vs_fastnet.py                 # full run (minutes), writes bench/results/
-    python bench/sklearn_vs_fastnet.py --quick         # tiny sizes, 1 seed: a smoke run
+    python bench/sklearn_vs_fastnet.py --quick         # tiny sizes, 1 seed: a smoke run (prints only)
     python bench/sklearn_vs_fastnet.py --seeds 5 --backend cython --out /tmp/x.md
     python bench/sklearn_vs_fastnet.py --row diabetes --row lbfgs   # rows whose name has these (prints only)
 """
@@ -388,9 +388,10 @@ def main(argv=None):
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--row", action="append", default=[],
                     help="run only the rows whose name contains this (repeatable); nothing is written without --out")
-    ap.add_argument("--out", default=None, help="markdown path (default: bench/results/sklearn_vs_fastnet.md)")
+    ap.add_argument("--out", default=None, help="markdown path (default: bench/results/sklearn_vs_fastnet.md; "
+                    "--quick and --row write nothing without --out)")
     args = ap.parse_args(argv)
-    if args.out is None and not args.row:
+    if args.out is None and not args.row and not args.quick:  # a smoke run never replaces the results
         args.out = os.path.join(HERE, "results", "sklearn_vs_fastnet.md")
     results, rates = run(args)
     text = markdown(results, args, rates)
