@@ -32,7 +32,10 @@ pytestmark = [
 
 
 #: the training step's kernels that hold one signature per dtype, whatever the inputs' flavours
-ONE_SIGNATURE = ("_product__serial", "_rows", "_panel", "matmul__serial", "matmul_tn__serial", "nt_ws__serial",
+#: matmul's drivers, inlined into their callers at numba's IR level (kernels/numba/_jit.py:
+#: ``inlined``): never compiled as functions of their own when a kernel calls them
+INLINED = ("_rows", "_panel", "matmul__serial", "matmul_tn__serial", "nt_ws__serial")
+ONE_SIGNATURE = ("_product__serial",
                  "gather_rows__serial", "bias_act_forward__serial", "act_backward__serial", "_head__serial",
                  "_head_one", "_update_range__serial", "bias_grad__serial", "_opt_tile",
                  "_make_train_batches.<locals>.train_batches__serial")
@@ -129,15 +132,16 @@ def test_array_flavours_reach_the_same_specialisations(dtype, tmp_path):
                                               if ("Array(float32" in str(s)) == (dtype == "float32")])
                  for d in nb._dispatchers()}
     assert per_dtype[variant.py_func.__qualname__] == 1
-    # (a callee loaded with its caller from the cache holds none; matmul's _rows and
-    # _panel, and the unspecialised _opt_tile of the public optimizer_update, are also
-    # reached by the contract kernels that other tests of this process call with other
-    # layouts and read-only inputs (tests/test_kernel_table.py): the fresh-process test
-    # below counts them exactly; each variant's copies (the sparse and the one-hot
-    # model's heads, the optimizer's masked _opt_tile) count apart)
+    # (a callee loaded with its caller from the cache holds none; the unspecialised
+    # _opt_tile of the public optimizer_update is also reached by the contract kernels
+    # that other tests of this process call with other inputs (tests/test_kernel_table.py):
+    # the fresh-process test below counts it exactly; each variant's copies (the sparse
+    # and the one-hot model's heads, the optimizer's masked _opt_tile) count apart)
     for name, n in per_dtype.items():
-        if _base(name) in ONE_SIGNATURE and _base(name) not in ("_rows", "_panel") and name != "_opt_tile":
+        if _base(name) in ONE_SIGNATURE and name != "_opt_tile":
             assert n <= 1, (name, n)
+        if _base(name) in INLINED:
+            assert n == 0, (name, n)
 
 
 def test_serial_twin_gives_the_parallel_steps_bits(monkeypatch):
@@ -293,6 +297,7 @@ def test_a_plain_model_compiles_only_what_it_uses_and_says_so_once(tmp_path):
     for name in ONE_SIGNATURE:
         got = [n for q, n in sigs.items() if _base(q) == name]
         assert got == [1], (name, got)
+    assert not [q for q in sigs if _base(q) in INLINED], sorted(sigs)
     # only the copies for this model's optimizer (sgd), activations (relu forward and
     # backward, the softmax head's linear forward) and loss row (labels) compiled
     masks = {"opt_mask%d" % (1 << defs.OPT_SGD), "fwd_mask%d" % (1 << defs.ACT_RELU | 1 << defs.ACT_LINEAR),

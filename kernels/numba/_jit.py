@@ -93,6 +93,10 @@ _OPTIONS = dict(cache=True, fastmath=set(FASTMATH), nogil=True, error_model="num
 kernel = njit(parallel=True, **_OPTIONS)
 #: Decorator for helpers (tile / row functions) and drivers.
 serial = njit(**_OPTIONS)
+#: a serial helper inlined into its callers at numba's IR level: no compiled
+#: function of its own, so its callees' code is not optimised and compiled again
+#: at one more level (bench/numba_compile_time.py)
+inlined = njit(inline="always", **_OPTIONS)
 #: Decorator for the helpers whose sums and roundings were the first to be pinned
 #: to the Cython twin's (the softmax cross-entropy row, the penalty and batch-loss
 #: sums): fast-math off explicitly, so they stay IEEE whatever FASTMATH becomes.

@@ -48,7 +48,7 @@ from numba.core import config, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from ._jit import kernel, serial, prange, MATMUL_PAR_MIN
+from ._jit import kernel, serial, inlined, prange, MATMUL_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
 from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5
 
@@ -112,7 +112,7 @@ if config.DISABLE_JIT:
         return a
 
 
-@serial
+@inlined
 def _rows(A, B, C, i0, i1):
     """C[i0:i1] = A[i0:i1] @ B.  A (n, k) any strides, B (k, m) and C (n, m) with
     unit-stride rows.  Loops: blocks of p (the first starts from 0, the others
@@ -128,7 +128,7 @@ def _rows(A, B, C, i0, i1):
                 _panel(A, B, C, ib, min(ib + I_BLOCK, i1), j0, min(2 * L, m - j0), p0, p1)
 
 
-@serial
+@inlined
 def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     """C[i0:i1, j0:j0 + w] (+)= A[i0:i1, p0:p1] @ B[p0:p1, j0:j0 + w], w <= 2 vectors:
     blocks of ROW_BLOCK rows, the last 1 or 2 blocks of equal size (10 rows: 5 + 5,
@@ -280,7 +280,7 @@ def _unit_rows(X):
     return X.shape[1] <= 1 or X.strides[1] == X.itemsize
 
 
-@serial
+@inlined
 def matmul(A, B, C, n_threads):
     """C = A @ B.  A (n, k), B (k, m), C (n, m) OUT."""
     if B.shape[0] != A.shape[1] or C.shape[0] != A.shape[0] or C.shape[1] != B.shape[1]:
@@ -293,7 +293,7 @@ def matmul(A, B, C, n_threads):
         _copy2d(T, C)
 
 
-@serial
+@inlined
 def matmul_tn(A, B, C, n_threads):
     """C = A.T @ B.  A (k, n), B (k, m), C (n, m) OUT; rows of A/B summed in order."""
     if B.shape[0] != A.shape[0] or C.shape[0] != A.shape[1] or C.shape[1] != B.shape[1]:
@@ -353,7 +353,7 @@ def matmul_nt(A, B, C, n_threads):
     nt_ws(A, B, C, Bt, n_threads)
 
 
-@serial
+@inlined
 def nt_ws(A, B, C, Bt, n_threads):
     """matmul_nt's work with the caller's (k, m) scratch Bt for B^T
     (train_batches passes one buffer for every batch and layer)."""
