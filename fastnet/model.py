@@ -875,8 +875,8 @@ class Sequential:
             nt = 1 if tn is False else get_num_threads()
             clock = time.perf_counter
             # the contract's checks on the first call; later calls pass the same arrays, the
-            # model's own, with scalars it computed: unchecked (36 us a call, 5% of a
-            # digits fit in bench/sklearn_vs_fastnet.py)
+            # model's own, with scalars it computed: unchecked (the checks are a visible share
+            # of a small model's fit: bench/sklearn_vs_fastnet.py's digits rows)
             train = be.train_batches
             for epoch in range(initial_epoch, epochs):
                 cbs.on_epoch_begin(epoch, {})

@@ -50,7 +50,7 @@ cdef inline Py_ssize_t _cdiv(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
 cdef inline void _col_sums(const floating* dZ, floating* db, Py_ssize_t n, Py_ssize_t m,
                            Py_ssize_t jn) noexcept nogil:
     """db[0:jn] = sum_i dZ[i*m + 0:jn], rows in order (jn <= COL_TILE), in this CPU's
-    vector loop (the baseline build's SSE2 loop was half of bias_grad's time)."""
+    vector loop, not the baseline build's SSE2 one (bench/REPORT.md's bias_grad rows)."""
     col_sums_c(dZ, db, n, m, jn)
 
 
