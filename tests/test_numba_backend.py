@@ -10,6 +10,7 @@ reference is tests/test_kernels.py's job):
 """
 import glob
 import json
+import math
 import os
 import subprocess
 import sys
@@ -204,6 +205,29 @@ def test_fastmath_excludes_nnan_and_ninf():
             continue
         assert set(fm) == set(_jit.FASTMATH), d.py_func.__qualname__
         assert d.targetoptions.get("error_model") == "numpy"
+
+
+def test_helpers_compile_without_wrappers_and_python_calls_run_a_wrapped_copy():
+    """A helper (called only from compiled code) holds no CPython / C wrapper; a
+    call from Python runs a copy compiled with them, under its own cache file."""
+    from fastnet._kernels.numba import fn_math
+    helper = fn_math.fn_exp
+    assert isinstance(helper, _jit._Helper)
+    assert helper.targetoptions["no_cpython_wrapper"] and helper.targetoptions["no_cfunc_wrapper"]
+    for x in (-3.5, 0.0, 1.0, 20.25):
+        assert helper(x) == pytest.approx(math.exp(x), rel=1e-15)
+    copy = _jit.PY_COPIES[id(helper)]
+    assert copy.py_func.__qualname__ == "fn_exp" + _jit.PY_SUFFIX
+    assert not isinstance(copy, _jit._Helper) and "no_cpython_wrapper" not in copy.targetoptions
+    assert type(copy._cache).__name__ == "FunctionCache"
+    assert copy._cache._cache_file._index_name != helper._cache._cache_file._index_name
+    # the copies made for the training step (a twin, a specialised copy) of a helper
+    # or of a kernel the step calls are helpers; the step itself is not
+    step = _nw.train_variant((False,) * 7, serial=True)
+    assert not isinstance(step, _jit._Helper)
+    twin_callee = _jit.serial_twin(_nw._head, True)
+    assert isinstance(twin_callee, _jit._Helper) and twin_callee.py_func.__qualname__ == "_head__serial"
+    assert isinstance(_jit.serial_twin(nb._ew.bias_act_forward, True), _jit._Helper)
 
 
 def test_every_kernel_is_cached_and_compiled_once_per_source():

@@ -325,7 +325,8 @@ def _dispatchers():
     for obj in [obj for mod in _KERNEL_MODULES for obj in vars(mod).values()] + \
             list(_nw._TRAIN_VARIANTS.values()) + list(_nw._FORWARD_VARIANTS.values()) + \
             [step.worker for step in _nw._SPLIT_VARIANTS.values()] + \
-            [copy for _, copy in _jit.SPECIALS.values()] + [twin for _, twin in _jit.TWINS.values()]:
+            [copy for _, copy in _jit.SPECIALS.values()] + [twin for _, twin in _jit.TWINS.values()] + \
+            list(_jit.PY_COPIES.values()):
         if isinstance(obj, CPUDispatcher) and obj.py_func.__module__.startswith(_nw.__package__) \
                 and id(obj) not in seen:
             seen.add(id(obj))

@@ -7,9 +7,13 @@ Every kernel module imports its decorators from here, so the compile options
     ``parallel=True``: ``prange`` loops become parallel regions on numba's
     thread pool.
 ``serial``
-    the same options without ``parallel``, for helpers (tile and row
-    functions) and for the drivers that only call other kernels
-    (``network.train_batches``, ``network.forward``).
+    the same options without ``parallel``, for the drivers that only call
+    other kernels (``network.train_batches``, ``network.forward``) and the
+    functions Python calls.
+``helper``, ``kernel_helper``, ``strict``
+    for the functions only compiled code calls (tile and row functions, the
+    private kernels): compiled without numba's CPython and C wrappers, which
+    only a call from Python needs (:class:`_Helper`).
 
 Serial below a size, parallel above
 -----------------------------------
@@ -82,6 +86,7 @@ import types as _pytypes
 
 from numba import njit, prange  # noqa: F401  (prange re-exported for the kernel modules)
 from numba.core.dispatcher import Dispatcher as _Dispatcher
+from numba.core.registry import CPUDispatcher as _CPUDispatcher
 
 # Fast-math flags: none (see the module docstring: the Cython twin's IEEE arithmetic).
 FASTMATH = frozenset()
@@ -89,10 +94,58 @@ FASTMATH = frozenset()
 _OPTIONS = dict(cache=True, fastmath=set(FASTMATH), nogil=True, error_model="numpy",
                 boundscheck=False)
 
+#: the options that leave out a compiled function's entry points from Python:
+#: the CPython wrapper (unboxes each argument) and the C wrapper.  A function
+#: called only from compiled code needs neither, and leaving them out takes a
+#: good part off a cold compile's time and peak memory (bench/numba_compile_time.py).
+_WRAPPERLESS = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+#: suffix of the qualified name of a helper's copy compiled for calls from Python
+PY_SUFFIX = "__py"
+
+
+class _Helper(_CPUDispatcher):
+    """A dispatcher compiled without the wrappers (``_WRAPPERLESS``): for the
+    functions only compiled code calls.  Its compiled code has no entry point
+    for Python, so a call from Python (the tests call some helpers directly)
+    runs a copy of it compiled with the wrappers, under its own qualified name
+    (its own cache file); the copies compiled for calls from Python are in
+    :data:`PY_COPIES`."""
+
+    def __call__(self, *args, **kws):
+        copy = PY_COPIES.get(id(self))
+        if copy is None:
+            opts = {k: v for k, v in self.targetoptions.items() if k not in _WRAPPERLESS and k != "nopython"}
+            copy = _copy(self, {}, PY_SUFFIX, opts, helper=False)
+            PY_COPIES[id(self)] = copy
+        return copy(*args, **kws)
+
+
+#: id(helper) -> its copy compiled with the wrappers, made by the first call from Python
+PY_COPIES = {}
+
+
+def _jit(helper=False, **options):
+    """numba's ``njit(**options)`` as a decorator; with ``helper``, a
+    :class:`_Helper` compiled without the wrappers."""
+    if not helper:
+        return njit(**options)
+
+    def decorate(f):
+        disp = njit(**dict(options, **_WRAPPERLESS))(f)
+        if isinstance(disp, _Dispatcher):           # (NUMBA_DISABLE_JIT: the plain function)
+            disp.__class__ = _Helper
+        return disp
+    return decorate
+
+
 #: Decorator for the contract kernels (serial loop below a size, prange above).
-kernel = njit(parallel=True, **_OPTIONS)
-#: Decorator for helpers (tile / row functions) and drivers.
-serial = njit(**_OPTIONS)
+kernel = _jit(parallel=True, **_OPTIONS)
+#: Decorator for the drivers and the functions called from Python.
+serial = _jit(**_OPTIONS)
+#: Decorator for the serial helpers (tile / row functions) only compiled code calls.
+helper = _jit(helper=True, **_OPTIONS)
+#: Decorator for the kernels only compiled code calls (serial below a size, prange above).
+kernel_helper = _jit(helper=True, parallel=True, **_OPTIONS)
 #: a serial helper inlined into its callers at numba's IR level: no compiled
 #: function of its own, so its callees' code is not optimised and compiled again
 #: at one more level (bench/numba_compile_time.py)
@@ -100,7 +153,7 @@ inlined = njit(inline="always", **_OPTIONS)
 #: Decorator for the helpers whose sums and roundings were the first to be pinned
 #: to the Cython twin's (the softmax cross-entropy row, the penalty and batch-loss
 #: sums): fast-math off explicitly, so they stay IEEE whatever FASTMATH becomes.
-strict = njit(**dict(_OPTIONS, fastmath=False))
+strict = _jit(helper=True, **dict(_OPTIONS, fastmath=False))
 
 # --------------------------------------------------------------------------
 # Parallel thresholds and tile sizes (work units from the shape only).
@@ -182,7 +235,7 @@ def _reaches_parallel(disp, memo):
     return got
 
 
-def serial_twin(disp):
+def serial_twin(disp, _callee=False):
     """``disp`` compiled without ``parallel``, calling the serial twins of the
     kernels it calls that have (or reach) a ``prange``: the same code, each
     ``prange`` a ``range``.  The kernels choose their serial or parallel loop
@@ -193,8 +246,9 @@ def serial_twin(disp):
     bench/numba_compile_time.py).  A twin is the same function object with a
     suffixed qualified name (so numba gives it its own cache file: see this
     module's docstring on why one function must not be compiled both ways) and
-    globals where each such callee is replaced by its twin.  Memoised; a
-    dispatcher that reaches no ``prange`` is its own twin."""
+    globals where each such callee is replaced by its twin (a :class:`_Helper`:
+    only compiled code calls it).  Memoised; a dispatcher that reaches no
+    ``prange`` is its own twin."""
     if not isinstance(disp, _Dispatcher):      # NUMBA_DISABLE_JIT: plain Python, no prange
         return disp
     entry = TWINS.get(id(disp))
@@ -208,15 +262,27 @@ def serial_twin(disp):
     for name in _global_names(f.__code__):
         obj = glb.get(name)
         if isinstance(obj, _Dispatcher) and _reaches_parallel(obj, memo):
-            glb[name] = serial_twin(obj)
-    g = _pytypes.FunctionType(f.__code__, glb, f.__name__, f.__defaults__, f.__closure__)
-    g.__qualname__ = f.__qualname__ + TWIN_SUFFIX
-    g.__module__ = f.__module__
-    g.__doc__ = f.__doc__
+            glb[name] = serial_twin(obj, True)
     opts = {k: v for k, v in disp.targetoptions.items() if k not in ("parallel", "nopython")}
-    twin = njit(cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
+    twin = _copy(disp, glb, TWIN_SUFFIX, opts, helper=True if _callee else None)
     TWINS[id(disp)] = (disp, twin)
     return twin
+
+
+def _copy(disp, glb, suffix, opts, helper=None):
+    """A new dispatcher of ``disp``'s function with the globals updated by
+    ``glb``, its qualified name suffixed, compiled with ``opts``; cached when
+    ``disp`` is, a :class:`_Helper` when ``disp`` is (or ``helper`` says)."""
+    f = disp.py_func
+    g = _pytypes.FunctionType(f.__code__, dict(f.__globals__, **glb), f.__name__, f.__defaults__,
+                              f.__closure__)
+    g.__qualname__ = f.__qualname__ + suffix
+    g.__module__ = f.__module__
+    g.__doc__ = f.__doc__
+    if helper is None:
+        helper = isinstance(disp, _Helper)
+    opts = {k: v for k, v in opts.items() if k not in _WRAPPERLESS}
+    return _jit(helper=helper, cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
 
 
 # --------------------------------------------------------------------------
@@ -244,7 +310,7 @@ def _reads(disp, names, memo):
     return got
 
 
-def specialise(disp, consts, _memo=None):
+def specialise(disp, consts, _memo=None, _callee=False):
     """``disp`` compiled with the module constants ``consts`` ({global name:
     int}) in place of its module's values, and so every kernel it calls that
     reads one of them (a copy of each, made the same way).  numba prunes a
@@ -254,7 +320,8 @@ def specialise(disp, consts, _memo=None):
     network.py.  A copy is the same function object with globals where the
     constants are replaced and a qualified name suffixed with them (numba keys
     its cache files by qualified name, not by globals: each copy gets its own
-    file); the options (``parallel`` included) are ``disp``'s, and
+    file); the options (``parallel`` included) are ``disp``'s (a callee's copy is a
+    :class:`_Helper`), and
     :func:`serial_twin` applies to a copy as to any kernel.  Memoised; a kernel
     that reads none of the names is its own copy; under NUMBA_DISABLE_JIT the
     plain function (every branch, the module's constants)."""
@@ -276,12 +343,9 @@ def specialise(disp, consts, _memo=None):
             glb[name] = int(consts[name])
         obj = glb.get(name)
         if isinstance(obj, _Dispatcher):
-            glb[name] = specialise(obj, consts, memo)
-    g = _pytypes.FunctionType(f.__code__, glb, f.__name__, f.__defaults__, f.__closure__)
-    g.__qualname__ = f.__qualname__ + "__" + "_".join("%s%d" % (k.lower(), v) for k, v in mine)
-    g.__module__ = f.__module__
-    g.__doc__ = f.__doc__
+            glb[name] = specialise(obj, consts, memo, True)
     opts = {k: v for k, v in disp.targetoptions.items() if k != "nopython"}
-    copy = njit(cache=disp._cache.__class__.__name__ != "NullCache", **opts)(g)
+    copy = _copy(disp, glb, "__" + "_".join("%s%d" % (k.lower(), v) for k, v in mine), opts,
+                 helper=True if _callee else None)
     SPECIALS[key] = (disp, copy)
     return copy

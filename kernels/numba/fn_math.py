@@ -15,7 +15,7 @@ import numpy as np
 from numba import types
 from numba.extending import intrinsic, overload
 
-from ._jit import serial
+from ._jit import helper
 
 
 def _bitcast(src, dst):
@@ -38,7 +38,7 @@ _bits_f32 = _bitcast(types.int32, types.float32)
 _SHIFT = 6755399441055744.0        # 1.5 * 2^52
 
 
-@serial
+@helper
 def fn_exp(x):
     """e^x (fn_math.h's fn_exp, the same operations in the same order)."""
     x = np.float64(x)
@@ -67,7 +67,7 @@ def fn_exp(x):
     return (p * _bits_f64((n1 + 1023) << 52)) * _bits_f64((n2 + 1023) << 52)
 
 
-@serial
+@helper
 def fn_sigmoid(z):
     """1 / (1 + e^-z) for z >= 0, e^z / (1 + e^z) below, from one fn_exp."""
     z = np.float64(z)
@@ -75,7 +75,7 @@ def fn_sigmoid(z):
     return 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
 
 
-@serial
+@helper
 def fn_expf(x):
     """e^x in float32 arithmetic (fn_math.h's fn_expf)."""
     f = np.float32
@@ -101,7 +101,7 @@ def fn_expf(x):
     return (p * _bits_f32(np.int32((n1 + 127) << 23))) * _bits_f32(np.int32((n2 + 127) << 23))
 
 
-@serial
+@helper
 def fn_sigmoidf(z):
     """The logistic in float32 arithmetic (fn_math.h's fn_sigmoidf)."""
     f = np.float32

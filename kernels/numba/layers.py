@@ -34,7 +34,7 @@ the dense products).
 """
 import numpy as np
 
-from ._jit import kernel, serial, prange, ELEM_PAR_MIN, ELEM_TILE, COL_TILE, MATMUL_PAR_MIN
+from ._jit import helper, kernel, serial, prange, ELEM_PAR_MIN, ELEM_TILE, COL_TILE, MATMUL_PAR_MIN
 from .matmul import _transpose
 
 #: sparse products: columns of D per tile (matmul_tn_sparse's parallel unit, the
@@ -45,7 +45,7 @@ SPARSE_COLS = 32
 # ---------------------------------------------------------------------------
 # PReLU
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _prelu_row(z, s, a):
     for j in range(a.shape[0]):
         x = z[j]
@@ -66,7 +66,7 @@ def prelu_forward(Z, slope, A, n_threads):
             _prelu_row(Z[i], slope, A[i])
 
 
-@serial
+@helper
 def _prelu_bwd_cols(Z, dA, slope, dslope, dZ, j0, j1):
     """Columns j0:j1: dslope summed over rows in order (float64), dZ written
     row by row after its element of dA was read (so dZ may be dA)."""
@@ -109,7 +109,7 @@ def prelu_backward(Z, dA, slope, dslope, dZ, n_threads):
 # ---------------------------------------------------------------------------
 # Maxout
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _argmax(z, base, q):
     """First p of max z[base + p], p < q; the first NaN if any."""
     best = 0
@@ -126,13 +126,13 @@ def _argmax(z, base, q):
     return best
 
 
-@serial
+@helper
 def _maxout_fwd_row(z, q, a):
     for j in range(a.shape[0]):
         a[j] = z[j * q + _argmax(z, j * q, q)]
 
 
-@serial
+@helper
 def _maxout_bwd_row(z, d, q, dz):
     zero = dz.dtype.type(0)
     for j in range(d.shape[0]):
@@ -179,14 +179,14 @@ def maxout_backward(Z, dA, pieces, dZ, n_threads):
 # ---------------------------------------------------------------------------
 # meProp: top-k rows and the sparse products
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _mag(x):
     """|x| in float64, NaN counted as the largest (+inf)."""
     v = abs(np.float64(x))
     return np.inf if v != v else v
 
 
-@serial
+@helper
 def _kth_largest(a, kk):
     """The value at position kk (0-based) of a sorted in decreasing order;
     a (no NaN) is permuted.  Hoare / Wirth selection, median-of-three pivot."""
@@ -226,7 +226,7 @@ def _kth_largest(a, kk):
     return a[kk]
 
 
-@serial
+@helper
 def _topk_rows(D, k, idx, i0, i1):
     """Rows i0:i1 of topk_rows, with one scratch row."""
     m = D.shape[1]
@@ -275,7 +275,7 @@ def topk_rows(D, k, idx, n_threads):
             _topk_rows(D, k, idx, t * rows, min(t * rows + rows, n))
 
 
-@serial
+@helper
 def _check_idx(idx, m):
     """O(n k): every kept column inside [0, m) (a wrong idx must not write out of bounds)."""
     for i in range(idx.shape[0]):
@@ -285,7 +285,7 @@ def _check_idx(idx, m):
     return True
 
 
-@serial
+@helper
 def _tn_sparse_cols(A, D, idx, C, T, j0, j1):
     """Columns j0:j1 of C = A.T @ D, accumulated transposed in T (row j of T =
     column j of C, so each kept entry adds a contiguous row of A: a vectorised
@@ -345,7 +345,7 @@ def tn_sparse_ws(A, D, idx, C, T, n_threads):
             _tn_sparse_cols(A, D, idx, C, T, j0, min(j0 + SPARSE_COLS, m))
 
 
-@serial
+@helper
 def _nt_sparse_row(d, cols, Bt, c):
     """c = sum_t d[cols[t]] Bt[cols[t]], t in order (contiguous axpys)."""
     zero = c.dtype.type(0)

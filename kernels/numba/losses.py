@@ -20,7 +20,7 @@ from math import exp, log1p, fabs
 
 from numba import njit
 
-from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, _OPTIONS
+from ._jit import helper, kernel, strict, prange, ELEM_PAR_MIN, _OPTIONS
 from .reduce import _sign
 from .fn_math import fn_exp_t
 
@@ -107,7 +107,7 @@ def _xent_finish(z, y, label, coef, p, dz, jm):
     return loss
 
 
-@serial
+@helper
 def _sigmoid_bce_row(z, y, coef, p, dz):
     """One row of the fused sigmoid + binary cross-entropy on logits.
 
@@ -127,7 +127,7 @@ def _sigmoid_bce_row(z, y, coef, p, dz):
     return loss / k
 
 
-@serial
+@helper
 def _mse_row(a, y, coef, da):
     """loss = mean_j (a - y)^2; da = 2 (a - y) * coef (coef = w_i scale / k)."""
     k = a.shape[0]
@@ -139,7 +139,7 @@ def _mse_row(a, y, coef, da):
     return loss / k
 
 
-@serial
+@helper
 def _mae_row(a, y, coef, da):
     """loss = mean_j |a - y|; da = sign(a - y) * coef, sign(0) = 0, sign(nan) = nan."""
     k = a.shape[0]
@@ -151,7 +151,7 @@ def _mae_row(a, y, coef, da):
     return loss / k
 
 
-@serial
+@helper
 def _weight(sw, i):
     """Sample weight of row i (1 when sw is empty)."""
     if sw.shape[0] > 0:
@@ -171,7 +171,7 @@ XENT_ROWS = 256
 HEAD_MASK = 3
 
 
-@serial
+@helper
 def _softmax_xent_block(Z, Y, labels, sw, rows, r0, scale, P, loss, dZ, i0, i1):
     """Rows i0..i1-1 of Z as the Cython twin runs a block: the row function's
     operations (same bits), the exponentials in one loop over the block's

@@ -48,7 +48,7 @@ from numba.core import config, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from ._jit import kernel, serial, inlined, prange, MATMUL_PAR_MIN
+from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
 from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5
 
@@ -160,7 +160,7 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
         _blk(i1 - i, A, B, C, i, j0, j1, w0, w1, p0, p1)
 
 
-@serial
+@helper
 def _row(A, i, B, c, k, m):
     """c[0:m] = A[i] @ B for one row (batch-1 inference), in axpy form as the Cython
     twin's FN_ROW: four values of p per pass over c (L1), so B streams contiguously
@@ -207,14 +207,14 @@ def _row(A, i, B, c, k, m):
         vstore_n(c, mv, t, w)
 
 
-@serial
+@helper
 def _zero(C):
     for i in range(C.shape[0]):
         for j in range(C.shape[1]):
             C[i, j] = 0
 
 
-@serial
+@helper
 def _chunks(n, k, m, n_threads):
     """Row chunks of the parallel loop: 1 below MATMUL_PAR_MIN multiply-adds,
     else up to n_threads chunks of whole row blocks (shape and n_threads only;
@@ -224,7 +224,7 @@ def _chunks(n, k, m, n_threads):
     return max(1, min(n_threads, n // ROW_BLOCK))
 
 
-@kernel
+@kernel_helper
 def _product(A, B, C, n_threads):
     """C = A @ B for the three drivers (A any strides; B, C unit-stride rows)."""
     n = C.shape[0]
@@ -245,7 +245,7 @@ def _product(A, B, C, n_threads):
         _rows(A, B, C, min(t * per, n), min((t + 1) * per, n))
 
 
-@serial
+@helper
 def _transpose(B, Bt, j0, j1):
     """Bt[j0:j1] = B[:, j0:j1].T in tiles of T_TILE x T_TILE (a plain double
     loop writes Bt's column with a stride of a whole row: 4k aliasing at
@@ -266,7 +266,7 @@ def _transpose(B, Bt, j0, j1):
                     Bt[p, i] = B[i, p]
 
 
-@serial
+@helper
 def _copy2d(src, dst):
     """dst[...] = src element by element (dst[:] = src would also compile numba's
     shape-mismatch error message, a few seconds of the cold compile)."""
@@ -275,7 +275,7 @@ def _copy2d(src, dst):
             dst[i, j] = src[i, j]
 
 
-@serial
+@helper
 def _unit_rows(X):
     return X.shape[1] <= 1 or X.strides[1] == X.itemsize
 
@@ -322,7 +322,7 @@ def matmul_tn(A, B, C, n_threads):
         _copy2d(T, C)
 
 
-@serial
+@helper
 def _swap_pays(A, C):
     """matmul_tn as C^T = B^T A computes a fifth fewer vector lanes or better (the
     Cython twin's _swap_pays): C's n rows fill whole vectors while its m columns

@@ -44,7 +44,7 @@ from math import isfinite
 import numpy as np
 
 from .. import defs
-from ._jit import (kernel, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
+from ._jit import (kernel_helper, helper, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from .matmul import matmul, matmul_tn, nt_ws, _strided
@@ -105,7 +105,7 @@ _TWO_M53 = 2.0 ** -53
 # ---------------------------------------------------------------------------
 # dropout
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _mix64(z):
     """splitmix64 finaliser (uint64 in, uint64 out, wrapping)."""
     z = (z ^ (z >> _S30)) * MIX1
@@ -120,7 +120,7 @@ def dropout_keep(key, c, rate):
     return np.float64(u >> _S11) * _TWO_M53 >= rate
 
 
-@serial
+@helper
 def _dropout_row(src, dst, rate, key, cbase):
     """dst[j] = src[j] * the mask value: 1 / (1 - rate) rounded to the array dtype
     where kept, 0 where dropped (so inf and NaN stay non-finite), multiplied in the
@@ -134,7 +134,7 @@ def _dropout_row(src, dst, rate, key, cbase):
             dst[j] = src[j] * zero
 
 
-@kernel
+@kernel_helper
 def _dropout(src, dst, rate, key, b, L, l, bs):
     """Apply the mask of batch b, layer l to the (nb, width) batch ``src`` into
     ``dst`` (dst may be src: the backward pass masks the delta in place)."""
@@ -162,7 +162,7 @@ def _sum_in_order(x, n):
     return acc
 
 
-@serial
+@helper
 def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
     """Row i of the batch (sample perm[r0 + i]): the sigmoid BCE head on logits Z
     (P into A) or the mse/mae loss on A (dA into D); wloss[i] = w_i loss_i;
@@ -187,7 +187,7 @@ def _head_one(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i):
             out[j] = a[j]
 
 
-@serial
+@helper
 def _xent_rows(Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i0, i1):
     """Rows i0..i1-1 of the softmax cross-entropy head: softmax_xent's block (the
     rows' exponentials in one vector loop: a row of 10 is mostly a vector
@@ -204,7 +204,7 @@ def _xent_rows(Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores, i0, i1):
                 out[j] = a[j]
 
 
-@kernel
+@kernel_helper
 def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
     """The loss head over the rows of one batch (see _head_one, _xent_rows)."""
     nb = Z.shape[0]
@@ -230,7 +230,7 @@ def _head(head, Z, A, D, Y, labels, sw, perm, r0, scale, wloss, scores):
 # ---------------------------------------------------------------------------
 # workspace, layer description
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _head_bit(head, labels):
     """The HEAD_MASK bit of a head code (softmax cross-entropy: on labels or Y rows)."""
     if head == HEAD_SOFTMAX_XENT:
@@ -242,7 +242,7 @@ def _head_bit(head, labels):
     return 16
 
 
-@serial
+@helper
 def _zw(layers, l):
     """Columns of layer l's z: out * pieces for Maxout, out otherwise."""
     if layers[l].kind == LAYER_MAXOUT:
@@ -250,7 +250,7 @@ def _zw(layers, l):
     return layers[l].n_out
 
 
-@serial
+@helper
 def _topk_of(layers, l):
     """meProp k of layer l if it sparsifies (0 < k < z width, Dense), else 0."""
     k = layers[l].topk
@@ -259,7 +259,7 @@ def _topk_of(layers, l):
     return 0
 
 
-@serial
+@helper
 def _layout(layers, bs):
     """Offsets of kernels' workspace_layout (fastnet/backends/_api.py):
     X at 0, then per layer Z (bs x z width), A (and M when dropout), then D0,
@@ -292,7 +292,7 @@ def _layout(layers, bs):
     return offZ, offA, offM, offD0, offD1, pos
 
 
-@serial
+@helper
 def _check_layers(layers, n_params, n_in, n_out):
     """O(L) checks that keep a wrong description from reading or writing out of
     bounds: chained widths, known kinds, Maxout pieces >= 1, parameter offsets
@@ -325,7 +325,7 @@ def _check_layers(layers, n_params, n_in, n_out):
                 raise ValueError("a layer's PReLU slopes lie outside the parameter buffer")
 
 
-@serial
+@helper
 def _prefetch_part(X, perm, lo, hi, c0, c1):
     """Prefetch columns c0..c1 of the rows X[perm[lo:hi]] into L2."""
     step = 64 // X.itemsize
@@ -335,7 +335,7 @@ def _prefetch_part(X, perm, lo, hi, c0, c1):
             prefetch(row, j)
 
 
-@serial
+@helper
 def _prefetch_rows(X, perm, lo, hi, g):
     """Share g of 5 of the prefetch into L2 of the rows X[perm[lo:hi]] (the next
     batch's): issued between the stages of a step, so their misses overlap the
@@ -345,13 +345,13 @@ def _prefetch_rows(X, perm, lo, hi, g):
     _prefetch_part(X, perm, lo + g * n // 5, lo + (g + 1) * n // 5, np.int64(0), X.shape[1])
 
 
-@serial
+@helper
 def _view(buf, off, n, m):
     """(n, m) C-contiguous view of buf[off:off + n*m]."""
     return buf[off:off + n * m].reshape((n, m))
 
 
-@serial
+@helper
 def _bias(params, layers, l):
     bo = layers[l].b_offset
     if bo < 0:
@@ -359,7 +359,7 @@ def _bias(params, layers, l):
     return params[bo:bo + _zw(layers, l)]
 
 
-@serial
+@helper
 def _slopes(buf, layers, l):
     """PReLU slopes of layer l (empty when the layer is not a PReLU Dense)."""
     if layers[l].kind != LAYER_DENSE or layers[l].act != ACT_PRELU:
@@ -368,7 +368,7 @@ def _slopes(buf, layers, l):
     return buf[ap:ap + layers[l].n_out]
 
 
-@serial
+@helper
 def _affine_act(inp, layers, params, l, act, Z, A, n_threads):
     """Z = inp W + b, then A = act(Z) (A may be Z)."""
     matmul(_strided(inp), _view(params, layers[l].w_offset, layers[l].n_in, Z.shape[1]), Z, n_threads)
@@ -380,7 +380,7 @@ def _affine_act(inp, layers, params, l, act, Z, A, n_threads):
 KSPLIT_MIN = 4096
 
 
-@serial
+@serial                  # (step_plan calls it from Python too)
 def _ksplit(layers, bs):
     """Where layer 0's p splits (0: no split), from the shapes only, as the Cython
     twin's _ksplit decides (its two-thread step gives each half to a thread): a
@@ -394,7 +394,7 @@ def _ksplit(layers, bs):
     return n_in // 2
 
 
-@serial
+@helper
 def _layer0_ksplit(Xb, layers, params, r, Z, A, n_threads):
     """Layer 0's product with the halves of p: Z = Xb[:, :r] W[:r] + Xb[:, r:] W[r:]
     (A holds the second half first), the Cython twin's sums; the caller then adds
@@ -408,7 +408,7 @@ def _layer0_ksplit(Xb, layers, params, r, Z, A, n_threads):
             Z[i, j] = Z[i, j] + A[i, j]
 
 
-@serial
+@helper
 def _act_of(layers, l, linear):
     """(activation code for bias_act_forward, maxout, prelu) of layer l: a Maxout
     or PReLU layer (or ``linear``) gets the identity, its output comes after."""
@@ -423,7 +423,7 @@ def _act_of(layers, l, linear):
 # ---------------------------------------------------------------------------
 # gradient clipping, diagnostics
 # ---------------------------------------------------------------------------
-@kernel
+@kernel_helper
 def _update_range(opt, hyper, grad_scale, t, grads, params, state, lo, hi, typed):
     """optimizer_update (grad_scale: the gradient's factor) on elements lo:hi of the flat buffers (tiles of
     FLAT_TILE from lo; serial below ELEM_PAR_MIN elements).  typed: the caller's
@@ -443,7 +443,7 @@ def _update_range(opt, hyper, grad_scale, t, grads, params, state, lo, hi, typed
             _opt_tile(opt, hyper, grad_scale, t, grads, params, state, a, min(a + FLAT_TILE, hi), typed)
 
 
-@serial
+@helper
 def _update(opt, h, t, layers, grads, params, state, clipnorm, gclipnorm, typed):
     """The optimizer step with Keras clipping.  clipnorm > 0:
     each parameter array (per layer: W, b, PReLU slopes) updated on its range
@@ -473,7 +473,7 @@ def _update(opt, h, t, layers, grads, params, state, clipnorm, gclipnorm, typed)
             _update_range(opt, h, factor, t, grads, params, state, lo, hi, typed)
 
 
-@serial
+@helper
 def _sumsq(x):
     """sum x^2 in float64 with 8 interleaved partial sums (element i goes to
     partial i % 8, the partials are added in order at the end): the Cython twin's
@@ -494,14 +494,14 @@ def _sumsq(x):
     return s
 
 
-@serial
+@helper
 def _clip_factor(sq, c):
     """Keras: 1 if the norm <= c else c / norm (NaN for a NaN norm)."""
     norm = np.sqrt(sq)
     return 1.0 if norm <= c else c / norm
 
 
-@serial
+@helper
 def _finite(x):
     """Whether every element of the 1-D x is finite: x - x is 0 for finite x,
     NaN for NaN and +-inf.  Blocks of 256 without an early exit inside (so LLVM
@@ -517,7 +517,7 @@ def _finite(x):
     return True
 
 
-@serial
+@helper
 def _diag_counts(diag, off, act, A):
     """Per-unit activity (relu, relu6) / saturation (sigmoid, tanh) counts of the
     (nb, w) activations A into diag[off:off + 2w] (see kernels/defs.py)."""
@@ -540,7 +540,7 @@ def _diag_counts(diag, off, act, A):
                     diag[off + w + j] += 1.0
 
 
-@serial
+@helper
 def _flat(buf, off, n):
     return buf[off:off + n]
 
@@ -586,12 +586,14 @@ CTL_SIZE = 40
 SOLO_SPINS = 1 << 16
 MODE_TEAM = 1
 MODE_SOLO = 2
-#: the kernels' n_threads in the split step's parts (int64, as the plain step's: not a
-#: literal, so they reuse its compiled kernels)
+#: the kernels' n_threads in the split step's parts, and the parts' numbers: int64,
+#: not literals (numba compiles a callee again for each literal argument), so the
+#: parts share one compiled _split_a / _split_c and the plain step's kernels
 ONE = np.int64(1)
+ZERO = np.int64(0)
 
 
-@serial
+@serial                  # (step_plan calls it from Python too)
 def _split_plan(layers, P, bs):
     """The half of p at which the two-thread step splits layer 0 (0: the plain step):
     _ksplit's shapes, Dense layers without PReLU, dropout, L1/L2 or meProp (the
@@ -616,7 +618,7 @@ def _split_plan(layers, P, bs):
     return r
 
 
-@serial
+@helper
 def _team(ctl):
     """MODE_TEAM when both workers run, MODE_SOLO for the one that runs alone, 0
     for a partner that arrives after the other went alone."""
@@ -632,13 +634,13 @@ def _team(ctl):
     return want if seen == 0 else seen
 
 
-@serial
+@helper
 def _wait_for(ctl, i, value):
     while atomic_load(ctl, i) < value:
         spin_pause()
 
 
-@serial
+@helper
 def _gather_part(X, perm, r0, nb, c0, c1, Xp):
     """Xp[i] = X[perm[r0 + i], c0:c1] for the batch's nb rows (Xp: nb x (c1 - c0))."""
     for i in range(nb):
@@ -648,7 +650,7 @@ def _gather_part(X, perm, r0, nb, c0, c1, Xp):
             dst[j] = src[j]
 
 
-@serial
+@helper
 def _split_a(p, r, X, perm, r0, nb, layers, params, Xp, out):
     """Part p of layer 0's product (phase A): its columns of the batch's rows
     gathered into Xp (nb, part width), Xp @ W_0[part] into out."""
@@ -660,7 +662,7 @@ def _split_a(p, r, X, perm, r0, nb, layers, params, Xp, out):
     matmul(_strided(Xp), W[c0:c1], out, ONE)
 
 
-@serial
+@helper
 def _split_c(p, r, Xp, D, layers, opt, hyper, t, grads, params, state, typed):
     """Part p of layer 0's weight gradient and its update (phase C)."""
     n_in = layers[0].n_in
@@ -673,7 +675,7 @@ def _split_c(p, r, Xp, D, layers, opt, hyper, t, grads, params, state, typed):
         _update_range(opt, hyper, 1.0, t, grads, params, state, w0 + c0 * zw0, w0 + c1 * zw0, typed)
 
 
-@serial
+@helper
 def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
              work, offZ, offA, offD0, offD1, P0, P1, wloss, wt_ws, typed, batch_loss, scores):
     """Phase B from the two parts P0, P1 of layer 0's product: the plain step's
@@ -796,9 +798,9 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
         Xp0 = _view(x0, 0, nb if x0.shape[0] > 0 else 0, r)
         Xp1 = _view(x1, 0, nb if x1.shape[0] > 0 else 0, n_in - r)
         if solo or tid == 0:
-            _split_a(0, r, X, perm, r0, nb, layers, params, Xp0, _view(slots, slot, nb, zw0))
+            _split_a(ZERO, r, X, perm, r0, nb, layers, params, Xp0, _view(slots, slot, nb, zw0))
         if solo or tid == 1:
-            _split_a(1, r, X, perm, r0, nb, layers, params, Xp1, _view(slots, slot + bs * zw0, nb, zw0))
+            _split_a(ONE, r, X, perm, r0, nb, layers, params, Xp1, _view(slots, slot + bs * zw0, nb, zw0))
         if not solo:
             atomic_store(ctl, CTL_DONE_A + 8 * tid, bi + 1)
             # this worker's columns of the next batch's rows, while it waits and runs B
@@ -810,9 +812,9 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
                  bwork, offZ, offA, offD0, offD1, _view(slots, slot, nb, zw0),
                  _view(slots, slot + bs * zw0, nb, zw0), wloss, wt_ws, typed, bloss, bscores)
         if solo or tid == 0:
-            _split_c(0, r, Xp0, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+            _split_c(ZERO, r, Xp0, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
         if solo or tid == 1:
-            _split_c(1, r, Xp1, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+            _split_c(ONE, r, Xp1, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
     if not solo:
         # worker 0 returns (and its caller reads the results) after worker 1's last write
         if tid == 1:

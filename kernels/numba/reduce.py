@@ -14,14 +14,14 @@ order (vectorised across the columns of a tile, never across rows).
 import numpy as np
 
 from .. import defs
-from ._jit import kernel, serial, strict, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
+from ._jit import kernel, kernel_helper, helper, serial, strict, prange, ELEM_PAR_MIN, COL_TILE, FLAT_TILE
 
 
 
 # ---------------------------------------------------------------------------
 # bias_grad
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _colsum(dZ, db, j0, j1):
     """db[j0:j1] = sum over rows of dZ[:, j0:j1], rows added in order."""
     zero = db.dtype.type(0)
@@ -51,13 +51,13 @@ def bias_grad(dZ, db, n_threads):
 # ---------------------------------------------------------------------------
 # gather_rows
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _copy_row(src, dst):
     for j in range(dst.shape[0]):
         dst[j] = src[j]
 
 
-@serial
+@helper
 def _rows_in_range(idx, N):
     """O(n): every index inside [0, N) (a wrong idx must not read out of bounds)."""
     for r in range(idx.shape[0]):
@@ -85,7 +85,7 @@ def gather_rows(X, idx, out, n_threads):
 # ---------------------------------------------------------------------------
 # all_finite
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _finite_span(x, big):
     """1 if x is all finite: |v| <= the dtype's largest finite value is false for
     NaN and +-inf (counted without an early exit, so LLVM vectorises it; not
@@ -121,7 +121,7 @@ def all_finite(X, flag, n_threads):
 # ---------------------------------------------------------------------------
 # regularize
 # ---------------------------------------------------------------------------
-@serial
+@helper
 def _sign(x):
     """np.sign of a float64: 1, -1, 0 for 0, NaN for NaN (also used by mae)."""
     if x > 0:
@@ -133,7 +133,7 @@ def _sign(x):
     return x
 
 
-@serial
+@helper
 def _reg_grad(W, G, l1, l2, lo, hi):
     """G[lo:hi] += l1 sign(W) + 2 l2 W (sign(0) = 0, sign(nan) = nan); a zero
     coefficient's term is left out (0 * inf would be NaN), as in the Cython twin."""
@@ -152,7 +152,7 @@ def _reg_grad(W, G, l1, l2, lo, hi):
             Gt[i] = np.float64(Gt[i]) + (l1 * _sign(w) + l2x2 * w)
 
 
-@kernel
+@kernel_helper
 def _reg_grad_par(W, G, l1, l2):
     n = W.shape[0]
     for t in prange((n + FLAT_TILE - 1) // FLAT_TILE):
@@ -205,7 +205,7 @@ def _reg_penalty(W, l1, l2):
     return l1 * s1 + l2 * s2
 
 
-@serial
+@helper
 def _reg_range(params, grads, start, size, l1, l2):
     """grads += l1 sign(W) + 2 l2 W over one weight array; returns its penalty."""
     W = params[start:start + size]
