@@ -44,7 +44,7 @@ from math import isfinite
 import numpy as np
 
 from .. import defs
-from ._jit import (kernel_helper, helper, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
+from ._jit import (kernel_helper, helper, inlined, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from .matmul import matmul, matmul_tn, nt_ws, _strided
@@ -675,7 +675,7 @@ def _split_c(p, r, Xp, D, layers, opt, hyper, t, grads, params, state, typed):
         _update_range(opt, hyper, 1.0, t, grads, params, state, w0 + c0 * zw0, w0 + c1 * zw0, typed)
 
 
-@helper
+@inlined                 # (one call site: no level of its own to optimise the step again)
 def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, params, grads, state,
              work, offZ, offA, offD0, offD1, P0, P1, wloss, wt_ws, typed, batch_loss, scores):
     """Phase B from the two parts P0, P1 of layer 0's product: the plain step's
