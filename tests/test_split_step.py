@@ -198,6 +198,29 @@ def test_numba_worker_alone_runs_every_part_and_a_late_partner_nothing(nb_split)
             np.testing.assert_array_equal(args[i], want[i], err_msg="argument %d" % i)
 
 
+def test_numba_late_caller_waits_for_a_lone_helper_to_finish(nb_split):
+    """Worker 1 (the helper thread) arrived first and runs every batch alone:
+    worker 0, the caller's thread, arriving late, does nothing but must not
+    return (its caller would read half-updated parameters, and its next call
+    would race the helper) before worker 1's last write, CTL_DONE."""
+    import threading
+    nbb, network = nb_split
+    args = _split_args("float64", HEADS[0], "adam", "3 layers, odd p, no bias", 2)
+    ctl = np.zeros(network.CTL_SIZE, np.int64)
+    ctl[network.CTL_ARRIVED] = 1                         # worker 1 arrived ...
+    ctl[network.CTL_MODE] = network.MODE_SOLO            # ... and went alone, still running
+    snap = [a.copy() for a in args if isinstance(a, np.ndarray)]
+    late = threading.Thread(target=_worker_call, args=(network, args, ctl, 0), daemon=True)
+    late.start()
+    late.join(0.5)
+    assert late.is_alive(), "worker 0 returned while the lone worker 1 was still running"
+    ctl[network.CTL_DONE] = 1                            # worker 1's last write
+    late.join(30)
+    assert not late.is_alive()
+    for a, b in zip([a for a in args if isinstance(a, np.ndarray)], snap):
+        np.testing.assert_array_equal(a, b)              # the late worker wrote nothing
+
+
 def test_numba_split_step_rejects_a_network_outside_its_plan(nb_split):
     nbb, network = nb_split
     args = _split_args("float32", HEADS[0], "sgd", "2 layers", 2)

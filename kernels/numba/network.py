@@ -573,7 +573,9 @@ def _flat(buf, off, n):
 # The workers first agree that both run (a team); a worker whose partner has not
 # arrived after SOLO_SPINS spins (the helper busy with another model's call, or
 # not scheduled) runs every part alone, and the late partner does nothing, so no
-# order of the two can wait forever.
+# order of the two can wait forever; a late worker 0 (the caller's thread) still
+# waits for the lone worker 1's last write (CTL_DONE) before its caller reads the
+# results.
 
 #: the control words, each on its own cache line (int64 index)
 CTL_ARRIVED = 0
@@ -769,6 +771,10 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
     bscores = scores if scores.shape[0] == M else scores[0:0]
     mode = _team(ctl)
     if mode == 0:
+        # the partner runs every batch alone; when that is worker 1, the caller's
+        # thread (worker 0) returns only after its last write
+        if tid == 0:
+            _wait_for(ctl, CTL_DONE, ONE)
         return
     solo = mode == MODE_SOLO
     if tid == 1 and not solo:
@@ -815,12 +821,12 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
             _split_c(ZERO, r, Xp0, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
         if solo or tid == 1:
             _split_c(ONE, r, Xp1, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
-    if not solo:
-        # worker 0 returns (and its caller reads the results) after worker 1's last write
-        if tid == 1:
-            atomic_store(ctl, CTL_DONE, ONE)
-        else:
-            _wait_for(ctl, CTL_DONE, ONE)
+    # worker 0 returns (and its caller reads the results) after worker 1's last
+    # write, whether worker 1 ran its half or, alone, every batch
+    if tid == 1:
+        atomic_store(ctl, CTL_DONE, ONE)
+    elif not solo:
+        _wait_for(ctl, CTL_DONE, ONE)
 
 
 class _SplitStep:
