@@ -274,3 +274,38 @@ def test_regularize_twins_same_bits_across_tiles(dtype, l1, l2):
         res[b] = (g, pen)
     assert res["numba"][0].tobytes() == res["cython"][0].tobytes()
     assert np.isnan(res["numba"][1][0]) and np.isnan(res["cython"][1][0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k,m", [(784, 512), (700, 401), (1030, 255)])
+def test_one_row_split_between_threads_same_bits(dtype, k, m):
+    """A single row of a product of at least ROW_PAR_MIN multiply-adds (batch-1
+    inference) splits its columns between the threads (16-column blocks; the
+    last block ragged for m = 401 and 255, a masked tail in numba): at 1, 2 and 3
+    threads, in both twins, it is the same bits as the same row inside a 5-row
+    product (the blocked path), and close to the float64 product."""
+    from fastnet._kernels.numba import _jit
+    from fastnet.backends import get_backend
+    assert k * m >= _jit.ROW_PAR_MIN
+    rng = np.random.default_rng(k + m)
+    A5 = rng.standard_normal((5, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    out = {}
+    for b in ("numba", "cython"):
+        be = get_backend(b)
+        for threads in (1, 2, 3):
+            C = np.full((1, m), np.nan, dtype)
+            be.matmul(A5[2:3], B, C, threads)
+            out[b, threads] = C[0]
+        C5 = np.full((5, m), np.nan, dtype)
+        be.matmul(A5, B, C5, 2)
+        out[b, "5 rows"] = C5[2]
+    from fastnet._kernels.cython import matmul as mm
+    across = mm.isa()["isa"] != "baseline"   # EXCEPTIONS["cython-matmul-baseline"]
+    ref = out["cython", 1]
+    for key, row in out.items():
+        if across or key[0] == "cython":
+            assert row.tobytes() == ref.tobytes(), key
+        assert row.tobytes() == out[key[0], 1].tobytes(), key
+    exact = A5[2].astype(np.float64) @ B.astype(np.float64)
+    np.testing.assert_allclose(ref, exact, rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-11) * np.abs(exact).max())

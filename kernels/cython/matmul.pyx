@@ -46,7 +46,8 @@ Four ways to feed it, chosen from the shape only:
   multiply-add chain per element).
 
 * **rows** (one row and B rows contiguous, e.g. batch-1 inference): the row of C
-  in axpy form (``FN_ROW``), B streamed once, on the calling thread.
+  in axpy form (``FN_ROW``), B streamed once; from ``ROW_PAR_MIN`` multiply-adds
+  its columns split between the threads (blocks of 16 columns, the same axpy form).
 * **direct** (small products, ``n*k*m < PACK_MIN`` or few rows, e.g. batch-10
   products wider than 64 columns): the micro-kernel reads A and B where they are (the
   k-loop runs over the whole inner dimension); the last < NR columns of B are
@@ -144,6 +145,10 @@ cdef enum:
     # parallel when n * k * m (multiply-adds) reaches this (shape only; same value as
     # kernels/numba/_jit.py's): below ~1M multiply-adds a parallel region does not pay
     MATMUL_PAR_MIN = 1 << 20
+    # one row (batch-1 inference) splits its columns between the threads from this many
+    # multiply-adds (shape only; same value as kernels/numba/_jit.py's): the row streams
+    # B from L2 / L3, which two cores read nearly twice as fast as one
+    ROW_PAR_MIN = 1 << 18
     # packed path: a packed A block up to this many bytes is kept in L2 and the tiles run
     # column panel by column panel (each thread packing its own B panels)
     A_L2 = 1 << 19
@@ -553,11 +558,25 @@ cdef void _narrow(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
 
 cdef void _rows(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                 const floating* B, Py_ssize_t sb_p, floating* C,
-                Py_ssize_t n, Py_ssize_t k, Py_ssize_t m) noexcept nogil:
+                Py_ssize_t n, Py_ssize_t k, Py_ssize_t m, int n_threads) noexcept nogil:
     """One row (B rows contiguous), e.g. batch-1 inference: the row of C in axpy
-    form (FN_ROW), B streamed once, on the calling thread (splitting the columns
-    between two threads was slower: bench/REPORT.md's predict latency)."""
-    cdef Py_ssize_t r
+    form (FN_ROW), B streamed once.  From ROW_PAR_MIN multiply-adds the columns
+    split between the threads in blocks of 16 (whole vectors in every ISA), each
+    part in the same axpy form: the same operations per element, so the same
+    bits; the part's B rows stream from L2 / L3 on two cores at once
+    (bench/REPORT.md's predict latency)."""
+    cdef Py_ssize_t r, t, nb, nt, j0, j1
+    if n == 1 and n_threads > 1 and k * m >= ROW_PAR_MIN and m >= 32:
+        nb = _cdiv(m, 16)
+        nt = min(<Py_ssize_t> n_threads, nb)
+        for t in prange(nt, schedule='static', num_threads=nt):
+            j0 = nb * t // nt * 16
+            j1 = min(nb * (t + 1) // nt * 16, m)
+            if floating is float:
+                fn_row_f32(k, A, sa_p, B + j0, sb_p, C + j0, j1 - j0)
+            else:
+                fn_row_f64(k, A, sa_p, B + j0, sb_p, C + j0, j1 - j0)
+        return
     for r in range(n):
         if floating is float:
             fn_row_f32(k, A + r * sa_i, sa_p, B, sb_p, C + r * m, m)
@@ -640,7 +659,7 @@ cdef void _gemm(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
         if _narrow_bt(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:
             return
     if n == 1 and sb_j == 1:
-        _rows(A, sa_i, sa_p, B, sb_p, C, n, k, m)
+        _rows(A, sa_i, sa_p, B, sb_p, C, n, k, m, n_threads)
         return
     if n >= PACK_MIN_ROWS and n * k * m >= PACK_MIN:
         if _packed(A, sa_i, sa_p, B, sb_p, sb_j, C, n, k, m, n_threads) == 0:

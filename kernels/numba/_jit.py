@@ -165,6 +165,10 @@ strict = _jit(helper=True, **dict(_OPTIONS, fastmath=False))
 #: waking a team (far dearer when the cores are shared) does not pay: the
 #: batch-10 seed step's products (<= 235k) always run on the calling thread.
 MATMUL_PAR_MIN = 1 << 20
+#: one row (batch-1 inference) splits its columns between the threads from this
+#: many multiply-adds: the row streams B from L2 / L3, which two cores read
+#: nearly twice as fast as one (bench/REPORT.md's predict latency)
+ROW_PAR_MIN = 1 << 18
 #: elementwise / row-wise kernels and the optimizer update: parallel when the
 #: element count reaches this.  Alone a parallel Adam pays from fewer elements,
 #: but in a batch-10 step on a loaded machine each barrier costs far more (the

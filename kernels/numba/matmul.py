@@ -48,7 +48,7 @@ from numba.core import config, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN
+from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
 from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5
 
@@ -161,17 +161,18 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
 
 
 @helper
-def _row(A, i, B, c, k, m):
-    """c[0:m] = A[i] @ B for one row (batch-1 inference), in axpy form as the Cython
-    twin's FN_ROW: four values of p per pass over c (L1), so B streams contiguously
-    row by row; the 2-vector panel of ``_blk`` would give one row only 2 FMA chains
-    (bench/REPORT.md's predict latency).  Every element is still fma(a_p, b_p, ...)
-    for p in order from 0: the same bits as the blocked path."""
+def _row(A, i, B, c, k, j0, j1):
+    """c[j0:j1] = A[i] @ B[:, j0:j1] for one row (batch-1 inference), in axpy form
+    as the Cython twin's FN_ROW: four values of p per pass over c (L1), so B streams
+    contiguously row by row; the 2-vector panel of ``_blk`` would give one row only
+    2 FMA chains (bench/REPORT.md's predict latency).  Every element is still
+    fma(a_p, b_p, ...) for p in order from 0: the same bits as the blocked path,
+    whatever the column range."""
     L = vlanes(c)
-    mv = m - m % L
-    w = m - mv
+    mv = j1 - (j1 - j0) % L
+    w = j1 - mv
     z = vzero(c)
-    for j in range(0, mv, L):
+    for j in range(j0, mv, L):
         vstore(c, j, z)
     t = z           # the ragged last columns stay in a register (a masked store then
     p = 0           # a masked load of the same address stalls store forwarding)
@@ -184,7 +185,7 @@ def _row(A, i, B, c, k, m):
         b1 = B[p + 1]
         b2 = B[p + 2]
         b3 = B[p + 3]
-        for j in range(0, mv, L):
+        for j in range(j0, mv, L):
             x = vfma(a0, vload(b0, j), vload(c, j))
             x = vfma(a1, vload(b1, j), x)
             x = vfma(a2, vload(b2, j), x)
@@ -198,7 +199,7 @@ def _row(A, i, B, c, k, m):
     while p < k:
         a0 = vbcast(A[i, p], c)
         b0 = B[p]
-        for j in range(0, mv, L):
+        for j in range(j0, mv, L):
             vstore(c, j, vfma(a0, vload(b0, j), vload(c, j)))
         if w > 0:
             t = vfma(a0, vload_n(b0, mv, w), t)
@@ -232,8 +233,17 @@ def _product(A, B, C, n_threads):
     if k == 0:
         _zero(C)
         return
-    if n == 1 and C.shape[1] > 2 * vlanes(C):   # (up to one panel, _blk is one pass over B too)
-        _row(A, 0, B, C[0], k, C.shape[1])
+    m = C.shape[1]
+    if n == 1 and m > 2 * vlanes(C):   # (up to one panel, _blk is one pass over B too)
+        # from ROW_PAR_MIN the columns split between the threads in blocks of 16
+        # (whole vectors in every ISA) as in the Cython twin's _rows: the same bits
+        if n_threads > 1 and k * m >= ROW_PAR_MIN and m >= 32:
+            nb = (m + 15) // 16
+            nt = min(n_threads, nb)
+            for t in prange(nt):
+                _row(A, 0, B, C[0], k, nb * t // nt * 16, min(nb * (t + 1) // nt * 16, m))
+            return
+        _row(A, 0, B, C[0], k, np.int64(0), m)
         return
     nc = _chunks(n, k, C.shape[1], n_threads)
     if nc == 1:
