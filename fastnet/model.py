@@ -9,6 +9,7 @@ between layers.
 import contextlib as _contextlib
 import numbers
 import os as _os
+import threading as _threading
 import time
 
 import numpy as np
@@ -32,6 +33,22 @@ from . import utils as _utils
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
 _PREDICT_CHUNK = 4096
+# Each thread's reusable forward workspace, up to _SCRATCH_MAX elements per dtype: a
+# fresh array per call cost about 1 us of a batch-1 predict (bench/REPORT.md's
+# predict overhead); a thread runs one forward pass at a time, so none is shared.
+_SCRATCH = _threading.local()
+_SCRATCH_MAX = 1 << 16
+
+
+def _scratch(size, dtype):
+    """A forward workspace of at least ``size`` elements of ``dtype``."""
+    if size > _SCRATCH_MAX:
+        return np.empty(size, dtype=dtype)
+    buf = getattr(_SCRATCH, dtype.char, None)
+    if buf is None:
+        buf = np.empty(_SCRATCH_MAX, dtype=dtype)
+        setattr(_SCRATCH, dtype.char, buf)
+    return buf
 # Seconds per compiled training call (a chunk of batches): Ctrl-C, stop_training
 # and progress wait at most this long; Python between chunks is then negligible.
 _CHUNK_SECONDS = 0.1
@@ -1029,7 +1046,11 @@ class Sequential:
         self._workload_cache = (layers, macs, key)
         return macs, key
 
-    def _forward(self, X, layers, batch_size):
+    def _forward(self, X, layers, batch_size, run=None):
+        """The forward pass over X in chunks (``batch_size`` rows, else
+        _PREDICT_CHUNK).  ``run``: the backend's ``predictor`` for one chunk's
+        X not yet checked for finite values; None is then returned, nothing
+        computed, when X holds a non-finite value."""
         n = X.shape[0]
         k = int(layers[-1]["n_out"])
         out = np.empty((n, k), dtype=self.dtype)
@@ -1037,8 +1058,7 @@ class Sequential:
         rows = min(chunk, n)
         # the workspace size (a Python loop over the layers) and the thread tuner
         # are cached for the last (layers, rows, thread limit): repeated small
-        # predicts skip them; the buffer itself is fresh each call (a shared one
-        # would race between threads)
+        # predicts skip them; the buffer is this thread's (_scratch)
         cached = self.__dict__.get("_fwd_cache")
         if cached is not None and cached[0] is layers and cached[1] == rows and (
                 cached[2] is False or cached[2] == _threads.limit()):
@@ -1048,14 +1068,21 @@ class Sequential:
             macs, key = self._workload_key(layers)
             tn = _threads.tuner("forward", key + (rows,), macs * rows)
             self._fwd_cache = (layers, rows, tn is not False and _threads.limit(), size, tn)
-        work = np.empty(size, dtype=self.dtype)
+        work = _scratch(size, self.dtype)
         # (the contract's checks are skipped: the spec, parameters and buffers are the
         # model's own, X passed _check_X or predict's fast path)
         fwd, params = self._backend.forward, self._params
-        fwd = getattr(fwd, "unchecked", fwd)
+        fwd = run or getattr(fwd, "unchecked", fwd)
         if n <= chunk and tn is False:  # one call, tiny work: 1 thread
-            fwd(X, layers, params, work, out, 1)
+            if fwd(X, layers, params, work, out, 1) is False:
+                return None
             self._fwd_threads = 1
+            return out
+        if not tn and run is not None:
+            nt = 1 if tn is False else get_num_threads()
+            if run(X, layers, params, work, out, nt) is False:
+                return None
+            self._fwd_threads = nt
             return out
         if not tn:  # fixed threads, or 1 for tiny work
             nt = self._fwd_threads = 1 if tn is False else get_num_threads()
@@ -1065,10 +1092,12 @@ class Sequential:
             return out
         clock = time.perf_counter
         if n <= chunk:
-            nt = self._fwd_threads = tn.threads()[0]
+            nt = tn.threads()[0]
             t0 = clock()
-            fwd(X, layers, params, work, out, nt)
+            if fwd(X, layers, params, work, out, nt) is False:
+                return None
             tn.record(nt, clock() - t0, n)
+            self._fwd_threads = nt
             return out
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
@@ -1083,16 +1112,19 @@ class Sequential:
         Works before ``compile``; builds the model on first use.  ``verbose``
         as in Keras (default 0 here): 1 or "auto" prints the finished progress
         bar with the time, 2 the line without the bar."""
-        # fast path: a C-contiguous block of the model's dtype, finite (checked on
-        # the calling thread: one pass at memory speed), goes straight to the
-        # kernels; anything else takes the full checks below
+        # fast path: a C-contiguous block of the model's dtype goes straight to the
+        # backend's predictor, which checks it is finite (on the calling thread: one
+        # pass at memory speed) and runs the forward pass in one call; anything
+        # else, or a non-finite X, takes the full checks below
         if (type(X) is np.ndarray and batch_size is None and type(verbose) is int and not verbose and self.built
-                and X.dtype == self.dtype and X.ndim == 2 and X.shape[1] == self._input_dim
+                and X.dtype is self.dtype and X.ndim == 2 and X.shape[1] == self._input_dim
                 and 0 < X.shape[0] <= _PREDICT_CHUNK and X.flags.c_contiguous):
-            flag = np.zeros(1, dtype=np.int64)
-            self._backend.all_finite(X, flag, 1)
-            if flag[0]:
-                return self._forward(X, self._layer_table, None)
+            run = self.__dict__.get("_predictor")
+            if run is None or run[0] is not self._backend:
+                run = self._predictor = (self._backend, self._backend.predictor(self.dtype))
+            out = self._forward(X, self._layer_table, None, run[1])
+            if out is not None:
+                return out
         self._require_dense("predict")
         if batch_size is not None:
             batch_size = self._int_arg("batch_size", batch_size, 1)

@@ -120,6 +120,34 @@ def test_predict_before_compile_returns_last_activations(backend, dtype):
     np.testing.assert_allclose(out, manual_forward(logits_model, X), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_backend_predictor_runs_forward_only_on_finite_input(backend, dtype, threads):
+    """Each backend's ``predictor`` (predict's fast path): on a finite X the bits of
+    the contract's ``forward`` and True; on an X holding NaN or inf, False with
+    ``out`` and ``work`` untouched; and ``predict`` of such an X still raises."""
+    from fastnet.backends import _api
+    model = fastnet.Sequential([fastnet.Input(40), fastnet.Dense(700, "relu"), fastnet.Dense(5, "softmax")],
+                               backend=backend, dtype=dtype, seed=3)
+    model.build(40)
+    be, layers, params = model._backend, model._layer_table, model._params
+    run = be.predictor(model.dtype)
+    X = np.random.default_rng(2).standard_normal((1, 40)).astype(dtype)
+    for rows in (X, np.repeat(X, 3, axis=0)):
+        size = _api.forward_workspace_size(layers, rows.shape[0])
+        out, ref = np.full((rows.shape[0], 5), np.nan, dtype), np.empty((rows.shape[0], 5), dtype)
+        assert run(rows, layers, params, np.empty(size, dtype), out, threads) is True
+        be.forward(rows, layers, params, np.empty(size, dtype), ref, threads)
+        assert out.tobytes() == ref.tobytes()
+    for bad in (np.nan, np.inf, -np.inf):
+        Xb = X.copy()
+        Xb[0, 17] = bad
+        out, work = np.full((1, 5), 7.0, dtype), np.full(size, 7.0, dtype)
+        assert run(Xb, layers, params, work, out, threads) is False
+        assert (out == 7.0).all() and (work == 7.0).all()
+        with pytest.raises(ValueError, match="NaN or inf"):
+            model.predict(Xb)
+
+
 def test_summary_counts_parameters(backend):
     model = digits_model(backend)
     model.build(64)

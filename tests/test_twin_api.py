@@ -34,6 +34,10 @@ EXCEPTIONS = {
         "flags; the Cython step tests the features at run time",
     ("network", "forward_variant"):
         "numba only: forward specialised to the feature flags, as train_variant",
+    ("network", "forward_if_finite"):
+        "Cython only: Model.predict's fast path in one call (the finiteness check, "
+        "then forward); numba's predictor calls all_finite and the forward variant "
+        "(one more compiled entry point would add to its first-use compile time)",
     ("matmul", "isa"):
         "Cython only: reports which of its C micro-kernels (SSE2 / AVX2 / AVX-512) "
         "runs; numba's is compiled by LLVM for the host CPU, nothing to choose",

@@ -97,6 +97,23 @@ def check():
             "kernels/defs.py; rebuild with `pip install --no-build-isolation -e .`")
 
 
+def predictor(dtype):
+    """Model.predict's fast path for arrays of ``dtype``: ``run(X, layers, params,
+    work, out, n_threads)`` computes ``forward`` and returns True when every
+    element of X is finite, else writes nothing and returns False.  One compiled
+    call (the kernel's own shape checks, no contract validator: the arguments
+    are the model's own), its dtype specialisation picked here, not by Cython's
+    fused-type dispatch on every call (bench/REPORT.md's predict overhead)."""
+    check()
+    import numpy as np
+    kernel = _nw.forward_if_finite.__signatures__["float" if np.dtype(dtype) == np.float32 else "double"]
+    threads = _threads
+
+    def run(X, layers, params, work, out, n_threads):
+        return kernel(X, layers, params, work, out, threads(n_threads))
+    return run
+
+
 def info():
     """Build and threading facts for benchmark reports."""
     check()

@@ -309,6 +309,31 @@ globals().update(_adapter.build_kernels(
     ro=_ro, read_only=_READ_ONLY, pick={"forward": _forward_kernel, "train_batches": _train_kernel}))
 
 
+def predictor(dtype):
+    """Model.predict's fast path (see the Cython backend's): ``run(X, layers,
+    params, work, out, n_threads)`` runs ``forward`` and returns True when every
+    element of X is finite, else writes nothing and returns False.  X made
+    read-only once for both kernels, the pool size set once, the forward
+    variant looked up once per layer table (the selector costs about a
+    dispatcher call; bench/REPORT.md's predict overhead)."""
+    finite, memo = _rd.all_finite, [(None, None)]
+
+    def run(X, layers, params, work, out, n_threads):
+        X = _ro(X)
+        n = _threads(n_threads)
+        flag = np.empty(1, dtype=np.int64)
+        finite(X, flag, 1)
+        if not flag[0]:
+            return False
+        seen, kernel = memo[0]   # one tuple: threads sharing the model see a matching pair
+        if seen is not layers:
+            kernel = _forward_kernel(layers)
+            memo[0] = (layers, kernel)
+        kernel(X, layers, params, work, out, n)
+        return True
+    return run
+
+
 # ---------------------------------------------------------------------------
 # backend services
 # ---------------------------------------------------------------------------

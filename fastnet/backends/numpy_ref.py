@@ -428,6 +428,19 @@ def forward(X, layers, params, work, out, n_threads):
     out[...] = a
 
 
+def predictor(dtype):
+    """Model.predict's fast path (see the Cython backend's): forward when every
+    element of X is finite (True), else nothing written (False)."""
+    def run(X, layers, params, work, out, n_threads):
+        flag = np.zeros(1, dtype=np.int64)
+        all_finite(X, flag, 1)
+        if not flag[0]:
+            return False
+        forward(X, layers, params, work, out, n_threads)
+        return True
+    return run
+
+
 def dropout_mask(rng_key, batch, layer, n_layers, batch_size, n_rows, width, rate, dtype):
     """The inverted-dropout multiplier (0 or 1/(1-rate)) of kernels/defs.py's hash."""
     u64 = np.uint64

@@ -56,7 +56,7 @@ from ._generated_layer cimport layer_t
 from .matmul cimport matmul_c, matmul_tn_c, matmul_nt_c, matmul_lda_c, matmul_ptr_c
 from ._generated_elementwise cimport bias_act_forward_c, act_backward_c, optimizer_update_c
 from .losses cimport softmax_xent_c, sigmoid_bce_c, mse_c, mae_c
-from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch, records
+from .reduce cimport bias_grad_c, gather_rows_c, regularize_c, regularize_scratch, records, all_finite_c
 from .split cimport train_split
 from .layers cimport (prelu_forward_c, prelu_backward_c, maxout_forward_c, maxout_backward_c,
                       topk_rows_c, matmul_tn_sparse_c, matmul_nt_sparse_c)
@@ -681,6 +681,28 @@ cdef void _layer0_ksplit(const floating* Xb, const floating** rowp, Py_ssize_t n
 # ---------------------------------------------------------------------------
 # contract kernels
 # ---------------------------------------------------------------------------
+cdef Py_ssize_t _forward_checks(const floating[:, ::1] X, object layers,
+                                const floating[::1] params, floating[::1] work,
+                                floating[:, ::1] out, const layer_t** net,
+                                Py_ssize_t* L) except -1:
+    """forward's argument checks; returns the widest z (the workspace's row)."""
+    cdef Py_ssize_t n = X.shape[0], l, maxw = 0
+    net[0] = records(layers, L)
+    check_layers(layers, params.shape[0])
+    for l in range(L[0]):
+        maxw = max(maxw, _zw(net[0], l))
+    if X.shape[1] != net[0][0].n_in:
+        raise ValueError("forward: X has %d columns, the network takes %d"
+                         % (X.shape[1], net[0][0].n_in))
+    if out.shape[0] != n or out.shape[1] != net[0][L[0] - 1].n_out:
+        raise ValueError("forward: out has shape (%d, %d), expected (%d, %d)"
+                         % (out.shape[0], out.shape[1], n, net[0][L[0] - 1].n_out))
+    if ((L[0] > 1 or net[0][L[0] - 1].kind == LAYER_MAXOUT)
+            and work.shape[0] < 2 * n * maxw):
+        raise ValueError("forward: work has %d elements, needs %d" % (work.shape[0], 2 * n * maxw))
+    return maxw
+
+
 def forward(const floating[:, ::1] X,        # IN (n, n_in)
             object layers,                   # IN (L,) defs.LAYER_DTYPE
             const floating[::1] params,      # IN (P,)
@@ -690,25 +712,35 @@ def forward(const floating[:, ::1] X,        # IN (n, n_in)
     """out = the last layer's activations of the network on X (inference: no
     dropout).  work: two ping-pong buffers of n x (max layer width, z widths
     included)."""
-    cdef Py_ssize_t n = X.shape[0], L, l, maxw = 0
-    cdef const layer_t* net = records(layers, &L)
-    check_layers(layers, params.shape[0])
-    for l in range(L):
-        maxw = max(maxw, _zw(net, l))
-    if X.shape[1] != net[0].n_in:
-        raise ValueError("forward: X has %d columns, the network takes %d"
-                         % (X.shape[1], net[0].n_in))
-    if out.shape[0] != n or out.shape[1] != net[L - 1].n_out:
-        raise ValueError("forward: out has shape (%d, %d), expected (%d, %d)"
-                         % (out.shape[0], out.shape[1], n, net[L - 1].n_out))
-    if ((L > 1 or net[L - 1].kind == LAYER_MAXOUT)
-            and work.shape[0] < 2 * n * maxw):
-        raise ValueError("forward: work has %d elements, needs %d" % (work.shape[0], 2 * n * maxw))
+    cdef Py_ssize_t n = X.shape[0], L
+    cdef const layer_t* net
+    cdef Py_ssize_t maxw = _forward_checks(X, layers, params, work, out, &net, &L)
     if n == 0:
         return
     with nogil:
         _forward(&X[0, 0], net, L,
                  &params[0], &work[0], &out[0, 0], n, maxw, max(n_threads, 1))
+
+
+def forward_if_finite(const floating[:, ::1] X, object layers, const floating[::1] params,
+                      floating[::1] work, floating[:, ::1] out, int n_threads):
+    """Model.predict's fast path (not in the contract): forward's checks, then
+    ``forward`` when every element of X is finite (True) or nothing written
+    (False).  One call instead of all_finite and forward: at batch 1 the
+    call itself is a large share of predict's time (bench/REPORT.md's predict
+    overhead)."""
+    cdef Py_ssize_t n = X.shape[0], L
+    cdef const layer_t* net
+    cdef Py_ssize_t maxw = _forward_checks(X, layers, params, work, out, &net, &L)
+    cdef int ok = 1
+    if n == 0:
+        return True
+    with nogil:
+        ok = all_finite_c(&X[0, 0], n * X.shape[1], 1)
+        if ok:
+            _forward(&X[0, 0], net, L,
+                     &params[0], &work[0], &out[0, 0], n, maxw, max(n_threads, 1))
+    return ok != 0
 
 
 def step_plan(object layers, Py_ssize_t P,

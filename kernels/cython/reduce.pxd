@@ -22,3 +22,7 @@ cdef Py_ssize_t regularize_scratch(const layer_t* layers, Py_ssize_t L) noexcept
 # The records of a 1-D, C-contiguous, non-empty array of defs.LAYER_DTYPE (raises
 # TypeError / ValueError otherwise); L[0] = their count.  Valid while the array lives.
 cdef const layer_t* records(object table, Py_ssize_t* L) except NULL
+
+# 1 if every one of the size elements at x is finite, else 0 (tiles in parallel
+# from FINITE_PAR_MIN elements)
+cdef int all_finite_c(const floating* x, Py_ssize_t size, int n_threads) noexcept nogil
