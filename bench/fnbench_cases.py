@@ -15,7 +15,10 @@ Spec = collections.namedtuple("Spec", "name sizes hidden_act optimizer lr batch 
 SEED = Spec("seed", (784, 30, 10), "sigmoid", "sgd", 0.5, 10, 60000)
 WIDE = Spec("wide", (784, 512, 256, 10), "relu", "adam", 1e-3, 128, 60000)
 #: predict: the wide network (softmax output); batch-1 latency, batch-1024 throughput
-PREDICT = {"sizes": (784, 512, 256, 10), "latency_batch": 1, "throughput_batch": 1024}
+PREDICT = {"sizes": (784, 512, 256, 10), "latency_batch": 1, "throughput_batch": 1024,
+           # the Python overhead per call is measured on a net whose forward pass takes about
+           # a microsecond, so the difference of two timings is not lost in the big net's noise
+           "overhead_sizes": (64, 100, 10)}
 #: gradients: networks from ~1e2 to ~1e5 parameters (784-120-10 is the largest)
 GRAD_NETS = [(8, 8, 4), (16, 16, 4), (32, 24, 10), (64, 40, 10), (100, 90, 10), (256, 110, 10),
              (784, 120, 10)]
@@ -30,7 +33,8 @@ GRAD_SUBSAMPLE = 400
 
 QUICK_SEED = Spec("seed", (784, 30, 10), "sigmoid", "sgd", 0.5, 10, 200)
 QUICK_WIDE = Spec("wide", (784, 64, 32, 10), "relu", "adam", 1e-3, 128, 256)
-QUICK_PREDICT = {"sizes": (784, 64, 32, 10), "latency_batch": 1, "throughput_batch": 64}
+QUICK_PREDICT = {"sizes": (784, 64, 32, 10), "latency_batch": 1, "throughput_batch": 64,
+                 "overhead_sizes": (64, 100, 10)}
 QUICK_GRAD_NETS = [(8, 8, 4), (16, 16, 4), (32, 24, 10)]
 QUICK_GRAD_N = 16
 

@@ -399,7 +399,9 @@ def make_predictor(impl, sizes, threads, seed=0):
     """A function x -> class probabilities for the predict network (relu hidden
     layers, softmax output).  fastnet backends: ``model.predict`` (the user
     API: input checks + one ``forward`` call); "<backend>:kernel": the
-    backend's ``forward`` kernel alone on preallocated buffers."""
+    backend's ``forward`` kernel alone on preallocated buffers (the contract's
+    function without its argument validator, ``forward.unchecked``: what
+    predict itself calls)."""
     kernel_only = impl.endswith(":kernel")
     name = impl[:-len(":kernel")] if kernel_only else impl
     if name in BACKENDS:
@@ -411,6 +413,7 @@ def make_predictor(impl, sizes, threads, seed=0):
             return model.predict
         from fastnet.backends import _api
         be = model._backend
+        fwd = getattr(be.forward, "unchecked", be.forward)
         bufs = {}
 
         def run(x):
@@ -419,7 +422,7 @@ def make_predictor(impl, sizes, threads, seed=0):
                 bufs[n] = (np.empty(_api.forward_workspace_size(model._layer_table, n), dtype=np.float32),
                            np.empty((n, sizes[-1]), dtype=np.float32))
             work, out = bufs[n]
-            be.forward(x, model._layer_table, model._params, work, out, threads)
+            fwd(x, model._layer_table, model._params, work, out, threads)
             return out
         return run
     if name == "numpy-loop":
