@@ -6,7 +6,9 @@ up to 128 columns in chunks of 4 / 2 vectors) and
 packed (large) paths of the three forms, ragged edges included, and gives the
 same bits for 1 and 2 threads (the narrow shapes include one above the parallel
 threshold and a matmul_nt whose B^T does not fit the stack buffer; 40 x 2100 x 70 is
-packed in three blocks of p, KC being 1024)."""
+packed in three blocks of p, KC being 1024; 70 x 333 x 150 is packed with a p
+count that is not a multiple of the transposing packs' 8 x 8 blocks, a last row
+panel of fewer than MR rows and a last column panel of 6 columns)."""
 import numpy as np
 import pytest
 
@@ -16,7 +18,7 @@ SHAPES = [(1, 1, 1), (1, 784, 512), (3, 5, 7), (10, 784, 30), (33, 300, 70), (64
           (200, 40, 1030), (35, 1, 9), (2, 0, 3), (129, 700, 17), (300, 200, 129),
           (2048, 600, 10), (50, 300, 60), (17, 9, 16), (40, 33, 64), (1000, 10, 30), (13, 20, 48),
           (40, 2100, 70), (200, 64, 100), (17, 784, 128), (1100, 1000, 100), (6, 5, 113),
-          (9, 40, 129)]
+          (9, 40, 129), (70, 333, 150)]
 TOL = {np.float32: 1e-4, np.float64: 1e-10}
 
 

@@ -59,7 +59,10 @@ Four ways to feed it, chosen from the shape only:
   values of p and ``NC`` columns, B is packed into contiguous kc x NR panels and A
   into kc x MR panels (``MC`` rows per pass), so the micro-kernel streams
   cache-resident panels; C tiles after the first block start from C (so every
-  element is still summed p = 0, 1, ..., k-1 in order).  ``KC`` = 1024: every
+  element is still summed p = 0, 1, ..., k-1 in order).  A panel whose rows, or a
+  B^T panel (matmul_nt) whose columns, lie along p in memory is packed through
+  8 x 8 (float32) / 4 x 4 (float64) register transposes on AVX2 and AVX-512
+  (``fn_pack_t``), not element by element.  ``KC`` = 1024: every
   layer of our workloads is one p block (each extra block is another pair of
   parallel regions and another pass over C; the A panel, 8 x 1024, stays in L1
   and the B panel streams from L2 at a rate the FMAs never wait for; see
@@ -110,6 +113,12 @@ cdef extern from "matmul_kernels.h":
     const fn_rows_f32_t* fn_rows_f32
     const fn_rows_f64_t* fn_rows_f64
     int fn_mm_mr, fn_mm_nr32, fn_mm_nr64, fn_mm_isa
+    ctypedef void (*fn_pack_t_f32_t)(const float*, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                                     float*) noexcept nogil
+    ctypedef void (*fn_pack_t_f64_t)(const double*, Py_ssize_t, Py_ssize_t, Py_ssize_t, Py_ssize_t,
+                                     double*) noexcept nogil
+    fn_pack_t_f32_t fn_pack_t_f32
+    fn_pack_t_f64_t fn_pack_t_f64
     int fastnet_mm_select(int want) noexcept nogil
     ctypedef void (*fn_nrw_f32_t)(Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, const float*,
                                   Py_ssize_t, float*, Py_ssize_t, unsigned int) noexcept nogil
@@ -221,15 +230,22 @@ cdef inline void _tile(Py_ssize_t kc, const floating* a, Py_ssize_t a_r, Py_ssiz
 # ---------------------------------------------------------------------------
 # packing
 # ---------------------------------------------------------------------------
+cdef inline void _pack_t(const floating* src, Py_ssize_t ld, Py_ssize_t rows, Py_ssize_t kc,
+                         Py_ssize_t w, floating* dst) noexcept nogil:
+    """dst[p*w + r] = src[r*ld + p] for r < rows, p < kc (fn_pack_t: register transposes)."""
+    if floating is float:
+        fn_pack_t_f32(src, ld, rows, kc, w, dst)
+    else:
+        fn_pack_t_f64(src, ld, rows, kc, w, dst)
+
+
 cdef void _pack_a(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                   Py_ssize_t rows, Py_ssize_t kc, floating* Ap) noexcept nogil:
     """Ap[p*MR + r] = A[r, p] for r < rows (zero for rows <= r < MR)."""
     cdef Py_ssize_t MR = fn_mm_mr
     cdef Py_ssize_t r, p
     if sa_p == 1:
-        for r in range(rows):
-            for p in range(kc):
-                Ap[p * MR + r] = A[r * sa_i + p]
+        _pack_t(A, sa_i, rows, kc, MR, Ap)
     else:
         for p in range(kc):
             for r in range(rows):
@@ -252,9 +268,12 @@ cdef void _pack_b(const floating* B, Py_ssize_t sb_p, Py_ssize_t sb_j,
             for j in range(cols, nr):
                 Bp[p * nr + j] = 0
     else:
-        for j in range(cols):
-            for p in range(kc):
-                Bp[p * nr + j] = B[p * sb_p + j * sb_j]
+        if sb_p == 1:
+            _pack_t(B, sb_j, cols, kc, nr, Bp)
+        else:
+            for j in range(cols):
+                for p in range(kc):
+                    Bp[p * nr + j] = B[p * sb_p + j * sb_j]
         for p in range(kc):
             for j in range(cols, nr):
                 Bp[p * nr + j] = 0

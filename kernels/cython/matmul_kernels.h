@@ -261,6 +261,91 @@ FN_NRW_LIST2(FN_NRW2_DEF64)
 #define FN_NRWp_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwp_f64_##R##_##NV,
 #define FN_NRWp2_ENT32(R, NV) [NV - 1][R - 1] = fn_nrwp2_f32_##R##_##NV,
 #define FN_NRWp2_ENT64(R, NV) [NV - 1][R - 1] = fn_nrwp2_f64_##R##_##NV,
+/* Transposing pack (matmul_nt's B^T panels, matmul's A panels): dst[p*w + r] =
+   src[r*ld + p] for r < rows, p < kc, in 8 x 8 (float32) / 4 x 4 (float64) blocks
+   transposed in registers: each source row read 32 bytes at a time, each panel
+   row written whole, where the scalar loop read one element per store a cache
+   line apart (matmul_nt 128x256x512 on AVX2: 12% slower than matmul; see
+   bench/REPORT-avx2.md's GEMM table).  The leftover rows and p go element by
+   element; a plain copy, so the product's bits do not change. */
+/* a[0:8] (8 rows of 8 floats) -> its transpose, in registers */
+__attribute__((target("avx2"))) static inline void fn_tr8_f32(__m256* a)
+{
+    __m256 t0 = _mm256_unpacklo_ps(a[0], a[1]), t1 = _mm256_unpackhi_ps(a[0], a[1]);
+    __m256 t2 = _mm256_unpacklo_ps(a[2], a[3]), t3 = _mm256_unpackhi_ps(a[2], a[3]);
+    __m256 t4 = _mm256_unpacklo_ps(a[4], a[5]), t5 = _mm256_unpackhi_ps(a[4], a[5]);
+    __m256 t6 = _mm256_unpacklo_ps(a[6], a[7]), t7 = _mm256_unpackhi_ps(a[6], a[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    a[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
+    a[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    a[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
+    a[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    a[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
+    a[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    a[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
+    a[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+__attribute__((target("avx2"))) static void fn_pack_t_f32_avx2(
+        const float* src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t w, float* dst)
+{
+    const ptrdiff_t r8 = rows - rows % 8, k8 = kc - kc % 8;
+    ptrdiff_t r0, p0, r, p, q;
+    __m256 a[8];
+    if (rows == 6) {
+        /* AVX2's 6-row A panels: two zero rows make the 8 x 8 block; each panel row
+           is stored 8 wide (its last 2 lanes overwritten by the next row's store), the
+           block's last under a 6-lane mask (nothing written past the panel) */
+        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+        for (p0 = 0; p0 < k8; p0 += 8) {
+            for (q = 0; q < 6; q++) a[q] = _mm256_loadu_ps(src + q * ld + p0);
+            a[6] = a[7] = _mm256_setzero_ps();
+            fn_tr8_f32(a);
+            for (q = 0; q < 7; q++) _mm256_storeu_ps(dst + (p0 + q) * w, a[q]);
+            _mm256_maskstore_ps(dst + (p0 + 7) * w, six, a[7]);
+        }
+        for (r = 0; r < 6; r++)
+            for (p = k8; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+        return;
+    }
+    for (r0 = 0; r0 < r8; r0 += 8) {
+        for (p0 = 0; p0 < k8; p0 += 8) {
+            for (q = 0; q < 8; q++) a[q] = _mm256_loadu_ps(src + (r0 + q) * ld + p0);
+            fn_tr8_f32(a);
+            for (q = 0; q < 8; q++) _mm256_storeu_ps(dst + (p0 + q) * w + r0, a[q]);
+        }
+        for (r = r0; r < r0 + 8; r++)
+            for (p = k8; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+    }
+    for (r = r8; r < rows; r++)
+        for (p = 0; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+}
+__attribute__((target("avx2"))) static void fn_pack_t_f64_avx2(
+        const double* src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t kc, ptrdiff_t w, double* dst)
+{
+    const ptrdiff_t r4 = rows - rows % 4, k4 = kc - kc % 4;
+    ptrdiff_t r0, p0, r, p;
+    for (r0 = 0; r0 < r4; r0 += 4) {
+        const double* s = src + r0 * ld;
+        for (p0 = 0; p0 < k4; p0 += 4) {
+            __m256d a0 = _mm256_loadu_pd(s + p0), a1 = _mm256_loadu_pd(s + ld + p0);
+            __m256d a2 = _mm256_loadu_pd(s + 2 * ld + p0), a3 = _mm256_loadu_pd(s + 3 * ld + p0);
+            __m256d t0 = _mm256_unpacklo_pd(a0, a1), t1 = _mm256_unpackhi_pd(a0, a1);
+            __m256d t2 = _mm256_unpacklo_pd(a2, a3), t3 = _mm256_unpackhi_pd(a2, a3);
+            double* d = dst + p0 * w + r0;
+            _mm256_storeu_pd(d, _mm256_permute2f128_pd(t0, t2, 0x20));
+            _mm256_storeu_pd(d + w, _mm256_permute2f128_pd(t1, t3, 0x20));
+            _mm256_storeu_pd(d + 2 * w, _mm256_permute2f128_pd(t0, t2, 0x31));
+            _mm256_storeu_pd(d + 3 * w, _mm256_permute2f128_pd(t1, t3, 0x31));
+        }
+        for (r = r0; r < r0 + 4; r++)
+            for (p = k4; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+    }
+    for (r = r4; r < rows; r++)
+        for (p = 0; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+}
 #else
 #define FN_MM_X86 0
 #endif
@@ -327,12 +412,31 @@ static fn_row_f64_t fn_row_f64 = fn_row_f64_base;
 static const fn_rows_f32_t* fn_rows_f32 = fn_rows_f32_base;
 static const fn_rows_f64_t* fn_rows_f64 = fn_rows_f64_base;
 static int fn_mm_mr = 4, fn_mm_nr32 = 8, fn_mm_nr64 = 4, fn_mm_isa = 0;
+static void fn_pack_t_f32_base(const float* src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t kc,
+                               ptrdiff_t w, float* dst)
+{
+    ptrdiff_t r, p;
+    for (r = 0; r < rows; r++)
+        for (p = 0; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+}
+static void fn_pack_t_f64_base(const double* src, ptrdiff_t ld, ptrdiff_t rows, ptrdiff_t kc,
+                               ptrdiff_t w, double* dst)
+{
+    ptrdiff_t r, p;
+    for (r = 0; r < rows; r++)
+        for (p = 0; p < kc; p++) dst[p * w + r] = src[r * ld + p];
+}
+typedef void (*fn_pack_t_f32_t)(const float*, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, float*);
+typedef void (*fn_pack_t_f64_t)(const double*, ptrdiff_t, ptrdiff_t, ptrdiff_t, ptrdiff_t, double*);
+static fn_pack_t_f32_t fn_pack_t_f32 = fn_pack_t_f32_base;
+static fn_pack_t_f64_t fn_pack_t_f64 = fn_pack_t_f64_base;
 /* want: 0 = baseline, 1 = up to AVX2+FMA, 2 = up to AVX-512 (what the CPU has) */
 static int fastnet_mm_select(int want) {
     fn_ukr_f32 = fn_ukr_f32_base; fn_ukr_f64 = fn_ukr_f64_base;
     fn_ukr1_f32 = fn_ukr1_f32_base; fn_ukr1_f64 = fn_ukr1_f64_base;
     fn_row_f32 = fn_row_f32_base; fn_row_f64 = fn_row_f64_base;
     fn_rows_f32 = fn_rows_f32_base; fn_rows_f64 = fn_rows_f64_base;
+    fn_pack_t_f32 = fn_pack_t_f32_base; fn_pack_t_f64 = fn_pack_t_f64_base;
     fn_mm_mr = 4; fn_mm_nr32 = 8; fn_mm_nr64 = 4; fn_mm_isa = 0; fn_nrw_on = 0;
 #if FN_MM_X86
     __builtin_cpu_init();
@@ -343,6 +447,7 @@ static int fastnet_mm_select(int want) {
         fn_row_f32 = fn_row_f32_avx512; fn_row_f64 = fn_row_f64_avx512;
         fn_rows_f32 = fn_rows_f32_avx512; fn_rows_f64 = fn_rows_f64_avx512;
         fn_mm_mr = 8; fn_mm_nr32 = 32; fn_mm_nr64 = 16; fn_mm_isa = 2;
+        fn_pack_t_f32 = fn_pack_t_f32_avx2; fn_pack_t_f64 = fn_pack_t_f64_avx2;
         fn_nrw_on = 2; fn_nrw_vbytes = 64; fn_nrw_rmax = fn_nrw_rmax_all[1];
     } else if (want >= 1 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         fn_ukr_f32 = fn_ukr_f32_avx2; fn_ukr_f64 = fn_ukr_f64_avx2;
@@ -350,6 +455,7 @@ static int fastnet_mm_select(int want) {
         fn_row_f32 = fn_row_f32_avx2; fn_row_f64 = fn_row_f64_avx2;
         fn_rows_f32 = fn_rows_f32_avx2; fn_rows_f64 = fn_rows_f64_avx2;
         fn_mm_mr = 6; fn_mm_nr32 = 16; fn_mm_nr64 = 8; fn_mm_isa = 1;
+        fn_pack_t_f32 = fn_pack_t_f32_avx2; fn_pack_t_f64 = fn_pack_t_f64_avx2;
         fn_nrw_on = 1; fn_nrw_vbytes = 32; fn_nrw_rmax = fn_nrw_rmax_all[0];
     }
 #endif
