@@ -309,3 +309,24 @@ def test_one_row_split_between_threads_same_bits(dtype, k, m):
         assert row.tobytes() == out[key[0], 1].tobytes(), key
     exact = A5[2].astype(np.float64) @ B.astype(np.float64)
     np.testing.assert_allclose(ref, exact, rtol=0, atol=(1e-4 if dtype == np.float32 else 1e-11) * np.abs(exact).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(37, 77, 513), (128, 256, 512), (5, 30, 784), (9, 1000, 33)])
+def test_matmul_nt_same_bits_as_matmul_of_the_transpose(dtype, n, k, m):
+    """matmul_nt forms B^T before the product (numba: in 8 x 8 blocks plus ragged
+    edges once B^T passes the stack size; Cython: its packs): in both twins, at 1 and
+    2 threads, the bits of matmul on the explicit transpose."""
+    from fastnet.backends import get_backend
+    rng = np.random.default_rng(n + k + m)
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((m, k)).astype(dtype)
+    Bt = np.ascontiguousarray(B.T)
+    for b in ("numba", "cython"):
+        be = get_backend(b)
+        ref = np.empty((n, m), dtype)
+        be.matmul(A, Bt, ref, 1)
+        for threads in (1, 2):
+            C = np.full((n, m), np.nan, dtype)
+            be.matmul_nt(A, B, C, threads)
+            assert C.tobytes() == ref.tobytes(), (b, threads)
