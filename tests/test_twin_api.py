@@ -34,6 +34,10 @@ EXCEPTIONS = {
         "flags; the Cython step tests the features at run time",
     ("network", "forward_variant"):
         "numba only: forward specialised to the feature flags, as train_variant",
+    ("reduce", "finite"):
+        "numba only: the predictor's finiteness check as a serial function returning "
+        "the flag (a call of the parallel all_finite costs microseconds of its own); "
+        "the Cython predictor checks inside network.forward_if_finite",
     ("network", "forward_if_finite"):
         "Cython only: Model.predict's fast path in one call (the finiteness check, "
         "then forward); numba's predictor calls all_finite and the forward variant "

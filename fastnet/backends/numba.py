@@ -313,18 +313,18 @@ def predictor(dtype):
     """Model.predict's fast path (see the Cython backend's): ``run(X, layers,
     params, work, out, n_threads)`` runs ``forward`` and returns True when every
     element of X is finite, else writes nothing and returns False.  X made
-    read-only once for both kernels, the pool size set once, the forward
-    variant looked up once per layer table (the selector costs about a
-    dispatcher call; bench/REPORT.md's predict overhead)."""
-    finite, memo = _rd.all_finite, [(None, None)]
+    read-only once for both kernels, checked by the serial ``reduce.finite``
+    (a call of the parallel all_finite cost more than a small net's forward
+    pass), the pool size set once, the forward variant looked up once per
+    layer table (the selector costs about a dispatcher call; bench/REPORT.md's
+    predict overhead)."""
+    finite, memo = _rd.finite, [(None, None)]
 
     def run(X, layers, params, work, out, n_threads):
         X = _ro(X)
-        n = _threads(n_threads)
-        flag = np.empty(1, dtype=np.int64)
-        finite(X, flag, 1)
-        if not flag[0]:
+        if not finite(X):
             return False
+        n = _threads(n_threads)
         seen, kernel = memo[0]   # one tuple: threads sharing the model see a matching pair
         if seen is not layers:
             kernel = _forward_kernel(layers)

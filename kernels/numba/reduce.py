@@ -118,6 +118,16 @@ def all_finite(X, flag, n_threads):
     flag[0] = 1 if ok.min() == 1 else 0
 
 
+@serial
+def finite(X):
+    """Whether every element of the C-contiguous X is finite (all_finite's test), as
+    a returned flag from one serial pass: Model.predict's check (the predictor of
+    fastnet/backends/numba.py).  A call of the parallel all_finite kernel costs
+    microseconds of its own, more than a small net's forward pass
+    (bench/REPORT.md's predict overhead)."""
+    return _finite_span(X.reshape(-1), np.finfo(X.dtype).max) == 1
+
+
 # ---------------------------------------------------------------------------
 # regularize
 # ---------------------------------------------------------------------------
