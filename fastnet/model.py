@@ -49,6 +49,8 @@ def _scratch(size, dtype):
         buf = np.empty(_SCRATCH_MAX, dtype=dtype)
         setattr(_SCRATCH, dtype.char, buf)
     return buf
+
+
 # Seconds per compiled training call (a chunk of batches): Ctrl-C, stop_training
 # and progress wait at most this long; Python between chunks is then negligible.
 _CHUNK_SECONDS = 0.1
