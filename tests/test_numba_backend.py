@@ -442,6 +442,57 @@ def test_simd_vector_width_follows_numba_cpu_name():
         assert " ".join(out) == want, (name, feats, out)
 
 
+_ISA_SHAPES = [(13, 37, 32), (64, 300, 40), (130, 64, 48), (200, 300, 64), (7, 20, 16)]
+_ISA_CODE = r"""
+import sys, numpy as np
+import fastnet.backends.numba as nb
+from fastnet._kernels.numba import simd, matmul
+out = {}
+for n, k, m in %r:
+    rng = np.random.default_rng(n * 7919 + k * 31 + m)
+    A = rng.standard_normal((n, k)).astype(np.float32)
+    B = rng.standard_normal((k, m)).astype(np.float32)
+    for th in (1, 2):
+        C = np.full((n, m), np.nan, np.float32)
+        nb.matmul(A, B, C, th)
+        out["%%d %%d %%d %%d" %% (n, k, m, th)] = C
+np.savez(sys.argv[1], vector_bytes=simd.VECTOR_BYTES, full_rows=matmul.FULL_ROWS, **out)
+""" % (_ISA_SHAPES,)
+
+
+def test_matmul_avx2_blocks_give_the_host_bits(tmp_path):
+    """The AVX2 build (NUMBA_CPU_NAME=haswell: 5-row masked blocks, 6-row plain
+    blocks on whole panels) and the host's (on AVX-512: 8 and 8) sum every element
+    as the same chain of fused multiply-adds over p, so the products are the same
+    bits whatever the vector width, row block or thread count: whole and ragged
+    panels, a second p block (k > P_BLOCK), row remainders and the parallel row
+    chunks.  (float32 and the direct form only: float64 and the other forms run
+    the same blocks, and each is one more cold compile of them in CI.)"""
+    import llvmlite.binding as llvm
+    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    if not {"avx2", "fma"} <= host:
+        pytest.skip("the host cannot run AVX2 code")
+    res = {}
+    for label in ("avx2", "host"):
+        env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+        if label == "avx2":
+            env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+        f = str(tmp_path / ("%s.npz" % label))
+        subprocess.run([sys.executable, "-c", _ISA_CODE, f], env=env, check=True, cwd=str(tmp_path))
+        res[label] = np.load(f)
+    avx2, host = res["avx2"], res["host"]
+    assert int(avx2["vector_bytes"]) == 32 and int(avx2["full_rows"]) == 6
+    keys = [k for k in avx2.files if " " in k]
+    assert len(keys) == len(_ISA_SHAPES) * 2
+    for key in keys:
+        n, k, m, th = map(int, key.split())
+        rng = np.random.default_rng(n * 7919 + k * 31 + m)
+        A = rng.standard_normal((n, k)).astype(np.float32).astype(np.float64)
+        B = rng.standard_normal((k, m)).astype(np.float32).astype(np.float64)
+        np.testing.assert_allclose(avx2[key], A @ B, rtol=1e-4, atol=1e-4 * np.sqrt(k), err_msg=key)
+        assert avx2[key].tobytes() == host[key].tobytes(), key
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("k,m", [(257, 47), (784, 512), (3, 100), (8, 33), (5, 1000)])
 def test_matmul_one_row_bits_equal_the_blocked_rows(dtype, k, m):

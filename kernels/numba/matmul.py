@@ -10,7 +10,9 @@ forms: a block of ROW_BLOCK rows of C (8 on AVX-512, 5 on AVX2) by one panel of
 kernels/numba/simd.py) lives in vector registers while p runs over the shared
 dimension; each step loads the panel's row of B once (2 vectors) and broadcasts
 ROW_BLOCK values of A (``_blkR``, rendered from kernels/templates/microkernel.py.tp).
-The panel's last columns are masked loads and stores, so any
+A panel of two whole vectors runs ``_fblkR`` instead, plain loads and stores
+in blocks of ``FULL_ROWS`` rows (6 on AVX2, whose masks would take the registers
+of the sixth row).  The last panel's columns are masked loads and stores, so any
 width runs at vector speed (LLVM's own vectoriser left most of a 30-wide row to
 its scalar remainder; bench/REPORT.md's kernel table has ``matmul_tn:784x10x30``).
 A panel's rows run in blocks of equal size.  p runs in blocks of ``P_BLOCK`` so a
@@ -50,12 +52,17 @@ from numba.extending import intrinsic
 
 from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
-from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5
+from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
 #: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
 #: the two lane masks: 6 rows spilled; `bench/report.py --isa avx2`'s GEMM table)
 ROW_BLOCK = 8 if VECTOR_BYTES == 64 else 5
+#: rows per block of a panel of two whole vectors, with plain loads and stores
+#: (``_fblkR``): without the masks AVX2's 16 registers hold 6 rows (12
+#: accumulators); AVX-512 keeps 8 (the wide shapes of bench/REPORT-avx2.md's and
+#: bench/REPORT.md's GEMM tables)
+FULL_ROWS = 8 if VECTOR_BYTES == 64 else 6
 #: values of p per block: a block's B panel (P_BLOCK x 2 vectors: 32 KB of
 #: float32 on AVX-512) stays in L1 while the row blocks pass over it
 P_BLOCK = 256
@@ -132,12 +139,20 @@ def _rows(A, B, C, i0, i1):
 def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     """C[i0:i1, j0:j0 + w] (+)= A[i0:i1, p0:p1] @ B[p0:p1, j0:j0 + w], w <= 2 vectors:
     blocks of ROW_BLOCK rows, the last 1 or 2 blocks of equal size (10 rows: 5 + 5,
-    not 8 + 1 + 1)."""
+    not 8 + 1 + 1).  A panel of two whole vectors runs blocks of FULL_ROWS rows
+    without masks first, its last rows (fewer than FULL_ROWS) as above."""
     L = vlanes(C)
     w0 = min(L, w)
     w1 = w - w0
     j1 = j0 + L
     i = i0
+    if w == 2 * L:
+        while i1 - i >= FULL_ROWS:
+            if FULL_ROWS == 8:      # (a constant: numba compiles one of the two)
+                _fblk8(A, B, C, i, j0, p0, p1)
+            else:
+                _fblk6(A, B, C, i, j0, p0, p1)
+            i += FULL_ROWS
     if w1 == 0:
         # a panel of one vector (a layer of 10 units): no second vector of zeros
         while i1 - i >= ROW_BLOCK:
