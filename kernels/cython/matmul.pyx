@@ -30,7 +30,7 @@ Four ways to feed it, chosen from the shape only:
 
 * **narrow** (AVX-512 or AVX2, at most 4 vectors of columns: m <= 64 / 32
   float32, 32 / 16 float64; the small layers, every product of the batch-10 seed
-  step): blocks of up to 16 / 12 / 8 / 6 rows (AVX-512; AVX2: 12 / 5 / 3 / 2) for
+  step): blocks of up to 8 / 12 / 8 / 6 rows (AVX-512; AVX2: 12 / 5 / 3 / 2) for
   1 / 2 / 3 / 4 vectors per row keep a whole block of C in registers for the
   whole k loop, reading A and B in place, the last vector of a row under a mask
   (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
