@@ -110,3 +110,24 @@ def test_tn_as_transposed_product_gives_the_same_bits(isa, dtype, n, k, m):
     assert np.abs(outs[0] - R).max() <= TOL[dtype] * max(np.abs(R).max(), 1.0)
     for o in outs[1:]:
         assert o.tobytes() == outs[0].tobytes(), isa
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_narrow_last_vector_of_every_width_stays_inside_its_row(isa, dtype):
+    """The narrow kernels' last vector of a row holds 1 to all lanes; AVX2 stores
+    it as 4 + 2 + 1 plain lanes (not a masked store): every count writes its own
+    columns and nothing after them (the next row's first columns, which another
+    column chunk's task may have written already, or past the end of C)."""
+    rng = np.random.default_rng(5)
+    for m in range(1, 37):
+        n, k = 7, 9
+        A = rng.standard_normal((n, k)).astype(dtype)
+        B = rng.standard_normal((k, m)).astype(dtype)
+        R = A.astype(np.float64) @ B.astype(np.float64)
+        for form, a, b in [("matmul", A, B), ("matmul_tn", np.ascontiguousarray(A.T), B),
+                           ("matmul_nt", A, np.ascontiguousarray(B.T))]:
+            buf = np.full(n * m + 16, -7.0, dtype)
+            C = buf[:n * m].reshape(n, m)
+            getattr(mm, form)(a, b, C, 1)
+            assert np.abs(C - R).max() <= TOL[dtype] * max(np.abs(R).max(), 1.0), (form, isa, m)
+            assert (buf[n * m:] == -7.0).all(), (form, isa, m)

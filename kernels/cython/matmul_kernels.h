@@ -184,20 +184,43 @@ FN_ROWS_SET(avx512, 16, 8, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 #define N512S_ZERO() _mm512_setzero_ps()
 #define N512S_LOAD(p) _mm512_loadu_ps(p)
 #define N512S_MLOAD(m, p) _mm512_maskz_loadu_ps((m), (p))
+#define N512S_TLOAD(m, n, p) N512S_MLOAD((m), (p))
 #define N512S_SET1(x) _mm512_set1_ps(x)
 #define N512S_FMA(a, b, c) _mm512_fmadd_ps((a), (b), (c))
 #define N512S_STORE(p, v) _mm512_storeu_ps((p), (v))
-#define N512S_MSTORE(p, m, v) _mm512_mask_storeu_ps((p), (m), (v))
+#define N512S_MSTORE(p, m, n, v) _mm512_mask_storeu_ps((p), (m), (v))
 #define N512D_VT __m512d
 #define N512D_MT __mmask8
 #define N512D_MASK(tail) ((__mmask8) (tail))
 #define N512D_ZERO() _mm512_setzero_pd()
 #define N512D_LOAD(p) _mm512_loadu_pd(p)
 #define N512D_MLOAD(m, p) _mm512_maskz_loadu_pd((m), (p))
+#define N512D_TLOAD(m, n, p) N512D_MLOAD((m), (p))
 #define N512D_SET1(x) _mm512_set1_pd(x)
 #define N512D_FMA(a, b, c) _mm512_fmadd_pd((a), (b), (c))
 #define N512D_STORE(p, v) _mm512_storeu_pd((p), (v))
-#define N512D_MSTORE(p, m, v) _mm512_mask_storeu_pd((p), (m), (v))
+#define N512D_MSTORE(p, m, n, v) _mm512_mask_storeu_pd((p), (m), (v))
+/* AVX2's last vector of a row is stored as 4 + 2 + 1 lanes of plain stores, and
+   loaded plainly when it is whole (_TLOAD): a masked store (vmaskmovps) is
+   microcoded on AMD's cores, and the narrow kernel stores one per row (AVX2's
+   matmul_tn 784x10x30, the seed step's weight gradient, ran at half its AVX-512
+   speed; bench/REPORT-avx2.md).  n is a constant of the call: the branches
+   predict. */
+__attribute__((target("avx2"))) static inline void fn_store_n_ps(float* p, __m256 v, int n)
+{
+    __m128 h = _mm256_castps256_ps128(v);
+    if (n == 8) { _mm256_storeu_ps(p, v); return; }
+    if (n >= 4) { _mm_storeu_ps(p, h); h = _mm256_extractf128_ps(v, 1); p += 4; n -= 4; }
+    if (n >= 2) { _mm_storel_pi((__m64*) p, h); h = _mm_movehl_ps(h, h); p += 2; n -= 2; }
+    if (n) _mm_store_ss(p, h);
+}
+__attribute__((target("avx2"))) static inline void fn_store_n_pd(double* p, __m256d v, int n)
+{
+    __m128d h = _mm256_castpd256_pd128(v);
+    if (n == 4) { _mm256_storeu_pd(p, v); return; }
+    if (n >= 2) { _mm_storeu_pd(p, h); h = _mm256_extractf128_pd(v, 1); p += 2; n -= 2; }
+    if (n) _mm_store_sd(p, h);
+}
 /* AVX2: masks are vectors of all-ones lanes (the first popcount(tail) lanes) */
 #define N256S_VT __m256
 #define N256S_MT __m256i
@@ -205,26 +228,28 @@ FN_ROWS_SET(avx512, 16, 8, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 #define N256S_ZERO() _mm256_setzero_ps()
 #define N256S_LOAD(p) _mm256_loadu_ps(p)
 #define N256S_MLOAD(m, p) _mm256_maskload_ps((p), (m))
+#define N256S_TLOAD(m, n, p) ((n) == 8 ? N256S_LOAD(p) : N256S_MLOAD((m), (p)))
 #define N256S_SET1(x) _mm256_set1_ps(x)
 #define N256S_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define N256S_STORE(p, v) _mm256_storeu_ps((p), (v))
-#define N256S_MSTORE(p, m, v) _mm256_maskstore_ps((p), (m), (v))
+#define N256S_MSTORE(p, m, n, v) fn_store_n_ps((p), (v), (n))
 #define N256D_VT __m256d
 #define N256D_MT __m256i
 #define N256D_MASK(tail) _mm256_cmpgt_epi64(_mm256_set1_epi64x(__builtin_popcount(tail)),                                                 _mm256_setr_epi64x(0, 1, 2, 3))
 #define N256D_ZERO() _mm256_setzero_pd()
 #define N256D_LOAD(p) _mm256_loadu_pd(p)
 #define N256D_MLOAD(m, p) _mm256_maskload_pd((p), (m))
+#define N256D_TLOAD(m, n, p) ((n) == 4 ? N256D_LOAD(p) : N256D_MLOAD((m), (p)))
 #define N256D_SET1(x) _mm256_set1_pd(x)
 #define N256D_FMA(a, b, c) _mm256_fmadd_pd((a), (b), (c))
 #define N256D_STORE(p, v) _mm256_storeu_pd((p), (v))
-#define N256D_MSTORE(p, m, v) _mm256_maskstore_pd((p), (m), (v))
+#define N256D_MSTORE(p, m, n, v) fn_store_n_pd((p), (v), (n))
 #define FN_AVX2 __attribute__((target("avx2,fma")))
 /* FN_NARROW_G: the kernel with A's addressing left to three hooks, so one body
    serves A given by strides (FN_NARROW) and A given by row pointers (FN_NARROW_RP:
    element (r, p) at a[r][a_off + p], rows gathered in place; FN_NARROW_PP:
    element (r, p) at a[p][a_off + r], the transposed operand of matmul_tn). */
-#define FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, APARAMS, ADECL, AELEM)                  ATTR static void NAME(ptrdiff_t k, APARAMS,                                                                    const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc,                                           unsigned int tail)                                                 {                                                                                            F##_VT acc[R][NV];                                                                       F##_VT bv[NV];                                                                           const F##_MT mk = F##_MASK(tail);                                                        ptrdiff_t p;                                                                             int r, v;                                                                                _Pragma("GCC unroll 32") for (r = 0; r < R; r++)                                             _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                                             acc[r][v] = F##_ZERO();                                                          for (p = 0; p < k; p++) {                                                                    const T* bp = b + p * b_p;                                                               ADECL                                                                                    _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                                         bv[v] = F##_LOAD(bp + v * VL);                                                       bv[NV - 1] = F##_MLOAD(mk, bp + (NV - 1) * VL);                                          _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                                           const F##_VT av = F##_SET1(AELEM(r));                                                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                                             acc[r][v] = F##_FMA(av, bv[v], acc[r][v]);                                       }                                                                                    }                                                                                        _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                                           _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                                         F##_STORE(c + r * ldc + v * VL, acc[r][v]);                                          F##_MSTORE(c + r * ldc + (NV - 1) * VL, mk, acc[r][NV - 1]);                         }                                                                                    }
+#define FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV, APARAMS, ADECL, AELEM)                  ATTR static void NAME(ptrdiff_t k, APARAMS,                                                                    const T* b, ptrdiff_t b_p, T* c, ptrdiff_t ldc,                                           unsigned int tail)                                                 {                                                                                            F##_VT acc[R][NV];                                                                       F##_VT bv[NV];                                                                           const F##_MT mk = F##_MASK(tail);                                                        const int tail_n = __builtin_popcount(tail); (void) tail_n;                                                        ptrdiff_t p;                                                                             int r, v;                                                                                _Pragma("GCC unroll 32") for (r = 0; r < R; r++)                                             _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                                             acc[r][v] = F##_ZERO();                                                          for (p = 0; p < k; p++) {                                                                    const T* bp = b + p * b_p;                                                               ADECL                                                                                    _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                                         bv[v] = F##_LOAD(bp + v * VL);                                                       bv[NV - 1] = F##_TLOAD(mk, tail_n, bp + (NV - 1) * VL);                                          _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                                           const F##_VT av = F##_SET1(AELEM(r));                                                    _Pragma("GCC unroll 4") for (v = 0; v < NV; v++)                                             acc[r][v] = F##_FMA(av, bv[v], acc[r][v]);                                       }                                                                                    }                                                                                        _Pragma("GCC unroll 32") for (r = 0; r < R; r++) {                                           _Pragma("GCC unroll 4") for (v = 0; v < NV - 1; v++)                                         F##_STORE(c + r * ldc + v * VL, acc[r][v]);                                          F##_MSTORE(c + r * ldc + (NV - 1) * VL, mk, tail_n, acc[r][NV - 1]);                         }                                                                                    }
 #define FN_AP_STD(T) const T* a, ptrdiff_t a_r, ptrdiff_t a_p
 #define FN_AP_PTR(T) const T* const* a, ptrdiff_t a_off
 #define FN_AE_STD(r) ap[(r) * a_r]
@@ -298,14 +323,13 @@ __attribute__((target("avx2"))) static void fn_pack_t_f32_avx2(
     if (rows == 6) {
         /* AVX2's 6-row A panels: two zero rows make the 8 x 8 block; each panel row
            is stored 8 wide (its last 2 lanes overwritten by the next row's store), the
-           block's last under a 6-lane mask (nothing written past the panel) */
-        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+           block's last as 6 lanes (nothing written past the panel) */
         for (p0 = 0; p0 < k8; p0 += 8) {
             for (q = 0; q < 6; q++) a[q] = _mm256_loadu_ps(src + q * ld + p0);
             a[6] = a[7] = _mm256_setzero_ps();
             fn_tr8_f32(a);
             for (q = 0; q < 7; q++) _mm256_storeu_ps(dst + (p0 + q) * w, a[q]);
-            _mm256_maskstore_ps(dst + (p0 + 7) * w, six, a[7]);
+            fn_store_n_ps(dst + (p0 + 7) * w, a[7], 6);
         }
         for (r = 0; r < 6; r++)
             for (p = k8; p < kc; p++) dst[p * w + r] = src[r * ld + p];
