@@ -442,7 +442,8 @@ def test_simd_vector_width_follows_numba_cpu_name():
         assert " ".join(out) == want, (name, feats, out)
 
 
-_ISA_SHAPES = [(13, 37, 32), (64, 300, 40), (130, 64, 48), (200, 300, 64), (7, 20, 16)]
+_ISA_SHAPES = [(13, 37, 32), (64, 300, 40), (130, 64, 48), (200, 300, 64), (7, 20, 16),
+               (11, 9, 37), (9, 5, 13)]
 _ISA_CODE = r"""
 import sys, numpy as np
 import fastnet.backends.numba as nb
@@ -458,6 +459,48 @@ for n, k, m in %r:
         out["%%d %%d %%d %%d" %% (n, k, m, th)] = C
 np.savez(sys.argv[1], vector_bytes=simd.VECTOR_BYTES, full_rows=matmul.FULL_ROWS, **out)
 """ % (_ISA_SHAPES,)
+
+
+_SIMD_CODE = r"""
+import json, numpy as np
+from numba import njit
+from fastnet._kernels.numba.simd import VECTOR_BYTES, vlanes, vload_n, vstore_n
+
+@njit
+def copy_n(src, dst, j, n):
+    vstore_n(dst, j, vload_n(src, j, n), n)
+
+out = {"vector_bytes": VECTOR_BYTES, "bad": []}
+for dt in (np.float32, np.float64):
+    lanes = VECTOR_BYTES // np.dtype(dt).itemsize
+    for n in range(lanes + 2):
+        for j in (0, 3):
+            src = np.arange(1, 40, dtype=dt)
+            dst = np.full(39, -7.0, dt)
+            copy_n(src, dst, j, n)
+            want = np.full(39, -7.0, dt)
+            want[j:j + min(n, lanes)] = src[j:j + min(n, lanes)]
+            if not np.array_equal(dst, want):
+                out["bad"].append([np.dtype(dt).name, n, j])
+print(json.dumps(out))
+"""
+
+
+def test_simd_partial_vectors_without_mask_registers():
+    """vload_n / vstore_n with 0 .. lanes + 1 elements on AVX2 (NUMBA_CPU_NAME=haswell),
+    where a whole vector is a plain load / store and a partial store is split into
+    plain stores of 4 / 2 / 1 lanes (no vmaskmovps): exactly n elements move, the
+    rest of the row is untouched, in both dtypes and at an unaligned offset."""
+    import llvmlite.binding as llvm
+    host = {f[1:] for f in llvm.get_host_cpu_features().flatten().split(",") if f.startswith("+")}
+    if not {"avx2", "fma"} <= host:
+        pytest.skip("the host cannot run AVX2 code")
+    env = {k: v for k, v in os.environ.items() if k not in ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")}
+    env.update(NUMBA_CPU_NAME="haswell", NUMBA_CPU_FEATURES="")
+    out = json.loads(subprocess.run([sys.executable, "-c", _SIMD_CODE], env=env, check=True,
+                                    capture_output=True, text=True).stdout.splitlines()[-1])
+    assert out["vector_bytes"] == 32
+    assert out["bad"] == []
 
 
 def test_matmul_avx2_blocks_give_the_host_bits(tmp_path):

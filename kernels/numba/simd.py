@@ -207,11 +207,26 @@ def vload_n(typingctx, row, j, n):
     def codegen(context, builder, sig, args):
         ty = context.get_value_type(vt)
         vp = _pointer(context, builder, sig.args[0], args[0], args[1], ty)
-        m = _mask(builder, args[2], vt.lanes, row.dtype.bitwidth)
-        fn = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ty, [ty.as_pointer(), ir.IntType(32), m.type, ty]),
-            "llvm.masked.load.%s.p0%s" % (_suffix(ty), _suffix(ty)))
-        return builder.call(fn, [vp, ir.Constant(ir.IntType(32), _align(row)), m, ir.Constant(ty, None)])
+
+        def masked():
+            m = _mask(builder, args[2], vt.lanes, row.dtype.bitwidth)
+            fn = cgutils.get_or_insert_function(
+                builder.module, ir.FunctionType(ty, [ty.as_pointer(), ir.IntType(32), m.type, ty]),
+                "llvm.masked.load.%s.p0%s" % (_suffix(ty), _suffix(ty)))
+            return builder.call(fn, [vp, ir.Constant(ir.IntType(32), _align(row)), m, ir.Constant(ty, None)])
+        if VECTOR_BYTES > 32:
+            return masked()
+        # (AVX2: a whole vector as a plain load, see _store_pieces)
+        n = args[2]
+        if n.type.width < 64:
+            n = builder.sext(n, ir.IntType(64))
+        slot = cgutils.alloca_once(builder, ty)
+        with builder.if_else(builder.icmp_signed(">=", n, ir.Constant(n.type, vt.lanes))) as (whole, part):
+            with whole:
+                builder.store(builder.load(vp, align=_align(row)), slot)
+            with part:
+                builder.store(masked(), slot)
+        return builder.load(slot)
     return vt(row, j, n), codegen
 
 
@@ -227,6 +242,37 @@ def vstore(typingctx, row, j, v):
     return types.none(row, j, v), codegen
 
 
+def _store_pieces(builder, v, vp, n, align):
+    """v[:n] -> vp[0:n] without a masked store, for vectors of at most 32 bytes
+    (no mask registers: AVX2's masked store, vmaskmovps, is microcoded on AMD's
+    cores, and the matmul blocks store a row's last vector with one; AVX2's
+    matmul_tn 784x10x30 in bench/REPORT-avx2.md's GEMM table).  A whole vector
+    is one plain store; fewer lanes go through a stack copy of v as plain stores
+    of the binary pieces of n (8 lanes: 4, 2, 1 at offsets n & ~7, n & ~3, n & ~1)."""
+    ty = v.type
+    lanes = ty.count
+    i64 = ir.IntType(64)
+    if n.type.width < 64:
+        n = builder.sext(n, i64)
+    with builder.if_else(builder.icmp_signed(">=", n, ir.Constant(i64, lanes))) as (whole, part):
+        with whole:
+            builder.store(v, vp, align=align)
+        with part:
+            slot = cgutils.alloca_once(builder, ty)
+            builder.store(v, slot)
+            src0 = builder.bitcast(slot, ty.element.as_pointer())
+            dst0 = builder.bitcast(vp, ty.element.as_pointer())
+            w = lanes // 2
+            while w >= 1:
+                off = builder.and_(n, ir.Constant(i64, ~(2 * w - 1)))
+                with builder.if_then(builder.icmp_unsigned("!=", builder.and_(n, ir.Constant(i64, w)),
+                                                           ir.Constant(i64, 0))):
+                    pt = (ir.VectorType(ty.element, w) if w > 1 else ty.element).as_pointer()
+                    x = builder.load(builder.bitcast(builder.gep(src0, [off]), pt), align=align)
+                    builder.store(x, builder.bitcast(builder.gep(dst0, [off]), pt), align=align)
+                w //= 2
+
+
 @intrinsic
 def vstore_n(typingctx, row, j, v, n):
     if not (_float_array(row, 1) and isinstance(j, types.Integer) and v == Vec(row.dtype)
@@ -237,6 +283,9 @@ def vstore_n(typingctx, row, j, v, n):
     def codegen(context, builder, sig, args):
         ty = args[2].type
         vp = _pointer(context, builder, sig.args[0], args[0], args[1], ty)
+        if VECTOR_BYTES <= 32:
+            _store_pieces(builder, args[2], vp, args[3], _align(row))
+            return context.get_dummy_value()
         m = _mask(builder, args[3], ty.count, row.dtype.bitwidth)
         fn = cgutils.get_or_insert_function(
             builder.module, ir.FunctionType(ir.VoidType(), [ty, ty.as_pointer(), ir.IntType(32), m.type]),
