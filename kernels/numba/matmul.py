@@ -146,27 +146,39 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     w1 = w - w0
     j1 = j0 + L
     i = i0
+    # AVX-512: one call runs every block of the panel (at k = 10 a call, which
+    # passes three arrays, cost as much as a block's arithmetic); AVX2 one block
+    # per call (its blocks ran slower inside the loop: bench/REPORT-avx2.md)
     if w == 2 * L:
-        while i1 - i >= FULL_ROWS:
-            if FULL_ROWS == 8:      # (a constant: numba compiles one of the two)
-                _fblk8(A, B, C, i, j0, p0, p1)
-            else:
-                _fblk6(A, B, C, i, j0, p0, p1)
-            i += FULL_ROWS
+        if FULL_ROWS == 8:          # (a constant: numba compiles one branch)
+            nb = (i1 - i) // FULL_ROWS
+            if nb > 0:
+                _fblk8(A, B, C, i, nb, j0, p0, p1)
+                i += nb * FULL_ROWS
+        else:
+            while i1 - i >= FULL_ROWS:
+                _fblk6(A, B, C, i, 1, j0, p0, p1)
+                i += FULL_ROWS
     if w1 == 0:
         # a panel of one vector (a layer of 10 units): no second vector of zeros
-        while i1 - i >= ROW_BLOCK:
-            if ROW_BLOCK == 8:
-                _vblk8(A, B, C, i, j0, w0, p0, p1)
-            else:
-                _vblk5(A, B, C, i, j0, w0, p0, p1)
-            i += ROW_BLOCK
-    while i1 - i >= 2 * ROW_BLOCK:
         if ROW_BLOCK == 8:
-            _blk8(A, B, C, i, j0, j1, w0, w1, p0, p1)
+            nb = (i1 - i) // ROW_BLOCK
+            if nb > 0:
+                _vblk8(A, B, C, i, nb, j0, w0, p0, p1)
+                i += nb * ROW_BLOCK
         else:
-            _blk5(A, B, C, i, j0, j1, w0, w1, p0, p1)
-        i += ROW_BLOCK
+            while i1 - i >= ROW_BLOCK:
+                _vblk5(A, B, C, i, 1, j0, w0, p0, p1)
+                i += ROW_BLOCK
+    if ROW_BLOCK == 8:
+        nb = (i1 - i) // ROW_BLOCK - 1      # all but the last one or two blocks
+        if nb > 0:
+            _blk8(A, B, C, i, nb, j0, j1, w0, w1, p0, p1)
+            i += nb * ROW_BLOCK
+    else:
+        while i1 - i >= 2 * ROW_BLOCK:
+            _blk5(A, B, C, i, 1, j0, j1, w0, w1, p0, p1)
+            i += ROW_BLOCK
     if i1 - i > ROW_BLOCK:
         r = (i1 - i + 1) // 2
         _blk(r, A, B, C, i, j0, j1, w0, w1, p0, p1)
