@@ -52,7 +52,7 @@ from numba.extending import intrinsic
 
 from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
-from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6
+from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6, ONE
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
 #: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
@@ -157,7 +157,7 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
                 i += nb * FULL_ROWS
         else:
             while i1 - i >= FULL_ROWS:
-                _fblk6(A, B, C, i, 1, j0, p0, p1)
+                _fblk6(A, B, C, i, ONE, j0, p0, p1)
                 i += FULL_ROWS
     if w1 == 0:
         # a panel of one vector (a layer of 10 units): no second vector of zeros
@@ -168,7 +168,7 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
                 i += nb * ROW_BLOCK
         else:
             while i1 - i >= ROW_BLOCK:
-                _vblk5(A, B, C, i, 1, j0, w0, p0, p1)
+                _vblk5(A, B, C, i, ONE, j0, w0, p0, p1)
                 i += ROW_BLOCK
     if ROW_BLOCK == 8:
         nb = (i1 - i) // ROW_BLOCK - 1      # all but the last one or two blocks
@@ -177,7 +177,7 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
             i += nb * ROW_BLOCK
     else:
         while i1 - i >= 2 * ROW_BLOCK:
-            _blk5(A, B, C, i, 1, j0, j1, w0, w1, p0, p1)
+            _blk5(A, B, C, i, ONE, j0, j1, w0, w1, p0, p1)
             i += ROW_BLOCK
     if i1 - i > ROW_BLOCK:
         r = (i1 - i + 1) // 2
