@@ -33,8 +33,9 @@ Four ways to feed it, chosen from the shape only:
   step): blocks of up to 8 / 12 / 8 / 6 rows (AVX-512; AVX2: 12 / 5 / 3 / 2) for
   1 / 2 / 3 / 4 vectors per row keep a whole block of C in registers for the
   whole k loop, reading A and B in place, the last vector of a row under a mask
-  (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x m, on the stack up to
-  ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation
+  (AVX-512) or stored as plain 4 / 2 / 1-lane pieces (AVX2: its masked store is
+  microcode on AMD's cores) (``FN_NARROW``); ``matmul_nt`` first copies B^T (k x
+  m, on the stack up to ``NRW_STACK`` elements).  No packing, no padded edge tile, no allocation
   (the batch-10 rows of bench/REPORT.md's kernel table show what that buys).
   The same kernels also take up to ``NRW_MAX_COLS`` columns (the 100-unit
   layers) in column chunks of 4 vectors on AVX-512, 2 on AVX2 (5-row blocks
