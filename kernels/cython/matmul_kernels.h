@@ -203,9 +203,8 @@ FN_ROWS_SET(avx512, 16, 8, __attribute__((target("avx512f,avx512vl,avx2,fma"))))
 /* AVX2's last vector of a row is stored as 4 + 2 + 1 lanes of plain stores, and
    loaded plainly when it is whole (_TLOAD): a masked store (vmaskmovps) is
    microcoded on AMD's cores, and the narrow kernel stores one per row (AVX2's
-   matmul_tn 784x10x30, the seed step's weight gradient, ran at half its AVX-512
-   speed; bench/REPORT-avx2.md).  n is a constant of the call: the branches
-   predict. */
+   matmul_tn 784x10x30, the seed step's weight gradient, in bench/REPORT-avx2.md's
+   GEMM table).  n is a constant of the call: the branches predict. */
 __attribute__((target("avx2"))) static inline void fn_store_n_ps(float* p, __m256 v, int n)
 {
     __m128 h = _mm256_castps256_ps128(v);
@@ -259,8 +258,8 @@ __attribute__((target("avx2"))) static inline void fn_store_n_pd(double* p, __m2
 #define FN_NARROW_RP(NAME, T, F, ATTR, VL, R, NV) FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV,         FN_AP_PTR(T), const ptrdiff_t ao = a_off + p;, FN_AE_RP)
 #define FN_NARROW_PP(NAME, T, F, ATTR, VL, R, NV) FN_NARROW_G(NAME, T, F, ATTR, VL, R, NV,         FN_AP_PTR(T), const T* ap = a[p] + a_off;, FN_AE_PP)
 /* (R, NV) pairs.  AVX-512 (32 registers): rows per block up to 8 / 12 / 8 / 6 for
-   1 / 2 / 3 / 4 vectors (one vector: 8 rows ran 5-7% faster than 16, 12, 6 or 4 at
-   128x256x10, 200x100x10 and 1000x64x10); AVX2 (16): 12 / 5 / 3 / 2 */
+   1 / 2 / 3 / 4 vectors (one vector: 8 rows ran faster than 4, 6, 12 or 16 on the
+   output layers' products, bench/REPORT.md's GEMM table); AVX2 (16): 12 / 5 / 3 / 2 */
 #define FN_NRW_LIST(X)                                                                       X(1,1) X(2,1) X(3,1) X(4,1) X(5,1) X(6,1) X(7,1) X(8,1)                                                            X(1,2) X(2,2) X(3,2) X(4,2) X(5,2) X(6,2) X(7,2) X(8,2) X(9,2) X(10,2) X(11,2)           X(12,2)                                                                                  X(1,3) X(2,3) X(3,3) X(4,3) X(5,3) X(6,3) X(7,3) X(8,3)                                  X(1,4) X(2,4) X(3,4) X(4,4) X(5,4) X(6,4)
 #define FN_NRW_LIST2(X)                                                                      X(1,1) X(2,1) X(3,1) X(4,1) X(5,1) X(6,1) X(7,1) X(8,1) X(9,1) X(10,1) X(11,1)           X(12,1)                                                                                  X(1,2) X(2,2) X(3,2) X(4,2) X(5,2)                                                       X(1,3) X(2,3) X(3,3)                                                                     X(1,4) X(2,4)
 /* the three addressings of A for one (ISA, dtype, R, NV): fn_nrw (strides),

@@ -309,10 +309,10 @@ def _transpose(B, Bt, j0, j1):
 @helper
 def _transpose8(B, Bt):
     """Bt = B.T in 8 x 8 blocks of constant trip counts, which LLVM turns into
-    register shuffles: the whole of matmul_nt's B^T (512 x 256 float32: 102 -> 39 us;
-    the tiled loop left matmul_nt 128x256x512 at 0.64x of matmul's speed on AVX2),
+    register shuffles: the whole of matmul_nt's B^T (the tiled loop held matmul_nt
+    128x256x512 well below matmul's speed: bench/REPORT-avx2.md's GEMM table),
     the ragged edges element by element.  (A block loop starting at a run-time
-    column ran half as fast: meProp's column tiles keep the tiled loop.)"""
+    column ran slower: meProp's column tiles keep the tiled loop.)"""
     m = B.shape[0]
     k = B.shape[1]
     m8 = m - m % 8
