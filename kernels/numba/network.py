@@ -47,6 +47,7 @@ from .. import defs
 from ._jit import (kernel_helper, helper, inlined, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
+from .refs import borrow, keep
 from .matmul import matmul, matmul_tn, nt_ws, _strided
 from .simd import prefetch
 from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
@@ -743,6 +744,11 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
     by the contract's validator; the network by _split_plan here), both workers
     sharing ``ctl`` (CTL_SIZE zeros) and ``slots`` (4 batch_size x the first
     layer's width floats).  n_batches = 0 returns before the hand-off."""
+    # borrowed (kernels/numba/refs.py): both workers' views of these buffers
+    # would otherwise count references on the same cache lines
+    X, Y, labels, sw, perm, layers = borrow(X), borrow(Y), borrow(labels), borrow(sw), borrow(perm), borrow(layers)
+    ctl, slots, hyper, params, grads = borrow(ctl), borrow(slots), borrow(hyper), borrow(params), borrow(grads)
+    state, work, batch_loss, scores = borrow(state), borrow(work), borrow(batch_loss), borrow(scores)
     L = layers.shape[0]
     bs = batch_size
     M = perm.shape[0]
@@ -777,24 +783,34 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
             _wait_for(ctl, CTL_DONE, ONE)
         return
     solo = mode == MODE_SOLO
+    # what this worker allocates: owners kept to the end, used borrowed
+    own_p = params[0:0]
+    own_g = grads[0:0]
+    own_s = state[0:0]
+    own_w = work[0:0]
+    own_l = batch_loss[0:0]
     if tid == 1 and not solo:
-        bparams = params.copy()
-        bgrads = np.zeros_like(grads)
-        bstate = state.copy()
-        bwork = np.empty(size, work.dtype)
-        bloss = np.empty(n_batches, batch_loss.dtype)
+        own_p = params.copy()
+        own_g = np.zeros_like(grads)
+        own_s = state.copy()
+        own_w = np.empty(size, work.dtype)
+        own_l = np.empty(n_batches, batch_loss.dtype)
+        bparams, bgrads, bstate = borrow(own_p), borrow(own_g), borrow(own_s)
+        bwork, bloss = borrow(own_w), borrow(own_l)
         bscores = scores[0:0]
-    wloss = np.empty(bs, np.float64)
+    own_wloss = np.empty(bs, np.float64)
     smax = 1
     for l in range(1, L):
         smax = max(smax, layers[l].n_out * layers[l].n_in)
-    wt_ws = np.empty(smax, params.dtype)
-    typed = np.empty(NS_MAX, params.dtype)
-    D = _view(bwork, offD0 if L % 2 == 1 else offD1, bs, zw0)
+    own_wt = np.empty(smax, params.dtype)
+    own_typed = np.empty(NS_MAX, params.dtype)
     # the parts' columns of the batch's rows, a buffer per part (no cache line
     # shared between the workers)
-    x0 = np.empty(bs * r if solo or tid == 0 else 0, work.dtype)
-    x1 = np.empty(bs * (n_in - r) if solo or tid == 1 else 0, work.dtype)
+    own_x0 = np.empty(bs * r if solo or tid == 0 else 0, work.dtype)
+    own_x1 = np.empty(bs * (n_in - r) if solo or tid == 1 else 0, work.dtype)
+    wloss, wt_ws, typed = borrow(own_wloss), borrow(own_wt), borrow(own_typed)
+    x0, x1 = borrow(own_x0), borrow(own_x1)
+    D = _view(bwork, offD0 if L % 2 == 1 else offD1, bs, zw0)
     for bi in range(n_batches):
         r0 = (first_batch + bi) * bs
         nb = min(bs, M - r0)
@@ -821,6 +837,16 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
             _split_c(ZERO, r, Xp0, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
         if solo or tid == 1:
             _split_c(ONE, r, Xp1, D[:nb], layers, opt, hyper, t, grads, params, state, typed)
+    keep(own_p)
+    keep(own_g)
+    keep(own_s)
+    keep(own_w)
+    keep(own_l)
+    keep(own_wloss)
+    keep(own_wt)
+    keep(own_typed)
+    keep(own_x0)
+    keep(own_x1)
     # worker 0 returns (and its caller reads the results) after worker 1's last
     # write, whether worker 1 ran its half or, alone, every batch
     if tid == 1:
@@ -909,6 +935,7 @@ def _make_forward(MAXOUT, PRELU):
         """out = the last layer's activations of the network on X (inference: no
         dropout).  work: two ping-pong buffers of n x (max layer width, z widths
         included)."""
+        X, layers, params, work, out = borrow(X), borrow(layers), borrow(params), borrow(work), borrow(out)
         n = X.shape[0]
         L = layers.shape[0]
         _check_layers(layers, params.shape[0], X.shape[1], out.shape[1])
@@ -977,6 +1004,11 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         last batch's gradients on return (unclipped).  diag (float64, empty = off)
         accumulates the diagnostics of kernels/defs.py and stops the call at the
         first non-finite value."""
+        # the caller holds every argument for the call: borrowed, their views
+        # count no references (kernels/numba/refs.py)
+        X, Y, labels, sw, perm, layers = borrow(X), borrow(Y), borrow(labels), borrow(sw), borrow(perm), borrow(layers)
+        params, grads, state, work = borrow(params), borrow(grads), borrow(state), borrow(work)
+        hyper, batch_loss, scores, diag = borrow(hyper), borrow(batch_loss), borrow(scores), borrow(diag)
         L = layers.shape[0]
         if L < 1:
             raise ValueError("the network has no layer")
@@ -1053,16 +1085,18 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
             out_scores = scores
         else:
             out_scores = scores[0:0]
-        wloss = np.empty(bs, np.float64)
-        pen = np.zeros(1, np.float64)
-        idxbuf = np.empty(bs * kmax, np.int64)     # meProp's kept columns
+        own_wloss = np.empty(bs, np.float64)
+        own_pen = np.zeros(1, np.float64)
+        own_idx = np.empty(bs * kmax, np.int64)    # meProp's kept columns
         smax = 0                                   # a layer's W^T, (z width, in): matmul_nt's
         for l in range(L):                         # scratch (layers above the first) and meProp's
             if l > 0 or _topk_of(layers, l) > 0:
                 smax = max(smax, _zw(layers, l) * layers[l].n_in)
-        wt_ws = np.empty(smax, params.dtype)
+        own_wt = np.empty(smax, params.dtype)
+        own_typed = np.empty(NS_MAX, params.dtype)  # the optimizer's scalar factors, per update
+        # the scratch borrowed too; its owners are kept to the end of the call
+        wloss, pen, idxbuf, wt_ws, typed = borrow(own_wloss), borrow(own_pen), borrow(own_idx), borrow(own_wt), borrow(own_typed)
         offX = size - size                         # X at 0 (not a literal: see _update)
-        typed = np.empty(NS_MAX, params.dtype)     # the optimizer's scalar factors, per update
         clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
         gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
         P = params.shape[0]
@@ -1217,6 +1251,11 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                         diag[DG_LAYER] = l
                         diag[DG_STAGE] = STAGE_UPDATE
                         return
+        keep(own_wloss)
+        keep(own_pen)
+        keep(own_idx)
+        keep(own_wt)
+        keep(own_typed)
     return train_batches
 
 
