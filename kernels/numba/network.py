@@ -47,7 +47,7 @@ from .. import defs
 from ._jit import (kernel_helper, helper, inlined, serial, strict, prange, serial_twin, specialise, ELEM_PAR_MIN, FLAT_TILE,
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
-from .refs import borrow, keep
+from .refs import borrow, keep, view2d
 from .matmul import matmul, matmul_tn, nt_ws, _strided
 from .simd import prefetch
 from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
@@ -348,8 +348,9 @@ def _prefetch_rows(X, perm, lo, hi, g):
 
 @helper
 def _view(buf, off, n, m):
-    """(n, m) C-contiguous view of buf[off:off + n*m]."""
-    return buf[off:off + n * m].reshape((n, m))
+    """(n, m) C-contiguous view of buf[off:off + n*m] (the callers' offsets and
+    sizes come from _layout and _check_layers, checked against the buffers)."""
+    return view2d(buf, off, n, m)
 
 
 @helper
@@ -719,7 +720,7 @@ def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, param
             bias_grad(cur, gb, ONE)
         nxt_off = offD1 if cur_off == offD0 else offD0
         nxt = _view(work, nxt_off, nb, w_in)
-        nt_ws(_strided(cur), W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), ONE)
+        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, w_in), ONE)
         act_backward(_view(work, offZ[l - 1], nb, w_in), _view(work, offA[l - 1], nb, w_in), nxt,
                      layers[l - 1].act, layers[l - 1].act_param, nxt, ONE)
         cur = nxt
@@ -1186,10 +1187,10 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 gW = _view(grads, layers[l].w_offset, w_in, zw)
                 gb = _bias(grads, layers, l)
                 kk = _topk_of(layers, l)
-                idx = idxbuf[:nb * kk].reshape((nb, kk))
+                idx = view2d(idxbuf, 0, nb, kk)
                 if MEPROP and kk > 0:
                     topk_rows(cur, kk, idx, n_threads)
-                    tn_sparse_ws(inp, cur, idx, gW, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                    tn_sparse_ws(inp, cur, idx, gW, view2d(wt_ws, 0, zw, w_in), n_threads)
                 else:
                     matmul_tn(_strided(inp), cur, gW, n_threads)
                 if gb.shape[0] > 0:
@@ -1198,9 +1199,9 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                 if l > 0:
                     nxt = _view(work, nxt_off, nb, w_in)
                     if MEPROP and kk > 0:
-                        nt_sparse_ws(cur, idx, W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                        nt_sparse_ws(cur, idx, W, nxt, view2d(wt_ws, 0, zw, w_in), n_threads)
                     else:
-                        nt_ws(_strided(cur), W, nxt, wt_ws[:zw * w_in].reshape((zw, w_in)), n_threads)
+                        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, w_in), n_threads)
                     if DROP and offM[l - 1] >= 0:
                         _dropout(nxt, nxt, layers[l - 1].dropout, key, b, L, l - 1, bs)
                     Zb = _view(work, offZ[l - 1], nb, _zw(layers, l - 1))

@@ -21,9 +21,14 @@ It is safe where the buffer outlives every use of the borrowed array:
 
 A borrowed array must not escape: not returned, not stored in another array
 or structure that outlives the call.
+
+``view2d(buf, off, n, m)`` is ``buf[off:off + n * m].reshape((n, m))`` built in
+place: numba's reshape calls a C function of its runtime for every view, and
+the step makes dozens per batch.
 """
 from numba import types
-from numba.core import config
+from numba.core import cgutils, config
+from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
 
@@ -43,6 +48,28 @@ def borrow(typingctx, a):
 
 
 @intrinsic
+def view2d(typingctx, buf, off, n, m):
+    """The (n, m) C-contiguous view of the 1-d C-contiguous ``buf`` from element
+    ``off`` (the caller keeps off + n * m within buf: no check here)."""
+    if not (isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C"
+            and all(isinstance(x, types.Integer) for x in (off, n, m))):
+        return None
+    ret = buf.copy(ndim=2, layout="C")
+
+    def codegen(context, builder, sig, args):
+        src = context.make_array(sig.args[0])(context, builder, value=args[0])
+        o, rows, cols = (context.cast(builder, v, t, types.intp) for v, t in zip(args[1:], sig.args[1:]))
+        dst = context.make_array(ret)(context, builder)
+        item = src.itemsize
+        context.populate_array(dst, data=builder.gep(src.data, [o]),
+                               shape=cgutils.pack_array(builder, [rows, cols]),
+                               strides=cgutils.pack_array(builder, [builder.mul(cols, item), item]),
+                               itemsize=item, meminfo=src.meminfo, parent=src.parent)
+        return impl_ret_borrowed(context, builder, ret, dst._getvalue())
+    return ret(buf, off, n, m), codegen
+
+
+@intrinsic
 def keep(typingctx, a):
     """A use of ``a`` that emits nothing: ``a`` is released no earlier than here."""
     def codegen(context, builder, sig, args):
@@ -57,3 +84,6 @@ if config.DISABLE_JIT:
 
     def keep(a):  # noqa: F811
         pass
+
+    def view2d(buf, off, n, m):  # noqa: F811
+        return buf[off:off + n * m].reshape((n, m))
