@@ -302,11 +302,48 @@ _READ_ONLY = {"softmax_xent": ("Y", "labels", "sw"), "sigmoid_bce": ("Y", "sw"),
               "train_batches": ("X", "Y", "labels", "sw", "perm")}
 
 
+def _finite_halves(X, flag, n_threads):
+    """all_finite as two serial passes over the halves of X's rows, one on the
+    calling thread and one on the split step's helper thread (network._SplitStep).
+    The parallel kernel's region leaves numba's pool threads spinning for
+    milliseconds (libgomp's wait policy) on the cores the split step's two
+    workers need next: fit checks X, then trains (seed epoch at 2 threads,
+    bench/REPORT.md).  The same answer: every element tested either way."""
+    h = X.shape[0] // 2
+    other = [True]
+    done = threading.Event()
+
+    def second_half():
+        try:
+            other[0] = _rd.finite(X[h:])
+        finally:
+            done.set()
+    _nw._SplitStep._post(second_half, ())
+    mine = _rd.finite(X[:h])
+    # a helper busy with another model's training step: the second half here too
+    if not done.wait(0.02):
+        other[0] = _rd.finite(X[h:])
+    flag[0] = 1 if mine and other[0] else 0
+
+
+def _finite_kernel(X, n_threads):
+    """all_finite's kernel for this call (the adapter's selector): the two halves
+    where the parallel kernel would open a region (at least 2**20 elements, two
+    threads asked for) and the split step's helper can run them."""
+    if (isinstance(n_threads, (int, np.integer)) and min(int(n_threads), MAX_THREADS) >= 2
+            and not _thr._forked_serial and not numba.config.DISABLE_JIT
+            and X.ndim == 2 and X.shape[0] >= 2 and X.size >= _jit.ELEM_PAR_MIN * 32
+            and X.flags.c_contiguous):
+        return _finite_halves
+    return _rd.all_finite
+
+
 # the module-level dispatchers (forward / train_batches: the variants, through their selectors)
 globals().update(_adapter.build_kernels(
     __name__, _adapter.find_kernels((_mm, _ew, _ls, _rd, _ly)), _threads,
     key=lambda k: np.uint64(operator.index(k) & _U64),
-    ro=_ro, read_only=_READ_ONLY, pick={"forward": _forward_kernel, "train_batches": _train_kernel}))
+    ro=_ro, read_only=_READ_ONLY, pick={"forward": _forward_kernel, "train_batches": _train_kernel,
+                                        "all_finite": _finite_kernel}))
 
 
 def predictor(dtype):
