@@ -23,8 +23,9 @@ gradients of every layer, the input gradients of every layer but the first:
 2 x (3 sum(in*out) - in_1*out_1), i.e. the issue's 6 x sum(in*out) less the
 first layer's input gradient, which no trainer computes), times the samples per
 epoch and the epochs (L-BFGS: times scikit-learn's loss/gradient evaluations),
-divided by numpy's one-thread matmul rate in the row's training dtype (the best
-of a few 1024^3 products) = the GEMM-bound time.  For L-BFGS the bound adds
+divided by the machine's one-thread GEMM rate in the row's training dtype (the
+best of a few 1024^3 products, the faster of numpy's BLAS and fastnet's own
+matmul: a BLAS may run lesser kernels than the CPU has) = the GEMM-bound time.  For L-BFGS the bound adds
 scikit-learn's fit with its evaluations replayed from a recording: scipy's
 optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too.
 The maximum speed-up is scikit-learn's time over that bound; where it is below
@@ -119,22 +120,47 @@ def _fit(cls, params, Xtr, ytr, Xte, yte, keep=None):
     return elapsed, float(est.score(Xte, yte)), int(est.n_iter_)
 
 
-def gemm_rate(dtype, size=1024, repeats=5):
-    """FLOP/s of numpy's matmul on one thread: the best of ``repeats``
-    products of two size x size matrices of ``dtype``."""
+def gemm_rate(dtype, size=1024, repeats=5, backend=None):
+    """FLOP/s of numpy's matmul on one thread (or, with ``backend``, of that
+    fastnet backend's matmul at n_threads=1): the best of ``repeats`` products
+    of two size x size matrices of ``dtype``."""
     from threadpoolctl import threadpool_limits
     rng = np.random.default_rng(0)
     a = rng.standard_normal((size, size)).astype(dtype)
     b = rng.standard_normal((size, size)).astype(dtype)
     out = np.empty((size, size), dtype=dtype)
+    if backend is None:
+        def product():
+            np.matmul(a, b, out=out)
+    else:
+        from fastnet.backends import get_backend
+        mm = get_backend(backend).matmul
+
+        def product():
+            mm(a, b, out, 1)
     with threadpool_limits(limits=1):
-        np.matmul(a, b, out=out)  # first call: the BLAS's buffers and threads out of the timing
+        product()  # first call: the BLAS's buffers and threads (numba: its compile) out of the timing
         best = np.inf
         for _ in range(repeats):
             t0 = time.perf_counter()
-            np.matmul(a, b, out=out)
+            product()
             best = min(best, time.perf_counter() - t0)
     return 2.0 * size ** 3 / best
+
+
+def machine_rates(size, backend):
+    """{dtype: the faster one-thread GEMM rate of numpy's BLAS and fastnet's own
+    matmul}, plus what each measured: the limit is the machine's, and a BLAS may
+    run lesser kernels than the CPU has (OpenBLAS 0.3.31 runs its Haswell
+    kernels on AMD's Zen 5, whose AVX-512 fastnet's kernels use)."""
+    from fastnet.backends import get_backend
+    name = get_backend(backend).info()["backend"] if backend == "auto" else backend
+    rates = {"size": size, "fastnet_backend": name}
+    for dt in ("float32", "float64"):
+        rates["numpy_" + dt] = gemm_rate(dt, size=size)
+        rates["fastnet_" + dt] = gemm_rate(dt, size=size, backend=name)
+        rates[dt] = max(rates["numpy_" + dt], rates["fastnet_" + dt])
+    return rates
 
 
 def gemm_flops_per_sample(units):
@@ -222,10 +248,10 @@ def run(args):
     from fastnet.sklearn import MLPClassifier, MLPRegressor
     fastnet.set_num_threads(1)
     size = 256 if args.quick else 1024
-    rates = {dt: gemm_rate(dt, size=size) for dt in ("float32", "float64")}
-    rates["size"] = size
-    print("numpy matmul, 1 thread: float32 %.1f GFLOP/s, float64 %.1f GFLOP/s"
-          % (rates["float32"] / 1e9, rates["float64"] / 1e9), flush=True)
+    rates = machine_rates(size, args.backend)
+    print("1-thread GEMM, numpy / fastnet (%s): float32 %.1f / %.1f GFLOP/s, float64 %.1f / %.1f GFLOP/s"
+          % (rates["fastnet_backend"], rates["numpy_float32"] / 1e9, rates["fastnet_float32"] / 1e9,
+             rates["numpy_float64"] / 1e9, rates["fastnet_float64"] / 1e9), flush=True)
     data = _datasets(args.quick)
     seeds = list(range(1 if args.quick else args.seeds))
     results = []
@@ -290,7 +316,8 @@ def run(args):
         row.update(sk_time=sk_t, fn_time=fn_t, speedup=sk_t / fn_t, sk_score=sk_s, fn_score=fn_s,
                    met=bool(sk_t / fn_t >= 5.0 and fn_s >= sk_s - tol), metric="accuracy" if kind == "clf" else "R^2",
                    units=units, dtype=dtype, sk_dtype=sk_est[0].coefs_[0].dtype.name,
-                   backend=fn_est[0]._model.backend_name, gemm_flops=flops, gemm_rate=rates[dtype], bound_time=bound,
+                   backend=fn_est[0]._model.backend_name, gemm_flops=flops, gemm_rate=rates[dtype],
+                   numpy_gemm_rate=rates["numpy_" + dtype], fastnet_gemm_rate=rates["fastnet_" + dtype], bound_time=bound,
                    max_speedup=sk_t / bound, attainable=bool(sk_t / bound >= 5.0),
                    openblas_bound=shapes_bound, openblas_max_speedup=sk_t / shapes_bound)
         results.append(row)
@@ -332,8 +359,9 @@ def markdown(results, args, rates):
     lines += ["", "Target: fastnet's fit >= 5x faster, accuracy within 1 point (R^2 within 0.02) of "
               "scikit-learn's.", "",
               "GEMM-bound: the row's GEMM FLOPs (per sample and step: forward and weight gradients of every layer, "
-              "input gradients of every layer but the first) over numpy's one-thread matmul rate measured in the "
-              "same run (%d^3, best of 5: float32 %.1f GFLOP/s, float64 %.1f GFLOP/s), in the dtype fastnet "
+              "input gradients of every layer but the first) over the machine's one-thread GEMM rate measured in "
+              "the same run, the faster of numpy's matmul and fastnet's own (%s) (%d^3, best of 5: float32 %.1f / "
+              "%.1f GFLOP/s, float64 %.1f / %.1f GFLOP/s, numpy / fastnet), in the dtype fastnet "
               "trains the row in (float32 input trains in float32, as in scikit-learn's stochastic solvers; its L-BFGS "
               "computes in float64, the dtype of scipy's parameter vector); for L-BFGS, times "
               "scikit-learn's loss/gradient evaluations, plus its fit with those evaluations replayed from a "
@@ -345,7 +373,8 @@ def markdown(results, args, rates):
               "fit time over that. Fastnet in kernels: the share of one more "
               "fastnet fit (seed 0) spent in the backend's compiled training calls (their argument checks "
               "included); the rest is Python (validation, the epoch loop, scipy for L-BFGS)." % (
-                  rates["size"], rates["float32"] / 1e9, rates["float64"] / 1e9)]
+                  rates["fastnet_backend"], rates["size"], rates["numpy_float32"] / 1e9,
+                  rates["fastnet_float32"] / 1e9, rates["numpy_float64"] / 1e9, rates["fastnet_float64"] / 1e9)]
     own = [r for r in done if "sk64_score" in r]
     if own:
         lines += ["", "Scores against scikit-learn's own spread (L-BFGS rows): the same scikit-learn fit on float64 "

@@ -35,6 +35,9 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
     assert digits["units"] == [64, 100, 10] and digits["dtype"] == "float32"
     assert digits["gemm_flops"] == 31600 * digits["n_train"] * digits["sk"][0][2]
     assert digits["bound_time"] == pytest.approx(digits["gemm_flops"] / digits["gemm_rate"])
+    # the machine's rate: the faster of numpy's BLAS and fastnet's own matmul, both measured
+    assert digits["gemm_rate"] == max(digits["numpy_gemm_rate"], digits["fastnet_gemm_rate"])
+    assert min(digits["numpy_gemm_rate"], digits["fastnet_gemm_rate"]) > 1e8
     for r in lbfgs:  # per evaluation (scikit-learn's, counted), plus its fit with them replayed
         assert r["evaluations"][0] >= r["sk"][0][2] and 0 < r["replay"][0] < r["bound_time"]
         # scikit-learn on float64 input: 5 iterations stay on the float32 input's path
