@@ -4,11 +4,10 @@ Every numba array value holds a pointer to its buffer's reference count (its
 ``meminfo``); each view made from it (a slice, a row, ``reshape``) and most
 calls that pass one add to and take from that count, and NRT's add is an atomic
 read-modify-write: a locked instruction, a full barrier that waits for the
-store buffer to drain.  The training step makes several hundred such views per
-batch (each layer's workspace views, each register block's rows of C), which
-cost a fifth of the seed epoch; and in the split step both threads counted the
-same buffers, one cache line passed between the cores hundreds of times a
-batch (bench/REPORT.md, seed epoch: numba vs cython).
+store buffer to drain.  The training step makes hundreds of such views per
+batch (each layer's workspace views, each register block's rows of C), and in
+the split step both threads counted the same buffers, one cache line passed
+between the cores (bench/REPORT.md, seed epoch: numba vs cython).
 
 ``borrow(a)`` is ``a`` without its meminfo (NRT's increment and decrement of a
 null meminfo return at once, no atomic), and so is every view made from it.
