@@ -25,7 +25,8 @@ first layer's input gradient, which no trainer computes), times the samples per
 epoch and the epochs (L-BFGS: times scikit-learn's loss/gradient evaluations),
 divided by the machine's one-thread GEMM rate in the row's training dtype (the
 best of a few 1024^3 products, the faster of numpy's BLAS and fastnet's own
-matmul: a BLAS may run lesser kernels than the CPU has) = the GEMM-bound time.  For L-BFGS the bound adds
+matmul: a BLAS may run lesser kernels than the CPU has) = the GEMM-bound time.
+For L-BFGS the bound adds
 scikit-learn's fit with its evaluations replayed from a recording: scipy's
 optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too.
 The maximum speed-up is scikit-learn's time over that bound; where it is below
@@ -317,7 +318,8 @@ def run(args):
                    met=bool(sk_t / fn_t >= 5.0 and fn_s >= sk_s - tol), metric="accuracy" if kind == "clf" else "R^2",
                    units=units, dtype=dtype, sk_dtype=sk_est[0].coefs_[0].dtype.name,
                    backend=fn_est[0]._model.backend_name, gemm_flops=flops, gemm_rate=rates[dtype],
-                   numpy_gemm_rate=rates["numpy_" + dtype], fastnet_gemm_rate=rates["fastnet_" + dtype], bound_time=bound,
+                   numpy_gemm_rate=rates["numpy_" + dtype], fastnet_gemm_rate=rates["fastnet_" + dtype],
+                   bound_time=bound,
                    max_speedup=sk_t / bound, attainable=bool(sk_t / bound >= 5.0),
                    openblas_bound=shapes_bound, openblas_max_speedup=sk_t / shapes_bound)
         results.append(row)

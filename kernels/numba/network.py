@@ -1096,7 +1096,8 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         own_wt = np.empty(smax, params.dtype)
         own_typed = np.empty(NS_MAX, params.dtype)  # the optimizer's scalar factors, per update
         # the scratch borrowed too; its owners are kept to the end of the call
-        wloss, pen, idxbuf, wt_ws, typed = borrow(own_wloss), borrow(own_pen), borrow(own_idx), borrow(own_wt), borrow(own_typed)
+        wloss, pen, idxbuf = borrow(own_wloss), borrow(own_pen), borrow(own_idx)
+        wt_ws, typed = borrow(own_wt), borrow(own_typed)
         offX = size - size                         # X at 0 (not a literal: see _update)
         clipnorm = hyper[H_CLIPNORM] if opt != OPT_NONE else 0.0
         gclipnorm = hyper[H_GLOBAL_CLIPNORM] if opt != OPT_NONE else 0.0
