@@ -2,7 +2,8 @@
 """A grid search spread over a Dask cluster: ``GridSearchCV`` over
 ``fastnet.sklearn.MLPClassifier``, 8 candidates x 3 folds, run serially
 (``n_jobs=1``) and on a ``distributed.LocalCluster`` of 2 worker processes x 1
-thread (TCP on 127.0.0.1) through joblib's Dask backend.  Reports both wall
+thread (TCP on 127.0.0.1) through joblib's Dask backend, and for scale on
+joblib's own pool of as many local processes (loky).  Reports the wall
 times (the cluster's start-up apart; medians of rounds that alternate serial and
 cluster runs), their ratio and whether ``cv_results_`` are identical.  The
 target (<= 0.65 on 2 cores) is on the 8 x 3 search: ``GridSearchCV.fit``'s wall
@@ -13,7 +14,7 @@ markdown section (and a JSON file next to it).
 
 Usage::
 
-    python bench/dask_gridsearch.py              # digits, 8 candidates x 3 folds, 3 rounds
+    python bench/dask_gridsearch.py              # digits, 8 candidates x 3 folds, max_iter 200, 5 rounds
     python bench/dask_gridsearch.py --quick      # 2 candidates x 2 folds, tiny: a smoke run
     python bench/dask_gridsearch.py --scheduler tcp://scheduler:8786   # an existing cluster
 """
@@ -85,7 +86,8 @@ def run(args):
         threads = client.run(_worker_threads)
         # each worker imports fastnet and loads its kernels once, outside the timing
         client.run(lambda: __import__("fastnet.sklearn"))
-        runs = {"serial": [], "cluster": []}
+        _search(X[:100], y[:100], {"alpha": [1e-4]}, 2, 1, args.backend, args.workers)  # loky's workers started
+        runs = {"serial": [], "cluster": [], "loky": []}
         for _ in range(rounds):  # alternated: the machine's load drifts alike for both
             serial_threads = fastnet.get_num_threads()
             serial, t_serial = _search(X, y, grid, cv, max_iter, args.backend, 1)
@@ -93,6 +95,10 @@ def run(args):
             with joblib.parallel_config(backend="dask"):
                 spread, t_cluster = _search(X, y, grid, cv, max_iter, args.backend, -1)
             runs["cluster"].append((t_cluster, spread.refit_time_))
+            # the same search on joblib's own local process pool (loky, 1 thread per
+            # worker): what two processes give on this machine without a cluster
+            local, t_local = _search(X, y, grid, cv, max_iter, args.backend, args.workers)
+            runs["loky"].append((t_local, local.refit_time_))
     finally:
         client.close()
         if cluster is not None:
@@ -107,6 +113,8 @@ def run(args):
             "serial_refit_s": med["serial"][1], "cluster_refit_s": med["cluster"][1],
             "serial_search_s": med["serial"][2], "cluster_search_s": med["cluster"][2],
             "search_ratio": med["cluster"][2] / med["serial"][2], "ratio": med["cluster"][0] / med["serial"][0],
+            "loky_s": med["loky"][0], "loky_refit_s": med["loky"][1], "loky_search_s": med["loky"][2],
+            "loky_search_ratio": med["loky"][2] / med["serial"][2],
             "runs": runs, "cluster_start_s": t_start, "workers": len(threads), "worker_threads": sorted(threads.values()),
             "identical_cv_results": bool(same), "serial_threads": serial_threads, "scheduler": args.scheduler or "LocalCluster",
             "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()}
@@ -131,11 +139,14 @@ def markdown(r, args):
                  r["serial_threads"], r["serial_s"], r["serial_refit_s"], r["serial_search_s"]),
              "| cluster (joblib Dask backend, n_jobs=-1) | %.2f | %.2f | %.2f |" % (
                  r["cluster_s"], r["cluster_refit_s"], r["cluster_search_s"]),
+             "| local processes (joblib's loky, n_jobs=%d, for scale) | %.2f | %.2f | %.2f |" % (
+                 r["workers"], r["loky_s"], r["loky_refit_s"], r["loky_search_s"]),
              "| cluster start-up (not in the ratio) | %.2f | | |" % r["cluster_start_s"], "",
              "Ratio cluster / serial of the search: **%.2f** (target <= 0.65); with the refit: %.2f; cv_results_ "
-             "identical to the serial run: **%s**; target met: %s." % (
+             "identical to the serial run: **%s**; target met: %s.  The same search on local processes "
+             "without a cluster: %.2f of the serial time." % (
                  r["search_ratio"], r["ratio"], "yes" if r["identical_cv_results"] else "NO",
-                 "yes" if met else "no"),
+                 "yes" if met else "no", r["loky_search_ratio"]),
              ""]
     return "\n".join(lines)
 
@@ -144,8 +155,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="2 candidates x 2 folds on 300 samples (a smoke run)")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--max-iter", type=int, default=30)
-    ap.add_argument("--rounds", type=int, default=3, help="alternated serial / cluster rounds (medians)")
+    ap.add_argument("--max-iter", type=int, default=200, help="MLPClassifier's max_iter (scikit-learn's default)")
+    ap.add_argument("--rounds", type=int, default=5, help="alternated serial / cluster rounds (medians)")
     ap.add_argument("--backend", default="auto")
     ap.add_argument("--scheduler", default=None, help="address of an existing scheduler (default: a LocalCluster)")
     ap.add_argument("--out", default=os.path.join(HERE, "results", "dask_gridsearch.md"))
