@@ -633,3 +633,48 @@ def test_matmul_runs_as_python_under_numba_disable_jit():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                          timeout=300)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+# numpy calls that numba's parfor pass turns into parallel regions of their own
+# inside a parallel=True function (array creation with values, reductions)
+_IMPLICIT_PARFOR_CALLS = ("np.zeros", "np.ones", "np.full", "np.arange", "np.zeros_like", "np.ones_like",
+                          "np.full_like", "np.sum", "np.min", "np.max", "np.prod", "np.mean")
+_IMPLICIT_PARFOR_METHODS = (".sum", ".min", ".max", ".prod", ".mean", ".argmin", ".argmax", ".fill")
+
+
+def test_parallel_kernels_open_no_region_but_their_prange():
+    """A parallel kernel's only parallel regions are its prange loops, taken from
+    a size on: a numpy call that numba makes a parfor (np.ones, x.min(), ...)
+    would open a region on every call, even below the threshold, and its
+    barrier waits for a time slice beside a busy core (all_finite: 14 ms per
+    check, bench/threads_under_load.py).  Scans every parallel=True function
+    and what it inlines."""
+    import ast
+    kdir = os.path.dirname(_jit.__file__)
+    found = []
+    for path in sorted(glob.glob(os.path.join(kdir, "*.py"))):
+        tree = ast.parse(open(path).read())
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            decs = [ast.unparse(d) for d in node.decorator_list]
+            if not any(d in ("kernel", "kernel_helper", "inlined") or "parallel=True" in d for d in decs):
+                continue
+            for sub in ast.walk(node):
+                if isinstance(sub, ast.Call):
+                    name = ast.unparse(sub.func)
+                    if name in _IMPLICIT_PARFOR_CALLS or name.endswith(_IMPLICIT_PARFOR_METHODS):
+                        found.append("%s:%d %s: %s" % (os.path.basename(path), sub.lineno, node.name, name))
+    assert not found, found
+
+
+def test_all_finite_has_its_prange_as_its_only_parfor():
+    """The compiled form of the scan above for all_finite (which had np.ones and
+    ok.min()): numba's own count of the parallel loops it made."""
+    from fastnet._kernels.numba import reduce as _rd
+    f = numba.njit(parallel=True)(_rd.all_finite.py_func)    # a fresh, uncached compile
+    flag = np.zeros(1, np.int64)
+    f(np.ones((100, 10), np.float32), flag, 2)
+    assert flag[0] == 1
+    cres = next(iter(f.overloads.values()))
+    assert cres.metadata["parfor_diagnostics"].count_parfors() == 1

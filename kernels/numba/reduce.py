@@ -107,7 +107,12 @@ def all_finite(X, flag, n_threads):
     size = x.shape[0]
     tile = FLAT_TILE * 16
     ntiles = (size + tile - 1) // tile
-    ok = np.ones(max(ntiles, 1), dtype=np.int64)
+    # np.empty and plain loops: in a parallel function np.ones and ok.min() become
+    # parallel regions of their own, whose barrier waits for a time slice beside a
+    # busy core even when X is too small for the prange (bench/threads_under_load.py:
+    # digits b200 beside a hog, 14 ms per check)
+    ok = np.empty(max(ntiles, 1), dtype=np.int64)
+    ok[0] = 1
     big = np.finfo(X.dtype).max
     if ntiles > 1 and size >= ELEM_PAR_MIN * 32:
         for t in prange(ntiles):
@@ -115,7 +120,11 @@ def all_finite(X, flag, n_threads):
     else:
         for t in range(ntiles):
             ok[t] = _finite_span(x[t * tile:min(size, (t + 1) * tile)], big)
-    flag[0] = 1 if ok.min() == 1 else 0
+    res = 1
+    for t in range(ok.shape[0]):
+        if ok[t] != 1:
+            res = 0
+    flag[0] = res
 
 
 @serial
