@@ -312,6 +312,26 @@ class ThreadTuner:
             self.todo = [c for c in self.cands if c != self.choice]
 
 
+others_load()   # opened at import: a process's first fit then knows the load (pass_threads)
+
+
+def pass_threads():
+    """Threads for a one-off pass over the data (fit's finite check of X):
+    :func:`get_num_threads`, less the cores other processes keep busy when that
+    is known (:func:`others_load`) and the count is the default one.  A parallel
+    region beside a busy core waits for that core's time slice: the finite check
+    of a 3000-row MNIST fit cost more than the fit's 3000 batch-1 steps
+    (bench/threads_under_load.py, busy rows)."""
+    n = get_num_threads()
+    if n > 1 and _n_threads is None:
+        busy = others_load()
+        if busy is not None:
+            cores = _available_cores()
+            if busy + n > cores + 0.25:
+                n = max(1, min(n, int(cores + 0.25 - busy)))
+    return n
+
+
 def limit():
     """What the thread tuners are keyed by: the default thread count now, or
     None when it is fixed (``set_num_threads``, a forked child)."""

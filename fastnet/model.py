@@ -24,7 +24,7 @@ from . import optimizers as _optimizers
 from ._kernels import defs
 from ._interrupts import SigintGuard as _SigintGuard
 from . import _threads
-from ._threads import get_num_threads
+from ._threads import get_num_threads, pass_threads
 from .backends import _api, get_backend, resolve_name
 from .backends._geometry import geometry
 from .layers import Dense, Dropout, InputLayer, Layer, Maxout, PReLU
@@ -613,7 +613,7 @@ class Sequential:
         if (type(X) is np.ndarray and X.dtype == self.dtype and X.ndim == 2 and self.built
                 and X.shape[0] > 0 and X.shape[1] == self._input_dim and X.flags.c_contiguous):
             flag = np.zeros(1, dtype=np.int64)
-            self._backend.all_finite(X, flag, get_num_threads())
+            self._backend.all_finite(X, flag, pass_threads())
             if flag[0]:
                 return X
         if hasattr(X, "toarray") and not isinstance(X, np.ndarray):

@@ -193,3 +193,45 @@ def test_predict_tuned_and_concurrent_matches_one_thread(backend, default_thread
     for o in outs:
         np.testing.assert_array_equal(o, want[: o.shape[0]])
     assert any(isinstance(t, _threads.ThreadTuner) for t in _threads._tuners.values())
+
+
+def test_pass_threads_leaves_the_cores_other_processes_keep_busy(default_threads, monkeypatch):
+    """One-off passes over the data (fit's finite check of X) run on the cores
+    others leave: a parallel region beside a busy core waits for its time slice
+    (bench/threads_under_load.py, the batch-1 MNIST fit beside a hog)."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    load = [1.0]
+    monkeypatch.setattr(_threads, "others_load", lambda: load[0])
+    assert _threads.pass_threads() == 1
+    load[0] = 0.6                     # most of a core: 2 + 0.6 > 2.25
+    assert _threads.pass_threads() == 1
+    load[0] = 0.1
+    assert _threads.pass_threads() == 2
+    load[0] = None                    # no reading yet: the default count
+    assert _threads.pass_threads() == 2
+    load[0] = 1.0
+    fastnet.set_num_threads(2)        # a count the user set is kept
+    try:
+        assert _threads.pass_threads() == 2
+    finally:
+        fastnet.set_num_threads(None)
+
+
+@pytest.mark.parametrize("backend", ["numpy"] + COMPILED)
+def test_fit_checks_x_on_the_pass_threads(default_threads, monkeypatch, backend):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(_threads, "others_load", lambda: 1.0)
+    model = fastnet.Sequential([fastnet.Dense(4, activation="relu"), fastnet.Dense(3)], backend=backend, seed=0)
+    model.compile(optimizer="sgd", loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
+    X = np.random.default_rng(0).random((40, 5), dtype=np.float32)
+    y = np.arange(40) % 3
+    model.build(5)
+    seen = []
+    real = model._backend.all_finite
+
+    def spy(X, flag, n_threads):
+        seen.append(n_threads)
+        return real(X, flag, n_threads)
+    monkeypatch.setattr(model._backend, "all_finite", spy)
+    model.fit(X, y, epochs=1, batch_size=8, verbose=0)
+    assert seen and seen[0] == 1
