@@ -217,14 +217,14 @@ def _fmt(s):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny sizes, 1 round")
-    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 3, quick 1)")
+    ap.add_argument("--rounds", type=int, default=None, help="alternating rounds (default 5, quick 1)")
     ap.add_argument("--backend", action="append", choices=("cython", "numba"),
                     help="backend(s) to measure (default both)")
     ap.add_argument("--load", action="append", choices=("idle", "busy"), help="idle and/or busy (default both)")
     ap.add_argument("--only", action="append", help="workloads whose name contains this text")
     ap.add_argument("--out", help="markdown file (default bench/results/threads_under_load.md; JSON beside it)")
     a = ap.parse_args(argv)
-    rounds = a.rounds or (1 if a.quick else 3)
+    rounds = a.rounds or (1 if a.quick else 5)
     res = measure(a.backend or ["cython", "numba"], a.load or ["idle", "busy"], rounds, a.quick, a.only)
     out = a.out or os.path.join(HERE, "results", "threads_under_load.md")
     from fastnet import _io
