@@ -121,6 +121,7 @@ cdef extern from "matmul_kernels.h":
     fn_pack_t_f32_t fn_pack_t_f32
     fn_pack_t_f64_t fn_pack_t_f64
     int fastnet_mm_select(int want) noexcept nogil
+    void* fn_scratch(int slot, size_t nbytes) noexcept nogil
     ctypedef void (*fn_nrw_f32_t)(Py_ssize_t, const float*, Py_ssize_t, Py_ssize_t, const float*,
                                   Py_ssize_t, float*, Py_ssize_t, unsigned int) noexcept nogil
     ctypedef void (*fn_nrw_f64_t)(Py_ssize_t, const double*, Py_ssize_t, Py_ssize_t,
@@ -435,14 +436,13 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
     cdef Py_ssize_t kcmax = _cdiv(k, _cdiv(k, mm_kc))
     cdef Py_ssize_t icmax = min(<Py_ssize_t> IC, _cdiv(n, MR) * MR)
     cdef bint par = n * k * m >= MATMUL_PAR_MIN
-    cdef floating* Bp = <floating*> malloc(ncmax * kcmax * sizeof(floating) + 64)
-    cdef floating* Ap = <floating*> malloc(icmax * kcmax * sizeof(floating) + 64)
+    # this thread's reused panel buffers (matmul_kernels.h: fn_scratch)
+    cdef floating* Bp = <floating*> fn_scratch(1, ncmax * kcmax * sizeof(floating))
+    cdef floating* Ap = <floating*> fn_scratch(0, icmax * kcmax * sizeof(floating))
     cdef Py_ssize_t jc, pc, ic, nc, kc, nic, ncb, nrb, nmc, cb, t, t2, nb
     cdef bint colwise
     cdef Py_ssize_t nrb_blk = MC // MR
     if Bp == NULL or Ap == NULL:
-        free(Bp)
-        free(Ap)
         return -1
     jc = 0
     while jc < m:
@@ -483,8 +483,6 @@ cdef int _packed(const floating* A, Py_ssize_t sa_i, Py_ssize_t sa_p,
                 ic = ic + nic
             pc = pc + kc
         jc = jc + nc
-    free(Bp)
-    free(Ap)
     return 0
 
 

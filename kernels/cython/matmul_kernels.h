@@ -486,4 +486,48 @@ static int fastnet_mm_select(int want) {
     return fn_mm_isa;
 }
 
+/* The packed path's panel buffers, kept per thread and reused from call to call
+   (grown when a product needs more; freed when the thread exits).  A fresh malloc
+   of megabytes is a fresh mmap whose pages fault in on every call (glibc maps a
+   request at least as large as the last one freed again): 2,025 faults per
+   1024^3 product, a third of its time (bench/REPORT.md's GEMM table).  Slot 0:
+   A's panels, slot 1: B's.  64-byte aligned: a panel's vector loads never
+   straddle two cache lines.  NULL when out of memory. */
+#include <pthread.h>
+#include <stdlib.h>
+typedef struct { void* raw[2]; size_t cap[2]; } fn_scratch_t;
+static pthread_key_t fn_scratch_key;
+static pthread_once_t fn_scratch_once = PTHREAD_ONCE_INIT;
+static int fn_scratch_ok = 0;
+static void fn_scratch_free(void* v)
+{
+    fn_scratch_t* s = (fn_scratch_t*) v;
+    free(s->raw[0]);
+    free(s->raw[1]);
+    free(s);
+}
+static void fn_scratch_init(void)
+{
+    fn_scratch_ok = pthread_key_create(&fn_scratch_key, fn_scratch_free) == 0;
+}
+static void* fn_scratch(int slot, size_t bytes)
+{
+    fn_scratch_t* s;
+    pthread_once(&fn_scratch_once, fn_scratch_init);
+    if (!fn_scratch_ok) return NULL;
+    s = (fn_scratch_t*) pthread_getspecific(fn_scratch_key);
+    if (s == NULL) {
+        s = (fn_scratch_t*) calloc(1, sizeof(fn_scratch_t));
+        if (s == NULL) return NULL;
+        if (pthread_setspecific(fn_scratch_key, s) != 0) { free(s); return NULL; }
+    }
+    if (s->cap[slot] < bytes) {
+        free(s->raw[slot]);
+        s->raw[slot] = malloc(bytes + 64);
+        s->cap[slot] = s->raw[slot] == NULL ? 0 : bytes;
+        if (s->raw[slot] == NULL) return NULL;
+    }
+    return (void*) (((size_t) s->raw[slot] + 63) & ~(size_t) 63);
+}
+
 #endif  /* FASTNET_MATMUL_KERNELS_H */
