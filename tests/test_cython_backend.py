@@ -464,9 +464,9 @@ print(faults, all(out), len(out))
 
 def test_packed_products_reuse_their_panel_buffers():
     """The packed path's 5 MB of panels are kept per thread: a fresh malloc of
-    that size is a fresh mmap whose pages fault in on every call (about 1,300
-    faults per call here before; a third of a 1024^3 product's time).  A fresh
-    process, so that no earlier free has raised glibc's mmap threshold."""
+    that size is a fresh mmap whose pages fault in again on every call (see the
+    commit that added this test).  A fresh process, so that no earlier free has
+    raised glibc's mmap threshold."""
     import subprocess
     out = subprocess.run([sys.executable, "-c", _REUSE_SCRIPT], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr

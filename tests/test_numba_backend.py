@@ -646,9 +646,9 @@ def test_parallel_kernels_open_no_region_but_their_prange():
     """A parallel kernel's only parallel regions are its prange loops, taken from
     a size on: a numpy call that numba makes a parfor (np.ones, x.min(), ...)
     would open a region on every call, even below the threshold, and its
-    barrier waits for a time slice beside a busy core (all_finite: 14 ms per
-    check, bench/threads_under_load.py).  Scans every parallel=True function
-    and what it inlines."""
+    barrier waits for a time slice beside a busy core (all_finite's did:
+    bench/threads_under_load.py, busy rows).  Scans every parallel=True
+    function and what it inlines."""
     import ast
     kdir = os.path.dirname(_jit.__file__)
     found = []

@@ -488,10 +488,9 @@ static int fastnet_mm_select(int want) {
 
 /* The packed path's panel buffers, kept per thread and reused from call to call
    (grown when a product needs more; freed when the thread exits).  A fresh malloc
-   of megabytes is a fresh mmap whose pages fault in on every call (glibc maps a
-   request at least as large as the last one freed again): 2,025 faults per
-   1024^3 product, a third of its time (bench/REPORT.md's GEMM table).  Slot 0:
-   A's panels, slot 1: B's.  64-byte aligned: a panel's vector loads never
+   of megabytes is a fresh mmap whose pages fault in again on every call (glibc
+   maps a request at least as large as the last one freed anew; bench/REPORT.md's
+   GEMM table, 1024^3).  Slot 0: A's panels, slot 1: B's.  64-byte aligned: a panel's vector loads never
    straddle two cache lines.  NULL when out of memory. */
 #include <pthread.h>
 #include <stdlib.h>

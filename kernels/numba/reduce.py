@@ -109,8 +109,8 @@ def all_finite(X, flag, n_threads):
     ntiles = (size + tile - 1) // tile
     # np.empty and plain loops: in a parallel function np.ones and ok.min() become
     # parallel regions of their own, whose barrier waits for a time slice beside a
-    # busy core even when X is too small for the prange (bench/threads_under_load.py:
-    # digits b200 beside a hog, 14 ms per check)
+    # busy core even when X is too small for the prange (bench/threads_under_load.py,
+    # busy rows)
     ok = np.empty(max(ntiles, 1), dtype=np.int64)
     ok[0] = 1
     big = np.finfo(X.dtype).max
