@@ -75,14 +75,20 @@ ISAS = {
 }
 
 
-def _early_isa(argv):
-    """--isa must reach both engines and the peers before any of them is imported."""
+def _isa_arg(argv):
     isa = "native"
     for i, a in enumerate(argv):
         if a == "--isa" and i + 1 < len(argv):
             isa = argv[i + 1]
         elif a.startswith("--isa="):
             isa = a.split("=", 1)[1]
+    return isa
+
+
+def _early_isa(argv):
+    """--isa must reach both engines and the peers before any of them is imported
+    (as a script, report.py has already restarted itself with CPUID capped too)."""
+    isa = _isa_arg(argv)
     for var, val in ISAS.get(isa, {}).items():
         if var == "XLA_FLAGS":
             val = (os.environ.get(var, "") + " " + val).strip()
@@ -90,6 +96,9 @@ def _early_isa(argv):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, HERE)
+    import fnbench_isa  # noqa: E402
+    fnbench_isa.reexec_capped(_isa_arg(sys.argv[1:]), sys.argv[1:])
     _early_threads(sys.argv[1:])
     _early_isa(sys.argv[1:])
 
@@ -110,6 +119,7 @@ import numpy as np  # noqa: E402
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
 import fnbench  # noqa: E402
+import fnbench_isa  # noqa: E402
 
 SECTIONS = ("kernels", "epochs", "predict", "gradients", "cold")
 
@@ -657,6 +667,7 @@ def _md_header(ctx, R, T):
         R["meta"].get("isa", "native"), R["meta"].get("cython isa", "?"), R["meta"].get("numba cpu", "?"),
         "" if not ISAS.get(R["meta"].get("isa", "native")) else "; every library capped with %s" % ", ".join(
             "`%s=%s`" % (k, v if v else "''") for k, v in ISAS[R["meta"]["isa"]].items())))
+    L.append("CPUID: %s." % R["meta"].get("cpuid cap", "not recorded"))
     L.append("Backends measured: %s.  Backend status: %s." % (
         ", ".join(ctx.backends) or "none",
         "; ".join("%s: %s" % (k, "ok" if v is None else v) for k, v in fnbench.fastnet_status().items())))
@@ -749,6 +760,10 @@ def _md_epoch(ctx, R, wl):
                  "shapes (%.1f GFLOP/s effective) × %g batches; %s at OpenBLAS's %d³ rate (%.1f GFLOP/s)." % (
                      fmt_s(lim["at shapes"]), lim["shape rate"] / 1e9, spec.n / spec.batch, fmt_s(lim["at peak"]),
                      w["gemm_big"], lim["peak rate"] / 1e9))
+        fp = R["meta"].get("fma peak", float("nan"))
+        if np.isfinite(fp):
+            L[-1] += "  At the FMA peak (%.1f GFLOP/s, under Machine): %s — no impl can go below it." % (
+                fp / 1e9, fmt_s(lim["flops"] / fp))
     L.append("")
     peers = [p for p in ("numpy", "numpy-loop", "torch", "jax", "sklearn") if "median" in res.get(p, {})]
     hdr = ["impl", "median", "rounds", "min", "GFLOP/s"] + ["÷ %s" % p for p in peers] + \
@@ -1139,7 +1154,14 @@ def main(argv=None):
     R["meta"]["isa"] = args.isa
     R["meta"]["cython isa"] = _engine_isa("cython")
     R["meta"]["numba cpu"] = _engine_isa("numba")
+    R["meta"]["cpuid cap"] = fnbench_isa.cap_status(args.isa)
     R["machine"] = fnbench.machine_info()
+    peak, width = fnbench_isa.fma_peak(args.isa, ctx.threads, iters=10_000_000 if ctx.quick else 60_000_000)
+    R["machine"]["FMA peak probe"] = (
+        "%.1f GFLOP/s on %d thread(s) at %d-bit vectors (the widest --isa %s allows: %s chains, 12 in flight)" % (
+            peak, ctx.threads, width, args.isa, "FMA" if width > 128 else "mul + add") if peak
+        else "not measured (%s)" % width)
+    R["meta"]["fma peak"] = peak * 1e9 if peak else float("nan")
     R["machine"]["OpenBLAS sgemm %d³ probe (start)" % (256 if ctx.quick else 1024)] = contention_probe(ctx)
     R["versions"] = fnbench.versions()
     R["threads"] = fnbench.thread_report(ctx.threads, ctx.backends)

@@ -158,6 +158,8 @@ def test_report_quick(runs):
     procs["report"].wait()
     text = (tmp / "REPORT.md").read_text()
     assert "Instruction set: `--isa native`" in text
+    assert "CPUID: not capped (native)." in text
+    assert "| FMA peak probe | " in text and "not measured" not in text.split("| FMA peak probe | ")[1].split("\n")[0]
     for heading in ("## Targets", "## Machine", "## Thread settings", "## GEMM", "## seed epoch", "## wide epoch",
                     "## predict", "## gradients", "## Cold start and memory", "## Where fastnet"):
         assert heading in text, heading
@@ -196,6 +198,62 @@ def test_isa_caps_every_library(monkeypatch):
         # whole, or every later test's subprocess would inherit the AVX2 caps (other bits, other caches)
         os.environ.clear()
         os.environ.update(saved)
+
+
+CPUID_PROBE = """
+import ctypes, sys
+import numpy as np
+lib = ctypes.CDLL(None)
+f = np._core._multiarray_umath.__cpu_features__
+active = lib.cpuid_cap_active() if hasattr(lib, "cpuid_cap_active") else -1
+print(active, int(f["AVX512F"]), int(f["AVX2"]), int(f["AVX"]), int(f["SSE42"]))
+"""
+
+
+def test_cpuid_cap_hides_wider_vectors_from_every_library(fnbench):
+    """bench/cpuid_cap.c (report.py --isa avx2 / baseline preloads it): numpy, which
+    dispatches on CPUID at run time, sees no AVX-512 (avx2) or no AVX (baseline);
+    without FASTNET_CPUID_CAP the preloaded library changes nothing."""
+    import fnbench_isa
+    path, why = fnbench_isa.helper_library()
+    if path is None and why.startswith("no C compiler"):
+        pytest.skip(why)
+    assert path is not None, why
+    flags = fnbench_isa.cpu_flags()
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", fnbench_isa.ENV_CAP)}
+    env["LD_PRELOAD"] = path
+
+    def probe(cap):
+        e = dict(env, **({fnbench_isa.ENV_CAP: cap} if cap else {}))
+        out = subprocess.run([sys.executable, "-c", CPUID_PROBE], env=e, capture_output=True, text=True,
+                             timeout=120)
+        assert out.returncode == 0, out.stderr
+        return tuple(int(x) for x in out.stdout.split())
+
+    active, avx512, avx2, avx, sse42 = probe(None)
+    assert active == 0 and avx512 == ("avx512f" in flags) and avx2 == ("avx2" in flags)
+    if "cpuid_fault" not in flags:
+        pytest.skip("this kernel offers no CPUID faulting: report.py says so and does not cap")
+    assert probe("avx2") == (1, 0, int("avx2" in flags), int("avx" in flags), sse42)
+    assert probe("baseline") == (1, 0, 0, 0, sse42)
+
+
+def test_fma_peak_probe(fnbench):
+    """The FMA limit the reports print: positive, and wider vectors are not slower."""
+    import fnbench_isa
+    if fnbench_isa.helper_library()[0] is None:
+        pytest.skip(fnbench_isa.helper_library()[1])
+    rates = {}
+    for isa in ("baseline", "avx2", "native"):
+        if isa == "avx2" and not {"avx2", "fma"} <= fnbench_isa.cpu_flags():
+            continue
+        rate, width = fnbench_isa.fma_peak(isa, 1, rounds=1, iters=2_000_000)
+        assert width == fnbench_isa.WIDTH.get(isa, fnbench_isa.native_width())
+        assert rate > 0.5, (isa, rate)
+        rates[width] = rate
+    widths = sorted(rates)
+    # wider vectors do more per instruction; 20% slack for a busy machine
+    assert all(rates[b] > 0.8 * rates[a] for a, b in zip(widths, widths[1:])), rates
 
 
 def test_threads_under_load_quick(runs):
