@@ -361,8 +361,9 @@ X = np.load(sys.argv[1])
 y = np.load(sys.argv[2])
 t3 = time.perf_counter()
 rss_data = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-backend, threads, batch, lr = sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6])
-fastnet.set_num_threads(threads)
+backend, threads, batch, lr = sys.argv[3], sys.argv[4], int(sys.argv[5]), float(sys.argv[6])
+if threads != "default":   # (default: every core, the thread count a user's first fit gets)
+    fastnet.set_num_threads(int(threads))
 model = fastnet.Sequential([fastnet.Dense(30, activation="sigmoid"), fastnet.Dense(10)], backend=backend, seed=0)
 model.compile(optimizer=fastnet.SGD(lr=lr), loss=fastnet.SparseCategoricalCrossentropy(from_logits=True))
 t4 = time.perf_counter()
@@ -385,8 +386,11 @@ def _cold_run(ctx, xpath, ypath, backend, env_extra=None):
     # survives execve, so a child exec'd straight from this (big) process would
     # report this process's RSS as its own peak; a child forked from a small
     # shell starts its high-water mark from the shell's few MB.
+    # with every core, fit's own default: its thread tuner times one thread and the
+    # default on the first batches, so a first fit runs (and compiles) both choices
+    threads = "default" if ctx.threads == fnbench.available_cores() else str(ctx.threads)
     cmd = ["/bin/sh", "-c", '"$0" "$@"; exit $?', sys.executable, "-c", COLD_SCRIPT, xpath, ypath, backend,
-           str(ctx.threads), str(spec.batch), str(spec.lr)]
+           threads, str(spec.batch), str(spec.lr)]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, env=env, cwd=tempfile.gettempdir(), capture_output=True, text=True,
                           timeout=1800)
@@ -889,10 +893,13 @@ def _md_cold(ctx, R, T):
     L = ["## Cold start and memory (fresh subprocesses)", ""]
     L.append("Each run is a new `python` process: `import numpy`, `import fastnet`, load the seed data (%d×784 "
              "float32 + int64 labels = %.1f MB, `np.load`, not counted), build + compile the seed model, one "
-             "epoch.  Cold start = imports + build + first epoch.  numba: `NUMBA_CACHE_DIR` set to a fresh "
+             "epoch (%s).  Cold start = imports + build + first epoch.  numba: `NUMBA_CACHE_DIR` set to a fresh "
              "directory; \"empty cache\" is the first process (everything compiled), \"warm cache\" the later "
              "ones.  Peak RSS = `resource.getrusage(RUSAGE_SELF).ru_maxrss` at the end (the target: dataset + "
-             "50 MB = %.0f MB)." % (ctx.workloads["seed"].n, ds / 2 ** 20, ds / 2 ** 20 + 50))
+             "50 MB = %.0f MB)." % (ctx.workloads["seed"].n, ds / 2 ** 20,
+                                    "fit's default threads: its thread tuner tries 1 thread and the default on "
+                                    "the first batches" if ctx.threads == fnbench.available_cores()
+                                    else "`fastnet.set_num_threads(%d)`" % ctx.threads, ds / 2 ** 20 + 50))
     L.append("")
     rows = []
     for label, c in cold.items():

@@ -247,13 +247,14 @@ def test_fma_peak_probe(fnbench):
     for isa in ("baseline", "avx2", "native"):
         if isa == "avx2" and not {"avx2", "fma"} <= fnbench_isa.cpu_flags():
             continue
-        rate, width = fnbench_isa.fma_peak(isa, 1, rounds=1, iters=2_000_000)
+        rate, width = fnbench_isa.fma_peak(isa, 1, rounds=5, iters=2_000_000)
         assert width == fnbench_isa.WIDTH.get(isa, fnbench_isa.native_width())
         assert rate > 0.5, (isa, rate)
         rates[width] = rate
     widths = sorted(rates)
-    # wider vectors do more per instruction; 20% slack for a busy machine
-    assert all(rates[b] > 0.8 * rates[a] for a, b in zip(widths, widths[1:])), rates
+    # wider vectors do more per instruction (2x on every core we know); the medians
+    # of 5 short rounds, and slack for the suite's other worker on the same cores
+    assert all(rates[b] > 0.6 * rates[a] for a, b in zip(widths, widths[1:])), rates
 
 
 def test_threads_under_load_quick(runs):

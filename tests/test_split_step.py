@@ -70,8 +70,9 @@ def test_split_step_bit_identical_for_any_thread_count_and_the_reference(twin, d
                                                                         opt_name, net):
     """Small batches of a network whose first layer dominates: two threads run the
     split step (each half of p of the first layer on its own thread), one thread
-    the plain step with the same halves; both give the same bits, in one call or
-    in chunks of batches, and the reference's training."""
+    the plain step with the same halves (numba: the split worker alone; its plain
+    step called directly); all give the same bits, in one call or in chunks of
+    batches, and the reference's training."""
     be, network = twin
     runs = []
     for n_threads in (1, 2, 3):
@@ -86,6 +87,14 @@ def test_split_step_bit_identical_for_any_thread_count_and_the_reference(twin, d
                 train(be, *part)
         else:
             train(be, *args)
+        runs.append(args)
+    if be.__name__.endswith(".numba"):
+        # the plain step (the adapter picks the split step at every thread count
+        # for these shapes), called directly: the same bits
+        import fastnet.backends.numba as nbb
+        args = _split_args(dtype, head_case, opt_name, net, 1)
+        flat = [nbb._ro(a) if i < 5 else a for i, a in enumerate(args)]
+        network.train_variant((False,) * 7)(*flat, np.zeros(0))
         runs.append(args)
     ref = runs[0]
     assert np.isfinite(ref[18]).all() and np.isfinite(ref[14]).all() and np.isfinite(ref[19]).all()
@@ -166,12 +175,33 @@ def _worker_call(network, args, ctl, tid):
            grads, state, work, batch_loss, scores)
 
 
-def test_numba_picks_the_split_step_for_two_threads_only(nb_split):
+def test_numba_picks_the_split_step_at_any_thread_count_where_its_plan_applies(nb_split):
+    """One thread runs the split step's worker alone (no helper woken, no second
+    training step compiled for the thread tuner's one-thread calls)."""
     nbb, network = nb_split
     args = _split_args("float32", HEADS[0], "sgd", "2 layers", 2)
     pick = [nbb._train_kernel(args[8], args[10], args[11], None, args[5], args[14], args[9], args[2],
                               n_threads=n) for n in (1, 2)]
-    assert not isinstance(pick[0], network._SplitStep) and isinstance(pick[1], network._SplitStep)
+    assert isinstance(pick[0], network._SplitStep) and pick[0] is pick[1]
+    calls = []
+    post = network._SplitStep._post
+    network._SplitStep._post = classmethod(lambda cls, fn, a: calls.append(a[0]) or post.__func__(cls, fn, a))
+    try:
+        one = _split_args("float32", HEADS[0], "sgd", "2 layers", 1)
+        train(get_backend("numba"), *one)
+        assert calls == []                                 # one thread: the helper never woken
+        two = _split_args("float32", HEADS[0], "sgd", "2 layers", 2)
+        train(get_backend("numba"), *two)
+        assert calls == [1]                                # two: worker 1 on the helper
+    finally:
+        network._SplitStep._post = post
+    for i in [TRAIN_ARG[a] for a in ("params", "grads", "state", "batch_loss", "scores")]:
+        np.testing.assert_array_equal(one[i], two[i], err_msg="argument %d" % i)
+    # a shape outside the plan keeps the plain step at any thread count
+    layers, P = make_spec(64, [25, 15, 10], [defs.ACT_RELU, defs.ACT_RELU, defs.ACT_LINEAR])
+    for n in (1, 2):
+        assert not isinstance(nbb._train_kernel(layers, args[10], args[11], None, 10, np.zeros(P, np.float32),
+                                                args[9], args[2], n_threads=n), network._SplitStep)
     # diagnostics (a feature flag) keep the plain step
     diag = np.zeros(defs.diag_size(args[8]))
     assert not isinstance(nbb._train_kernel(args[8], args[10], args[11], diag, args[5], args[14],

@@ -267,27 +267,30 @@ def _forward_kernel(layers):
 
 
 def _split_step(layers, hyper, diag, batch_size, params, n_threads):
-    """Whether this call runs the two-thread split step (kernels/numba/network.py:
-    step_plan): two threads in the pool (not a forked child's one), Dense layers
-    without dropout, L1/L2, PReLU or meProp, no clipping or diagnostics, and the
-    plan's shapes (the same bits either way: a matter of speed)."""
+    """Whether this call runs the split step (kernels/numba/network.py: step_plan
+    as for two threads): Dense layers without dropout, L1/L2, PReLU or meProp, no
+    clipping or diagnostics, and the plan's shapes (the same bits either way).
+    With one thread (or in a forked child, whose calls run on one) its worker runs
+    every part alone, so a model of these shapes compiles one training step, not
+    the plain step as well: the thread tuner's first calls run one thread, its
+    later ones two (bench/numba_compile_time.py)."""
     try:
         n = min(int(n_threads), MAX_THREADS)
     except (TypeError, ValueError):
         return False
-    if (n < 2 or _thr._forked_serial or numba.config.DISABLE_JIT   # (Python workers would share the GIL)
+    if (n < 1 or numba.config.DISABLE_JIT   # (Python workers would share the GIL)
             or not _well_formed(layers) or not isinstance(params, np.ndarray)
             or params.ndim != 1 or not isinstance(batch_size, (int, np.integer))
             or not isinstance(hyper, np.ndarray) or hyper.ndim != 1 or hyper.shape[0] < defs.NH
             or any(_spec_features(layers))):
         return False
-    return _nw.step_plan(layers, params.shape[0], hyper, int(batch_size), n,
+    return _nw.step_plan(layers, params.shape[0], hyper, int(batch_size), 2,
                          diag is not None and diag.shape[0] > 0)[1]
 
 
 def _train_kernel(layers, opt, hyper, diag, batch_size, params, head=-1, labels=None, n_threads=1):
     """The train_batches variant for this call (the adapter's selector): the split
-    step's for the calls step_plan gives two threads."""
+    step's for the shapes step_plan gives two threads, at any thread count."""
     flags = train_flags(layers, opt, hyper, diag, head, labels)
     if _split_step(layers, hyper, diag, batch_size, params, n_threads):
         # (VARIANTS "one": the split worker with every code, shared like the step)
@@ -407,10 +410,14 @@ _FLAG_NAMES = {_nw.train_variant: ("dropout", "regularization", "clipping", "Max
                _nw.forward_variant: ("Maxout", "PReLU")}
 
 
+#: the functions the adapter's selector calls before the training step's compile
+_PLAN_FUNCTIONS = ("_ksplit", "_split_plan")
+
+
 def _describe(disp, args):
     """'the training step (float32, with dropout)' for a compile notice."""
     what = {"train_batches": "the training step", "forward": "the forward pass",
-            "_split_worker": "the two-thread training step"}.get(
+            "_split_worker": "the training step"}.get(
         disp.py_func.__name__, "kernel %s" % disp.py_func.__name__)
     args = tuple(args or ())
     # X (the first argument of both) has the model's dtype
@@ -437,6 +444,8 @@ class _CompileNotice(_event.Listener):
         if self.said or threading.get_ident() != self._thread or \
                 not getattr(getattr(disp, "py_func", None), "__module__", "").startswith(_nw.__package__):
             return
+        if disp.py_func.__name__ in _PLAN_FUNCTIONS:
+            return      # the selector's plan (a fraction of a second): the step's compile follows
         self.said = True
         where = cache_dir()
         self._write("fastnet: numba is compiling %s for this model; this happens once, %s"

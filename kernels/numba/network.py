@@ -577,7 +577,9 @@ def _flat(buf, off, n):
 # not scheduled) runs every part alone, and the late partner does nothing, so no
 # order of the two can wait forever; a late worker 0 (the caller's thread) still
 # waits for the lone worker 1's last write (CTL_DONE) before its caller reads the
-# results.
+# results.  A call with one thread presets CTL_MODE to MODE_ALONE and runs worker 0
+# alone: the plain step's bits without compiling the plain step as well (the thread
+# tuner tries one thread first; bench/numba_compile_time.py).
 
 #: the control words, each on its own cache line (int64 index)
 CTL_ARRIVED = 0
@@ -590,6 +592,8 @@ CTL_SIZE = 40
 SOLO_SPINS = 1 << 16
 MODE_TEAM = 1
 MODE_SOLO = 2
+#: preset by a call with one thread (no partner comes): worker 0 runs alone at once
+MODE_ALONE = 3
 #: the kernels' n_threads in the split step's parts, and the parts' numbers: int64,
 #: not literals (numba compiles a callee again for each literal argument), so the
 #: parts share one compiled _split_a / _split_c and the plain step's kernels
@@ -625,7 +629,10 @@ def _split_plan(layers, P, bs):
 @helper
 def _team(ctl):
     """MODE_TEAM when both workers run, MODE_SOLO for the one that runs alone, 0
-    for a partner that arrives after the other went alone."""
+    for a partner that arrives after the other went alone; MODE_SOLO at once when
+    the caller preset MODE_ALONE (a call with one thread: no partner comes)."""
+    if atomic_load(ctl, CTL_MODE) == MODE_ALONE:
+        return MODE_SOLO
     if atomic_add(ctl, CTL_ARRIVED, ONE) == 1:
         seen = atomic_cas(ctl, CTL_MODE, 0, MODE_TEAM)
         return 0 if seen == MODE_SOLO else MODE_TEAM
@@ -857,7 +864,7 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
 
 
 class _SplitStep:
-    """train_batches for the calls step_plan gives two threads: ``worker`` (the
+    """train_batches for the calls step_plan gives the split step: ``worker`` (the
     _split_worker variant for the model's codes) runs as worker 0 on the calling
     thread and as worker 1 on a helper thread (the compiled code releases the
     GIL).  numba's prange has no barrier, and a parallel region around the workers
@@ -904,6 +911,11 @@ class _SplitStep:
         # checks (and a compile, with its notice) on the calling thread, no batch run
         self.worker(0, ctl, slots, *args[:7], 0, *args[8:])
         if n_batches <= 0:
+            return
+        if n_threads < 2:
+            # one thread: worker 0 runs every part itself, no helper woken
+            ctl[CTL_MODE] = MODE_ALONE
+            self.worker(0, ctl, slots, *args)
             return
         self._post(self.worker, (1, ctl, slots) + args)
         self.worker(0, ctl, slots, *args)
