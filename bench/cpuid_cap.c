@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 static struct sigaction previous;
-static volatile long answered;
+static long answered;                                  /* atomic: any thread may trap */
 static int cap;                                         /* 0 none, 1 avx2, 2 baseline */
 
 static void capped_cpuid(unsigned leaf, unsigned sub, unsigned r[4]) {
@@ -58,7 +58,7 @@ static void on_segv(int sig, siginfo_t *si, void *ctx) {
             capped_cpuid((unsigned)g[REG_RAX], (unsigned)g[REG_RCX], r);
             g[REG_RAX] = r[0]; g[REG_RBX] = r[1]; g[REG_RCX] = r[2]; g[REG_RDX] = r[3];
             g[REG_RIP] += 2;
-            answered++;
+            __atomic_fetch_add(&answered, 1, __ATOMIC_RELAXED);
             return;
         }
     }
@@ -86,7 +86,7 @@ __attribute__((constructor)) static void cpuid_cap_init(void) {
 
 /* 1: CPUID is capped in this thread (faulting on and the handler installed) */
 int cpuid_cap_active(void) { return cap && syscall(SYS_arch_prctl, ARCH_GET_CPUID, 0) == 0; }
-long cpuid_cap_answered(void) { return answered; }
+long cpuid_cap_answered(void) { return __atomic_load_n(&answered, __ATOMIC_RELAXED); }
 
 static double now(void) {
     struct timespec t;

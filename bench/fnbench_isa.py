@@ -78,6 +78,9 @@ def reexec_capped(isa, argv):
         os.environ[ENV_WHY] = why
         return
     os.environ[ENV_CAP] = isa
+    # faulthandler would take SIGSEGV over from the preloaded handler and turn the
+    # first trapped CPUID into a crash report
+    os.environ.pop("PYTHONFAULTHANDLER", None)
     os.environ["LD_PRELOAD"] = " ".join(p for p in (path, os.environ.get("LD_PRELOAD", "")) if p)
     sys.stdout.flush()
     sys.stderr.flush()
