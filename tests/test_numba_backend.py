@@ -609,6 +609,35 @@ def test_matmul_tn_as_transposed_product_gives_the_direct_bits(dtype, n, k, m):
         assert C2.tobytes() == C.tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(128, 256, 512), (130, 257, 100), (300, 512, 65), (200, 33, 1000),
+                                   (64, 300, 97)])
+def test_matmul_nt_column_blocks_give_the_row_split_bits(dtype, n, k, m):
+    """matmul_nt at two threads from the parallel threshold splits C's columns
+    (each thread transposes its rows of B, then multiplies into its columns):
+    the bits of one thread, of B^T given to matmul (rows split), of the Cython twin,
+    ragged edges and a last block of fewer than 32 columns included."""
+    from fastnet._kernels.numba import matmul as nmm
+    assert n * k * m >= nmm.MATMUL_PAR_MIN and m >= 64        # the column path's shapes
+    rng = np.random.default_rng(n + 5 * k + m)
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((m, k)).astype(dtype)
+    out = {}
+    for t in (1, 2, 3):
+        out[t] = np.full((n, m), np.nan, dtype)
+        nb.matmul_nt(A, B, out[t], t)
+    rows = np.full((n, m), np.nan, dtype)
+    nb.matmul(A, np.ascontiguousarray(B.T), rows, 2)
+    R = A.astype(np.float64) @ B.T.astype(np.float64)
+    assert np.abs(out[2] - R).max() <= (1e-4 if dtype == np.float32 else 1e-10) * max(np.abs(R).max(), 1.0)
+    for C in (out[1], out[3], rows):
+        assert C.tobytes() == out[2].tobytes()
+    if "cython" in available_backends():
+        C2 = np.full((n, m), np.nan, dtype)
+        get_backend("cython").matmul_nt(A, B, C2, 2)
+        assert C2.tobytes() == out[2].tobytes()
+
+
 def test_matmul_runs_as_python_under_numba_disable_jit():
     """NUMBA_DISABLE_JIT (debugging) runs the kernels as Python: the SIMD
     intrinsics have numpy stand-ins there (kernels/numba/simd.py)."""

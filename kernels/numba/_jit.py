@@ -239,6 +239,12 @@ def _reaches_parallel(disp, memo):
     return got
 
 
+#: True in a serial twin's globals (``serial_twin``): a path that only pays with
+#: threads tests ``if not SERIAL_TWIN:``, a constant numba prunes, so the twin does
+#: not compile it (bench/numba_compile_time.py)
+SERIAL_TWIN = False
+
+
 def serial_twin(disp, _callee=False):
     """``disp`` compiled without ``parallel``, calling the serial twins of the
     kernels it calls that have (or reach) a ``prange``: the same code, each
@@ -263,6 +269,7 @@ def serial_twin(disp, _callee=False):
         return disp
     f = disp.py_func
     glb = dict(f.__globals__)
+    glb["SERIAL_TWIN"] = True
     for name in _global_names(f.__code__):
         obj = glb.get(name)
         if isinstance(obj, _Dispatcher) and _reaches_parallel(obj, memo):
@@ -342,6 +349,7 @@ def specialise(disp, consts, _memo=None, _callee=False):
         return entry[1]
     f = disp.py_func
     glb = dict(f.__globals__)
+    glb["SERIAL_TWIN"] = True
     for name in _global_names(f.__code__):
         if name in consts:
             glb[name] = int(consts[name])

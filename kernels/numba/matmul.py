@@ -50,7 +50,7 @@ from numba.core import config, types
 from numba.core.imputils import impl_ret_borrowed
 from numba.extending import intrinsic
 
-from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN
+from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN, SERIAL_TWIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
 from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6, ONE
 
@@ -120,19 +120,19 @@ if config.DISABLE_JIT:
 
 
 @inlined
-def _rows(A, B, C, i0, i1):
-    """C[i0:i1] = A[i0:i1] @ B.  A (n, k) any strides, B (k, m) and C (n, m) with
-    unit-stride rows.  Loops: blocks of p (the first starts from 0, the others
-    from C), blocks of I_BLOCK rows (their A block stays in L2 while the panels
-    of B pass), panels of 2 vectors of columns, then ``_panel``."""
+def _rows(A, B, C, i0, i1, c0, c1):
+    """C[i0:i1, c0:c1] = A[i0:i1] @ B[:, c0:c1] (c0 a multiple of 2 vectors).  A (n, k)
+    any strides, B (k, m) and C (n, m) with unit-stride rows.  Loops: blocks of p
+    (the first starts from 0, the others from C), blocks of I_BLOCK rows (their A
+    block stays in L2 while the panels of B pass), panels of 2 vectors of columns,
+    then ``_panel``."""
     k = B.shape[0]
-    m = B.shape[1]
     L = vlanes(C)
     for p0 in range(0, k, P_BLOCK):
         p1 = min(p0 + P_BLOCK, k)
         for ib in range(i0, i1, I_BLOCK):
-            for j0 in range(0, m, 2 * L):
-                _panel(A, B, C, ib, min(ib + I_BLOCK, i1), j0, min(2 * L, m - j0), p0, p1)
+            for j0 in range(c0, c1, 2 * L):
+                _panel(A, B, C, ib, min(ib + I_BLOCK, i1), j0, min(2 * L, c1 - j0), p0, p1)
 
 
 @inlined
@@ -273,13 +273,14 @@ def _product(A, B, C, n_threads):
         _row(A, 0, B, C[0], k, np.int64(0), m)
         return
     nc = _chunks(n, k, C.shape[1], n_threads)
+    z = np.int64(0)                      # not a literal 0: one specialisation, not two
     if nc == 1:
-        _rows(A, B, C, np.int64(0), n)   # not a literal 0: one specialisation, not two
+        _rows(A, B, C, z, n, z, m)
         return
     blocks = (n + ROW_BLOCK - 1) // ROW_BLOCK
     per = (blocks + nc - 1) // nc * ROW_BLOCK
     for t in prange(nc):
-        _rows(A, B, C, min(t * per, n), min((t + 1) * per, n))
+        _rows(A, B, C, min(t * per, n), min((t + 1) * per, n), z, m)
 
 
 @helper
@@ -313,21 +314,43 @@ def _transpose8(B, Bt):
     128x256x512 well below matmul's speed: bench/REPORT-avx2.md's GEMM table),
     the ragged edges element by element.  (A block loop starting at a run-time
     column ran slower: meProp's column tiles keep the tiled loop.)"""
-    m = B.shape[0]
+    _transpose8_rows(B, Bt, 0, B.shape[0])
+
+
+@inlined
+def _transpose8_rows(B, Bt, r0, r1):
+    """Bt[:, r0:r1] = B[r0:r1].T (r0 a multiple of 8) in _transpose8's blocks."""
     k = B.shape[1]
-    m8 = m - m % 8
+    e8 = r1 - (r1 - r0) % 8
     k8 = k - k % 8
-    for i0 in range(0, m8, 8):
+    for i0 in range(r0, e8, 8):
         for p0 in range(0, k8, 8):
             for p in range(8):
                 for i in range(8):
                     Bt[p0 + p, i0 + i] = B[i0 + i, p0 + p]
-    for i in range(m8):
+    for i in range(r0, e8):
         for p in range(k8, k):
             Bt[p, i] = B[i, p]
-    for i in range(m8, m):
+    for i in range(e8, r1):
         for p in range(k):
             Bt[p, i] = B[i, p]
+
+
+@kernel_helper
+def _nt_cols(A, B, C, Bt, n_threads):
+    """C = A @ B.T in blocks of C's columns, one per thread: each thread forms its
+    columns of Bt (its rows of B) and multiplies into its columns of C, so no
+    thread waits for a serial B^T and each reads the Bt it wrote (matmul_nt
+    128x256x512 in bench/REPORT.md's GEMM table).  Blocks of 32 columns: whole
+    panels of 2 vectors in every ISA, the bits of the row split."""
+    m = B.shape[0]
+    nb = (m + 31) // 32
+    nc = min(n_threads, nb)
+    for t in prange(nc):
+        c0 = nb * t // nc * 32
+        c1 = min(nb * (t + 1) // nc * 32, m)
+        _transpose8_rows(B, Bt, c0, c1)
+        _rows(A, Bt, C, np.int64(0), C.shape[0], c0, c1)
 
 
 @helper
@@ -421,6 +444,13 @@ def matmul_nt(A, B, C, n_threads):
 def nt_ws(A, B, C, Bt, n_threads):
     """matmul_nt's work with the caller's (k, m) scratch Bt for B^T
     (train_batches passes one buffer for every batch and layer)."""
+    if not SERIAL_TWIN:              # (a serial twin compiles only the path below)
+        n = A.shape[0]
+        m = B.shape[0]
+        if (_unit_rows(C) and n_threads > 1 and m >= 64 and B.shape[1] > 0
+                and _chunks(n, B.shape[1], m, n_threads) > 1):
+            _nt_cols(A, B, C, Bt, n_threads)
+            return
     _transpose(B, Bt, 0, B.shape[1])
     if _unit_rows(C):
         _product(A, Bt, C, n_threads)
