@@ -349,7 +349,6 @@ def specialise(disp, consts, _memo=None, _callee=False):
         return entry[1]
     f = disp.py_func
     glb = dict(f.__globals__)
-    glb["SERIAL_TWIN"] = True
     for name in _global_names(f.__code__):
         if name in consts:
             glb[name] = int(consts[name])
