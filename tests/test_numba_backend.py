@@ -638,6 +638,47 @@ def test_matmul_nt_column_blocks_give_the_row_split_bits(dtype, n, k, m):
         assert C2.tobytes() == out[2].tobytes()
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n,k,m", [(128, 784, 512), (256, 300, 64), (64, 130, 128), (64, 1000, 256)])
+def test_matmul_aliasing_rows_run_on_a_padded_copy_with_the_same_bits(dtype, n, k, m):
+    """Operands whose rows lie a multiple of ALIAS_BYTES apart (B of every form,
+    matmul_tn's A, matmul_nt's B^T scratch) are multiplied from a copy with
+    rows PAD_BYTES further apart: the bits of the same operands held in wider
+    buffers (rows that do not alias, so no copy), at 1, 2 and 3 threads, and of
+    the Cython twin."""
+    from fastnet._kernels.numba import matmul as nmm
+    item = np.dtype(dtype).itemsize
+    assert n >= nmm.PAD_MIN_ROWS and n * k * m >= nmm.MATMUL_PAR_MIN
+    assert (m * item) % nmm.ALIAS_BYTES == 0 and (n * item) % nmm.ALIAS_BYTES == 0
+    rng = np.random.default_rng(n + 7 * k + m)
+
+    def wide(X):                      # X's values, rows 3 elements further apart
+        W = np.full((X.shape[0], X.shape[1] + 3), np.nan, dtype)
+        W[:, :X.shape[1]] = X
+        return W[:, :X.shape[1]]
+
+    A = rng.standard_normal((n, k)).astype(dtype)
+    B = rng.standard_normal((k, m)).astype(dtype)
+    At = np.ascontiguousarray(A.T)
+    Bt = np.ascontiguousarray(B.T)
+    R = A.astype(np.float64) @ B.astype(np.float64)
+    cy = get_backend("cython") if "cython" in available_backends() else None
+    for form, a, b in [("matmul", A, B), ("matmul_tn", At, B), ("matmul_nt", A, Bt)]:
+        got = {}
+        for t in (1, 2, 3):
+            got[t] = np.full((n, m), np.nan, dtype)
+            getattr(nb, form)(a, b, got[t], t)
+        assert np.abs(got[1] - R).max() <= (1e-4 if dtype == np.float32 else 1e-10) * np.abs(R).max()
+        plain = np.full((n, m), np.nan, dtype)
+        getattr(nb, form)(wide(a), wide(b), plain, 2)
+        for t in (1, 2, 3):
+            assert got[t].tobytes() == plain.tobytes(), (form, t)
+        if cy is not None:
+            C2 = np.full((n, m), np.nan, dtype)
+            getattr(cy, form)(a, b, C2, 2)
+            assert C2.tobytes() == plain.tobytes(), form
+
+
 def test_matmul_runs_as_python_under_numba_disable_jit():
     """NUMBA_DISABLE_JIT (debugging) runs the kernels as Python: the SIMD
     intrinsics have numpy stand-ins there (kernels/numba/simd.py)."""

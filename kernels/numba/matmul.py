@@ -33,6 +33,13 @@ a scratch then transposed (``_swap_pays``; the Cython twin's
 B^T into a scratch array (m * k moves, against n * m * k multiply-adds;
 ``nt_ws`` takes the caller's scratch).
 
+No packing as in the Cython twin, but when an operand's rows (B's, or the
+columns of matmul_tn's transposed A) lie a multiple of ALIAS_BYTES apart, the
+P_BLOCK rows of a panel would fall into a few cache sets and leave L1 (1024^3,
+a wide layer's 512 or 256 columns): a large enough product runs on a copy with
+rows PAD_BYTES further apart, made in one parallel pass (``ldpad`` gives the
+padded row length, which matmul_nt's scratch takes from the start).
+
 Reduction order: every element of C is ``fma(a_p, b_p, ...)`` for p = 0, 1,
 ..., k-1 in order, starting from 0, whatever the blocking, so the result is a
 function of the shape alone.  Work is split over OUTPUT rows (chunks of whole
@@ -74,6 +81,19 @@ T_TILE = 16
 #: rows per cache block (whole row blocks): I_BLOCK x P_BLOCK of A (128 KB
 #: float32 on AVX-512) stays in L2
 I_BLOCK = 16 * ROW_BLOCK
+#: an operand whose rows lie a multiple of this many bytes apart puts the
+#: P_BLOCK rows of a panel into a few cache sets (at 4 KB into one), so the panel
+#: does not stay in L1; _product then runs on a copy whose rows are PAD_BYTES
+#: further apart (numba 1024^3 and the wide step's products in
+#: bench/REPORT-avx2.md's GEMM table)
+ALIAS_BYTES = 256
+PAD_BYTES = 64
+#: ... when the product has at least this many rows of C to reuse the copy over
+PAD_MIN_ROWS = 32
+#: 0 in the split step's copies (kernels/numba/network.py: its products stay
+#: below MATMUL_PAR_MIN, so the copy never pays there), which then do not
+#: compile it (bench/numba_compile_time.py)
+PAD_COPY = 1
 
 
 @intrinsic
@@ -273,6 +293,25 @@ def _product(A, B, C, n_threads):
         _row(A, 0, B, C[0], k, np.int64(0), m)
         return
     nc = _chunks(n, k, C.shape[1], n_threads)
+    if PAD_COPY and n >= PAD_MIN_ROWS and k >= 2 * FULL_ROWS and n * k * m >= MATMUL_PAR_MIN:
+        pad_b = B.strides[0] % ALIAS_BYTES == 0
+        # matmul_tn's A is a transposed view: its columns are the panel's rows
+        pad_a = A.strides[0] == A.itemsize and A.strides[1] % ALIAS_BYTES == 0
+        if pad_b or pad_a:
+            At = A.T
+            Bp = np.empty((k, ldpad(m, B.itemsize) if pad_b else 0), B.dtype)
+            Ap = np.empty((k, ldpad(n, A.itemsize) if pad_a else 0), A.dtype)
+            for t in prange(nc):         # (one parallel region for both copies)
+                r0 = k * t // nc
+                r1 = k * (t + 1) // nc
+                if pad_b:
+                    _pad_copy(B, Bp, r0, r1)
+                if pad_a:
+                    _pad_copy(At, Ap, r0, r1)
+            if pad_b:
+                B = Bp
+            if pad_a:
+                A = Ap[:, :n].T
     z = np.int64(0)                      # not a literal 0: one specialisation, not two
     if nc == 1:
         _rows(A, B, C, z, n, z, m)
@@ -281,6 +320,26 @@ def _product(A, B, C, n_threads):
     per = (blocks + nc - 1) // nc * ROW_BLOCK
     for t in prange(nc):
         _rows(A, B, C, min(t * per, n), min((t + 1) * per, n), z, m)
+
+
+@helper
+def ldpad(m, itemsize):
+    """The row length (elements) of a scratch copy of rows of m elements: m, or
+    m + PAD_BYTES worth when rows of m would alias (ALIAS_BYTES)."""
+    if (m * itemsize) % ALIAS_BYTES == 0:
+        return m + PAD_BYTES // itemsize
+    return m
+
+
+@helper
+def _pad_copy(src, dst, r0, r1):
+    """dst[r0:r1, :m] = src[r0:r1] (src's rows unit-stride, m = src.shape[1])."""
+    m = src.shape[1]
+    for i in range(r0, r1):
+        s = src[i]
+        d = dst[i]
+        for j in range(m):
+            d[j] = s[j]
 
 
 @helper
@@ -436,14 +495,15 @@ def matmul_nt(A, B, C, n_threads):
     if m * k * C.itemsize <= STACK_MAX_BYTES:
         Bt = stack_empty_2d(k, m, C)            # small: no allocator call (a large share of a tiny product)
     else:
-        Bt = np.empty((k, m), C.dtype)
+        Bt = np.empty((k, ldpad(m, C.itemsize)), C.dtype)     # (rows that do not alias)
     nt_ws(A, B, C, Bt, n_threads)
 
 
 @inlined
 def nt_ws(A, B, C, Bt, n_threads):
-    """matmul_nt's work with the caller's (k, m) scratch Bt for B^T
-    (train_batches passes one buffer for every batch and layer)."""
+    """matmul_nt's work with the caller's scratch Bt for B^T: (k, m), or wider
+    (``ldpad``: its columns from m on are not read; train_batches passes one
+    buffer for every batch and layer)."""
     if not SERIAL_TWIN:              # (a serial twin compiles only the path below)
         n = A.shape[0]
         m = B.shape[0]
