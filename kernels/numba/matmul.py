@@ -150,9 +150,11 @@ def _rows(A, B, C, i0, i1, c0, c1):
     L = vlanes(C)
     for p0 in range(0, k, P_BLOCK):
         p1 = min(p0 + P_BLOCK, k)
-        for ib in range(i0, i1, I_BLOCK):
+        # a short p block takes more rows per block, the same bytes of A
+        rb = I_BLOCK * (P_BLOCK // (p1 - p0))
+        for ib in range(i0, i1, rb):
             for j0 in range(c0, c1, 2 * L):
-                _panel(A, B, C, ib, min(ib + I_BLOCK, i1), j0, min(2 * L, c1 - j0), p0, p1)
+                _panel(A, B, C, ib, min(ib + rb, i1), j0, min(2 * L, c1 - j0), p0, p1)
 
 
 @inlined
@@ -166,39 +168,33 @@ def _panel(A, B, C, i0, i1, j0, w, p0, p1):
     w1 = w - w0
     j1 = j0 + L
     i = i0
-    # AVX-512: one call runs every block of the panel (at k = 10 a call, which
-    # passes three arrays, cost as much as a block's arithmetic); AVX2 one block
-    # per call (its blocks ran slower inside the loop: bench/REPORT-avx2.md)
+    # one call runs every block of the panel (at k = 10 a call, which passes
+    # three arrays, cost as much as a block's arithmetic: matmul_tn 784x10x30 in
+    # bench/REPORT-avx2.md's GEMM table)
     if w == 2 * L:
-        if FULL_ROWS == 8:          # (a constant: numba compiles one branch)
-            nb = (i1 - i) // FULL_ROWS
-            if nb > 0:
+        nb = (i1 - i) // FULL_ROWS
+        if nb > 0:
+            if FULL_ROWS == 8:          # (a constant: numba compiles one branch)
                 _fblk8(A, B, C, i, nb, j0, p0, p1)
-                i += nb * FULL_ROWS
-        else:
-            while i1 - i >= FULL_ROWS:
-                _fblk6(A, B, C, i, ONE, j0, p0, p1)
-                i += FULL_ROWS
+            else:
+                _fblk6(A, B, C, i, nb, j0, p0, p1)
+            i += nb * FULL_ROWS
     if w1 == 0:
         # a panel of one vector (a layer of 10 units): no second vector of zeros
-        if ROW_BLOCK == 8:
-            nb = (i1 - i) // ROW_BLOCK
-            if nb > 0:
-                _vblk8(A, B, C, i, nb, j0, w0, p0, p1)
-                i += nb * ROW_BLOCK
-        else:
-            while i1 - i >= ROW_BLOCK:
-                _vblk5(A, B, C, i, ONE, j0, w0, p0, p1)
-                i += ROW_BLOCK
-    if ROW_BLOCK == 8:
-        nb = (i1 - i) // ROW_BLOCK - 1      # all but the last one or two blocks
+        nb = (i1 - i) // ROW_BLOCK
         if nb > 0:
-            _blk8(A, B, C, i, nb, j0, j1, w0, w1, p0, p1)
+            if ROW_BLOCK == 8:
+                _vblk8(A, B, C, i, nb, j0, w0, p0, p1)
+            else:
+                _vblk5(A, B, C, i, nb, j0, w0, p0, p1)
             i += nb * ROW_BLOCK
-    else:
-        while i1 - i >= 2 * ROW_BLOCK:
-            _blk5(A, B, C, i, ONE, j0, j1, w0, w1, p0, p1)
-            i += ROW_BLOCK
+    nb = (i1 - i) // ROW_BLOCK - 1          # all but the last one or two blocks
+    if nb > 0:
+        if ROW_BLOCK == 8:
+            _blk8(A, B, C, i, nb, j0, j1, w0, w1, p0, p1)
+        else:
+            _blk5(A, B, C, i, nb, j0, j1, w0, w1, p0, p1)
+        i += nb * ROW_BLOCK
     if i1 - i > ROW_BLOCK:
         r = (i1 - i + 1) // 2
         _blk(r, A, B, C, i, j0, j1, w0, w1, p0, p1)
