@@ -37,7 +37,7 @@ No packing as in the Cython twin, but when an operand's rows (B's, or the
 columns of matmul_tn's transposed A) lie a multiple of ALIAS_BYTES apart, the
 P_BLOCK rows of a panel would fall into a few cache sets and leave L1 (1024^3,
 a wide layer's 512 or 256 columns): a large enough product runs on a copy with
-rows PAD_BYTES further apart, made in one parallel pass (``ldpad`` gives the
+rows PAD_BYTES further apart, made in one parallel pass (``_ldpad`` gives the
 padded row length, which matmul_nt's scratch takes from the start).
 
 Reduction order: every element of C is ``fma(a_p, b_p, ...)`` for p = 0, 1,
@@ -295,8 +295,8 @@ def _product(A, B, C, n_threads):
         pad_a = A.strides[0] == A.itemsize and A.strides[1] % ALIAS_BYTES == 0
         if pad_b or pad_a:
             At = A.T
-            Bp = np.empty((k, ldpad(m, B.itemsize) if pad_b else 0), B.dtype)
-            Ap = np.empty((k, ldpad(n, A.itemsize) if pad_a else 0), A.dtype)
+            Bp = np.empty((k, _ldpad(m, B.itemsize) if pad_b else 0), B.dtype)
+            Ap = np.empty((k, _ldpad(n, A.itemsize) if pad_a else 0), A.dtype)
             for t in prange(nc):         # (one parallel region for both copies)
                 r0 = k * t // nc
                 r1 = k * (t + 1) // nc
@@ -319,7 +319,7 @@ def _product(A, B, C, n_threads):
 
 
 @helper
-def ldpad(m, itemsize):
+def _ldpad(m, itemsize):
     """The row length (elements) of a scratch copy of rows of m elements: m, or
     m + PAD_BYTES worth when rows of m would alias (ALIAS_BYTES)."""
     if (m * itemsize) % ALIAS_BYTES == 0:
@@ -491,14 +491,14 @@ def matmul_nt(A, B, C, n_threads):
     if m * k * C.itemsize <= STACK_MAX_BYTES:
         Bt = stack_empty_2d(k, m, C)            # small: no allocator call (a large share of a tiny product)
     else:
-        Bt = np.empty((k, ldpad(m, C.itemsize)), C.dtype)     # (rows that do not alias)
+        Bt = np.empty((k, _ldpad(m, C.itemsize)), C.dtype)     # (rows that do not alias)
     nt_ws(A, B, C, Bt, n_threads)
 
 
 @inlined
 def nt_ws(A, B, C, Bt, n_threads):
     """matmul_nt's work with the caller's scratch Bt for B^T: (k, m), or wider
-    (``ldpad``: its columns from m on are not read; train_batches passes one
+    (``_ldpad``: its columns from m on are not read; train_batches passes one
     buffer for every batch and layer)."""
     if not SERIAL_TWIN:              # (a serial twin compiles only the path below)
         n = A.shape[0]

@@ -48,7 +48,7 @@ from ._jit import (kernel_helper, helper, inlined, serial, strict, prange, seria
                    MATMUL_PAR_MIN)
 from .atomics import atomic_add, atomic_cas, atomic_load, atomic_store, spin_pause
 from .refs import borrow, keep, view2d
-from .matmul import matmul, matmul_tn, nt_ws, ldpad, _strided
+from .matmul import matmul, matmul_tn, nt_ws, _ldpad, _strided
 from .simd import prefetch
 from ._generated_elementwise import (bias_act_forward, act_backward, _opt_tile, _opt_typed, NS_MAX,
                                      ALL_ACTS, ALL_OPTS, FWD_MASK, BWD_MASK, OPT_MASK)
@@ -727,7 +727,7 @@ def _split_b(bi, r0, nb, Y, labels, sw, perm, layers, head, opt, hyper, t, param
             bias_grad(cur, gb, ONE)
         nxt_off = offD1 if cur_off == offD0 else offD0
         nxt = _view(work, nxt_off, nb, w_in)
-        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, ldpad(w_in, W.itemsize)), ONE)
+        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, _ldpad(w_in, W.itemsize)), ONE)
         act_backward(_view(work, offZ[l - 1], nb, w_in), _view(work, offA[l - 1], nb, w_in), nxt,
                      layers[l - 1].act, layers[l - 1].act_param, nxt, ONE)
         cur = nxt
@@ -809,7 +809,7 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
     own_wloss = np.empty(bs, np.float64)
     smax = 1
     for l in range(1, L):
-        smax = max(smax, layers[l].n_out * ldpad(layers[l].n_in, params.itemsize))
+        smax = max(smax, layers[l].n_out * _ldpad(layers[l].n_in, params.itemsize))
     own_wt = np.empty(smax, params.dtype)
     own_typed = np.empty(NS_MAX, params.dtype)
     # the parts' columns of the batch's rows, a buffer per part (no cache line
@@ -1101,10 +1101,10 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
         own_wloss = np.empty(bs, np.float64)
         own_pen = np.zeros(1, np.float64)
         own_idx = np.empty(bs * kmax, np.int64)    # meProp's kept columns
-        smax = 0                                   # a layer's W^T, (z width, in + ldpad): matmul_nt's
+        smax = 0                                   # a layer's W^T, (z width, in + _ldpad): matmul_nt's
         for l in range(L):                         # scratch (layers above the first) and meProp's
             if l > 0 or _topk_of(layers, l) > 0:
-                smax = max(smax, _zw(layers, l) * ldpad(layers[l].n_in, params.itemsize))
+                smax = max(smax, _zw(layers, l) * _ldpad(layers[l].n_in, params.itemsize))
         own_wt = np.empty(smax, params.dtype)
         own_typed = np.empty(NS_MAX, params.dtype)  # the optimizer's scalar factors, per update
         # the scratch borrowed too; its owners are kept to the end of the call
@@ -1214,7 +1214,7 @@ def _make_train_batches(DROP, REG, CLIP, MAXOUT, PRELU, MEPROP, DIAG):
                     if MEPROP and kk > 0:
                         nt_sparse_ws(cur, idx, W, nxt, view2d(wt_ws, 0, zw, w_in), n_threads)
                     else:
-                        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, ldpad(w_in, W.itemsize)), n_threads)
+                        nt_ws(_strided(cur), W, nxt, view2d(wt_ws, 0, zw, _ldpad(w_in, W.itemsize)), n_threads)
                     if DROP and offM[l - 1] >= 0:
                         _dropout(nxt, nxt, layers[l - 1].dropout, key, b, L, l - 1, bs)
                     Zb = _view(work, offZ[l - 1], nb, _zw(layers, l - 1))
