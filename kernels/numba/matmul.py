@@ -59,7 +59,7 @@ from numba.extending import intrinsic
 
 from ._jit import kernel_helper, helper, serial, inlined, prange, MATMUL_PAR_MIN, ROW_PAR_MIN, SERIAL_TWIN
 from .simd import vlanes, vzero, vbcast, vload, vload_n, vstore, vstore_n, vfma, stack_empty_2d, STACK_MAX_BYTES, VECTOR_BYTES
-from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6, ONE
+from ._generated_microkernel import _blk, _blk8, _blk5, _vblk8, _vblk5, _fblk8, _fblk6
 
 #: rows of C per micro-kernel block: 8 rows x 2 vectors = 16 accumulators of
 #: AVX-512's 32 registers, 5 x 2 = 10 of AVX2's 16 (with the B row, the broadcast and
