@@ -29,6 +29,7 @@ from .backends import _api, get_backend, resolve_name
 from .backends._geometry import geometry
 from .layers import Dense, Dropout, InputLayer, Layer, Maxout, PReLU
 from . import utils as _utils
+from ._memory import aligned_empty, aligned_zeros
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 # Rows per forward call in predict/evaluate when no batch_size is given.
@@ -43,10 +44,10 @@ _SCRATCH_MAX = 1 << 16
 def _scratch(size, dtype):
     """A forward workspace of at least ``size`` elements of ``dtype``."""
     if size > _SCRATCH_MAX:
-        return np.empty(size, dtype=dtype)
+        return aligned_empty(size, dtype)
     buf = getattr(_SCRATCH, dtype.char, None)
     if buf is None:
-        buf = np.empty(_SCRATCH_MAX, dtype=dtype)
+        buf = aligned_empty(_SCRATCH_MAX, dtype)
         setattr(_SCRATCH, dtype.char, buf)
     return buf
 
@@ -349,7 +350,7 @@ class Sequential:
                 layers[l]["bias_l1"] = reg.l1
                 layers[l]["bias_l2"] = reg.l2
             n_in = layer.units
-        params = np.zeros(pos, dtype=self.dtype)
+        params = aligned_zeros(pos, self.dtype)
         rng = _rng(self.seed, _STREAM_INIT)
         for l, layer in enumerate(dense):
             W, b = self._views(params, layers, l)
@@ -360,7 +361,7 @@ class Sequential:
                 self._slopes(params, layers, l)[...] = prelus[l].init
         self._layer_table = layers
         self._params = params
-        self._grads = np.zeros_like(params)
+        self._grads = aligned_zeros(pos, self.dtype)
         self._input_dim = int(input_dim)
         self._work = None
         self._work_key = None
@@ -1027,7 +1028,7 @@ class Sequential:
     def _workspace(self, batch_size):
         key = ("train", batch_size)
         if self._work_key != key:
-            self._work = np.zeros(_api.workspace_size(self._layer_table, batch_size), dtype=self.dtype)
+            self._work = aligned_zeros(_api.workspace_size(self._layer_table, batch_size), self.dtype)
             self._work_key = key
         return self._work
 

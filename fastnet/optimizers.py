@@ -29,6 +29,7 @@ import numbers
 import numpy as np
 
 from ._kernels import defs
+from ._memory import aligned_zeros
 from . import schedules  # noqa: F401  (Keras's path: fastnet.optimizers.schedules)
 
 
@@ -228,7 +229,7 @@ class Optimizer:
 
     # -- state ---------------------------------------------------------------
     def _initial_state(self, n_params, dtype):
-        return np.zeros((defs.N_STATE, n_params), dtype=dtype)
+        return aligned_zeros((defs.N_STATE, n_params), dtype)
 
     def _check_owner(self, model):
         """ValueError if another (live) model uses this optimizer."""
