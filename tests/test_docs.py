@@ -51,22 +51,42 @@ def test_the_guide_and_readme_have_code_blocks():
         assert any(i.startswith(page) for i in ids), page
 
 
+# page -> [namespace, how many of its blocks have run in it]
 _NAMESPACES = {}
 
 
 @pytest.mark.parametrize("page, code, not_run", BLOCKS)
-def test_code_block_runs(page, code, not_run, tmp_path, monkeypatch):
+def test_code_block_runs(page, code, not_run, tmp_path, monkeypatch, request):
     if not_run:
         pytest.skip("shown, not run: %s" % not_run)
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
-    namespace = _NAMESPACES.setdefault(page, {"__name__": "__doc_block__"})
+    # the page's earlier blocks run first where this process has not run them
+    # (pytest-xdist may hand the blocks of one page to different workers)
+    page_blocks = [p.values for p in BLOCKS if p.values[0] == page]
+    index = int(request.node.callspec.id.rsplit("-", 1)[1])
+    state = _NAMESPACES.setdefault(page, [{"__name__": "__doc_block__"}, 0])
+    if state[1] > index:  # a rerun of this block: start the page again
+        state[:] = [{"__name__": "__doc_block__"}, 0]
     with contextlib.redirect_stdout(io.StringIO()):
-        try:
-            exec(compile(code, "<%s block>" % page, "exec"), namespace)
-        except ModuleNotFoundError as exc:
-            if exc.name and exc.name.split(".")[0] in OPTIONAL:
-                pytest.skip("needs %s" % exc.name)
-            raise
+        for _, earlier, earlier_not_run in page_blocks[state[1]:index]:
+            if not earlier_not_run:
+                _run_block(page, earlier, state[0])
+        state[1] = index + 1
+        missing = _run_block(page, code, state[0])
+    if missing:
+        pytest.skip("needs %s" % missing)
+
+
+def _run_block(page, code, namespace):
+    """Run one block in its page's namespace; the name of a missing optional
+    module (the block stops there, as a reader's would), else None."""
+    try:
+        exec(compile(code, "<%s block>" % page, "exec"), namespace)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] in OPTIONAL:
+            return exc.name
+        raise
+    return None
 
 
 def test_api_reference_lists_every_public_name():
