@@ -1,6 +1,6 @@
 """Buffers aligned to a cache line.
 
-numpy's allocator (malloc) returns large arrays 16 or 48 bytes past a cache line,
+numpy's allocator (malloc) returns arrays 16, 32 or 48 bytes past a cache line,
 so every 64-byte vector load of such a buffer spans two lines: batch-1 inference
 streams the weights once and pays it on every load (bench/REPORT.md's predict
 section).  The model's parameters, gradients, optimizer state and workspaces are
