@@ -540,7 +540,7 @@ def test_one_digits_epoch_matches_the_reference_for_each_optimizer(backend, digi
 
 def test_model_buffers_start_on_a_cache_line(backend, dtype, tmp_path):
     """Parameters, gradients, optimizer state and workspaces are 64-byte aligned
-    after build, fit, pickling and load_model: numpy's malloc'd buffers sit 16
+    after build, fit, pickling and load_model: numpy's malloc'd buffers sit 16-48
     bytes past a line, and every vector load of the weights then spans two lines
     (batch-1 predict streams them: bench/REPORT.md's predict section).  The net
     is large enough (over glibc's mmap threshold) that an unaligned allocation
