@@ -25,12 +25,15 @@ first layer's input gradient, which no trainer computes), times the samples per
 epoch and the epochs (L-BFGS: times scikit-learn's loss/gradient evaluations),
 divided by the machine's one-thread GEMM rate in the row's training dtype (the
 best of a few 1024^3 products, the faster of numpy's BLAS and fastnet's own
-matmul: a BLAS may run lesser kernels than the CPU has) = the GEMM-bound time.
-For L-BFGS the bound adds
+matmul: a BLAS may run lesser kernels than the CPU has) = the GEMM-bound time;
+divided by one core's FMA throughput instead (bench/cpuid_cap.c's probe at the
+CPU's widest vectors; float64 at half the float32 rate), the ceiling no code can
+pass = the FMA-peak bound.  For L-BFGS both bounds add
 scikit-learn's fit with its evaluations replayed from a recording: scipy's
 optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too.
-The maximum speed-up is scikit-learn's time over that bound; where it is below
-5x the row's target cannot be met by any implementation on this machine.
+The maximum speed-up is scikit-learn's time over a bound; where it is below 5x
+at the FMA peak, the row's target cannot be met by any implementation on this
+machine.
 One more fastnet fit per row, with the backend's compiled training calls
 timed, gives the share of fastnet's time spent in them (the rest is Python).
 
@@ -161,6 +164,12 @@ def machine_rates(size, backend):
         rates["numpy_" + dt] = gemm_rate(dt, size=size)
         rates["fastnet_" + dt] = gemm_rate(dt, size=size, backend=name)
         rates[dt] = max(rates["numpy_" + dt], rates["fastnet_" + dt])
+    import fnbench_isa  # (bench/, this script's folder)
+    peak, width = fnbench_isa.fma_peak("native", 1, iters=60_000_000 if size >= 1024 else 5_000_000)
+    if peak is not None:  # GFLOP/s of float32 FMAs; float64 fills half the lanes
+        rates.update(fma_float32=peak * 1e9, fma_float64=peak * 1e9 / 2, fma_width=width)
+    else:
+        rates["fma_unavailable"] = width
     return rates
 
 
@@ -299,6 +308,8 @@ def run(args):
         steps = float(np.median(row["evaluations"])) if lbfgs else float(np.median([r[2] for r in row["sk"]]))
         flops = gemm_flops_per_sample(units) * Xtr.shape[0] * steps
         bound = flops / rates[dtype] + (float(np.median(row["replay"])) if lbfgs else 0.0)
+        peak = rates.get("fma_" + dtype)
+        peak_bound = flops / peak + (float(np.median(row["replay"])) if lbfgs else 0.0) if peak else None
         # the same products at OpenBLAS's speed on the row's own shapes (full batches and the last)
         n_tr = Xtr.shape[0]
         bs = n_tr if lbfgs else min(int(p.get("batch_size", 200)) if p.get("batch_size") != "auto"
@@ -319,8 +330,10 @@ def run(args):
                    units=units, dtype=dtype, sk_dtype=sk_est[0].coefs_[0].dtype.name,
                    backend=fn_est[0]._model.backend_name, gemm_flops=flops, gemm_rate=rates[dtype],
                    numpy_gemm_rate=rates["numpy_" + dtype], fastnet_gemm_rate=rates["fastnet_" + dtype],
-                   bound_time=bound,
-                   max_speedup=sk_t / bound, attainable=bool(sk_t / bound >= 5.0),
+                   bound_time=bound, max_speedup=sk_t / bound,
+                   fma_rate=peak, peak_bound=peak_bound, peak_max_speedup=sk_t / peak_bound if peak else None,
+                   # "no implementation can": judged at the FMA ceiling when the probe ran
+                   attainable=bool(sk_t / (peak_bound or bound) >= 5.0),
                    openblas_bound=shapes_bound, openblas_max_speedup=sk_t / shapes_bound)
         results.append(row)
         print("%-32s sklearn %.3f s  fastnet %.3f s  %.1fx   %s %.4f vs %.4f   bound %.3g s (max %.1fx)" % (
@@ -342,21 +355,22 @@ def markdown(results, args, rates):
                  "1 seed" if args.quick else "%d seeds" % args.seeds,
                  " Not a measurement." if args.quick else ""), "",
              "| workload | n train | network | dtype | sklearn fit (s) | fastnet fit (s) | fastnet in kernels "
-             "| speed-up | GEMM-bound (s) | max speed-up | products at OpenBLAS (s) | max at OpenBLAS "
-             "| sklearn score | fastnet score | target met |",
-             "|---|---:|---|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
+             "| speed-up | GEMM-bound (s) | max speed-up | FMA-peak bound (s) | max at FMA peak "
+             "| products at OpenBLAS (s) | max at OpenBLAS | sklearn score | fastnet score | target met |",
+             "|---|---:|---|:-:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:-:|"]
     for r in results:
         if "skipped" in r:
-            lines.append("| %s | | | | | | | | | | | | | | skipped: %s |" % (r["row"], r["skipped"]))
+            lines.append("| %s | | | | | | | | | | | | | | | | skipped: %s |" % (r["row"], r["skipped"]))
             continue
         met = "yes" if r["met"] else "no" if r["attainable"] else "unattainable"
-        lines.append("| %s | %d | %s | %s | %.3f | %.3f | %.0f%% | %.1fx | %.3g | %.1fx | %.3g | %.1fx "
+        lines.append("| %s | %d | %s | %s | %.3f | %.3f | %.0f%% | %.1fx | %.3g | %.1fx | %s | %s | %.3g | %.1fx "
                      "| %.4f | %.4f | %s |" % (
             r["row"], r["n_train"], "-".join(str(u) for u in r["units"]),
             r["dtype"] if r["sk_dtype"] == r["dtype"] else "%s (sklearn %s)" % (r["dtype"], r["sk_dtype"]),
             r["sk_time"], r["fn_time"], 100 * r["kernel_share"],
-            r["speedup"], r["bound_time"], r["max_speedup"], r["openblas_bound"], r["openblas_max_speedup"],
-            r["sk_score"], r["fn_score"], met))
+            r["speedup"], r["bound_time"], r["max_speedup"],
+            "%.3g" % r["peak_bound"] if r["peak_bound"] else "", "%.1fx" % r["peak_max_speedup"] if r["peak_bound"] else "",
+            r["openblas_bound"], r["openblas_max_speedup"], r["sk_score"], r["fn_score"], met))
     done = [r for r in results if "skipped" not in r]
     lines += ["", "Target: fastnet's fit >= 5x faster, accuracy within 1 point (R^2 within 0.02) of "
               "scikit-learn's.", "",
@@ -368,7 +382,9 @@ def markdown(results, args, rates):
               "computes in float64, the dtype of scipy's parameter vector); for L-BFGS, times "
               "scikit-learn's loss/gradient evaluations, plus its fit with those evaluations replayed from a "
               "recording (scipy's optimizer and the estimator's bookkeeping, which fastnet.sklearn runs too). "
-              "Max speed-up: scikit-learn's fit time over that bound. Products at OpenBLAS: the same products "
+              "Max speed-up: scikit-learn's fit time over that bound. FMA-peak bound: the same FLOPs at %s, "
+              "the rate no code exceeds (L-BFGS: plus the replayed fit); max at FMA peak: scikit-learn's fit time "
+              "over it. Products at OpenBLAS: the same products "
               "timed with numpy's matmul (OpenBLAS, one thread) on the row's own shapes (the full batches and "
               "the last, per epoch; L-BFGS: the whole set per evaluation, plus the replayed fit), what the "
               "products alone take at the speed scikit-learn gets from its BLAS; max at OpenBLAS: scikit-learn's "
@@ -376,7 +392,11 @@ def markdown(results, args, rates):
               "fastnet fit (seed 0) spent in the backend's compiled training calls (their argument checks "
               "included); the rest is Python (validation, the epoch loop, scipy for L-BFGS)." % (
                   rates["fastnet_backend"], rates["size"], rates["numpy_float32"] / 1e9,
-                  rates["fastnet_float32"] / 1e9, rates["numpy_float64"] / 1e9, rates["fastnet_float64"] / 1e9)]
+                  rates["fastnet_float32"] / 1e9, rates["numpy_float64"] / 1e9, rates["fastnet_float64"] / 1e9,
+                  "one core's FMA throughput, %.1f GFLOP/s float32 (%.1f float64) at %d-bit vectors (bench/cpuid_cap.c's "
+                  "probe: 12 independent FMA chains)" % (rates["fma_float32"] / 1e9, rates["fma_float64"] / 1e9,
+                                                        rates["fma_width"]) if "fma_float32" in rates else
+                  "(not measured here: %s)" % rates.get("fma_unavailable"))]
     own = [r for r in done if "sk64_score" in r]
     if own:
         lines += ["", "Scores against scikit-learn's own spread (L-BFGS rows): the same scikit-learn fit on float64 "
@@ -389,9 +409,10 @@ def markdown(results, args, rates):
                   "score gap below scikit-learn's own spread is within the row's noise."]
     out = [r for r in done if not r["attainable"]]
     if out:
-        lines += ["", "Unattainable on this machine (max speed-up below 5x for any implementation; for L-BFGS, any "
-                  "that runs scipy's L-BFGS-B, as scikit-learn and fastnet.sklearn do): " + "; ".join(
-            "%s (max %.1fx)" % (r["row"], r["max_speedup"]) for r in out) + "."]
+        lines += ["", "Unattainable on this machine (max speed-up below 5x for any implementation%s; for L-BFGS, "
+                  "any that runs scipy's L-BFGS-B, as scikit-learn and fastnet.sklearn do): " % (
+                      ", even at the FMA peak" if out[0]["peak_bound"] else "") + "; ".join(
+            "%s (max %.1fx)" % (r["row"], r["peak_max_speedup"] or r["max_speedup"]) for r in out) + "."]
     lines.append("")
     return "\n".join(lines)
 
