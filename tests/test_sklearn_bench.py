@@ -53,9 +53,9 @@ def test_sklearn_vs_fastnet_quick(tmp_path):
         assert r["openblas_max_speedup"] == pytest.approx(r["sk_time"] / r["openblas_bound"])
         assert ("%.1fx" % r["openblas_max_speedup"]) in text
         if r["peak_bound"] is not None:
-            # the FMA ceiling: at least any GEMM's rate (the bound is the smaller time, up to timing noise),
-            # and "unattainable" is judged at it
-            assert r["fma_rate"] > 1e9 and r["peak_bound"] < 1.25 * r["bound_time"]
+            # the FMA ceiling: at least any GEMM's rate, so the smaller time, up to the timing noise of two
+            # short probes on a shared machine (a unit slip would be off by 1e9); "unattainable" is judged at it
+            assert r["fma_rate"] > 1e9 and r["peak_bound"] < 3 * r["bound_time"]
             assert r["peak_max_speedup"] == pytest.approx(r["sk_time"] / r["peak_bound"])
             assert ("%.1fx" % r["peak_max_speedup"]) in text
             assert r["attainable"] == (r["peak_max_speedup"] >= 5.0)
