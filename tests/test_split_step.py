@@ -185,7 +185,8 @@ def test_numba_picks_the_split_step_at_any_thread_count_where_its_plan_applies(n
     assert isinstance(pick[0], network._SplitStep) and pick[0] is pick[1]
     calls = []
     post = network._SplitStep._post
-    network._SplitStep._post = classmethod(lambda cls, fn, a: calls.append(a[0]) or post.__func__(cls, fn, a))
+    network._SplitStep._post = classmethod(
+        lambda cls, fn, a, *where: calls.append(a[0]) or post.__func__(cls, fn, a, *where))
     try:
         one = _split_args("float32", HEADS[0], "sgd", "2 layers", 1)
         train(get_backend("numba"), *one)
@@ -288,3 +289,28 @@ def test_numba_split_step_in_a_forked_child(nb_split):
     got = os.read(r, 1)
     os.waitpid(pid, 0)
     assert got == b"\x01"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs and sched_getaffinity")
+def test_numba_split_helper_runs_off_the_callers_cpu(nb_split, monkeypatch):
+    """Each call runs the helper on the CPUs the caller may use other than the
+    one the caller is on (the workers spin on each other: beside the caller, after
+    an idle spell, they ran at one thread's speed); the bits are the one-thread
+    call's.  The caller's CPU comes from libc's sched_getcpu, here pinned to one."""
+    nbb, network = nb_split
+    allowed = os.sched_getaffinity(0)
+    want = _split_args("float32", HEADS[0], "sgd", "2 layers", 1)
+    train(get_backend("numba"), *want)
+    for cpu in sorted(allowed)[:2]:
+        monkeypatch.setattr(network, "_GETCPU", lambda cpu=cpu: cpu)
+        assert network._other_cpus() == allowed - {cpu}
+        args = _split_args("float32", HEADS[0], "sgd", "2 layers", 2)
+        train(get_backend("numba"), *args)
+        helper = [t for t in threading.enumerate() if t.name == "fastnet-split"]
+        assert len(helper) == 1
+        assert os.sched_getaffinity(helper[0].native_id) == allowed - {cpu}
+        for i in [TRAIN_ARG[a] for a in ("params", "grads", "batch_loss", "scores")]:
+            np.testing.assert_array_equal(args[i], want[i])
+    monkeypatch.setattr(network, "_GETCPU", lambda: -1)   # the OS does not say: no placement
+    assert network._other_cpus() is None

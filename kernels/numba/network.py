@@ -39,6 +39,7 @@ when ``(u >> 11) 2^-53 >= rate``; kept values are scaled by 1 / (1 - rate).
 All of it is uint64 arithmetic: every constant is an ``np.uint64`` (mixing
 uint64 with a Python int makes numba compute in float64).
 """
+import os
 from math import isfinite
 
 import numpy as np
@@ -863,6 +864,30 @@ def _split_worker(tid, ctl, slots, X, Y, labels, sw, perm, batch_size, first_bat
         _wait_for(ctl, CTL_DONE, ONE)
 
 
+#: libc's sched_getcpu through ctypes (None: not looked up yet, False: none here)
+_GETCPU = None
+
+
+def _other_cpus():
+    """The CPUs the calling thread may run on other than the one it runs on now,
+    for the split step's helper to keep to; None where the OS does not say, or
+    when no other CPU is allowed."""
+    global _GETCPU
+    if _GETCPU is None:
+        try:
+            import ctypes
+            fn = ctypes.CDLL(None).sched_getcpu
+            fn.restype, fn.argtypes = ctypes.c_int, []
+            _GETCPU = fn
+        except (OSError, AttributeError):
+            _GETCPU = False
+    if not _GETCPU or not hasattr(os, "sched_getaffinity"):
+        return None
+    cpu = _GETCPU()
+    others = os.sched_getaffinity(0) - {cpu} if cpu >= 0 else None
+    return others or None
+
+
 class _SplitStep:
     """train_batches for the calls step_plan gives the split step: ``worker`` (the
     _split_worker variant for the model's codes) runs as worker 0 on the calling
@@ -872,7 +897,10 @@ class _SplitStep:
     so the team is two threads of this process: one helper per process, made again
     in a child process (threads do not survive fork).  Worker 0 waits for worker
     1's last write in compiled code, so a call costs one wake-up of the helper,
-    not a Python round trip."""
+    not a Python round trip.  The helper runs each call on the CPUs other than the
+    one the caller's thread is on: the two workers spin on each other's progress,
+    and after an idle spell the scheduler often put the woken helper beside the
+    caller (bench/report.py's seed epoch, which follows a pause of 0.15 s)."""
 
     _jobs = None
     _pid = None
@@ -883,20 +911,24 @@ class _SplitStep:
         self.py_func = worker.py_func if hasattr(worker, "py_func") else worker
 
     @classmethod
-    def _post(cls, fn, args):
-        import os
+    def _post(cls, fn, args, cpus=None):
         if cls._jobs is None or cls._pid != os.getpid():
             import queue
             import threading
             cls._jobs, cls._pid = queue.SimpleQueue(), os.getpid()
             threading.Thread(target=cls._serve, args=(cls._jobs,), name="fastnet-split",
                              daemon=True).start()
-        cls._jobs.put((fn, args))
+        cls._jobs.put((fn, args, cpus))
 
     @classmethod
     def _serve(cls, jobs):
         while True:
-            fn, args = jobs.get()
+            fn, args, cpus = jobs.get()
+            if cpus is not None:
+                try:
+                    os.sched_setaffinity(0, cpus)   # (this thread only)
+                except OSError:
+                    pass
             try:
                 fn(*args)
             except BaseException as e:  # noqa: BLE001 - handed to the caller's next call
@@ -917,7 +949,7 @@ class _SplitStep:
             ctl[CTL_MODE] = MODE_ALONE
             self.worker(0, ctl, slots, *args)
             return
-        self._post(self.worker, (1, ctl, slots) + args)
+        self._post(self.worker, (1, ctl, slots) + args, _other_cpus())
         self.worker(0, ctl, slots, *args)
         if self._error:
             raise self._error.pop()
