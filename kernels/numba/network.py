@@ -873,15 +873,17 @@ def _other_cpus():
     for the split step's helper to keep to; None where the OS does not say, or
     when no other CPU is allowed."""
     global _GETCPU
+    if not hasattr(os, "sched_getaffinity"):   # (Linux only; nor has Windows a CDLL(None))
+        return None
     if _GETCPU is None:
         try:
             import ctypes
             fn = ctypes.CDLL(None).sched_getcpu
             fn.restype, fn.argtypes = ctypes.c_int, []
             _GETCPU = fn
-        except (OSError, AttributeError):
+        except (OSError, AttributeError, TypeError):
             _GETCPU = False
-    if not _GETCPU or not hasattr(os, "sched_getaffinity"):
+    if not _GETCPU:
         return None
     cpu = _GETCPU()
     others = os.sched_getaffinity(0) - {cpu} if cpu >= 0 else None
